@@ -1,0 +1,81 @@
+/*
+ * internal.h - private interfaces shared by the files of libslotgate.
+ *
+ * transport.c owns the socket and the optional TLS session, request.c builds
+ * and encodes requests, response.c decodes server messages, and client.c
+ * ties them into framing, the handshake, and the public calls. Nothing here
+ * is installed or part of the public API.
+ */
+#ifndef SG_CLIENT_INTERNAL_H
+#define SG_CLIENT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "slotgate.h"
+#include "slotgate.pb-c.h"
+
+/* Largest frame body the client accepts from a server. */
+#define SG_CLIENT_MAX_FRAME (64u * 1024u * 1024u)
+
+/* Out-of-memory policy: log and abort (the API has void setters). */
+void *sg_xmalloc(size_t n);
+void *sg_xrealloc(void *p, size_t n);
+char *sg_xstrdup(const char *s);
+void *sg_xmemdup(const void *p, size_t n);
+
+/* Monotonic clock in milliseconds. */
+int64_t sg_now_ms(void);
+
+/* Results of one non-blocking transport step. */
+enum sg_io {
+    SG_IO_DONE = 0,   /* *n bytes moved (n > 0) */
+    SG_IO_EOF,        /* orderly close by the peer */
+    SG_IO_WANT_READ,  /* retry after the socket is readable */
+    SG_IO_WANT_WRITE, /* retry after the socket is writable */
+    SG_IO_ERROR       /* failed; reason in the transport's err */
+};
+
+struct sg_transport {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    char err[256];
+};
+
+int sg_transport_open(struct sg_transport *t, const struct sg_client_options *opt,
+                      int64_t deadline);
+void sg_transport_close(struct sg_transport *t);
+enum sg_io sg_transport_read(struct sg_transport *t, void *buf, size_t len, size_t *n);
+enum sg_io sg_transport_write(struct sg_transport *t, const void *buf, size_t len,
+                              size_t *n);
+int sg_transport_wait(struct sg_transport *t, short events, int64_t deadline,
+                      short *revents);
+int sg_transport_pending(const struct sg_transport *t);
+
+struct sg_request {
+    uint64_t id;
+    int op;
+    char *keyspace;
+    ProtobufCBinaryData *keys;
+    size_t n_keys, cap_keys;
+    ProtobufCBinaryData *values;
+    size_t n_values, cap_values;
+    uint64_t *ttls;
+    size_t n_ttls, cap_ttls;
+    uint64_t ttl_ms;
+    int cond;
+    uint32_t deadline_ms;
+    ProtobufCBinaryData pattern;
+    ProtobufCBinaryData lease;
+    uint64_t version;
+};
+
+uint8_t *sg_frame_request(const struct sg_request *r, size_t *len);
+uint8_t *sg_frame_hello(const char *client_name, const void *token, size_t token_len,
+                        size_t *len);
+struct sg_response *sg_response_wrap(Slotgate__V1__ServerMessage *msg);
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * request.c - building requests and encoding client frames.
+ *
+ * A struct sg_request owns copies of every byte string handed to it, so the
+ * caller's buffers can be reused at once. Encoding produces one complete
+ * frame (4-byte big-endian length + packed ClientMessage) ready to write.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+void *sg_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+
+    if (p == NULL) {
+        fprintf(stderr, "libslotgate: out of memory allocating %zu bytes\n", n);
+        abort();
+    }
+    return p;
+}
+
+void *sg_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+
+    if (q == NULL) {
+        fprintf(stderr, "libslotgate: out of memory allocating %zu bytes\n", n);
+        abort();
+    }
+    return q;
+}
+
+char *sg_xstrdup(const char *s)
+{
+    return sg_xmemdup(s, strlen(s) + 1);
+}
+
+void *sg_xmemdup(const void *p, size_t n)
+{
+    void *q = sg_xmalloc(n);
+
+    if (n)
+        memcpy(q, p, n);
+    return q;
+}
+
+int64_t sg_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct sg_request *sg_request_new(uint64_t id, int op)
+{
+    struct sg_request *r = sg_xmalloc(sizeof(*r));
+
+    memset(r, 0, sizeof(*r));
+    r->id = id;
+    r->op = op;
+    return r;
+}
+
+void sg_request_free(struct sg_request *r)
+{
+    size_t i;
+
+    if (r == NULL)
+        return;
+    for (i = 0; i < r->n_keys; i++)
+        free(r->keys[i].data);
+    for (i = 0; i < r->n_values; i++)
+        free(r->values[i].data);
+    free(r->keys);
+    free(r->values);
+    free(r->ttls);
+    free(r->keyspace);
+    free(r->pattern.data);
+    free(r->lease.data);
+    free(r);
+}
+
+void sg_request_keyspace(struct sg_request *r, const char *keyspace)
+{
+    free(r->keyspace);
+    r->keyspace = keyspace ? sg_xstrdup(keyspace) : NULL;
+}
+
+/* Append a copy of (p, len) to a growable array of binary strings. */
+static void sg_bytes_push(ProtobufCBinaryData **arr, size_t *n, size_t *cap,
+                          const void *p, size_t len)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 4;
+        *arr = sg_xrealloc(*arr, *cap * sizeof(**arr));
+    }
+    (*arr)[*n].data = sg_xmemdup(p, len);
+    (*arr)[*n].len = len;
+    (*n)++;
+}
+
+void sg_request_add_key(struct sg_request *r, const void *key, size_t len)
+{
+    sg_bytes_push(&r->keys, &r->n_keys, &r->cap_keys, key, len);
+}
+
+void sg_request_add_value(struct sg_request *r, const void *val, size_t len)
+{
+    sg_bytes_push(&r->values, &r->n_values, &r->cap_values, val, len);
+}
+
+void sg_request_add_ttl(struct sg_request *r, uint64_t ttl_ms)
+{
+    if (r->n_ttls == r->cap_ttls) {
+        r->cap_ttls = r->cap_ttls ? r->cap_ttls * 2 : 4;
+        r->ttls = sg_xrealloc(r->ttls, r->cap_ttls * sizeof(*r->ttls));
+    }
+    r->ttls[r->n_ttls++] = ttl_ms;
+}
+
+void sg_request_ttl(struct sg_request *r, uint64_t ttl_ms)
+{
+    r->ttl_ms = ttl_ms;
+}
+
+void sg_request_condition(struct sg_request *r, int cond)
+{
+    r->cond = cond;
+}
+
+void sg_request_deadline(struct sg_request *r, uint32_t deadline_ms)
+{
+    r->deadline_ms = deadline_ms;
+}
+
+/* Replace a single owned binary field with a copy of (p, len). */
+static void sg_bytes_set(ProtobufCBinaryData *b, const void *p, size_t len)
+{
+    free(b->data);
+    b->data = sg_xmemdup(p, len);
+    b->len = len;
+}
+
+void sg_request_pattern(struct sg_request *r, const void *p, size_t len)
+{
+    sg_bytes_set(&r->pattern, p, len);
+}
+
+void sg_request_lease(struct sg_request *r, const void *lease, size_t len)
+{
+    sg_bytes_set(&r->lease, lease, len);
+}
+
+void sg_request_version(struct sg_request *r, uint64_t version)
+{
+    r->version = version;
+}
+
+/*
+ * Pack one ClientMessage behind a 4-byte big-endian length. Returns a
+ * malloc'ed frame the caller owns, or NULL if the body does not fit the
+ * 32-bit length prefix.
+ */
+static uint8_t *sg_frame_pack(const Slotgate__V1__ClientMessage *m, size_t *len)
+{
+    size_t body = slotgate__v1__client_message__get_packed_size(m);
+    uint8_t *buf;
+
+    if (body > UINT32_MAX)
+        return NULL;
+    buf = sg_xmalloc(body + 4);
+    buf[0] = (uint8_t)(body >> 24);
+    buf[1] = (uint8_t)(body >> 16);
+    buf[2] = (uint8_t)(body >> 8);
+    buf[3] = (uint8_t)body;
+    slotgate__v1__client_message__pack(m, buf + 4);
+    *len = body + 4;
+    return buf;
+}
+
+/*
+ * Encode r as a frame. The protobuf message only borrows r's arrays, so
+ * nothing but the returned buffer (caller-owned) is allocated.
+ */
+uint8_t *sg_frame_request(const struct sg_request *r, size_t *len)
+{
+    Slotgate__V1__Request req = SLOTGATE__V1__REQUEST__INIT;
+    Slotgate__V1__ClientMessage m = SLOTGATE__V1__CLIENT_MESSAGE__INIT;
+
+    req.id = r->id;
+    req.op = (Slotgate__V1__Op)r->op;
+    if (r->keyspace)
+        req.keyspace = r->keyspace;
+    req.n_keys = r->n_keys;
+    req.keys = r->keys;
+    req.n_values = r->n_values;
+    req.values = r->values;
+    req.ttl_ms = r->ttl_ms;
+    req.condition = (Slotgate__V1__Condition)r->cond;
+    req.deadline_ms = r->deadline_ms;
+    req.n_ttls_ms = r->n_ttls;
+    req.ttls_ms = r->ttls;
+    req.pattern = r->pattern;
+    req.lease = r->lease;
+    req.version = r->version;
+    m.msg_case = SLOTGATE__V1__CLIENT_MESSAGE__MSG_REQUEST;
+    m.request = &req;
+    return sg_frame_pack(&m, len);
+}
+
+uint8_t *sg_frame_hello(const char *client_name, const void *token, size_t token_len,
+                        size_t *len)
+{
+    Slotgate__V1__Hello h = SLOTGATE__V1__HELLO__INIT;
+    Slotgate__V1__ClientMessage m = SLOTGATE__V1__CLIENT_MESSAGE__INIT;
+
+    h.protocol_version = 1;
+    h.client_name = (char *)client_name;
+    if (token != NULL && token_len > 0) {
+        h.auth_token.data = (uint8_t *)token;
+        h.auth_token.len = token_len;
+    }
+    m.msg_case = SLOTGATE__V1__CLIENT_MESSAGE__MSG_HELLO;
+    m.hello = &h;
+    return sg_frame_pack(&m, len);
+}

@@ -1,0 +1,148 @@
+/*
+ * response.c - decoded server responses and code names.
+ *
+ * A struct sg_response is a flat, read-only view over one unpacked
+ * ServerMessage: the response keeps the protobuf message alive and points
+ * into it, so decoding copies no keys or values.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* What a response owns besides its public fields. */
+struct sg_response_box {
+    struct sg_response pub;
+    Slotgate__V1__ServerMessage *msg;
+    struct sg_key_result *results;
+    const char **stat_names;
+    uint64_t *stat_values;
+};
+
+const char *sg_code_name(int code)
+{
+    switch (code) {
+    case SG_OK: return "OK";
+    case SG_NOT_FOUND: return "NOT_FOUND";
+    case SG_NOT_APPLIED: return "NOT_APPLIED";
+    case SG_LEASE_GRANTED: return "LEASE_GRANTED";
+    case SG_LEASE_WAIT: return "LEASE_WAIT";
+    case SG_BAD_FRAME: return "BAD_FRAME";
+    case SG_FRAME_TOO_LARGE: return "FRAME_TOO_LARGE";
+    case SG_HANDSHAKE_REQUIRED: return "HANDSHAKE_REQUIRED";
+    case SG_UNSUPPORTED_VERSION: return "UNSUPPORTED_VERSION";
+    case SG_AUTH_FAILED: return "AUTH_FAILED";
+    case SG_TOO_MANY_CONNECTIONS: return "TOO_MANY_CONNECTIONS";
+    case SG_SHUTTING_DOWN: return "SHUTTING_DOWN";
+    case SG_UNKNOWN_OP: return "UNKNOWN_OP";
+    case SG_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case SG_INVALID_KEY: return "INVALID_KEY";
+    case SG_KEY_TOO_LARGE: return "KEY_TOO_LARGE";
+    case SG_VALUE_TOO_LARGE: return "VALUE_TOO_LARGE";
+    case SG_BATCH_TOO_LARGE: return "BATCH_TOO_LARGE";
+    case SG_UNKNOWN_KEYSPACE: return "UNKNOWN_KEYSPACE";
+    case SG_TTL_OUT_OF_RANGE: return "TTL_OUT_OF_RANGE";
+    case SG_LEASE_INVALID: return "LEASE_INVALID";
+    case SG_VERSION_CONFLICT: return "VERSION_CONFLICT";
+    case SG_TIMEOUT: return "TIMEOUT";
+    case SG_SHARD_UNAVAILABLE: return "SHARD_UNAVAILABLE";
+    case SG_CLUSTER_DOWN: return "CLUSTER_DOWN";
+    case SG_BACKEND_ERROR: return "BACKEND_ERROR";
+    case SG_CORRUPT_VALUE: return "CORRUPT_VALUE";
+    case SG_INTERNAL: return "INTERNAL";
+    case SG_CLIENT_IO: return "CLIENT_IO";
+    case SG_CLIENT_PROTOCOL: return "CLIENT_PROTOCOL";
+    default: return "UNKNOWN";
+    }
+}
+
+static const char *sg_str_or_empty(const char *s)
+{
+    return s ? s : "";
+}
+
+/* Fill the public view from a Response; arrays are allocated in box. */
+static void sg_response_fill(struct sg_response_box *b, const Slotgate__V1__Response *m)
+{
+    struct sg_response *r = &b->pub;
+    size_t i;
+
+    r->id = m->id;
+    r->code = (int)m->code;
+    r->message = sg_str_or_empty(m->message);
+    r->value = m->value.data;
+    r->value_len = m->value.len;
+    r->count = m->count;
+    r->lease = m->lease.data;
+    r->lease_len = m->lease.len;
+    r->retry_after_ms = m->retry_after_ms;
+    r->version = m->version;
+    if (m->n_results > 0) {
+        b->results = sg_xmalloc(m->n_results * sizeof(*b->results));
+        for (i = 0; i < m->n_results; i++) {
+            b->results[i].code = (int)m->results[i]->code;
+            b->results[i].value = m->results[i]->value.data;
+            b->results[i].value_len = m->results[i]->value.len;
+            b->results[i].message = sg_str_or_empty(m->results[i]->message);
+        }
+        r->n_results = m->n_results;
+        r->results = b->results;
+    }
+    if (m->n_stats > 0) {
+        b->stat_names = sg_xmalloc(m->n_stats * sizeof(*b->stat_names));
+        b->stat_values = sg_xmalloc(m->n_stats * sizeof(*b->stat_values));
+        for (i = 0; i < m->n_stats; i++) {
+            b->stat_names[i] = sg_str_or_empty(m->stats[i]->key);
+            b->stat_values[i] = m->stats[i]->value;
+        }
+        r->n_stats = m->n_stats;
+        r->stat_names = b->stat_names;
+        r->stat_values = b->stat_values;
+    }
+}
+
+/*
+ * Wrap a decoded ServerMessage carrying a Response or a ConnectionError
+ * (the latter becomes a response with id 0 and the error's code). Takes
+ * ownership of msg; the result is freed with sg_response_free. Returns NULL
+ * (and frees msg) for any other message kind.
+ */
+struct sg_response *sg_response_wrap(Slotgate__V1__ServerMessage *msg)
+{
+    struct sg_response_box *b;
+
+    if (msg->msg_case != SLOTGATE__V1__SERVER_MESSAGE__MSG_RESPONSE &&
+        msg->msg_case != SLOTGATE__V1__SERVER_MESSAGE__MSG_ERROR) {
+        slotgate__v1__server_message__free_unpacked(msg, NULL);
+        return NULL;
+    }
+    b = sg_xmalloc(sizeof(*b));
+    memset(b, 0, sizeof(*b));
+    b->msg = msg;
+    b->pub.priv_ = b;
+    b->pub.message = "";
+    if (msg->msg_case == SLOTGATE__V1__SERVER_MESSAGE__MSG_RESPONSE &&
+        msg->response != NULL) {
+        sg_response_fill(b, msg->response);
+    } else if (msg->msg_case == SLOTGATE__V1__SERVER_MESSAGE__MSG_ERROR &&
+               msg->error != NULL) {
+        /* A ConnectionError must never read as success. */
+        b->pub.code = msg->error->code ? (int)msg->error->code : SG_CLIENT_PROTOCOL;
+        b->pub.message = sg_str_or_empty(msg->error->message);
+    }
+    return &b->pub;
+}
+
+void sg_response_free(struct sg_response *r)
+{
+    struct sg_response_box *b;
+
+    if (r == NULL)
+        return;
+    b = r->priv_;
+    slotgate__v1__server_message__free_unpacked(b->msg, NULL);
+    free(b->results);
+    free(b->stat_names);
+    free(b->stat_values);
+    free(b);
+}

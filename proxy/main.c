@@ -1,0 +1,220 @@
+/*
+ * main - process start-up and shutdown. Loads and validates the config,
+ * builds the TLS contexts, discovers the cluster (retrying the seeds until
+ * one answers), starts the topology manager and the workers, then runs the
+ * main thread's loop for signals and the admin listener. SIGINT/SIGTERM
+ * stop everything and free it, so sanitizer builds can check for leaks.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/ssl.h>
+
+#include "admin.h"
+#include "config.h"
+#include "log.h"
+#include "tls.h"
+#include "topology.h"
+#include "util.h"
+#include "worker.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: slotgate --config FILE          run the proxy\n"
+            "       slotgate --check-config FILE    validate FILE and exit\n"
+            "       slotgate --version\n");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct event_base *base = arg;
+    sg_log_info("signal %d: shutting down", (int)sig);
+    event_base_loopbreak(base);
+}
+
+/* Keep asking the seeds until one answers or a signal asks us to stop. */
+static struct sg_topology *discover(const struct sg_config *cfg, SSL_CTX *redis_tls,
+                                    volatile sig_atomic_t *stop)
+{
+    char err[512];
+    uint64_t last_log = 0;
+    while (!*stop) {
+        struct sg_topology *t =
+            sg_topology_fetch(cfg, redis_tls, cfg->seeds, cfg->n_seeds, err, sizeof(err));
+        if (t != NULL)
+            return t;
+        if (sg_now_ms() - last_log > 5000) {
+            sg_log_warn("waiting for Redis: %s", err);
+            last_log = sg_now_ms();
+        }
+        usleep(200 * 1000);
+    }
+    return NULL;
+}
+
+static volatile sig_atomic_t early_stop;
+static void on_early_signal(int sig)
+{
+    early_stop = 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    int check_only = 0;
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check-config", required_argument, NULL, 'C'},
+                                         {"version", no_argument, NULL, 'v'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:hv", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'C':
+            config_path = optarg;
+            check_only = 1;
+            break;
+        case 'v':
+            printf("slotgate %s\n", SG_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (config_path == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    static struct sg_config cfg;
+    char err[1024];
+    if (sg_config_load(&cfg, config_path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "slotgate: %s\n", err);
+        return 1;
+    }
+    sg_log_set_level(cfg.log_level);
+
+    SSL_CTX *server_tls = NULL, *redis_tls = NULL;
+    if (!cfg.plaintext && (server_tls = sg_tls_server_ctx(&cfg, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "slotgate: %s: %s\n", config_path, err);
+        return 1;
+    }
+    redis_tls = sg_tls_redis_ctx(&cfg, err, sizeof(err));
+    if (redis_tls == NULL && err[0] != '\0') {
+        fprintf(stderr, "slotgate: %s: %s\n", config_path, err);
+        SSL_CTX_free(server_tls);
+        return 1;
+    }
+    if (check_only) {
+        printf("%s: ok\n", config_path);
+        SSL_CTX_free(server_tls);
+        SSL_CTX_free(redis_tls);
+        return 0;
+    }
+    if (cfg.plaintext)
+        sg_log_warn("listen.plaintext is true: client connections are NOT encrypted");
+
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    signal(SIGINT, on_early_signal);
+    signal(SIGTERM, on_early_signal);
+
+    struct sg_topology *topo = discover(&cfg, redis_tls, &early_stop);
+    if (topo == NULL) {
+        SSL_CTX_free(server_tls);
+        SSL_CTX_free(redis_tls);
+        return 0;
+    }
+    sg_log_info("cluster discovered: %d shard(s)%s", topo->n_shards,
+                topo->cluster ? "" : " (plain Redis, not a cluster)");
+    for (int i = 0; i < topo->n_shards; i++)
+        sg_log_info("  shard %d: master %s:%d, %d replica(s)", i, topo->shards[i].master.host,
+                    topo->shards[i].master.port, topo->shards[i].n_replicas);
+
+    int n_workers = cfg.workers > 0 ? cfg.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n_workers < 1)
+        n_workers = 1;
+    struct sg_worker **workers = sg_calloc((size_t)n_workers, sizeof(*workers));
+    int rc = 1;
+    int started = 0;
+    for (int i = 0; i < n_workers; i++) {
+        workers[i] = sg_worker_new(i, &cfg, server_tls, redis_tls, topo, err, sizeof(err));
+        if (workers[i] == NULL) {
+            fprintf(stderr, "slotgate: %s\n", err);
+            goto out;
+        }
+    }
+    for (int i = 0; i < n_workers; i++) {
+        workers[i]->all = workers;
+        workers[i]->n_all = n_workers;
+    }
+
+    struct event_base *base = event_base_new();
+    struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
+    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    evsignal_add(sigint, NULL);
+    evsignal_add(sigterm, NULL);
+    struct sg_admin *admin = sg_admin_new(base, &cfg, workers, n_workers, err, sizeof(err));
+    if (admin == NULL && cfg.admin.port != 0) {
+        fprintf(stderr, "slotgate: %s\n", err);
+        goto out_base;
+    }
+    if (sg_topology_manager_start(&cfg, redis_tls, topo, workers, n_workers) != 0) {
+        fprintf(stderr, "slotgate: cannot start the topology manager\n");
+        goto out_admin;
+    }
+    for (; started < n_workers; started++)
+        if (sg_worker_start(workers[started]) != 0) {
+            fprintf(stderr, "slotgate: cannot start worker %d\n", started);
+            goto out_workers;
+        }
+    sg_log_info("slotgate %s listening on %s:%d (%s), %d worker(s)", SG_VERSION, cfg.listen.host,
+                cfg.listen.port,
+                cfg.plaintext ? "plaintext"
+                : cfg.tls_client_ca[0] ? "TLS, client certificates verified"
+                                        : "TLS",
+                n_workers);
+    if (admin != NULL)
+        sg_log_info("admin HTTP on %s:%d (/healthz /readyz /metrics)", cfg.admin.host,
+                    cfg.admin.port);
+    if (!early_stop)
+        event_base_dispatch(base);
+    rc = 0;
+    sg_admin_set_draining(admin, 1);
+out_workers:
+    for (int i = 0; i < started; i++)
+        sg_worker_stop(workers[i]);
+    for (int i = 0; i < started; i++)
+        sg_worker_join(workers[i]);
+    sg_topology_manager_stop();
+out_admin:
+    sg_admin_free(admin);
+out_base:
+    event_free(sigint);
+    event_free(sigterm);
+    event_base_free(base);
+out:
+    for (int i = 0; i < n_workers; i++)
+        sg_worker_free(workers[i]);
+    free(workers);
+    sg_topology_unref(topo);
+    SSL_CTX_free(server_tls);
+    SSL_CTX_free(redis_tls);
+    sg_log_info("slotgate stopped");
+    return rc;
+}

@@ -1,0 +1,271 @@
+/*
+ * resp - RESP encoding straight into evbuffers for the shard links, the
+ * classification of Redis error replies that drive redirects and retries,
+ * and a blocking RESP client used only by the topology manager thread.
+ */
+#include "resp.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "util.h"
+
+static size_t fmt_u64(char *buf, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
+void sg_resp_begin(struct evbuffer *out, int argc)
+{
+    char hdr[32];
+    size_t n = 0;
+    hdr[n++] = '*';
+    n += fmt_u64(hdr + n, (uint64_t)argc);
+    hdr[n++] = '\r';
+    hdr[n++] = '\n';
+    evbuffer_add(out, hdr, n);
+}
+
+void sg_resp_arg(struct evbuffer *out, const void *p, size_t len)
+{
+    char hdr[32];
+    size_t n = 0;
+    hdr[n++] = '$';
+    n += fmt_u64(hdr + n, len);
+    hdr[n++] = '\r';
+    hdr[n++] = '\n';
+    evbuffer_add(out, hdr, n);
+    if (len > 0)
+        evbuffer_add(out, p, len);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+void sg_resp_arg_str(struct evbuffer *out, const char *s)
+{
+    sg_resp_arg(out, s, strlen(s));
+}
+
+void sg_resp_arg_u64(struct evbuffer *out, uint64_t v)
+{
+    char buf[24];
+    size_t n = fmt_u64(buf, v);
+    sg_resp_arg(out, buf, n);
+}
+
+static int has_prefix(const char *s, size_t len, const char *p)
+{
+    size_t pl = strlen(p);
+    return len >= pl && memcmp(s, p, pl) == 0;
+}
+
+/* "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381" */
+static int parse_redirect(const char *s, size_t len, struct sg_addr *addr)
+{
+    char buf[300];
+    if (len >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *sp1 = strchr(buf, ' ');
+    char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    if (sp2 == NULL)
+        return -1;
+    return sg_parse_hostport(sp2 + 1, addr);
+}
+
+int sg_resp_classify_error(const char *str, size_t len, struct sg_addr *addr)
+{
+    if (has_prefix(str, len, "MOVED "))
+        return parse_redirect(str, len, addr) == 0 ? SG_RESP_ERR_MOVED : SG_RESP_ERR_OTHER;
+    if (has_prefix(str, len, "ASK "))
+        return parse_redirect(str, len, addr) == 0 ? SG_RESP_ERR_ASK : SG_RESP_ERR_OTHER;
+    if (has_prefix(str, len, "TRYAGAIN") || has_prefix(str, len, "LOADING") ||
+        has_prefix(str, len, "MASTERDOWN") || has_prefix(str, len, "BUSY "))
+        return SG_RESP_ERR_TRYAGAIN;
+    if (has_prefix(str, len, "CLUSTERDOWN"))
+        return SG_RESP_ERR_CLUSTERDOWN;
+    return SG_RESP_ERR_OTHER;
+}
+
+/* --- blocking client (topology manager only) ------------------------------ */
+
+struct sg_resp_conn {
+    int fd;
+    SSL *ssl;
+    int timeout_ms;
+    redisReader *reader;
+};
+
+static int wait_fd(int fd, short events, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    int rc;
+    do {
+        rc = poll(&p, 1, timeout_ms);
+    } while (rc < 0 && errno == EINTR);
+    return rc > 0 ? 0 : -1;
+}
+
+struct sg_resp_conn *sg_resp_connect(const struct sg_addr *addr, SSL_CTX *tls, int timeout_ms,
+                                     char *err, size_t errlen)
+{
+    char port[16];
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    snprintf(port, sizeof(port), "%d", addr->port);
+    int gai = getaddrinfo(addr->host, port, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "%s:%d: %s", addr->host, addr->port, gai_strerror(gai));
+        return NULL;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        freeaddrinfo(res);
+        return NULL;
+    }
+    int rc = connect(fd, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    if (rc < 0 && errno != EINPROGRESS) {
+        snprintf(err, errlen, "%s:%d: connect: %s", addr->host, addr->port, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (rc < 0) {
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+        if (wait_fd(fd, POLLOUT, timeout_ms) < 0) {
+            snprintf(err, errlen, "%s:%d: connect timed out", addr->host, addr->port);
+            close(fd);
+            return NULL;
+        }
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+        if (soerr != 0) {
+            snprintf(err, errlen, "%s:%d: connect: %s", addr->host, addr->port, strerror(soerr));
+            close(fd);
+            return NULL;
+        }
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct sg_resp_conn *c = sg_calloc(1, sizeof(*c));
+    c->fd = fd;
+    c->timeout_ms = timeout_ms;
+    c->reader = redisReaderCreate();
+    if (tls != NULL) {
+        c->ssl = SSL_new(tls);
+        SSL_set_fd(c->ssl, fd);
+        SSL_set_tlsext_host_name(c->ssl, addr->host);
+        for (;;) {
+            int r = SSL_connect(c->ssl);
+            if (r == 1)
+                break;
+            int e = SSL_get_error(c->ssl, r);
+            short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+            if (ev == 0 || wait_fd(fd, ev, timeout_ms) < 0) {
+                snprintf(err, errlen, "%s:%d: TLS handshake failed", addr->host, addr->port);
+                sg_resp_conn_free(c);
+                return NULL;
+            }
+        }
+    }
+    return c;
+}
+
+void sg_resp_conn_free(struct sg_resp_conn *c)
+{
+    if (c == NULL)
+        return;
+    if (c->ssl != NULL)
+        SSL_free(c->ssl);
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->reader != NULL)
+        redisReaderFree(c->reader);
+    free(c);
+}
+
+static ssize_t conn_io(struct sg_resp_conn *c, void *buf, size_t len, int writing)
+{
+    for (;;) {
+        ssize_t n;
+        short ev;
+        if (c->ssl != NULL) {
+            int r = writing ? SSL_write(c->ssl, buf, (int)len) : SSL_read(c->ssl, buf, (int)len);
+            if (r > 0)
+                return r;
+            int e = SSL_get_error(c->ssl, r);
+            if (e == SSL_ERROR_WANT_READ)
+                ev = POLLIN;
+            else if (e == SSL_ERROR_WANT_WRITE)
+                ev = POLLOUT;
+            else
+                return -1;
+        } else {
+            n = writing ? write(c->fd, buf, len) : read(c->fd, buf, len);
+            if (n > 0)
+                return n;
+            if (n == 0 || (errno != EAGAIN && errno != EINTR))
+                return -1;
+            ev = writing ? POLLOUT : POLLIN;
+        }
+        if (wait_fd(c->fd, ev, c->timeout_ms) < 0)
+            return -1;
+    }
+}
+
+redisReply *sg_resp_command(struct sg_resp_conn *c, int argc, const char **argv,
+                            const size_t *lens, char *err, size_t errlen)
+{
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (len < 0) {
+        snprintf(err, errlen, "cannot format command");
+        return NULL;
+    }
+    for (size_t off = 0; off < (size_t)len;) {
+        ssize_t n = conn_io(c, cmd + off, (size_t)len - off, 1);
+        if (n < 0) {
+            snprintf(err, errlen, "write failed or timed out");
+            free(cmd);
+            return NULL;
+        }
+        off += (size_t)n;
+    }
+    free(cmd);
+    for (;;) {
+        void *reply = NULL;
+        if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
+            snprintf(err, errlen, "protocol error: %s", c->reader->errstr);
+            return NULL;
+        }
+        if (reply != NULL)
+            return reply;
+        char buf[16384];
+        ssize_t n = conn_io(c, buf, sizeof(buf), 0);
+        if (n < 0) {
+            snprintf(err, errlen, "read failed or timed out");
+            return NULL;
+        }
+        redisReaderFeed(c->reader, buf, (size_t)n);
+    }
+}

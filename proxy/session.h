@@ -1,0 +1,45 @@
+/*
+ * session - one client connection: TLS (or plaintext when configured),
+ * frame reading, the Hello handshake, limits, and backpressure. Reading
+ * pauses while the output buffer is over its watermark or the number of
+ * requests in flight is at the cap; nothing is buffered without bound.
+ */
+#ifndef SG_SESSION_H
+#define SG_SESSION_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "request.h"
+#include "slotgate.pb-c.h"
+
+enum sg_session_state { SG_SESS_HANDSHAKE = 0, SG_SESS_READY, SG_SESS_CLOSING };
+
+struct sg_session {
+    TAILQ_ENTRY(sg_session) entry; /* in the worker's list */
+    struct sg_worker *worker;
+    struct bufferevent *bev;
+    int state;
+    uint32_t inflight;
+    uint8_t paused;       /* reading paused for backpressure */
+    TAILQ_HEAD(, sg_request) requests;
+    struct event *timer;  /* handshake timeout, then close-linger timeout */
+    struct event *resume_ev;
+    char peer[72];
+};
+
+/* Take ownership of an accepted socket. */
+void sg_session_new(struct sg_worker *w, int fd, const struct sockaddr *sa, int salen);
+void sg_session_free(struct sg_session *s);
+
+/* Encode and queue a response; called by the request layer. */
+void sg_session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m);
+/* A request of this session was answered and left its list. */
+void sg_session_request_done(struct sg_session *s, struct sg_request *r);
+/* Send ConnectionError(code, message) and close once it is written. */
+void sg_session_fail(struct sg_session *s, int code, const char *message);
+
+#endif

@@ -1,0 +1,311 @@
+/*
+ * shardlink - the per-worker connection to one Redis node.
+ *
+ * Ordering is the invariant everything rests on: replies arrive in the order
+ * commands were written, so the FIFO head is always the sub-op the next
+ * reply belongs to. An ASK redirect writes ASKING before the command; that
+ * sub-op carries asking_pending so its extra +OK is consumed in place.
+ * Whenever the order can no longer be trusted (EOF, I/O or protocol error,
+ * a reply with no sub-op waiting) the link is reset: the connection is
+ * dropped and every pending sub-op is handed back to the request layer,
+ * which retries reads and fails writes with a typed error.
+ */
+#include "shardlink.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
+
+#include "log.h"
+#include "request.h"
+#include "resp.h"
+#include "topology.h"
+#include "util.h"
+#include "worker.h"
+
+#define SG_LINK_MAX_WRITE (1 << 20)
+
+static void link_connect(struct sg_shardlink *l);
+
+static void link_schedule_reconnect(struct sg_shardlink *l)
+{
+    uint32_t max = l->worker->cfg->reconnect_backoff_max_ms;
+    l->backoff_ms = l->backoff_ms == 0 ? 50 : l->backoff_ms * 2;
+    if (l->backoff_ms > max)
+        l->backoff_ms = max;
+    struct timeval tv = {l->backoff_ms / 1000, (l->backoff_ms % 1000) * 1000};
+    evtimer_add(l->reconnect_ev, &tv);
+}
+
+/*
+ * Drop the connection and hand every pending sub-op back to its request.
+ * A link that was working reconnects at once (a single dropped connection
+ * costs no delay); one that never got up backs off.
+ */
+static void link_reset(struct sg_shardlink *l, const char *why)
+{
+    int was_ready = l->state == SG_LINK_READY;
+    sg_log_warn("worker %d: link %s:%d reset: %s (%u pending)", l->worker->id, l->addr.host,
+                l->addr.port, why, l->n_pending);
+    SG_STAT_INC(&l->worker->stats, link_resets);
+    if (l->bev != NULL) {
+        bufferevent_free(l->bev);
+        l->bev = NULL;
+    }
+    redisReaderFree(l->reader);
+    l->reader = NULL;
+    l->state = SG_LINK_DOWN;
+    l->down_since_ms = sg_now_ms();
+    struct sg_subop_fifo failed = TAILQ_HEAD_INITIALIZER(failed);
+    TAILQ_CONCAT(&failed, &l->fifo, entry);
+    l->n_pending = 0;
+    sg_topology_request_refresh();
+    if (was_ready) {
+        l->backoff_ms = 0;
+        link_connect(l);
+    } else {
+        link_schedule_reconnect(l);
+    }
+    struct sg_subop *op;
+    while ((op = TAILQ_FIRST(&failed)) != NULL) {
+        TAILQ_REMOVE(&failed, op, entry);
+        op->link = NULL;
+        op->asking_pending = 0;
+        if (!op->internal)
+            sg_request_on_link_failure(op, 1);
+    }
+}
+
+static void on_reconnect(evutil_socket_t fd, short what, void *arg)
+{
+    link_connect(arg);
+}
+
+/* Feed everything read to the reader, then match replies to the FIFO. */
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct sg_shardlink *l = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len = evbuffer_get_length(in);
+    struct evbuffer_iovec vec[16];
+    while (len > 0) {
+        int n = evbuffer_peek(in, -1, NULL, vec, 16);
+        if (n > 16)
+            n = 16;
+        size_t fed = 0;
+        for (int i = 0; i < n; i++) {
+            redisReaderFeed(l->reader, vec[i].iov_base, vec[i].iov_len);
+            fed += vec[i].iov_len;
+        }
+        evbuffer_drain(in, fed);
+        len = evbuffer_get_length(in);
+    }
+    for (;;) {
+        void *r = NULL;
+        if (redisReaderGetReply(l->reader, &r) != REDIS_OK) {
+            link_reset(l, "protocol error from Redis");
+            return;
+        }
+        if (r == NULL)
+            return;
+        redisReply *reply = r;
+        struct sg_subop *op = TAILQ_FIRST(&l->fifo);
+        if (op == NULL) {
+            freeReplyObject(reply);
+            link_reset(l, "reply with no command waiting");
+            return;
+        }
+        SG_STAT_INC(&l->worker->stats, backend_replies);
+        if (op->asking_pending) {
+            op->asking_pending = 0;
+            freeReplyObject(reply);
+            continue;
+        }
+        TAILQ_REMOVE(&l->fifo, op, entry);
+        l->n_pending--;
+        op->link = NULL;
+        if (op->internal) {
+            int bad = reply->type == REDIS_REPLY_ERROR;
+            if (bad)
+                sg_log_error("link %s:%d: AUTH failed: %s", l->addr.host, l->addr.port,
+                             reply->str);
+            freeReplyObject(reply);
+            if (bad) {
+                l->state = SG_LINK_CONNECTING; /* back off instead of reconnecting */
+                link_reset(l, "authentication failed");
+                return;
+            }
+            continue;
+        }
+        sg_request_on_reply(op, reply);
+        if (l->bev == NULL)
+            return;
+    }
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct sg_shardlink *l = arg;
+    SG_STAT_INC(&l->worker->stats, backend_writes);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct sg_shardlink *l = arg;
+    if (l->in_connect && !(what & BEV_EVENT_CONNECTED)) {
+        /* bufferevent_socket_connect reports some failures synchronously;
+         * link_connect handles them once the call has returned. */
+        l->connect_failed = 1;
+        return;
+    }
+    if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        l->state = SG_LINK_READY;
+        l->backoff_ms = 0;
+        bufferevent_set_timeouts(bev, NULL, NULL);
+        sg_log_debug("worker %d: link %s:%d up", l->worker->id, l->addr.host, l->addr.port);
+        return;
+    }
+    if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT)) {
+        const char *why = (what & BEV_EVENT_TIMEOUT) ? "connect timed out"
+                          : (what & BEV_EVENT_EOF)   ? "connection closed"
+                                                     : "I/O error";
+        link_reset(l, why);
+    }
+}
+
+/* Queue an AUTH as the link's first command when a password is set. */
+static void link_queue_auth(struct sg_shardlink *l)
+{
+    const struct sg_config *cfg = l->worker->cfg;
+    if (cfg->redis_password[0] == '\0')
+        return;
+    struct evbuffer *out = bufferevent_get_output(l->bev);
+    int with_user = cfg->redis_username[0] != '\0';
+    sg_resp_begin(out, with_user ? 3 : 2);
+    sg_resp_arg_str(out, "AUTH");
+    if (with_user)
+        sg_resp_arg_str(out, cfg->redis_username);
+    sg_resp_arg_str(out, cfg->redis_password);
+    memset(&l->auth_op, 0, sizeof(l->auth_op));
+    l->auth_op.internal = 1;
+    l->auth_op.link = l;
+    TAILQ_INSERT_TAIL(&l->fifo, &l->auth_op, entry);
+    l->n_pending++;
+}
+
+static void link_connect(struct sg_shardlink *l)
+{
+    struct sg_worker *w = l->worker;
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    char hp[300];
+    snprintf(hp, sizeof(hp), strchr(l->addr.host, ':') ? "[%s]:%d" : "%s:%d", l->addr.host,
+             l->addr.port);
+    if (evutil_parse_sockaddr_port(hp, (struct sockaddr *)&ss, &sslen) != 0) {
+        /* Not an IP literal (e.g. "localhost" as a seed): resolve it. This
+         * blocks, but only for names, which cluster nodes do not announce. */
+        struct evutil_addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+        char port[16];
+        snprintf(port, sizeof(port), "%d", l->addr.port);
+        if (evutil_getaddrinfo(l->addr.host, port, &hints, &res) != 0 || res == NULL) {
+            sg_log_warn("link %s:%d: cannot resolve", l->addr.host, l->addr.port);
+            link_schedule_reconnect(l);
+            return;
+        }
+        memcpy(&ss, res->ai_addr, res->ai_addrlen);
+        sslen = (int)res->ai_addrlen;
+        evutil_freeaddrinfo(res);
+    }
+    l->reader = redisReaderCreate();
+    if (w->redis_tls != NULL) {
+        SSL *ssl = SSL_new(w->redis_tls);
+        SSL_set_tlsext_host_name(ssl, l->addr.host);
+        l->bev = bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+    } else {
+        l->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
+    bufferevent_setcb(l->bev, on_read, on_write, on_event, l);
+    bufferevent_set_max_single_write(l->bev, SG_LINK_MAX_WRITE);
+    bufferevent_set_max_single_read(l->bev, SG_LINK_MAX_WRITE);
+    uint32_t ct = w->cfg->connect_timeout_ms;
+    struct timeval tv = {ct / 1000, (ct % 1000) * 1000};
+    bufferevent_set_timeouts(l->bev, NULL, &tv);
+    bufferevent_enable(l->bev, EV_READ | EV_WRITE);
+    l->state = SG_LINK_CONNECTING;
+    l->in_connect = 1;
+    l->connect_failed = 0;
+    int rc = bufferevent_socket_connect(l->bev, (struct sockaddr *)&ss, sslen);
+    l->in_connect = 0;
+    if (rc != 0 || l->connect_failed) {
+        sg_log_warn("link %s:%d: connect failed", l->addr.host, l->addr.port);
+        bufferevent_free(l->bev);
+        l->bev = NULL;
+        redisReaderFree(l->reader);
+        l->reader = NULL;
+        l->state = SG_LINK_DOWN;
+        link_schedule_reconnect(l);
+        return;
+    }
+    link_queue_auth(l);
+}
+
+struct sg_shardlink *sg_shardlink_new(struct sg_worker *w, const struct sg_addr *addr)
+{
+    struct sg_shardlink *l = sg_calloc(1, sizeof(*l));
+    l->worker = w;
+    l->addr = *addr;
+    TAILQ_INIT(&l->fifo);
+    l->reconnect_ev = evtimer_new(w->base, on_reconnect, l);
+    link_connect(l);
+    return l;
+}
+
+void sg_shardlink_free(struct sg_shardlink *l)
+{
+    if (l == NULL)
+        return;
+    if (l->bev != NULL)
+        bufferevent_free(l->bev);
+    l->bev = NULL;
+    l->state = SG_LINK_DOWN;
+    struct sg_subop *op;
+    while ((op = TAILQ_FIRST(&l->fifo)) != NULL) {
+        TAILQ_REMOVE(&l->fifo, op, entry);
+        op->link = NULL;
+        if (!op->internal)
+            sg_request_on_link_failure(op, 1);
+    }
+    if (l->reader)
+        redisReaderFree(l->reader);
+    event_free(l->reconnect_ev);
+    free(l);
+}
+
+int sg_shardlink_send(struct sg_shardlink *l, struct sg_subop *op)
+{
+    if (l->state == SG_LINK_DOWN || l->bev == NULL)
+        return -1;
+    struct evbuffer *out = bufferevent_get_output(l->bev);
+    if (op->asking) {
+        sg_resp_begin(out, 1);
+        sg_resp_arg(out, "ASKING", 6);
+        op->asking = 0;
+        op->asking_pending = 1;
+    }
+    sg_request_format(op, out);
+    TAILQ_INSERT_TAIL(&l->fifo, op, entry);
+    op->link = l;
+    l->n_pending++;
+    SG_STAT_INC(&l->worker->stats, backend_commands);
+    return 0;
+}

@@ -1,0 +1,72 @@
+/*
+ * shardlink - one connection from one worker to one Redis node. Commands are
+ * appended straight to the bufferevent's output buffer, so everything queued
+ * in one loop turn leaves in one write; replies are parsed with hiredis's
+ * redisReader and matched to the head of a FIFO of pending sub-ops. Any break
+ * in that order (lost link, protocol error) resets the link and settles every
+ * pending sub-op; the link then reconnects with backoff.
+ */
+#ifndef SG_SHARDLINK_H
+#define SG_SHARDLINK_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <hiredis/hiredis.h>
+
+#include "config.h"
+
+struct sg_request;
+struct sg_worker;
+
+/*
+ * One command on behalf of a request. Owned by its request (embedded or in
+ * the request's array); while queued on a link the link only points to it.
+ */
+struct sg_subop {
+    TAILQ_ENTRY(sg_subop) entry;
+    struct sg_request *req;
+    struct sg_shardlink *link; /* link it is queued on, or NULL */
+    uint32_t index;            /* which key of the request */
+    uint8_t asking;            /* send ASKING first (ASK redirect) */
+    uint8_t asking_pending;    /* ASKING's reply not read yet */
+    uint8_t redirects;
+    uint8_t retries;
+    uint8_t parked;            /* waiting on retry_ev */
+    uint8_t done;
+    uint8_t internal;          /* link's own command (AUTH): no request */
+    struct event retry_ev;
+};
+TAILQ_HEAD(sg_subop_fifo, sg_subop);
+
+enum sg_link_state { SG_LINK_DOWN = 0, SG_LINK_CONNECTING, SG_LINK_READY };
+
+struct sg_shardlink {
+    struct sg_worker *worker;
+    struct sg_addr addr;
+    int state;
+    struct bufferevent *bev;
+    redisReader *reader;
+    struct sg_subop_fifo fifo;
+    uint32_t n_pending;
+    uint32_t backoff_ms;
+    uint64_t down_since_ms;
+    struct event *reconnect_ev;
+    uint8_t in_connect, connect_failed;
+    struct sg_subop auth_op;
+};
+
+struct sg_shardlink *sg_shardlink_new(struct sg_worker *w, const struct sg_addr *addr);
+/* Settles every pending sub-op with SHARD_UNAVAILABLE, then frees. */
+void sg_shardlink_free(struct sg_shardlink *l);
+
+/*
+ * Queue op on l: format its command into the output buffer and append it to
+ * the FIFO. If the link is down, the sub-op is settled (or parked for retry)
+ * at once by the request layer; returns -1 in that case.
+ */
+int sg_shardlink_send(struct sg_shardlink *l, struct sg_subop *op);
+
+#endif

@@ -1,0 +1,18 @@
+/*
+ * tls - OpenSSL contexts: the server context for client connections (TLS
+ * 1.2+, optional client-certificate verification) and the client context
+ * for links to Redis. Built once at start and shared read-only by workers.
+ */
+#ifndef SG_TLS_H
+#define SG_TLS_H
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+
+/* NULL with the reason in err on failure. */
+SSL_CTX *sg_tls_server_ctx(const struct sg_config *cfg, char *err, size_t errlen);
+/* NULL when redis.tls is off (and err empty), or on failure (err set). */
+SSL_CTX *sg_tls_redis_ctx(const struct sg_config *cfg, char *err, size_t errlen);
+
+#endif

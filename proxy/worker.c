@@ -1,0 +1,143 @@
+/*
+ * worker - a thread running one event_base. Everything a worker owns
+ * (sessions, shard links, requests) is touched only by its thread. Two
+ * things cross threads, both through libevent's thread-safe event_active:
+ * the topology mailbox (a snapshot pointer under mbox_lock, taken only when
+ * the topology changes, never per request) and the stop event.
+ */
+#include "worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "listener.h"
+#include "log.h"
+#include "session.h"
+#include "shardlink.h"
+#include "util.h"
+
+_Atomic uint32_t sg_connections;
+
+static void on_mailbox(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    pthread_mutex_lock(&w->mbox_lock);
+    struct sg_topology *t = w->mbox_topo;
+    w->mbox_topo = NULL;
+    pthread_mutex_unlock(&w->mbox_lock);
+    if (t == NULL)
+        return;
+    sg_topology_unref(w->topo);
+    w->topo = t;
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    event_base_loopbreak(w->base);
+}
+
+struct sg_worker *sg_worker_new(int id, const struct sg_config *cfg, SSL_CTX *server_tls,
+                                SSL_CTX *redis_tls, struct sg_topology *topo, char *err,
+                                size_t errlen)
+{
+    struct sg_worker *w = sg_calloc(1, sizeof(*w));
+    w->id = id;
+    w->cfg = cfg;
+    w->server_tls = server_tls;
+    w->redis_tls = redis_tls;
+    w->topo = sg_topology_ref(topo);
+    TAILQ_INIT(&w->sessions);
+    pthread_mutex_init(&w->mbox_lock, NULL);
+    w->base = event_base_new();
+    if (w->base == NULL) {
+        snprintf(err, errlen, "event_base_new failed");
+        sg_worker_free(w);
+        return NULL;
+    }
+    w->mbox_ev = event_new(w->base, -1, 0, on_mailbox, w);
+    w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
+    w->listener = sg_listener_new(w, cfg->listen.host, cfg->listen.port, err, errlen);
+    if (w->listener == NULL) {
+        sg_worker_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static void *worker_main(void *arg)
+{
+    struct sg_worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+int sg_worker_start(struct sg_worker *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+}
+
+void sg_worker_stop(struct sg_worker *w)
+{
+    event_active(w->stop_ev, 0, 0);
+}
+
+void sg_worker_join(struct sg_worker *w)
+{
+    pthread_join(w->thread, NULL);
+}
+
+/*
+ * Called after the thread has exited: sessions first (their requests are
+ * orphaned), then links (which settles and frees what is left).
+ */
+void sg_worker_free(struct sg_worker *w)
+{
+    if (w == NULL)
+        return;
+    struct sg_session *s;
+    while ((s = TAILQ_FIRST(&w->sessions)) != NULL)
+        sg_session_free(s);
+    for (int i = 0; i < w->n_links; i++)
+        sg_shardlink_free(w->links[i]);
+    free(w->links);
+    sg_listener_free(w->listener);
+    if (w->mbox_ev)
+        event_free(w->mbox_ev);
+    if (w->stop_ev)
+        event_free(w->stop_ev);
+    if (w->base)
+        event_base_free(w->base);
+    sg_topology_unref(w->mbox_topo);
+    sg_topology_unref(w->topo);
+    pthread_mutex_destroy(&w->mbox_lock);
+    free(w);
+}
+
+void sg_worker_post_topology(struct sg_worker *w, struct sg_topology *t)
+{
+    sg_topology_ref(t);
+    pthread_mutex_lock(&w->mbox_lock);
+    struct sg_topology *old = w->mbox_topo;
+    w->mbox_topo = t;
+    pthread_mutex_unlock(&w->mbox_lock);
+    sg_topology_unref(old);
+    event_active(w->mbox_ev, 0, 0);
+}
+
+struct sg_shardlink *sg_worker_link(struct sg_worker *w, const struct sg_addr *addr)
+{
+    for (int i = 0; i < w->n_links; i++) {
+        struct sg_shardlink *l = w->links[i];
+        if (l->addr.port == addr->port && strcmp(l->addr.host, addr->host) == 0)
+            return l;
+    }
+    if (w->n_links == w->cap_links) {
+        w->cap_links = w->cap_links ? w->cap_links * 2 : 8;
+        w->links = sg_realloc(w->links, sizeof(*w->links) * (size_t)w->cap_links);
+    }
+    struct sg_shardlink *l = sg_shardlink_new(w, addr);
+    w->links[w->n_links++] = l;
+    return l;
+}

@@ -1,0 +1,67 @@
+/*
+ * worker - one thread, one event_base. Owns its sessions, its shard links and
+ * its listening socket (SO_REUSEPORT), and holds a reference to the topology
+ * snapshot it routes with. Share-nothing: the only cross-thread hand-offs
+ * are the topology mailbox and the stop event, both documented below.
+ */
+#ifndef SG_WORKER_H
+#define SG_WORKER_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "stats.h"
+#include "topology.h"
+
+struct sg_session;
+struct sg_shardlink;
+struct sg_listener;
+
+struct sg_worker {
+    int id;
+    pthread_t thread;
+    struct event_base *base;
+    const struct sg_config *cfg;
+    SSL_CTX *server_tls; /* NULL when plaintext */
+    SSL_CTX *redis_tls;  /* NULL when redis.tls is off */
+    struct sg_listener *listener;
+    struct sg_topology *topo; /* owned reference */
+    struct sg_shardlink **links;
+    int n_links, cap_links;
+    TAILQ_HEAD(, sg_session) sessions;
+    struct sg_stats stats;
+    struct sg_worker **all; /* every worker, for STATS */
+    int n_all;
+    /* Topology mailbox: the manager thread stores a snapshot here under
+     * mbox_lock and activates mbox_ev; the worker swaps it in. */
+    pthread_mutex_t mbox_lock;
+    struct sg_topology *mbox_topo;
+    struct event *mbox_ev;
+    struct event *stop_ev; /* activated from the main thread */
+    int draining;
+};
+
+/* Process-wide connection count, for limits.max_connections. */
+extern _Atomic uint32_t sg_connections;
+
+struct sg_worker *sg_worker_new(int id, const struct sg_config *cfg, SSL_CTX *server_tls,
+                                SSL_CTX *redis_tls, struct sg_topology *topo, char *err,
+                                size_t errlen);
+int sg_worker_start(struct sg_worker *w);
+/* Thread-safe: ask the worker to stop; then join with sg_worker_join. */
+void sg_worker_stop(struct sg_worker *w);
+void sg_worker_join(struct sg_worker *w);
+void sg_worker_free(struct sg_worker *w);
+
+/* Thread-safe hand-off of a new topology (takes a reference to t). */
+void sg_worker_post_topology(struct sg_worker *w, struct sg_topology *t);
+
+/* The link to addr, created on first use. */
+struct sg_shardlink *sg_worker_link(struct sg_worker *w, const struct sg_addr *addr);
+
+#endif

@@ -1,0 +1,995 @@
+/*
+ * harness - processes, ports, certificates and Redis helpers shared by the
+ * integration tests (see harness.h). Everything it starts is found again by
+ * its scratch directory: redis-server and slotgate carry that path in their
+ * command lines, which is also what itest_no_leftovers checks.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#ifndef SG_SLOTGATE_BIN
+#error "SG_SLOTGATE_BIN must be defined (path of the slotgate binary)"
+#endif
+#ifndef SG_SCRIPTS_DIR
+#error "SG_SCRIPTS_DIR must be defined"
+#endif
+#ifndef SG_ITEST_SCRATCH
+#error "SG_ITEST_SCRATCH must be defined"
+#endif
+
+struct h_env H;
+
+static int g_watch_fd = -1;     /* write end of the watchdog pipe */
+static pid_t g_watch_pid = 0;
+static struct h_env *g_env;     /* for atexit */
+static int g_atexit_set;
+
+/* ---- misc ---------------------------------------------------------------- */
+
+int64_t h_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void h_poll_pause(void)
+{
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+void h_log(const char *fmt, ...)
+{
+    va_list ap;
+    char buf[1024];
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "[itest %s %lld] %s\n", H.name[0] ? H.name : "-", (long long)h_now_ms() % 100000,
+            buf);
+}
+
+/* Close every descriptor above stderr: children (daemonized redis in
+ * particular) must not keep test sockets or the watchdog pipe open. */
+static void close_fds_from(int lowfd)
+{
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536)
+        max = 65536;
+    for (int fd = lowfd; fd < max; fd++)
+        close(fd);
+}
+
+int h_sh(const struct h_env *e, const char *fmt, ...)
+{
+    char cmd[4096], logp[H_PATH + 32];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    snprintf(logp, sizeof(logp), "%s/scripts.log", e->scratch);
+
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dprintf(fd, "$ %s\n", cmd);
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul >= 0)
+            dup2(nul, 0);
+        close_fds_from(3);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (rc != 0) {
+        h_log("command failed (%d): %s", rc, cmd);
+        char tail[H_PATH + 64];
+        snprintf(tail, sizeof(tail), "tail -n 25 '%s' >&2", logp);
+        if (system(tail) != 0)
+            h_log("(no log)");
+    }
+    return rc;
+}
+
+static int port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+int h_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/*
+ * A base port with n consecutive free ports and their cluster bus ports
+ * (+10000). Kept in 15000..22000 so the bus ports (25000..32000) stay below
+ * the kernel's ephemeral range and no outgoing connection takes them.
+ */
+static int pick_base_port(int n)
+{
+    unsigned seed = (unsigned)getpid() ^ (unsigned)h_now_ms();
+    for (int attempt = 0; attempt < 500; attempt++) {
+        int base = 15000 + (int)(rand_r(&seed) % 700) * 10;
+        int ok = 1;
+        for (int i = 0; i < n && ok; i++)
+            ok = port_free(base + i) && port_free(base + i + 10000);
+        if (ok)
+            return base;
+    }
+    return -1;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[H_PATH];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    return (mkdir(tmp, 0755) != 0 && errno != EEXIST) ? -1 : 0;
+}
+
+/* ---- leftovers ------------------------------------------------------------ */
+
+/* First word of a command line is redis-server or slotgate (any dir). */
+static int is_ours_argv0(const char *cmdline)
+{
+    size_t n = strcspn(cmdline, " ");
+    const char *base = cmdline;
+    for (size_t i = 0; i < n; i++)
+        if (cmdline[i] == '/')
+            base = cmdline + i + 1;
+    size_t bl = n - (size_t)(base - cmdline);
+    return (bl == 12 && strncmp(base, "redis-server", 12) == 0) ||
+           (bl == 8 && strncmp(base, "slotgate", 8) == 0);
+}
+
+/* Send sig to every redis-server/slotgate whose command line contains dir/. */
+static int kill_by_cmdline(const char *dir, int sig)
+{
+    char needle[H_PATH + 2];
+    snprintf(needle, sizeof(needle), "%s/", dir);
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == getpid())
+            continue;
+        char path[64], buf[4096];
+        snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0)
+            continue;
+        ssize_t len = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (len <= 0)
+            continue;
+        for (ssize_t i = 0; i < len; i++)
+            if (buf[i] == 0)
+                buf[i] = ' ';
+        buf[len] = 0;
+        if (strstr(buf, needle) && is_ours_argv0(buf)) {
+            kill((pid_t)pid, sig);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/*
+ * The watchdog: a child in its own session that waits for the test process
+ * to go away (EOF on a pipe only we hold the write end of) and then removes
+ * everything the test started. It covers crashes and SIGKILL (ctest timeout),
+ * which no atexit or signal handler sees.
+ */
+static void watchdog_start(const struct h_env *e)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return;
+    }
+    if (pid == 0) {
+        setsid();
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+        close(p[1]);
+        /* keep only the read end of the pipe and stderr */
+        long max = sysconf(_SC_OPEN_MAX);
+        if (max < 0 || max > 65536)
+            max = 65536;
+        for (int fd = 3; fd < max; fd++)
+            if (fd != p[0])
+                close(fd);
+        char c;
+        while (read(p[0], &c, 1) > 0 || errno == EINTR)
+            ;
+        char cmd[4096];
+        snprintf(cmd, sizeof(cmd), "'%s/cluster.sh' stop '%s' >/dev/null 2>&1", SG_SCRIPTS_DIR,
+                 e->redis_dir);
+        if (system(cmd) != 0) { /* fall through to the scan */
+        }
+        for (int i = 0; i < 3; i++)
+            if (kill_by_cmdline(e->scratch, SIGKILL) == 0)
+                break;
+        _exit(0);
+    }
+    close(p[0]);
+    fcntl(p[1], F_SETFD, FD_CLOEXEC);
+    g_watch_fd = p[1];
+    g_watch_pid = pid;
+}
+
+static void watchdog_stop(void)
+{
+    if (g_watch_fd >= 0) {
+        close(g_watch_fd);
+        g_watch_fd = -1;
+    }
+    if (g_watch_pid > 0) {
+        int64_t deadline = h_now_ms() + 20000;
+        while (waitpid(g_watch_pid, NULL, WNOHANG) == 0) {
+            if (h_now_ms() > deadline) {
+                kill(g_watch_pid, SIGKILL);
+                waitpid(g_watch_pid, NULL, 0);
+                break;
+            }
+            h_poll_pause();
+        }
+        g_watch_pid = 0;
+    }
+}
+
+static void atexit_cleanup(void)
+{
+    if (g_env)
+        h_env_stop(g_env);
+}
+
+/* ---- proxies ---------------------------------------------------------------- */
+
+static int write_config(const struct h_env *e, struct h_proxy *p)
+{
+    FILE *f = fopen(p->config, "w");
+    if (!f)
+        return -1;
+    const struct h_opts *o = &e->opts;
+    fprintf(f,
+            "# generated by tests/integration/harness.c\n"
+            "listen:\n"
+            "  address: 127.0.0.1\n"
+            "  port: %d\n"
+            "  workers: %d\n"
+            "tls:\n"
+            "  cert: \"%s/server.pem\"\n"
+            "  key: \"%s/server-key.pem\"\n",
+            p->port, o->workers, e->certs, e->certs);
+    if (p->mtls)
+        fprintf(f,
+                "  client_ca: \"%s/ca.pem\"\n"
+                "  require_client_cert: true\n",
+                e->certs);
+    fprintf(f, "limits:\n  request_deadline_ms: %u\n", o->deadline_ms);
+    if (o->limits_yaml)
+        fprintf(f, "%s\n", o->limits_yaml);
+    fprintf(f, "redis:\n  seeds:\n");
+    for (int i = 0; i < e->n_nodes; i++)
+        fprintf(f, "    - \"127.0.0.1:%d\"\n", e->nodes[i]);
+    fprintf(f, "  connect_timeout_ms: 500\n  topology_refresh_ms: %u\n", o->refresh_ms);
+    if (o->redis_yaml)
+        fprintf(f, "%s\n", o->redis_yaml);
+    fprintf(f, "log:\n  level: debug\n");
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+static void tail_file(const char *path, int lines)
+{
+    char cmd[H_PATH + 64];
+    snprintf(cmd, sizeof(cmd), "tail -n %d '%s' >&2", lines, path);
+    fprintf(stderr, "----- last %d lines of %s -----\n", lines, path);
+    fflush(stderr);
+    if (system(cmd) != 0)
+        fprintf(stderr, "(cannot read %s)\n", path);
+    fprintf(stderr, "----- end of %s -----\n", path);
+}
+
+void h_env_dump_logs(const struct h_env *e, int lines)
+{
+    for (int i = 0; i < e->n_proxies; i++)
+        tail_file(e->proxies[i].log, lines);
+}
+
+int h_proxy_alive(struct h_env *e, int i)
+{
+    struct h_proxy *p = &e->proxies[i];
+    if (p->pid <= 0)
+        return 0;
+    int st;
+    pid_t r = waitpid(p->pid, &st, WNOHANG);
+    if (r == p->pid) {
+        if (WIFEXITED(st))
+            h_log("slotgate (proxy %d) exited with status %d", i, WEXITSTATUS(st));
+        else if (WIFSIGNALED(st))
+            h_log("slotgate (proxy %d) killed by signal %d", i, WTERMSIG(st));
+        p->pid = 0;
+        return 0;
+    }
+    return r == 0;
+}
+
+void h_proxy_stop(struct h_env *e, int i)
+{
+    struct h_proxy *p = &e->proxies[i];
+    if (p->pid <= 0)
+        return;
+    if (!h_proxy_alive(e, i))
+        return;
+    kill(p->pid, SIGTERM);
+    int64_t deadline = h_now_ms() + 5000;
+    while (waitpid(p->pid, NULL, WNOHANG) == 0) {
+        if (h_now_ms() > deadline) {
+            h_log("slotgate (proxy %d) ignored SIGTERM for 5 s: SIGKILL", i);
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, NULL, 0);
+            break;
+        }
+        h_poll_pause();
+    }
+    p->pid = 0;
+}
+
+/* Wait until proxy i answers PING over TLS, or exits, or 30 s pass. */
+static int proxy_wait_ready(struct h_env *e, int i)
+{
+    int64_t deadline = h_now_ms() + 30000;
+    char err[256] = "";
+    while (h_now_ms() < deadline) {
+        if (!h_proxy_alive(e, i)) {
+            h_log("slotgate exited before it was ready");
+            tail_file(e->proxies[i].log, 40);
+            return -1;
+        }
+        struct sg_client_options opt;
+        h_client_opts(e, i, &opt);
+        opt.timeout_ms = 1000;
+        char cert[H_PATH + 16], key[H_PATH + 16];
+        if (e->proxies[i].mtls) {
+            snprintf(cert, sizeof(cert), "%s/client.pem", e->certs);
+            snprintf(key, sizeof(key), "%s/client-key.pem", e->certs);
+            opt.cert = cert;
+            opt.key = key;
+        }
+        struct sg_client *c = NULL;
+        int code = 0;
+        if (sg_client_connect(&opt, &c, &code, err, sizeof(err)) == 0) {
+            int rc = sg_ping(c);
+            sg_client_free(c);
+            if (rc == SG_OK)
+                return 0;
+            snprintf(err, sizeof(err), "PING answered %s", sg_code_name(rc));
+        }
+        h_poll_pause();
+    }
+    h_log("slotgate not ready within 30 s (last error: %s)", err);
+    tail_file(e->proxies[i].log, 40);
+    return -1;
+}
+
+int h_proxy_start(struct h_env *e, int mtls)
+{
+    if (e->n_proxies >= H_MAX_PROXIES)
+        return -1;
+    int i = e->n_proxies;
+    struct h_proxy *p = &e->proxies[i];
+    memset(p, 0, sizeof(*p));
+    p->mtls = mtls;
+    p->port = h_free_port();
+    if (p->port < 0)
+        return -1;
+    snprintf(p->config, sizeof(p->config), "%s/slotgate-%d.yaml", e->scratch, i);
+    snprintf(p->log, sizeof(p->log), "%s/slotgate-%d.log", e->scratch, i);
+    if (write_config(e, p) != 0) {
+        h_log("cannot write %s", p->config);
+        return -1;
+    }
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        /* die with the test process, whatever kills it */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul >= 0)
+            dup2(nul, 0);
+        close_fds_from(3);
+        execl(SG_SLOTGATE_BIN, "slotgate", "--config", p->config, (char *)NULL);
+        dprintf(2, "exec %s: %s\n", SG_SLOTGATE_BIN, strerror(errno));
+        _exit(127);
+    }
+    p->pid = pid;
+    e->n_proxies++;
+    h_log("slotgate pid %d on port %d%s (config %s)", (int)pid, p->port, mtls ? " (mTLS)" : "",
+          p->config);
+    if (proxy_wait_ready(e, i) != 0) {
+        h_proxy_stop(e, i);
+        return -1;
+    }
+    return i;
+}
+
+/* ---- environment ------------------------------------------------------------ */
+
+int h_env_start(struct h_env *e, const char *name, const struct h_opts *o)
+{
+    memset(e, 0, sizeof(*e));
+    snprintf(e->name, sizeof(e->name), "%s", name);
+    if (e == &H || H.name[0] == 0)
+        snprintf(H.name, sizeof(H.name), "%s", name);
+    if (o)
+        e->opts = *o;
+    if (e->opts.masters == 0)
+        e->opts.masters = 3;
+    /* replicas: 0 = default (1), negative = none */
+    if (e->opts.replicas == 0)
+        e->opts.replicas = 1;
+    else if (e->opts.replicas < 0)
+        e->opts.replicas = 0;
+    if (e->opts.workers == 0)
+        e->opts.workers = 2;
+    if (e->opts.deadline_ms == 0)
+        e->opts.deadline_ms = 1500;
+    if (e->opts.refresh_ms == 0)
+        e->opts.refresh_ms = 1000;
+    snprintf(e->scratch, sizeof(e->scratch), "%s/%s", SG_ITEST_SCRATCH, name);
+    snprintf(e->certs, sizeof(e->certs), "%s/certs", e->scratch);
+    snprintf(e->redis_dir, sizeof(e->redis_dir), "%s/redis", e->scratch);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Leftovers of an earlier run that was killed: stop them first. */
+    if (mkdir_p(e->scratch) != 0) {
+        h_log("cannot create %s: %s", e->scratch, strerror(errno));
+        return -1;
+    }
+    if (h_sh(e, "'%s/cluster.sh' stop '%s'", SG_SCRIPTS_DIR, e->redis_dir) != 0)
+        return -1;
+    kill_by_cmdline(e->scratch, SIGKILL);
+    if (h_sh(e, "rm -rf '%s'", e->redis_dir) != 0)
+        return -1;
+
+    g_env = e;
+    if (!g_atexit_set) {
+        atexit(atexit_cleanup);
+        g_atexit_set = 1;
+    }
+    watchdog_start(e);
+
+    if (h_sh(e, "'%s/gen-certs.sh' '%s'", SG_SCRIPTS_DIR, e->certs) != 0)
+        goto fail;
+
+    int64_t t0 = h_now_ms();
+    if (e->opts.plain) {
+        int port = pick_base_port(1);
+        if (port < 0)
+            goto fail;
+        if (h_sh(e, "'%s/cluster.sh' start-plain '%s' %d", SG_SCRIPTS_DIR, e->redis_dir, port) != 0)
+            goto fail;
+        e->n_nodes = 1;
+        e->nodes[0] = port;
+    } else {
+        int n = e->opts.masters * (1 + e->opts.replicas);
+        if (n > H_MAX_NODES)
+            goto fail;
+        int ok = 0;
+        for (int attempt = 0; attempt < 3 && !ok; attempt++) {
+            int base = pick_base_port(n);
+            if (base < 0)
+                goto fail;
+            if (h_sh(e, "'%s/cluster.sh' start '%s' %d %d %d", SG_SCRIPTS_DIR, e->redis_dir, base,
+                     e->opts.masters, e->opts.replicas) == 0) {
+                ok = 1;
+                e->n_nodes = n;
+                for (int i = 0; i < n; i++)
+                    e->nodes[i] = base + i;
+            } else {
+                h_sh(e, "'%s/cluster.sh' stop '%s'", SG_SCRIPTS_DIR, e->redis_dir);
+            }
+        }
+        if (!ok)
+            goto fail;
+    }
+    h_log("redis %s on ports %d..%d ready in %lld ms", e->opts.plain ? "(plain)" : "cluster",
+          e->nodes[0], e->nodes[e->n_nodes - 1], (long long)(h_now_ms() - t0));
+
+    if (h_proxy_start(e, e->opts.mtls) < 0)
+        goto fail;
+    return 0;
+fail:
+    h_log("environment setup failed; see %s", e->scratch);
+    h_env_stop(e);
+    return -1;
+}
+
+void h_env_stop(struct h_env *e)
+{
+    if (e->scratch[0] == 0)
+        return;
+    for (int i = 0; i < e->n_proxies; i++)
+        h_proxy_stop(e, i);
+    if (e->redis_dir[0])
+        h_sh(e, "'%s/cluster.sh' stop '%s'", SG_SCRIPTS_DIR, e->redis_dir);
+    kill_by_cmdline(e->scratch, SIGKILL);
+    watchdog_stop();
+    if (g_env == e)
+        g_env = NULL;
+    e->redis_dir[0] = 0;
+}
+
+/* ---- clients -------------------------------------------------------------- */
+
+void h_client_opts(const struct h_env *e, int i, struct sg_client_options *opt)
+{
+    static char ca[H_MAX_PROXIES][H_PATH + 16];
+    memset(opt, 0, sizeof(*opt));
+    snprintf(ca[i], sizeof(ca[i]), "%s/ca.pem", e->certs);
+    opt->host = "127.0.0.1";
+    opt->port = e->proxies[i].port;
+    opt->tls = 1;
+    opt->cacert = ca[i];
+    opt->sni = "localhost";
+    opt->client_name = e->name;
+    opt->timeout_ms = 5000;
+}
+
+struct sg_client *h_connect_opts(const struct sg_client_options *opt, int *code, char *err,
+                                 size_t errlen)
+{
+    struct sg_client *c = NULL;
+    int dummy_code = 0;
+    char dummy_err[256];
+    if (!code)
+        code = &dummy_code;
+    if (!err) {
+        err = dummy_err;
+        errlen = sizeof(dummy_err);
+    }
+    err[0] = 0;
+    *code = 0;
+    if (sg_client_connect(opt, &c, code, err, errlen) != 0)
+        return NULL;
+    return c;
+}
+
+struct sg_client *h_connect(const struct h_env *e, int i, enum h_cert cert)
+{
+    struct sg_client_options opt;
+    char certp[H_PATH + 32], keyp[H_PATH + 32];
+    h_client_opts(e, i, &opt);
+    if (cert == H_CERT_CLIENT) {
+        snprintf(certp, sizeof(certp), "%s/client.pem", e->certs);
+        snprintf(keyp, sizeof(keyp), "%s/client-key.pem", e->certs);
+    } else if (cert == H_CERT_OTHER) {
+        snprintf(certp, sizeof(certp), "%s/other-client.pem", e->certs);
+        snprintf(keyp, sizeof(keyp), "%s/other-client-key.pem", e->certs);
+    }
+    if (cert != H_CERT_NONE) {
+        opt.cert = certp;
+        opt.key = keyp;
+    }
+    char err[256];
+    int code;
+    struct sg_client *c = h_connect_opts(&opt, &code, err, sizeof(err));
+    if (!c)
+        h_log("connect to proxy %d (port %d) failed: %s (code %d)", i, opt.port, err, code);
+    return c;
+}
+
+int h_check_set_get(struct sg_client *c, const char *tag)
+{
+    static unsigned counter;
+    char key[128], val[128];
+    snprintf(key, sizeof(key), "health:%s:%u:%d", tag, counter, (int)getpid());
+    snprintf(val, sizeof(val), "value-%u-%lld", counter++, (long long)h_now_ms());
+    int rc = sg_set(c, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE);
+    if (rc != SG_OK) {
+        h_log("%s: healthy SET answered %s (%s)", tag, sg_code_name(rc), sg_client_errstr(c));
+        return -1;
+    }
+    void *got = NULL;
+    size_t glen = 0;
+    rc = sg_get(c, "", key, strlen(key), &got, &glen);
+    int ok = rc == SG_OK && glen == strlen(val) && memcmp(got, val, glen) == 0;
+    if (!ok)
+        h_log("%s: healthy GET answered %s, %zu bytes", tag, sg_code_name(rc), glen);
+    free(got);
+    return ok ? 0 : -1;
+}
+
+int64_t h_stat(struct sg_client *c, const char *name)
+{
+    struct sg_request *r = sg_request_new(sg_client_next_id(c), SG_OP_STATS);
+    struct sg_response *resp = NULL;
+    int rc = sg_call(c, r, &resp);
+    sg_request_free(r);
+    int64_t v = -1;
+    if (resp && resp->code == SG_OK) {
+        for (size_t i = 0; i < resp->n_stats; i++)
+            if (strcmp(resp->stat_names[i], name) == 0)
+                v = (int64_t)resp->stat_values[i];
+    } else {
+        h_log("STATS answered %s", sg_code_name(resp ? resp->code : rc));
+    }
+    sg_response_free(resp);
+    return v;
+}
+
+struct sg_response *h_call(struct sg_client *c, struct sg_request *r)
+{
+    struct sg_response *resp = NULL;
+    int rc = sg_call(c, r, &resp);
+    sg_request_free(r);
+    if (!resp)
+        fail_msg("sg_call failed: %s (%s)", sg_code_name(rc), sg_client_errstr(c));
+    return resp;
+}
+
+void h_expect_value(struct sg_client *c, const void *key, size_t klen, const void *val,
+                    size_t vlen)
+{
+    void *got = NULL;
+    size_t glen = 0;
+    int rc = sg_get(c, "", key, klen, &got, &glen);
+    if (rc != SG_OK)
+        fail_msg("GET answered %s (%s)", sg_code_name(rc), rc >= 1000 ? sg_client_errstr(c) : "");
+    if (glen != vlen || (vlen && memcmp(got, val, vlen) != 0))
+        fail_msg("GET returned %zu bytes, expected %zu (or different bytes)", glen, vlen);
+    free(got);
+}
+
+int h_get_code(struct sg_client *c, const void *key, size_t klen)
+{
+    void *got = NULL;
+    size_t glen = 0;
+    int rc = sg_get(c, "", key, klen, &got, &glen);
+    free(got);
+    return rc;
+}
+
+/* ---- redis nodes ------------------------------------------------------------ */
+
+redisContext *h_redis(int port)
+{
+    struct timeval tv = {1, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (!c)
+        return NULL;
+    if (c->err) {
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+redisReply *h_redis_cmd(int port, const char *fmt, ...)
+{
+    redisContext *c = h_redis(port);
+    if (!c)
+        return NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    redisFree(c);
+    return r;
+}
+
+/* First node that is alive and answers PING. */
+static int live_node(const struct h_env *e)
+{
+    for (int i = 0; i < e->n_nodes; i++) {
+        if (!h_node_alive(e, e->nodes[i]))
+            continue;
+        redisReply *r = h_redis_cmd(e->nodes[i], "PING");
+        int ok = r && r->type == REDIS_REPLY_STATUS;
+        freeReplyObject(r);
+        if (ok)
+            return e->nodes[i];
+    }
+    return -1;
+}
+
+int h_keyslot(const struct h_env *e, const void *key, size_t len)
+{
+    int port = live_node(e);
+    if (port < 0)
+        return -1;
+    redisReply *r = h_redis_cmd(port, "CLUSTER KEYSLOT %b", key, len);
+    int slot = (r && r->type == REDIS_REPLY_INTEGER) ? (int)r->integer : -1;
+    freeReplyObject(r);
+    return slot;
+}
+
+/* CLUSTER SLOTS of a live node, or NULL. */
+static redisReply *cluster_slots(const struct h_env *e)
+{
+    int port = live_node(e);
+    if (port < 0)
+        return NULL;
+    redisReply *r = h_redis_cmd(port, "CLUSTER SLOTS");
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int range_master_port(const redisReply *range)
+{
+    if (range->type != REDIS_REPLY_ARRAY || range->elements < 3)
+        return -1;
+    const redisReply *m = range->element[2];
+    if (m->type != REDIS_REPLY_ARRAY || m->elements < 2 || m->element[1]->type != REDIS_REPLY_INTEGER)
+        return -1;
+    return (int)m->element[1]->integer;
+}
+
+int h_slot_owner(const struct h_env *e, int slot)
+{
+    if (e->opts.plain)
+        return e->nodes[0];
+    redisReply *r = cluster_slots(e);
+    if (!r)
+        return -1;
+    int port = -1;
+    for (size_t i = 0; i < r->elements && port < 0; i++) {
+        redisReply *rg = r->element[i];
+        if (rg->type != REDIS_REPLY_ARRAY || rg->elements < 3)
+            continue;
+        if (slot >= rg->element[0]->integer && slot <= rg->element[1]->integer)
+            port = range_master_port(rg);
+    }
+    freeReplyObject(r);
+    return port;
+}
+
+int h_key_owner(const struct h_env *e, const void *key, size_t len)
+{
+    if (e->opts.plain)
+        return e->nodes[0];
+    int slot = h_keyslot(e, key, len);
+    return slot < 0 ? -1 : h_slot_owner(e, slot);
+}
+
+int h_node_id(int port, char *id, size_t idlen)
+{
+    redisReply *r = h_redis_cmd(port, "CLUSTER MYID");
+    int ok = r && r->type == REDIS_REPLY_STRING;
+    if (ok)
+        snprintf(id, idlen, "%s", r->str);
+    freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+int h_masters(const struct h_env *e, int *ports, int max)
+{
+    if (e->opts.plain) {
+        if (max > 0)
+            ports[0] = e->nodes[0];
+        return 1;
+    }
+    redisReply *r = cluster_slots(e);
+    if (!r)
+        return 0;
+    int n = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        int p = range_master_port(r->element[i]);
+        int seen = 0;
+        for (int j = 0; j < n; j++)
+            seen |= ports[j] == p;
+        if (p > 0 && !seen && n < max)
+            ports[n++] = p;
+    }
+    freeReplyObject(r);
+    qsort(ports, (size_t)n, sizeof(int), cmp_int);
+    return n;
+}
+
+int h_replicas_of(int master_port, int *ports, int max)
+{
+    redisReply *r = h_redis_cmd(master_port, "INFO replication");
+    int n = 0;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        /* lines like "slave0:ip=127.0.0.1,port=31003,state=online,..." */
+        for (const char *line = r->str; line && *line && n < max;) {
+            if (strncmp(line, "slave", 5) == 0 && line[5] >= '0' && line[5] <= '9') {
+                const char *q = strstr(line, "port=");
+                const char *eol = strchr(line, '\n');
+                if (q && (!eol || q < eol))
+                    ports[n++] = atoi(q + 5);
+            }
+            line = strchr(line, '\n');
+            if (line)
+                line++;
+        }
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+pid_t h_node_pid(const struct h_env *e, int port)
+{
+    char path[H_PATH + 32];
+    snprintf(path, sizeof(path), "%s/%d/redis.pid", e->redis_dir, port);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long pid = -1;
+    if (fscanf(f, "%ld", &pid) != 1)
+        pid = -1;
+    fclose(f);
+    return (pid_t)pid;
+}
+
+int h_node_alive(const struct h_env *e, int port)
+{
+    pid_t pid = h_node_pid(e, port);
+    if (pid <= 0)
+        return 0;
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *rp = strrchr(buf, ')');
+    return rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+}
+
+int h_node_signal(const struct h_env *e, int port, int sig)
+{
+    pid_t pid = h_node_pid(e, port);
+    if (pid <= 0 || !h_node_alive(e, port))
+        return -1;
+    if (kill(pid, sig) != 0)
+        return -1;
+    if (sig == SIGKILL) {
+        int64_t deadline = h_now_ms() + 5000;
+        while (h_node_alive(e, port) && h_now_ms() < deadline)
+            h_poll_pause();
+    }
+    return 0;
+}
+
+int h_wait_cluster(const struct h_env *e, int timeout_ms)
+{
+    if (e->opts.plain)
+        return 0;
+    return h_sh(e, "CLUSTER_WAIT_SECS=%d '%s/cluster.sh' wait '%s'", (timeout_ms + 999) / 1000,
+                SG_SCRIPTS_DIR, e->redis_dir) == 0
+               ? 0
+               : -1;
+}
+
+int h_wait_failover(const struct h_env *e, int dead_port, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    for (;;) {
+        int masters[H_MAX_NODES];
+        int n = h_masters(e, masters, H_MAX_NODES);
+        int still = n == 0;
+        for (int i = 0; i < n; i++)
+            still |= masters[i] == dead_port;
+        if (!still)
+            break;
+        if (h_now_ms() > deadline) {
+            h_log("no failover away from %d within %d ms", dead_port, timeout_ms);
+            return -1;
+        }
+        h_poll_pause();
+    }
+    int left = (int)(deadline - h_now_ms());
+    return h_wait_cluster(e, left < 1000 ? 1000 : left);
+}
+
+int h_sync_replicas(const struct h_env *e)
+{
+    if (e->opts.plain)
+        return 0;
+    int masters[H_MAX_NODES];
+    int n = h_masters(e, masters, H_MAX_NODES);
+    for (int i = 0; i < n; i++) {
+        int reps[H_MAX_NODES];
+        int nr = h_replicas_of(masters[i], reps, H_MAX_NODES);
+        if (nr == 0)
+            continue;
+        redisReply *r = h_redis_cmd(masters[i], "WAIT %d 3000", nr);
+        int ok = r && r->type == REDIS_REPLY_INTEGER && r->integer >= nr;
+        freeReplyObject(r);
+        if (!ok) {
+            h_log("replicas of %d did not acknowledge writes", masters[i]);
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,161 @@
+/*
+ * harness - shared setup for slotgate's integration tests.
+ *
+ * Each test executable calls h_env_start() once (cmocka group setup): it
+ * makes a scratch directory of its own, writes the dev certificates, starts
+ * a Redis Cluster (or a plain Redis) on free loopback ports through
+ * scripts/cluster.sh, writes a slotgate config and spawns the real slotgate
+ * binary, waiting until it answers PING over TLS. h_env_stop() (group
+ * teardown) undoes all of it; a watchdog process does the same if the test
+ * process dies in any way, including SIGKILL from a ctest timeout, so a
+ * failing test never leaves redis-server or slotgate behind.
+ *
+ * No fixed sleeps: every wait polls a condition against a deadline.
+ */
+#ifndef SG_ITEST_HARNESS_H
+#define SG_ITEST_HARNESS_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "slotgate.h"
+
+#define H_MAX_NODES 16
+#define H_MAX_PROXIES 4
+#define H_PATH 512
+
+/* How to build the environment (zero = defaults). */
+struct h_opts {
+    int plain;                 /* 1: one non-cluster redis instead of a cluster */
+    int masters;               /* default 3 */
+    int replicas;              /* per master; 0 = default 1, negative = none */
+    int mtls;                  /* 1: the first proxy requires client certs */
+    int workers;               /* listen.workers, default 2 */
+    uint32_t deadline_ms;      /* limits.request_deadline_ms, default 1500 */
+    uint32_t refresh_ms;       /* redis.topology_refresh_ms, default 1000 */
+    const char *limits_yaml;   /* extra lines under limits:, indented 2 */
+    const char *redis_yaml;    /* extra lines under redis:, indented 2 */
+};
+
+/* One running slotgate process. */
+struct h_proxy {
+    pid_t pid;                 /* 0: not running */
+    int port;
+    int mtls;
+    char config[H_PATH];
+    char log[H_PATH];
+};
+
+struct h_env {
+    char name[64];
+    char scratch[H_PATH];      /* SG_ITEST_SCRATCH/<name> */
+    char certs[H_PATH];        /* scratch/certs */
+    char redis_dir[H_PATH];    /* scratch/redis (cluster.sh DIR) */
+    struct h_opts opts;
+    int n_nodes;
+    int nodes[H_MAX_NODES];    /* every redis port */
+    int n_proxies;
+    struct h_proxy proxies[H_MAX_PROXIES];
+};
+
+/* Client certificate choice for h_connect. */
+enum h_cert { H_CERT_NONE = 0, H_CERT_CLIENT, H_CERT_OTHER };
+
+/* ---- environment --------------------------------------------------------- */
+
+/* Build everything described above; 0 or -1 (reason on stderr). */
+int h_env_start(struct h_env *e, const char *name, const struct h_opts *o);
+/* Stop every proxy and every redis of e; safe to call twice. */
+void h_env_stop(struct h_env *e);
+/* Print the last lines of every proxy log (on failure). */
+void h_env_dump_logs(const struct h_env *e, int lines);
+
+/* Start one more slotgate against e's redis; returns its index or -1. */
+int h_proxy_start(struct h_env *e, int mtls);
+/* SIGTERM (then SIGKILL after a bound) and reap proxy i. */
+void h_proxy_stop(struct h_env *e, int i);
+/* 1 if proxy i's process is still running (not exited, not a zombie). */
+int h_proxy_alive(struct h_env *e, int i);
+
+/* ---- clients ------------------------------------------------------------- */
+
+/* Fill opt for proxy i: TLS against the dev CA, SNI localhost, timeout 5 s. */
+void h_client_opts(const struct h_env *e, int i, struct sg_client_options *opt);
+/* Connect to proxy i with the given client cert; NULL on failure (logged). */
+struct sg_client *h_connect(const struct h_env *e, int i, enum h_cert cert);
+/* Same, with every option given; *code/err as sg_client_connect. */
+struct sg_client *h_connect_opts(const struct sg_client_options *opt, int *code, char *err,
+                                 size_t errlen);
+/* SET then GET of a fresh key through c; 0 if both worked and matched. */
+int h_check_set_get(struct sg_client *c, const char *tag);
+/* The stats counter named name from an OP_STATS call; -1 if absent/failed. */
+int64_t h_stat(struct sg_client *c, const char *name);
+
+/*
+ * cmocka helpers (fail the current test on error):
+ * h_call sends r (and frees it), returns the response (caller frees);
+ * h_expect_value GETs key and asserts the value; h_get_code returns the code
+ * of a GET, discarding the value.
+ */
+struct sg_response *h_call(struct sg_client *c, struct sg_request *r);
+void h_expect_value(struct sg_client *c, const void *key, size_t klen, const void *val,
+                    size_t vlen);
+int h_get_code(struct sg_client *c, const void *key, size_t klen);
+
+/* ---- redis nodes ----------------------------------------------------------- */
+
+/* Connect to a redis node (1 s timeout); NULL if it does not answer. */
+redisContext *h_redis(int port);
+/* Run a command on node port; returns the reply (caller frees) or NULL. */
+redisReply *h_redis_cmd(int port, const char *fmt, ...);
+/* CLUSTER KEYSLOT key, asked of a live node; -1 on failure. */
+int h_keyslot(const struct h_env *e, const void *key, size_t len);
+/* Port of the master owning slot, per CLUSTER SLOTS of a live node; -1. */
+int h_slot_owner(const struct h_env *e, int slot);
+/* Port of the master owning key; -1. */
+int h_key_owner(const struct h_env *e, const void *key, size_t len);
+/* Node id (CLUSTER MYID) of node port into id (41 bytes); 0 or -1. */
+int h_node_id(int port, char *id, size_t idlen);
+/* Live masters owning slots (ports), sorted; returns the count. */
+int h_masters(const struct h_env *e, int *ports, int max);
+/* Replica ports of master port (from its INFO replication). */
+int h_replicas_of(int master_port, int *ports, int max);
+/* pid of node port from its pidfile; -1. */
+pid_t h_node_pid(const struct h_env *e, int port);
+/* Send sig to node port (SIGKILL, SIGSTOP, SIGCONT); 0 or -1. */
+int h_node_signal(const struct h_env *e, int port, int sig);
+/* 1 if node port's process runs. */
+int h_node_alive(const struct h_env *e, int port);
+/*
+ * Wait (bounded by timeout_ms) until every live node reports cluster_state:ok
+ * and every slot's owner is a live node (cluster.sh wait). 0 or -1.
+ */
+int h_wait_cluster(const struct h_env *e, int timeout_ms);
+/* Wait until no slot is owned by dead_port any more, then h_wait_cluster. */
+int h_wait_failover(const struct h_env *e, int dead_port, int timeout_ms);
+/* WAIT for every master's replicas to acknowledge writes so far; 0 or -1. */
+int h_sync_replicas(const struct h_env *e);
+
+/* ---- misc ---------------------------------------------------------------- */
+
+/* Monotonic milliseconds. */
+int64_t h_now_ms(void);
+/* Short pause between polls of a condition (never a wait by itself). */
+void h_poll_pause(void);
+/* Print a "[itest name] ..." line to stderr. */
+void h_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Run a shell command line, output appended to the scratch log; exit code. */
+int h_sh(const struct h_env *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A free TCP port on 127.0.0.1 (bind to port 0); -1. */
+int h_free_port(void);
+
+/*
+ * Standard main for a test group: runs tests with h_env as group state,
+ * dumps proxy logs if anything failed. Group setup/teardown must call
+ * h_env_start/h_env_stop.
+ */
+extern struct h_env H; /* the environment of this test executable */
+
+#endif
