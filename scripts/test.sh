@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# test.sh - the one command that installs what is missing, builds, and runs
+# the whole test suite: unit and integration tests (real Redis Cluster, real
+# slotgate over TLS) on a Release build, then again under ASan+UBSan.
+# SG_TEST_QUICK=1 skips the sanitizer pass (for local iteration only).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+scripts/deps.sh
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+run_suite() {
+  local type=$1 dir=$2
+  scripts/build.sh "$type" "$dir"
+  (cd "$dir" && ctest --output-on-failure --timeout 600)
+}
+run_suite Release build-test
+if [ "${SG_TEST_QUICK:-0}" != 1 ]; then
+  run_suite Asan build-asan
+fi
+echo "test.sh: all suites passed"
