@@ -52,6 +52,12 @@ static void on_readyz(struct evhttp_request *req, void *arg)
 static void metrics_visit(const char *name, uint64_t value, void *arg)
 {
     struct evbuffer *b = arg;
+    char metric[128];
+    snprintf(metric, sizeof(metric), "%s", name);
+    for (char *p = metric; *p; p++)
+        if (*p == '.')
+            *p = '_';
+    name = metric;
     int gauge = strcmp(name, "workers") == 0 || strcmp(name, "connections_active") == 0;
     evbuffer_add_printf(b, "# TYPE slotgate_%s %s\nslotgate_%s %llu\n", name,
                         gauge ? "gauge" : "counter", name, (unsigned long long)value);

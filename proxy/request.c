@@ -1,13 +1,14 @@
 /*
- * request - fan-out, retries and the single answer of one client request.
+ * request - the life cycle of one client request: fan-out of sub-ops to
+ * shard links, redirects and retries, the deadline, and the single answer.
  *
- * Life of a request: validated, then one sub-op per key is routed by slot
- * to its shard link. Each sub-op settles exactly once (reply, typed error,
- * or cancellation at the deadline). The response is produced once, when the
- * last sub-op settles or when the deadline fires, whichever is first. The
- * memory is released only when the request is answered AND no sub-op is
- * still queued on a link: a reply that arrives after the deadline (or after
- * the client left) still finds its sub-op, is read, and is dropped.
+ * Each sub-op settles exactly once (reply, typed error, or cancellation).
+ * The response is produced once: when the last sub-op settles or when the
+ * deadline fires, whichever comes first. The memory is released only when
+ * the request is answered AND no sub-op is still queued on a link, so a
+ * reply that arrives late (after the deadline, or after the client left)
+ * still finds its sub-op, is read, and is dropped: the link's FIFO stays
+ * aligned. What each op means in Redis lives in command.c.
  */
 #include "request.h"
 
@@ -17,6 +18,8 @@
 
 #include <event2/buffer.h>
 
+#include "coalesce.h"
+#include "command.h"
 #include "frame.h"
 #include "log.h"
 #include "resp.h"
@@ -28,41 +31,39 @@
 #include "worker.h"
 
 #define SG_MAX_RETRIES 8
+#define SG_MAX_LINK_RETRIES 2
 
 static void request_finish(struct sg_request *r);
 static void request_maybe_free(struct sg_request *r);
 
-static int op_is_read(int op)
+void sg_request_own(struct sg_request *r, void *p)
 {
-    return op == SLOTGATE__V1__OP__OP_GET || op == SLOTGATE__V1__OP__OP_MGET;
+    if (r->n_allocs == r->cap_allocs) {
+        r->cap_allocs = r->cap_allocs ? r->cap_allocs * 2 : 4;
+        r->allocs = sg_realloc(r->allocs, sizeof(*r->allocs) * r->cap_allocs);
+    }
+    r->allocs[r->n_allocs++] = p;
 }
 
-static int op_is_batch(int op)
+static void outcome_release(struct sg_key_outcome *o)
 {
-    return op == SLOTGATE__V1__OP__OP_MGET || op == SLOTGATE__V1__OP__OP_MSET ||
-           op == SLOTGATE__V1__OP__OP_MDELETE;
+    if (o->reply != NULL)
+        freeReplyObject(o->reply);
+    free(o->buf);
+    o->reply = NULL;
+    o->buf = NULL;
 }
 
-/* Record the outcome of one sub-op; the last one completes the request. */
-static void subop_settle(struct sg_subop *op, int code, redisReply *reply, const char *message)
+static const ProtobufCBinaryData *subop_first_key(const struct sg_subop *op)
+{
+    return &op->req->keys[sg_request_key_of(op->req, op, 0)];
+}
+
+/* One sub-op fewer outstanding; the last one answers the request. */
+static void subop_done(struct sg_subop *op)
 {
     struct sg_request *r = op->req;
-    if (op->done) {
-        if (reply)
-            freeReplyObject(reply);
-        return;
-    }
     op->done = 1;
-    if (r->answered) {
-        if (reply)
-            freeReplyObject(reply);
-        SG_STAT_INC(&r->worker->stats, orphaned_replies);
-    } else {
-        struct sg_key_outcome *o = &r->out[op->index];
-        o->code = code;
-        o->reply = reply;
-        o->message = message;
-    }
     r->pending--;
     if (r->pending == 0) {
         if (!r->answered)
@@ -71,13 +72,125 @@ static void subop_settle(struct sg_subop *op, int code, redisReply *reply, const
     }
 }
 
-/* Drop a sub-op parked for a retry; the caller frees the request. */
+/* A follower takes a copy of its leader's outcome. */
+static void coalesce_hand_over(struct sg_subop *leader, const struct sg_key_outcome *o)
+{
+    struct sg_subop *f = leader->co_next;
+    leader->co_next = NULL;
+    while (f != NULL) {
+        struct sg_subop *next = f->co_next;
+        f->co_role = SG_CO_NONE;
+        f->co_next = NULL;
+        f->co_leader = NULL;
+        struct sg_key_outcome copy = *o;
+        copy.reply = NULL;
+        copy.buf = NULL;
+        if (o->value != NULL) {
+            copy.buf = sg_malloc(o->value_len ? o->value_len : 1);
+            memcpy(copy.buf, o->value, o->value_len);
+            copy.value = copy.buf;
+        }
+        SG_STAT_INC(&f->req->worker->stats, coalesced_gets);
+        sg_request_settle(f, &copy);
+        f = next;
+    }
+}
+
+/* The leader will not produce a result: its followers go on their own. */
+static void coalesce_release_followers(struct sg_subop *leader)
+{
+    struct sg_subop *f = leader->co_next;
+    leader->co_next = NULL;
+    while (f != NULL) {
+        struct sg_subop *next = f->co_next;
+        f->co_role = SG_CO_NONE;
+        f->co_next = NULL;
+        f->co_leader = NULL;
+        sg_request_dispatch(f);
+        f = next;
+    }
+}
+
+static void coalesce_leave(struct sg_subop *op)
+{
+    const ProtobufCBinaryData *k = subop_first_key(op);
+    sg_coalesce_forget_op(op->req->worker->coalesce, k->data, k->len, op);
+    op->co_role = SG_CO_NONE;
+}
+
+void sg_request_settle(struct sg_subop *op, struct sg_key_outcome *o)
+{
+    struct sg_request *r = op->req;
+    if (op->done) {
+        if (o != NULL)
+            outcome_release(o);
+        return;
+    }
+    if (op->co_role == SG_CO_LEADER) {
+        coalesce_leave(op);
+        if (o != NULL)
+            coalesce_hand_over(op, o);
+    }
+    if (o != NULL) {
+        if (r->answered) {
+            outcome_release(o);
+            SG_STAT_INC(&r->worker->stats, orphaned_replies);
+        } else if (op->kind == SG_SUBOP_SCAN) {
+            struct sg_key_outcome *agg = &r->out[0];
+            agg->count += o->count;
+            if (o->code != SLOTGATE__V1__CODE__CODE_OK &&
+                agg->code == SLOTGATE__V1__CODE__CODE_OK) {
+                agg->code = o->code;
+                agg->message = o->message;
+            }
+            outcome_release(o);
+        } else {
+            r->out[op->index] = *o;
+        }
+    }
+    subop_done(op);
+}
+
+void sg_request_settle_error(struct sg_subop *op, int code, const char *message)
+{
+    struct sg_request *r = op->req;
+    if (op->count > 1 && !r->answered && !op->done) {
+        for (uint32_t j = 0; j < op->count; j++) {
+            struct sg_key_outcome *o = &r->out[sg_request_key_of(r, op, j)];
+            o->code = code;
+            o->message = message;
+        }
+        sg_request_settle(op, NULL);
+        return;
+    }
+    struct sg_key_outcome o = {.code = code, .message = message};
+    sg_request_settle(op, &o);
+}
+
+/* Take a sub-op that is not on any link out of play (parked, follower). */
 static void subop_cancel(struct sg_subop *op)
 {
-    if (!op->parked)
+    if (op->done)
         return;
-    event_del(&op->retry_ev);
-    op->parked = 0;
+    if (op->parked) {
+        event_del(&op->retry_ev);
+        op->parked = 0;
+    } else if (op->co_role == SG_CO_FOLLOWER) {
+        struct sg_subop **pp = &op->co_leader->co_next;
+        while (*pp != NULL && *pp != op)
+            pp = &(*pp)->co_next;
+        if (*pp == op)
+            *pp = op->co_next;
+        op->co_role = SG_CO_NONE;
+        op->co_leader = NULL;
+        op->co_next = NULL;
+    } else {
+        return; /* on a link: its reply will settle it */
+    }
+    if (op->co_role == SG_CO_LEADER) {
+        coalesce_leave(op);
+        coalesce_release_followers(op);
+    }
     op->done = 1;
     op->req->pending--;
 }
@@ -86,24 +199,17 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_subop *op = arg;
     op->parked = 0;
-    if (op->req->answered) {
-        subop_settle(op, SLOTGATE__V1__CODE__CODE_TIMEOUT, NULL, NULL);
-        return;
-    }
     sg_request_dispatch(op);
 }
 
-/*
- * Retry op after a backoff if its deadline leaves room; otherwise settle it
- * with code. Backoff doubles per retry from redis.retry_backoff_ms.
- */
-static void subop_retry_later(struct sg_subop *op, int code, const char *message)
+void sg_request_retry_later(struct sg_subop *op, int code, const char *message)
 {
     struct sg_request *r = op->req;
-    uint32_t delay = r->worker->cfg->retry_backoff_ms << (op->retries < 6 ? op->retries : 6);
+    uint32_t shift = op->retries < 6 ? op->retries : 6;
+    uint32_t delay = r->worker->cfg->retry_backoff_ms << shift;
     r->last_transient = code;
-    if (op->retries >= SG_MAX_RETRIES || sg_now_ms() + delay >= r->deadline_ms) {
-        subop_settle(op, code, NULL, message);
+    if (r->answered || op->retries >= SG_MAX_RETRIES || sg_now_ms() + delay >= r->deadline_ms) {
+        sg_request_settle_error(op, code, message);
         return;
     }
     op->retries++;
@@ -114,124 +220,90 @@ static void subop_retry_later(struct sg_subop *op, int code, const char *message
     evtimer_add(&op->retry_ev, &tv);
 }
 
-static void subop_send(struct sg_subop *op, struct sg_shardlink *link)
+void sg_request_send(struct sg_subop *op, struct sg_shardlink *link)
 {
     if (sg_shardlink_send(link, op) != 0) {
         sg_topology_request_refresh();
-        subop_settle(op, SLOTGATE__V1__CODE__CODE_SHARD_UNAVAILABLE, NULL,
-                     "link to the owning shard is down");
+        op->req->last_transient = SLOTGATE__V1__CODE__CODE_SHARD_UNAVAILABLE;
+        sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_SHARD_UNAVAILABLE,
+                                "link to the owning shard is down");
     }
+}
+
+/* Coalesce a plain GET onto an identical one in flight; 1 if it joined. */
+static int dispatch_coalesce(struct sg_subop *op)
+{
+    struct sg_request *r = op->req;
+    struct sg_worker *w = r->worker;
+    const ProtobufCBinaryData *k = subop_first_key(op);
+    int o = r->rq->op;
+    if (sg_command_is_write(o)) {
+        sg_coalesce_forget_key(w->coalesce, k->data, k->len);
+        return 0;
+    }
+    if (o != SLOTGATE__V1__OP__OP_GET || !w->cfg->coalesce_gets || op->retries ||
+        op->redirects || op->co_role != SG_CO_NONE)
+        return 0;
+    struct sg_subop *leader = sg_coalesce_find(w->coalesce, k->data, k->len);
+    if (leader != NULL && leader != op) {
+        op->co_role = SG_CO_FOLLOWER;
+        op->co_leader = leader;
+        op->co_next = leader->co_next;
+        leader->co_next = op;
+        return 1;
+    }
+    sg_coalesce_add(w->coalesce, k->data, k->len, op);
+    op->co_role = SG_CO_LEADER;
+    return 0;
 }
 
 void sg_request_dispatch(struct sg_subop *op)
 {
     struct sg_request *r = op->req;
     struct sg_worker *w = r->worker;
-    const ProtobufCBinaryData *k = &r->keys[op->index];
-    uint16_t slot = sg_slot_of_key(k->data, k->len);
-    const struct sg_addr *master = sg_topology_master_of(w->topo, slot);
-    if (master == NULL) {
-        sg_topology_request_refresh();
-        subop_retry_later(op, SLOTGATE__V1__CODE__CODE_CLUSTER_DOWN, "slot not served");
+    if (op->kind == SG_SUBOP_SCAN) {
+        sg_request_send(op, sg_worker_link(w, &r->inval[op->index].addr, 0));
         return;
     }
-    subop_send(op, sg_worker_link(w, master));
+    if (op->count == 1 && dispatch_coalesce(op))
+        return;
+    const ProtobufCBinaryData *k = subop_first_key(op);
+    uint16_t slot = sg_slot_of_key(k->data, k->len);
+    uint16_t sh = w->topo->slot_shard[slot];
+    if (sh == SG_NO_SHARD) {
+        sg_topology_request_refresh();
+        sg_request_retry_later(op, SLOTGATE__V1__CODE__CODE_CLUSTER_DOWN, "slot not served");
+        return;
+    }
+    const struct sg_shard_info *info = &w->topo->shards[sh];
+    if (r->ks->read_from_replicas && info->n_replicas > 0 && sg_command_is_read(r->rq->op) &&
+        op->redirects == 0 && op->retries == 0) {
+        const struct sg_addr *rep = &info->replicas[w->replica_rr++ % (uint32_t)info->n_replicas];
+        sg_request_send(op, sg_worker_link(w, rep, 1));
+        return;
+    }
+    sg_request_send(op, sg_worker_link(w, &info->master, 0));
 }
 
 void sg_request_format(struct sg_subop *op, struct evbuffer *out)
 {
-    struct sg_request *r = op->req;
-    const Slotgate__V1__Request *rq = r->rq;
-    const ProtobufCBinaryData *k = &r->keys[op->index];
-    switch (rq->op) {
-    case SLOTGATE__V1__OP__OP_GET:
-    case SLOTGATE__V1__OP__OP_MGET:
-        sg_resp_begin(out, 2);
-        sg_resp_arg(out, "GET", 3);
-        sg_resp_arg(out, k->data, k->len);
-        break;
-    case SLOTGATE__V1__OP__OP_SET:
-    case SLOTGATE__V1__OP__OP_MSET: {
-        uint64_t ttl = r->ttl_ms;
-        if (rq->op == SLOTGATE__V1__OP__OP_MSET && rq->n_ttls_ms > 0 && rq->ttls_ms[op->index])
-            ttl = rq->ttls_ms[op->index];
-        int cond = rq->condition == SLOTGATE__V1__CONDITION__COND_NX ||
-                   rq->condition == SLOTGATE__V1__CONDITION__COND_XX;
-        sg_resp_begin(out, 3 + (ttl ? 2 : 0) + cond);
-        sg_resp_arg(out, "SET", 3);
-        sg_resp_arg(out, k->data, k->len);
-        sg_resp_arg(out, rq->values[op->index].data, rq->values[op->index].len);
-        if (ttl) {
-            sg_resp_arg(out, "PX", 2);
-            sg_resp_arg_u64(out, ttl);
-        }
-        if (cond)
-            sg_resp_arg(out, rq->condition == SLOTGATE__V1__CONDITION__COND_NX ? "NX" : "XX", 2);
-        break;
-    }
-    case SLOTGATE__V1__OP__OP_DELETE:
-    case SLOTGATE__V1__OP__OP_MDELETE:
-        sg_resp_begin(out, 2);
-        sg_resp_arg(out, "UNLINK", 6);
-        sg_resp_arg(out, k->data, k->len);
-        break;
-    case SLOTGATE__V1__OP__OP_EXPIRE:
-        sg_resp_begin(out, 3);
-        sg_resp_arg(out, "PEXPIRE", 7);
-        sg_resp_arg(out, k->data, k->len);
-        sg_resp_arg_u64(out, r->ttl_ms);
-        break;
-    default:
-        break;
-    }
-}
-
-/* Interpret a non-error reply for the request's op. */
-static void subop_result(struct sg_subop *op, redisReply *reply)
-{
-    int o = op->req->rq->op;
-    int code = SLOTGATE__V1__CODE__CODE_BACKEND_ERROR;
-    switch (o) {
-    case SLOTGATE__V1__OP__OP_GET:
-    case SLOTGATE__V1__OP__OP_MGET:
-        if (reply->type == REDIS_REPLY_STRING)
-            code = SLOTGATE__V1__CODE__CODE_OK;
-        else if (reply->type == REDIS_REPLY_NIL)
-            code = SLOTGATE__V1__CODE__CODE_NOT_FOUND;
-        break;
-    case SLOTGATE__V1__OP__OP_SET:
-    case SLOTGATE__V1__OP__OP_MSET:
-        if (reply->type == REDIS_REPLY_STATUS)
-            code = SLOTGATE__V1__CODE__CODE_OK;
-        else if (reply->type == REDIS_REPLY_NIL)
-            code = SLOTGATE__V1__CODE__CODE_NOT_APPLIED;
-        break;
-    case SLOTGATE__V1__OP__OP_DELETE:
-    case SLOTGATE__V1__OP__OP_MDELETE:
-    case SLOTGATE__V1__OP__OP_EXPIRE:
-        if (reply->type == REDIS_REPLY_INTEGER)
-            code = reply->integer > 0 ? SLOTGATE__V1__CODE__CODE_OK
-                                      : SLOTGATE__V1__CODE__CODE_NOT_FOUND;
-        break;
-    }
-    if (code == SLOTGATE__V1__CODE__CODE_BACKEND_ERROR) {
-        freeReplyObject(reply);
-        subop_settle(op, code, NULL, "unexpected reply type from Redis");
-        return;
-    }
-    subop_settle(op, code, reply, NULL);
+    sg_command_format(op, out);
 }
 
 void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
 {
     struct sg_request *r = op->req;
     struct sg_worker *w = r->worker;
-    if (r->answered) {
-        subop_settle(op, 0, reply, NULL);
+    if (r->answered && op->co_next == NULL) {
+        freeReplyObject(reply);
+        SG_STAT_INC(&w->stats, orphaned_replies);
+        if (op->co_role == SG_CO_LEADER)
+            coalesce_leave(op);
+        subop_done(op);
         return;
     }
     if (reply->type != REDIS_REPLY_ERROR) {
-        subop_result(op, reply);
+        sg_command_result(op, reply);
         return;
     }
     struct sg_addr target;
@@ -248,42 +320,58 @@ void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
             op->asking = 1;
         }
         if (++op->redirects > w->cfg->max_redirects) {
-            subop_settle(op, SLOTGATE__V1__CODE__CODE_BACKEND_ERROR, NULL, "too many redirects");
+            sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
+                                    "too many redirects");
             return;
         }
-        subop_send(op, sg_worker_link(w, &target));
+        sg_request_send(op, sg_worker_link(w, &target, 0));
         return;
     case SG_RESP_ERR_TRYAGAIN:
         SG_STAT_INC(&w->stats, tryagain);
         freeReplyObject(reply);
-        subop_retry_later(op, SLOTGATE__V1__CODE__CODE_TIMEOUT, "shard busy (TRYAGAIN/LOADING)");
+        sg_request_retry_later(op, SLOTGATE__V1__CODE__CODE_TIMEOUT,
+                               "shard busy (TRYAGAIN/LOADING)");
         return;
     case SG_RESP_ERR_CLUSTERDOWN:
         SG_STAT_INC(&w->stats, clusterdown);
         freeReplyObject(reply);
         sg_topology_request_refresh();
-        subop_retry_later(op, SLOTGATE__V1__CODE__CODE_CLUSTER_DOWN, "cluster is down");
+        sg_request_retry_later(op, SLOTGATE__V1__CODE__CODE_CLUSTER_DOWN, "cluster is down");
         return;
-    default:
-        /* Keep Redis's text: the reply stays owned by the outcome. */
-        subop_settle(op, SLOTGATE__V1__CODE__CODE_BACKEND_ERROR, reply, reply->str);
+    default: {
+        sg_log_debug("Redis error: %.*s", (int)reply->len, reply->str);
+        struct sg_key_outcome o = {.code = SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
+                                   .reply = reply,
+                                   .message = reply->str};
+        if (op->count > 1) {
+            freeReplyObject(reply);
+            sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
+                                    "Redis answered with an error");
+            return;
+        }
+        sg_request_settle(op, &o);
         return;
+    }
     }
 }
 
 /*
  * The link carrying op went away. A read is safe to repeat, so it is sent
- * again (at most SG_MAX_RETRIES times, within the deadline); a write may
- * or may not have been applied, so the client is told the shard failed.
+ * again (a bounded number of times, within the deadline); a write may or
+ * may not have been applied, so the client is told the shard failed.
  */
 void sg_request_on_link_failure(struct sg_subop *op, int may_have_run)
 {
     struct sg_request *r = op->req;
-    if (r->answered) {
-        subop_settle(op, 0, NULL, NULL);
+    if (r->answered && op->co_next == NULL) {
+        if (op->co_role == SG_CO_LEADER)
+            coalesce_leave(op);
+        subop_done(op);
         return;
     }
-    if ((op_is_read(r->rq->op) || !may_have_run) && op->retries < 2 &&
+    int idempotent = sg_command_is_read(r->rq->op) || op->kind == SG_SUBOP_SCAN;
+    op->asking_pending = 0;
+    if ((idempotent || !may_have_run) && op->retries < SG_MAX_LINK_RETRIES &&
         sg_now_ms() < r->deadline_ms) {
         op->retries++;
         SG_STAT_INC(&r->worker->stats, retries);
@@ -291,27 +379,22 @@ void sg_request_on_link_failure(struct sg_subop *op, int may_have_run)
         return;
     }
     r->last_transient = SLOTGATE__V1__CODE__CODE_SHARD_UNAVAILABLE;
-    subop_settle(op, SLOTGATE__V1__CODE__CODE_SHARD_UNAVAILABLE, NULL,
-                 "lost the link to the shard; the write may or may not have been applied");
+    sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_SHARD_UNAVAILABLE,
+                            idempotent ? "lost the link to the shard"
+                                       : "lost the link to the shard; the write may or may "
+                                         "not have been applied");
 }
 
 /* --- answering ------------------------------------------------------------ */
-
-static void response_init(Slotgate__V1__Response *resp, const struct sg_request *r)
-{
-    slotgate__v1__response__init(resp);
-    resp->id = r->rq->id;
-}
 
 static void send_response(struct sg_request *r, Slotgate__V1__Response *resp)
 {
     Slotgate__V1__ServerMessage m = SLOTGATE__V1__SERVER_MESSAGE__INIT;
     m.msg_case = SLOTGATE__V1__SERVER_MESSAGE__MSG_RESPONSE;
     m.response = resp;
+    r->answered = 1;
     if (resp->code >= 200)
         SG_STAT_INC(&r->worker->stats, errors);
-    if (resp->code == SLOTGATE__V1__CODE__CODE_TIMEOUT)
-        SG_STAT_INC(&r->worker->stats, timeouts);
     SG_STAT_INC(&r->worker->stats, responses);
     if (r->session != NULL) {
         struct sg_session *s = r->session;
@@ -320,70 +403,34 @@ static void send_response(struct sg_request *r, Slotgate__V1__Response *resp)
     }
 }
 
-/* Answer with an error before anything was dispatched. */
-static void request_fail_now(struct sg_request *r, int code, const char *message)
-{
-    Slotgate__V1__Response resp;
-    response_init(&resp, r);
-    resp.code = code;
-    resp.message = (char *)message;
-    r->answered = 1;
-    send_response(r, &resp);
-}
-
-/* Build the response from the per-key outcomes (or the timeout). */
 static void request_finish(struct sg_request *r)
 {
     Slotgate__V1__Response resp;
-    response_init(&resp, r);
-    r->answered = 1;
+    slotgate__v1__response__init(&resp);
+    resp.id = r->rq->id;
     if (r->deadline_armed) {
         event_del(&r->deadline_ev);
         r->deadline_armed = 0;
     }
-    int op = r->rq->op;
-    if (!op_is_batch(op)) {
-        struct sg_key_outcome *o = &r->out[0];
-        resp.code = o->code;
-        resp.message = (char *)(o->message ? o->message : "");
-        if (o->code == SLOTGATE__V1__CODE__CODE_OK && op == SLOTGATE__V1__OP__OP_GET) {
-            resp.value.data = (uint8_t *)o->reply->str;
-            resp.value.len = o->reply->len;
-        }
-        if (op == SLOTGATE__V1__OP__OP_DELETE && o->reply != NULL)
-            resp.count = o->reply->integer;
-        send_response(r, &resp);
-        return;
-    }
-    Slotgate__V1__KeyResult *res = sg_calloc(r->n_keys, sizeof(*res));
-    Slotgate__V1__KeyResult **resp_ptrs = sg_calloc(r->n_keys, sizeof(*resp_ptrs));
-    int64_t count = 0;
-    for (uint32_t i = 0; i < r->n_keys; i++) {
-        struct sg_key_outcome *o = &r->out[i];
-        slotgate__v1__key_result__init(&res[i]);
-        res[i].code = o->code;
-        res[i].message = (char *)(o->message ? o->message : "");
-        if (o->code == SLOTGATE__V1__CODE__CODE_OK && op == SLOTGATE__V1__OP__OP_MGET) {
-            res[i].value.data = (uint8_t *)o->reply->str;
-            res[i].value.len = o->reply->len;
-        }
-        if (op == SLOTGATE__V1__OP__OP_MDELETE && o->reply != NULL)
-            count += o->reply->integer;
-        resp_ptrs[i] = &res[i];
-    }
-    resp.code = SLOTGATE__V1__CODE__CODE_OK;
-    resp.n_results = r->n_keys;
-    resp.results = resp_ptrs;
-    resp.count = count;
+    sg_command_respond(r, &resp);
     send_response(r, &resp);
-    free(resp_ptrs);
-    free(res);
+}
+
+/* Answer at once: validation errors and local ops. */
+static void request_answer_now(struct sg_request *r, int code, const char *message)
+{
+    Slotgate__V1__Response resp;
+    slotgate__v1__response__init(&resp);
+    resp.id = r->rq->id;
+    resp.code = code;
+    resp.message = (char *)(message ? message : "");
+    send_response(r, &resp);
 }
 
 /*
  * Deadline: unsettled keys get the transient error seen so far (or
- * TIMEOUT); sub-ops parked for a retry are cancelled; sub-ops still on a
- * link stay there and are dropped when their reply comes.
+ * TIMEOUT); sub-ops parked for a retry or waiting on a coalescing leader are
+ * cancelled; sub-ops still on a link stay there and are dropped later.
  */
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
@@ -392,30 +439,26 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     if (r->answered)
         return;
     int code = r->last_transient ? r->last_transient : SLOTGATE__V1__CODE__CODE_TIMEOUT;
-    for (uint32_t i = 0; i < r->n_keys; i++) {
-        if (!r->subops[i].done) {
+    for (uint32_t i = 0; i < r->n_out; i++) {
+        if (r->out[i].code < 0 || r->inval != NULL) {
             r->out[i].code = code;
             r->out[i].message = "deadline passed before the shard answered";
         }
     }
     SG_STAT_INC(&r->worker->stats, timeouts);
     request_finish(r);
-    for (uint32_t i = 0; i < r->n_keys; i++)
+    for (uint32_t i = 0; i < r->n_subops; i++)
         subop_cancel(&r->subops[i]);
     request_maybe_free(r);
 }
 
 static void request_free(struct sg_request *r)
 {
-    for (uint32_t i = 0; r->out != NULL && i < r->n_keys; i++)
-        if (r->out[i].reply != NULL)
-            freeReplyObject(r->out[i].reply);
-    if (r->keys != &r->key1 && r->keys != NULL && r->keys != r->rq->keys) {
-        free(r->keys[0].data); /* one block holds every prefixed key */
-        free(r->keys);
-    } else if (r->keys == &r->key1 && r->key1.data != r->rq->keys[0].data) {
-        free(r->key1.data);
-    }
+    for (uint32_t i = 0; r->out != NULL && i < r->n_out; i++)
+        outcome_release(&r->out[i]);
+    for (uint32_t i = 0; i < r->n_allocs; i++)
+        free(r->allocs[i]);
+    free(r->allocs);
     if (r->subops != &r->subop1)
         free(r->subops);
     if (r->out != &r->out1)
@@ -439,7 +482,7 @@ void sg_request_orphan(struct sg_request *r)
             event_del(&r->deadline_ev);
             r->deadline_armed = 0;
         }
-        for (uint32_t i = 0; i < r->n_keys; i++)
+        for (uint32_t i = 0; i < r->n_subops; i++)
             subop_cancel(&r->subops[i]);
     }
     request_maybe_free(r);
@@ -450,6 +493,7 @@ void sg_request_orphan(struct sg_request *r)
 struct stats_build {
     Slotgate__V1__Response__StatsEntry *entries;
     Slotgate__V1__Response__StatsEntry **ptrs;
+    char *names;
     size_t n, cap;
 };
 
@@ -460,7 +504,9 @@ static void stats_visit(const char *name, uint64_t value, void *arg)
         return;
     Slotgate__V1__Response__StatsEntry *e = &b->entries[b->n];
     slotgate__v1__response__stats_entry__init(e);
-    e->key = (char *)name;
+    char *copy = b->names + b->n * 96;
+    snprintf(copy, 96, "%s", name);
+    e->key = copy;
     e->value = value;
     b->ptrs[b->n] = e;
     b->n++;
@@ -468,123 +514,20 @@ static void stats_visit(const char *name, uint64_t value, void *arg)
 
 static void request_answer_stats(struct sg_request *r)
 {
-    struct stats_build b = {.cap = 64};
+    struct stats_build b = {.cap = 64 + SG_MAX_KEYSPACES * 16};
     b.entries = sg_calloc(b.cap, sizeof(*b.entries));
     b.ptrs = sg_calloc(b.cap, sizeof(*b.ptrs));
+    b.names = sg_calloc(b.cap, 96);
     sg_stats_collect(r->worker->all, r->worker->n_all, stats_visit, &b);
     Slotgate__V1__Response resp;
-    response_init(&resp, r);
+    slotgate__v1__response__init(&resp);
+    resp.id = r->rq->id;
     resp.n_stats = b.n;
     resp.stats = b.ptrs;
-    r->answered = 1;
     send_response(r, &resp);
     free(b.entries);
     free(b.ptrs);
-}
-
-/*
- * Check a request against the protocol's shape and the configured limits.
- * Returns 0, or a code with *why set to a static message.
- */
-static int request_validate(struct sg_request *r, const char **why)
-{
-    const struct sg_config *cfg = r->worker->cfg;
-    const Slotgate__V1__Request *rq = r->rq;
-    size_t nk = rq->n_keys, nv = rq->n_values;
-    switch (rq->op) {
-    case SLOTGATE__V1__OP__OP_GET:
-    case SLOTGATE__V1__OP__OP_DELETE:
-        if (nk != 1)
-            return *why = "expects exactly one key", SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
-        break;
-    case SLOTGATE__V1__OP__OP_SET:
-        if (nk != 1 || nv != 1)
-            return *why = "SET expects one key and one value",
-                   SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
-        break;
-    case SLOTGATE__V1__OP__OP_EXPIRE:
-        if (nk != 1)
-            return *why = "expects exactly one key", SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
-        if (rq->ttl_ms == 0)
-            return *why = "EXPIRE needs ttl_ms > 0", SLOTGATE__V1__CODE__CODE_TTL_OUT_OF_RANGE;
-        break;
-    case SLOTGATE__V1__OP__OP_MGET:
-    case SLOTGATE__V1__OP__OP_MDELETE:
-    case SLOTGATE__V1__OP__OP_MSET:
-        if (nk == 0)
-            return *why = "batch needs at least one key", SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
-        if (nk > cfg->max_batch_keys)
-            return *why = "more keys than limits.max_batch_keys",
-                   SLOTGATE__V1__CODE__CODE_BATCH_TOO_LARGE;
-        if (rq->op == SLOTGATE__V1__OP__OP_MSET &&
-            (nv != nk || (rq->n_ttls_ms != 0 && rq->n_ttls_ms != nk)))
-            return *why = "MSET needs one value (and optionally one TTL) per key",
-                   SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
-        break;
-    default:
-        return *why = "unknown or unsupported op", SLOTGATE__V1__CODE__CODE_UNKNOWN_OP;
-    }
-    r->ks = sg_config_keyspace(cfg, rq->keyspace ? rq->keyspace : "");
-    if (r->ks == NULL)
-        return *why = "unknown keyspace", SLOTGATE__V1__CODE__CODE_UNKNOWN_KEYSPACE;
-    size_t batch_bytes = 0;
-    for (size_t i = 0; i < nk; i++) {
-        if (rq->keys[i].len == 0)
-            return *why = "empty key", SLOTGATE__V1__CODE__CODE_INVALID_KEY;
-        if (rq->keys[i].len > cfg->max_key_bytes)
-            return *why = "key longer than limits.max_key_bytes",
-                   SLOTGATE__V1__CODE__CODE_KEY_TOO_LARGE;
-        batch_bytes += rq->keys[i].len;
-    }
-    uint32_t max_value = r->ks->max_value_bytes ? r->ks->max_value_bytes : cfg->max_value_bytes;
-    for (size_t i = 0; i < nv; i++) {
-        if (rq->values[i].len > max_value)
-            return *why = "value larger than the value size limit",
-                   SLOTGATE__V1__CODE__CODE_VALUE_TOO_LARGE;
-        batch_bytes += rq->values[i].len;
-    }
-    if (op_is_batch(rq->op) && batch_bytes > cfg->max_batch_bytes)
-        return *why = "batch larger than limits.max_batch_bytes",
-               SLOTGATE__V1__CODE__CODE_BATCH_TOO_LARGE;
-    r->ttl_ms = rq->ttl_ms ? rq->ttl_ms : r->ks->default_ttl_ms;
-    if (rq->op == SLOTGATE__V1__OP__OP_EXPIRE)
-        r->ttl_ms = rq->ttl_ms;
-    uint64_t max_ttl = r->ks->max_ttl_ms;
-    if (max_ttl) {
-        if (r->ttl_ms > max_ttl)
-            return *why = "TTL above the keyspace's max_ttl_ms",
-                   SLOTGATE__V1__CODE__CODE_TTL_OUT_OF_RANGE;
-        for (size_t i = 0; i < rq->n_ttls_ms; i++)
-            if (rq->ttls_ms[i] > max_ttl)
-                return *why = "TTL above the keyspace's max_ttl_ms",
-                       SLOTGATE__V1__CODE__CODE_TTL_OUT_OF_RANGE;
-    }
-    return 0;
-}
-
-/* Apply the keyspace prefix: keys point into msg when there is none. */
-static void request_build_keys(struct sg_request *r)
-{
-    const Slotgate__V1__Request *rq = r->rq;
-    size_t plen = strlen(r->ks->prefix);
-    if (plen == 0) {
-        r->keys = rq->keys;
-        return;
-    }
-    size_t total = 0;
-    for (size_t i = 0; i < r->n_keys; i++)
-        total += plen + rq->keys[i].len;
-    uint8_t *block = sg_malloc(total);
-    ProtobufCBinaryData *keys = r->n_keys == 1 ? &r->key1 : sg_calloc(r->n_keys, sizeof(*keys));
-    uint8_t *p = block;
-    for (size_t i = 0; i < r->n_keys; i++) {
-        memcpy(p, r->ks->prefix, plen);
-        memcpy(p + plen, rq->keys[i].data, rq->keys[i].len);
-        keys[i].data = p;
-        keys[i].len = plen + rq->keys[i].len;
-        p += keys[i].len;
-    }
-    r->keys = keys;
+    free(b.names);
 }
 
 void sg_request_start(struct sg_session *s, Slotgate__V1__ClientMessage *msg)
@@ -600,11 +543,7 @@ void sg_request_start(struct sg_session *s, Slotgate__V1__ClientMessage *msg)
     SG_STAT_INC(&w->stats, requests);
 
     if (r->rq->op == SLOTGATE__V1__OP__OP_PING) {
-        r->answered = 1;
-        Slotgate__V1__Response resp;
-        response_init(&resp, r);
-        resp.message = "PONG";
-        send_response(r, &resp);
+        request_answer_now(r, SLOTGATE__V1__CODE__CODE_OK, "PONG");
         request_maybe_free(r);
         return;
     }
@@ -614,39 +553,30 @@ void sg_request_start(struct sg_session *s, Slotgate__V1__ClientMessage *msg)
         return;
     }
     const char *why = NULL;
-    int code = request_validate(r, &why);
+    int code = sg_command_prepare(r, &why);
     if (code != 0) {
-        request_fail_now(r, code, why);
+        request_answer_now(r, code, why);
         request_maybe_free(r);
         return;
     }
     const struct sg_config *cfg = w->cfg;
-    uint32_t dl = r->rq->deadline_ms ? r->rq->deadline_ms : cfg->request_deadline_ms;
+    uint32_t dl = r->rq->deadline_ms ? r->rq->deadline_ms
+                  : r->inval          ? cfg->max_deadline_ms
+                                      : cfg->request_deadline_ms;
     if (dl > cfg->max_deadline_ms)
         dl = cfg->max_deadline_ms;
     r->deadline_ms = sg_now_ms() + dl;
-    r->n_keys = (uint32_t)r->rq->n_keys;
-    request_build_keys(r);
-    if (r->n_keys == 1) {
-        r->subops = &r->subop1;
-        r->out = &r->out1;
-    } else {
-        r->subops = sg_calloc(r->n_keys, sizeof(*r->subops));
-        r->out = sg_calloc(r->n_keys, sizeof(*r->out));
-    }
     struct timeval tv = {dl / 1000, (dl % 1000) * 1000};
     evtimer_assign(&r->deadline_ev, w->base, on_deadline, r);
     evtimer_add(&r->deadline_ev, &tv);
     r->deadline_armed = 1;
-    r->pending = r->n_keys;
-    for (uint32_t i = 0; i < r->n_keys; i++) {
+    r->pending = r->n_subops;
+    for (uint32_t i = 0; i < r->n_subops; i++)
         r->subops[i].req = r;
-        r->subops[i].index = i;
-    }
-    /* Dispatch may settle sub-ops at once (down link): guard the request
-     * until every sub-op has been handed out. */
+    /* Dispatch may settle sub-ops at once (a down link): hold the request
+     * open until every sub-op has been handed out. */
     r->pending++;
-    for (uint32_t i = 0; i < r->n_keys; i++)
+    for (uint32_t i = 0; i < r->n_subops; i++)
         sg_request_dispatch(&r->subops[i]);
     r->pending--;
     if (r->pending == 0) {

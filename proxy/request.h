@@ -23,34 +23,59 @@ struct sg_session;
 struct sg_worker;
 struct evbuffer;
 
-/* Per-key outcome. value points into reply (owned) or is NULL. */
+/*
+ * Outcome of one key (or, for INVALIDATE, of the whole request). code is
+ * -1 until settled. value points into reply or buf, both owned here.
+ */
 struct sg_key_outcome {
     int code;
+    const uint8_t *value;
+    size_t value_len;
     redisReply *reply;
+    uint8_t *buf;
     const char *message;
+    int64_t count;
+    uint64_t version;
+    uint32_t retry_after_ms;
+};
+
+/* INVALIDATE progress on one master. */
+struct sg_inval_shard {
+    struct sg_addr addr;
+    char cursor[24];
 };
 
 struct sg_request {
     TAILQ_ENTRY(sg_request) entry; /* in the session's list */
-    struct sg_session *session;    /* NULL once orphaned */
+    struct sg_session *session;    /* NULL once answered or orphaned */
     struct sg_worker *worker;
     Slotgate__V1__ClientMessage *msg; /* owned: decoded frame */
     Slotgate__V1__Request *rq;        /* points into msg */
     const struct sg_keyspace_config *ks;
+    int ks_index;
     uint64_t deadline_ms;
-    uint64_t ttl_ms;                  /* resolved TTL for SET/EXPIRE */
+    uint64_t ttl_ms;                  /* resolved TTL for writes/EXPIRE */
     struct event deadline_ev;
     uint32_t n_keys;
+    uint32_t n_out;                   /* outcomes: n_keys, or 1 */
+    uint32_t n_subops;
     uint32_t pending;                 /* sub-ops not settled */
     uint8_t answered;
     uint8_t deadline_armed;
     int last_transient;               /* code to report if the deadline fires */
-    /* Full keys (prefix + key); point into msg when there is no prefix. */
-    ProtobufCBinaryData *keys;
+    ProtobufCBinaryData *keys;        /* full keys (prefix + key) */
+    ProtobufCBinaryData *values;      /* stored form (envelope) of values */
+    uint32_t *order;                  /* grouped MGET: key indexes by slot */
     struct sg_subop *subops;
     struct sg_key_outcome *out;
+    struct sg_inval_shard *inval;
+    ProtobufCBinaryData pattern;      /* INVALIDATE: full MATCH pattern */
+    ProtobufCBinaryData lease;        /* lease token (GET_OR_LEASE grants) */
+    ProtobufCBinaryData marker;       /* lease marker as stored in Redis */
+    void **allocs;                    /* buffers freed with the request */
+    uint32_t n_allocs, cap_allocs;
     /* Inline storage for the single-key case (no extra allocations). */
-    ProtobufCBinaryData key1;
+    ProtobufCBinaryData key1, value1;
     struct sg_subop subop1;
     struct sg_key_outcome out1;
 };
@@ -68,13 +93,37 @@ void sg_request_dispatch(struct sg_subop *op);
 /* Format the sub-op's Redis command into out (called by the link). */
 void sg_request_format(struct sg_subop *op, struct evbuffer *out);
 /*
- * A reply for op arrived (takes ownership of reply), or the link failed
- * (reply NULL, link_code the typed error; retryable says whether the command
- * may have been executed: 0 means surely not).
+ * A reply for op arrived (takes ownership of reply), or the link carrying
+ * it failed (may_have_run: the command may have reached Redis).
  */
 void sg_request_on_reply(struct sg_subop *op, redisReply *reply);
 void sg_request_on_link_failure(struct sg_subop *op, int may_have_run);
 /* The session is going away: answer nothing more, free what can be freed. */
 void sg_request_orphan(struct sg_request *r);
+
+
+/* --- used by command.c ---------------------------------------------------- */
+
+/*
+ * Settle a sub-op. o (may be NULL when the caller already stored the
+ * outcomes of a grouped MGET) is moved into the request's outcome for
+ * op->index, or dropped if the request was already answered. A coalescing
+ * leader hands a copy of o to each follower first.
+ */
+void sg_request_settle(struct sg_subop *op, struct sg_key_outcome *o);
+/* Settle with an error code for every key the sub-op covers. */
+void sg_request_settle_error(struct sg_subop *op, int code, const char *message);
+/* Try again after a backoff within the deadline, else settle with code. */
+void sg_request_retry_later(struct sg_subop *op, int code, const char *message);
+/* Queue op on link; settles it with SHARD_UNAVAILABLE if the link is down. */
+void sg_request_send(struct sg_subop *op, struct sg_shardlink *link);
+/* Keep p until the request is freed. */
+void sg_request_own(struct sg_request *r, void *p);
+/* Key index of the j-th key a sub-op covers. */
+static inline uint32_t sg_request_key_of(const struct sg_request *r, const struct sg_subop *op,
+                                         uint32_t j)
+{
+    return r->order ? r->order[op->index + j] : op->index + j;
+}
 
 #endif

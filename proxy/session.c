@@ -75,6 +75,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 void sg_session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m)
 {
+    if (s->state == SG_SESS_CLOSING)
+        return; /* the stream ends with the ConnectionError already queued */
     struct evbuffer *out = bufferevent_get_output(s->bev);
     size_t size = sg_frame_server_size(m);
     struct evbuffer_iovec v;

@@ -134,12 +134,12 @@ static void on_read(struct bufferevent *bev, void *arg)
         if (op->internal) {
             int bad = reply->type == REDIS_REPLY_ERROR;
             if (bad)
-                sg_log_error("link %s:%d: AUTH failed: %s", l->addr.host, l->addr.port,
-                             reply->str);
+                sg_log_error("link %s:%d: %s failed: %s", l->addr.host, l->addr.port,
+                             op == &l->auth_op ? "AUTH" : "READONLY", reply->str);
             freeReplyObject(reply);
             if (bad) {
                 l->state = SG_LINK_CONNECTING; /* back off instead of reconnecting */
-                link_reset(l, "authentication failed");
+                link_reset(l, "link set-up command failed");
                 return;
             }
             continue;
@@ -202,6 +202,21 @@ static void link_queue_auth(struct sg_shardlink *l)
     l->n_pending++;
 }
 
+/* Replica links must declare READONLY before serving reads. */
+static void link_queue_readonly(struct sg_shardlink *l)
+{
+    if (!l->readonly)
+        return;
+    struct evbuffer *out = bufferevent_get_output(l->bev);
+    sg_resp_begin(out, 1);
+    sg_resp_arg_str(out, "READONLY");
+    memset(&l->readonly_op, 0, sizeof(l->readonly_op));
+    l->readonly_op.internal = 1;
+    l->readonly_op.link = l;
+    TAILQ_INSERT_TAIL(&l->fifo, &l->readonly_op, entry);
+    l->n_pending++;
+}
+
 static void link_connect(struct sg_shardlink *l)
 {
     struct sg_worker *w = l->worker;
@@ -257,12 +272,15 @@ static void link_connect(struct sg_shardlink *l)
         return;
     }
     link_queue_auth(l);
+    link_queue_readonly(l);
 }
 
-struct sg_shardlink *sg_shardlink_new(struct sg_worker *w, const struct sg_addr *addr)
+struct sg_shardlink *sg_shardlink_new(struct sg_worker *w, const struct sg_addr *addr,
+                                      int readonly)
 {
     struct sg_shardlink *l = sg_calloc(1, sizeof(*l));
     l->worker = w;
+    l->readonly = readonly;
     l->addr = *addr;
     TAILQ_INIT(&l->fifo);
     l->reconnect_ev = evtimer_new(w->base, on_reconnect, l);

@@ -25,18 +25,28 @@ struct sg_worker;
  * One command on behalf of a request. Owned by its request (embedded or in
  * the request's array); while queued on a link the link only points to it.
  */
+enum sg_subop_kind {
+    SG_SUBOP_KEYS = 0, /* one key, or one slot's keys of an MGET */
+    SG_SUBOP_SCAN      /* one INVALIDATE page on one master */
+};
+
 struct sg_subop {
     TAILQ_ENTRY(sg_subop) entry;
     struct sg_request *req;
     struct sg_shardlink *link; /* link it is queued on, or NULL */
-    uint32_t index;            /* which key of the request */
+    uint32_t index;            /* KEYS: first key; SCAN: shard number */
+    uint32_t count;            /* KEYS: number of keys (>1: grouped MGET) */
+    uint8_t kind;
     uint8_t asking;            /* send ASKING first (ASK redirect) */
     uint8_t asking_pending;    /* ASKING's reply not read yet */
     uint8_t redirects;
     uint8_t retries;
     uint8_t parked;            /* waiting on retry_ev */
     uint8_t done;
-    uint8_t internal;          /* link's own command (AUTH): no request */
+    uint8_t internal;          /* link's own command (AUTH, READONLY) */
+    uint8_t co_role;           /* SG_CO_*: identical-GET coalescing */
+    struct sg_subop *co_next;  /* leader: first follower; follower: next */
+    struct sg_subop *co_leader;/* follower: the sub-op it waits on */
     struct event retry_ev;
 };
 TAILQ_HEAD(sg_subop_fifo, sg_subop);
@@ -55,10 +65,12 @@ struct sg_shardlink {
     uint64_t down_since_ms;
     struct event *reconnect_ev;
     uint8_t in_connect, connect_failed;
-    struct sg_subop auth_op;
+    int readonly;              /* replica link: READONLY after connect */
+    struct sg_subop auth_op, readonly_op;
 };
 
-struct sg_shardlink *sg_shardlink_new(struct sg_worker *w, const struct sg_addr *addr);
+struct sg_shardlink *sg_shardlink_new(struct sg_worker *w, const struct sg_addr *addr,
+                                      int readonly);
 /* Settles every pending sub-op with SHARD_UNAVAILABLE, then frees. */
 void sg_shardlink_free(struct sg_shardlink *l);
 

@@ -33,6 +33,17 @@ struct sg_stats {
 /* Callback for each counter: name and summed value. */
 typedef void (*sg_stats_visit_fn)(const char *name, uint64_t value, void *arg);
 
+/* Per-keyspace counters (one set per keyspace per worker). */
+#define SG_KS_STATS_FIELDS(X) \
+    X(hits) X(misses) X(sets) X(bytes_raw) X(bytes_stored) X(invalidated) \
+    X(lease_grants) X(lease_waits) X(lease_rejects) X(version_conflicts) X(corrupt_values)
+
+struct sg_ks_stats {
+#define SG_STATS_DECL(name) _Atomic uint64_t name;
+    SG_KS_STATS_FIELDS(SG_STATS_DECL)
+#undef SG_STATS_DECL
+};
+
 struct sg_worker;
 /* Sum every worker's counters and visit them, plus process-wide ones. */
 void sg_stats_collect(struct sg_worker **workers, int n, sg_stats_visit_fn fn, void *arg);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coalesce.h"
 #include "listener.h"
 #include "log.h"
 #include "session.h"
@@ -56,6 +57,7 @@ struct sg_worker *sg_worker_new(int id, const struct sg_config *cfg, SSL_CTX *se
         sg_worker_free(w);
         return NULL;
     }
+    w->coalesce = sg_coalesce_new();
     w->mbox_ev = event_new(w->base, -1, 0, on_mailbox, w);
     w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
     w->listener = sg_listener_new(w, cfg->listen.host, cfg->listen.port, err, errlen);
@@ -102,6 +104,7 @@ void sg_worker_free(struct sg_worker *w)
     for (int i = 0; i < w->n_links; i++)
         sg_shardlink_free(w->links[i]);
     free(w->links);
+    sg_coalesce_free(w->coalesce);
     sg_listener_free(w->listener);
     if (w->mbox_ev)
         event_free(w->mbox_ev);
@@ -126,18 +129,20 @@ void sg_worker_post_topology(struct sg_worker *w, struct sg_topology *t)
     event_active(w->mbox_ev, 0, 0);
 }
 
-struct sg_shardlink *sg_worker_link(struct sg_worker *w, const struct sg_addr *addr)
+struct sg_shardlink *sg_worker_link(struct sg_worker *w, const struct sg_addr *addr,
+                                    int readonly)
 {
     for (int i = 0; i < w->n_links; i++) {
         struct sg_shardlink *l = w->links[i];
-        if (l->addr.port == addr->port && strcmp(l->addr.host, addr->host) == 0)
+        if (l->addr.port == addr->port && l->readonly == readonly &&
+            strcmp(l->addr.host, addr->host) == 0)
             return l;
     }
     if (w->n_links == w->cap_links) {
         w->cap_links = w->cap_links ? w->cap_links * 2 : 8;
         w->links = sg_realloc(w->links, sizeof(*w->links) * (size_t)w->cap_links);
     }
-    struct sg_shardlink *l = sg_shardlink_new(w, addr);
+    struct sg_shardlink *l = sg_shardlink_new(w, addr, readonly);
     w->links[w->n_links++] = l;
     return l;
 }

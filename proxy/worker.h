@@ -21,6 +21,7 @@
 struct sg_session;
 struct sg_shardlink;
 struct sg_listener;
+struct sg_coalesce;
 
 struct sg_worker {
     int id;
@@ -35,6 +36,9 @@ struct sg_worker {
     int n_links, cap_links;
     TAILQ_HEAD(, sg_session) sessions;
     struct sg_stats stats;
+    struct sg_ks_stats ks_stats[SG_MAX_KEYSPACES];
+    struct sg_coalesce *coalesce; /* identical in-flight GETs */
+    uint32_t replica_rr;          /* round-robin over replicas */
     struct sg_worker **all; /* every worker, for STATS */
     int n_all;
     /* Topology mailbox: the manager thread stores a snapshot here under
@@ -61,7 +65,8 @@ void sg_worker_free(struct sg_worker *w);
 /* Thread-safe hand-off of a new topology (takes a reference to t). */
 void sg_worker_post_topology(struct sg_worker *w, struct sg_topology *t);
 
-/* The link to addr, created on first use. */
-struct sg_shardlink *sg_worker_link(struct sg_worker *w, const struct sg_addr *addr);
+/* The link to addr, created on first use (readonly: a replica link). */
+struct sg_shardlink *sg_worker_link(struct sg_worker *w, const struct sg_addr *addr,
+                                    int readonly);
 
 #endif

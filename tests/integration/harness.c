@@ -37,6 +37,7 @@
 #endif
 
 struct h_env H;
+int h_stop_failed;
 
 static int g_watch_fd = -1;     /* write end of the watchdog pipe */
 static pid_t g_watch_pid = 0;
@@ -364,6 +365,24 @@ void h_env_dump_logs(const struct h_env *e, int lines)
         tail_file(e->proxies[i].log, lines);
 }
 
+/* Record how proxy i ended; st is its waitpid status. */
+static void proxy_reaped(struct h_env *e, int i, int st, int expected_term)
+{
+    struct h_proxy *p = &e->proxies[i];
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && expected_term) {
+        /* clean shutdown */
+    } else if (WIFEXITED(st)) {
+        h_log("slotgate (proxy %d) exited with status %d%s", i, WEXITSTATUS(st),
+              expected_term ? "" : " unexpectedly");
+        p->bad_exit = 1;
+    } else if (WIFSIGNALED(st)) {
+        h_log("slotgate (proxy %d) killed by signal %d%s", i, WTERMSIG(st),
+              WCOREDUMP(st) ? " (core dumped)" : "");
+        p->bad_exit = 1;
+    }
+    p->pid = 0;
+}
+
 int h_proxy_alive(struct h_env *e, int i)
 {
     struct h_proxy *p = &e->proxies[i];
@@ -372,35 +391,36 @@ int h_proxy_alive(struct h_env *e, int i)
     int st;
     pid_t r = waitpid(p->pid, &st, WNOHANG);
     if (r == p->pid) {
-        if (WIFEXITED(st))
-            h_log("slotgate (proxy %d) exited with status %d", i, WEXITSTATUS(st));
-        else if (WIFSIGNALED(st))
-            h_log("slotgate (proxy %d) killed by signal %d", i, WTERMSIG(st));
-        p->pid = 0;
+        proxy_reaped(e, i, st, 0);
         return 0;
     }
     return r == 0;
 }
 
-void h_proxy_stop(struct h_env *e, int i)
+int h_proxy_stop(struct h_env *e, int i)
 {
     struct h_proxy *p = &e->proxies[i];
-    if (p->pid <= 0)
-        return;
-    if (!h_proxy_alive(e, i))
-        return;
+    if (p->pid <= 0 || !h_proxy_alive(e, i))
+        return p->bad_exit ? -1 : 0;
     kill(p->pid, SIGTERM);
     int64_t deadline = h_now_ms() + 5000;
-    while (waitpid(p->pid, NULL, WNOHANG) == 0) {
+    int st;
+    pid_t r;
+    while ((r = waitpid(p->pid, &st, WNOHANG)) == 0) {
         if (h_now_ms() > deadline) {
             h_log("slotgate (proxy %d) ignored SIGTERM for 5 s: SIGKILL", i);
             kill(p->pid, SIGKILL);
             waitpid(p->pid, NULL, 0);
-            break;
+            p->bad_exit = 1;
+            p->pid = 0;
+            return -1;
         }
         h_poll_pause();
     }
+    if (r == p->pid)
+        proxy_reaped(e, i, st, 1);
     p->pid = 0;
+    return p->bad_exit ? -1 : 0;
 }
 
 /* Wait until proxy i answers PING over TLS, or exits, or 30 s pass. */
@@ -583,12 +603,14 @@ fail:
     return -1;
 }
 
-void h_env_stop(struct h_env *e)
+int h_env_stop(struct h_env *e)
 {
     if (e->scratch[0] == 0)
-        return;
+        return 0;
+    int rc = 0;
     for (int i = 0; i < e->n_proxies; i++)
-        h_proxy_stop(e, i);
+        if (h_proxy_stop(e, i) != 0)
+            rc = -1;
     if (e->redis_dir[0])
         h_sh(e, "'%s/cluster.sh' stop '%s'", SG_SCRIPTS_DIR, e->redis_dir);
     kill_by_cmdline(e->scratch, SIGKILL);
@@ -596,6 +618,11 @@ void h_env_stop(struct h_env *e)
     if (g_env == e)
         g_env = NULL;
     e->redis_dir[0] = 0;
+    if (rc != 0) {
+        h_log("slotgate did not shut down cleanly; logs in %s", e->scratch);
+        h_stop_failed = 1;
+    }
+    return rc;
 }
 
 /* ---- clients -------------------------------------------------------------- */

@@ -43,6 +43,7 @@ struct h_opts {
 struct h_proxy {
     pid_t pid;                 /* 0: not running */
     int port;
+    int bad_exit;              /* crashed, exited non-zero, or needed SIGKILL */
     int mtls;
     char config[H_PATH];
     char log[H_PATH];
@@ -50,7 +51,7 @@ struct h_proxy {
 
 struct h_env {
     char name[64];
-    char scratch[H_PATH];      /* SG_ITEST_SCRATCH/<name> */
+    char scratch[H_PATH - 96]; /* SG_ITEST_SCRATCH/<name> */
     char certs[H_PATH];        /* scratch/certs */
     char redis_dir[H_PATH];    /* scratch/redis (cluster.sh DIR) */
     struct h_opts opts;
@@ -67,15 +68,20 @@ enum h_cert { H_CERT_NONE = 0, H_CERT_CLIENT, H_CERT_OTHER };
 
 /* Build everything described above; 0 or -1 (reason on stderr). */
 int h_env_start(struct h_env *e, const char *name, const struct h_opts *o);
-/* Stop every proxy and every redis of e; safe to call twice. */
-void h_env_stop(struct h_env *e);
+/*
+ * Stop every proxy and every redis of e; safe to call twice. Returns -1 if a
+ * proxy did not shut down cleanly on SIGTERM (crash, non-zero status such as
+ * a sanitizer report, or SIGKILL needed) at any point, else 0.
+ */
+int h_env_stop(struct h_env *e);
 /* Print the last lines of every proxy log (on failure). */
 void h_env_dump_logs(const struct h_env *e, int lines);
 
 /* Start one more slotgate against e's redis; returns its index or -1. */
 int h_proxy_start(struct h_env *e, int mtls);
-/* SIGTERM (then SIGKILL after a bound) and reap proxy i. */
-void h_proxy_stop(struct h_env *e, int i);
+/* SIGTERM (then SIGKILL after a bound) and reap proxy i; 0 if it exited
+ * with status 0, -1 otherwise (also recorded in bad_exit). */
+int h_proxy_stop(struct h_env *e, int i);
 /* 1 if proxy i's process is still running (not exited, not a zombie). */
 int h_proxy_alive(struct h_env *e, int i);
 
@@ -157,5 +163,8 @@ int h_free_port(void);
  * h_env_start/h_env_stop.
  */
 extern struct h_env H; /* the environment of this test executable */
+/* Set when h_env_stop found an unclean proxy exit. cmocka 1.1 does not count
+ * a failing group teardown, so each main() adds this to its result. */
+extern int h_stop_failed;
 
 #endif

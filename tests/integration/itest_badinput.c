@@ -49,8 +49,8 @@ static int group_teardown(void **state)
 {
     sg_client_free(HEALTHY);
     HEALTHY = NULL;
-    h_env_stop(&H);
-    return 0;
+    /* fails the group if slotgate crashed or did not exit cleanly */
+    return h_env_stop(&H);
 }
 
 static void healthy_check(const char *what)
@@ -450,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_proxy_still_alive),
     };
     int failed = cmocka_run_group_tests_name("itest_badinput", tests, group_setup, group_teardown);
+    failed += h_stop_failed;
     if (failed)
         h_env_dump_logs(&H, 80);
     return failed ? 1 : 0;

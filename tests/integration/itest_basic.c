@@ -31,8 +31,8 @@ static int group_teardown(void **state)
 {
     sg_client_free(C);
     C = NULL;
-    h_env_stop(&H);
-    return 0;
+    /* fails the group if slotgate crashed or did not exit cleanly */
+    return h_env_stop(&H);
 }
 
 /* PTTL of key on the master that owns it (asked directly). */
@@ -148,7 +148,7 @@ static void test_mtls(void **state)
     assert_int_equal(sg_ping(good), SG_OK);
     sg_client_free(good);
     assert_true(h_proxy_alive(&H, i));
-    h_proxy_stop(&H, i);
+    assert_int_equal(h_proxy_stop(&H, i), 0); /* clean exit on SIGTERM */
 }
 
 static void test_set_ttl(void **state)
@@ -348,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_spread),      cmocka_unit_test(test_stats),
     };
     int failed = cmocka_run_group_tests_name("itest_basic", tests, group_setup, group_teardown);
+    failed += h_stop_failed;
     if (failed)
         h_env_dump_logs(&H, 60);
     return failed ? 1 : 0;

@@ -42,8 +42,8 @@ static int group_teardown(void **state)
 {
     sg_client_free(C);
     C = NULL;
-    h_env_stop(&H);
-    return 0;
+    /* fails the group if slotgate crashed or did not exit cleanly */
+    return h_env_stop(&H);
 }
 
 /* ---- background load ------------------------------------------------------ */
@@ -58,7 +58,7 @@ struct bg {
 
 static void bg_error(struct bg *b, const char *fmt, ...)
 {
-    if (b->errors++ == 0) {
+    if (__atomic_fetch_add(&b->errors, 1, __ATOMIC_RELAXED) == 0) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(b->first_error, sizeof(b->first_error), fmt, ap);
@@ -92,7 +92,7 @@ static void *bg_main(void *arg)
         else if (glen != strlen(val) || memcmp(got, val, glen) != 0)
             bg_error(b, "GET %s: got \"%.*s\", want \"%s\"", key, (int)glen, (char *)got, val);
         free(got);
-        b->ops += 2;
+        __atomic_fetch_add(&b->ops, 2, __ATOMIC_RELAXED);
     }
     sg_client_free(c);
     return NULL;
@@ -203,7 +203,7 @@ static void test_migrate_slot_under_load(void **state)
     /* let the background loop get going (bounded) */
     int64_t deadline = h_now_ms() + 10000;
     while (__atomic_load_n(&bg.ops, __ATOMIC_RELAXED) < 20 && h_now_ms() < deadline &&
-           bg.errors == 0)
+           __atomic_load_n(&bg.errors, __ATOMIC_RELAXED) == 0)
         h_poll_pause();
 
     redis_ok(tgt, h_redis_cmd(tgt, "CLUSTER SETSLOT %d IMPORTING %s", slot, src_id),
@@ -286,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_other_slots_unaffected),
     };
     int failed = cmocka_run_group_tests_name("itest_migrate", tests, group_setup, group_teardown);
+    failed += h_stop_failed;
     if (failed)
         h_env_dump_logs(&H, 80);
     return failed ? 1 : 0;

@@ -30,8 +30,8 @@ static int group_teardown(void **state)
 {
     sg_client_free(C);
     C = NULL;
-    h_env_stop(&H);
-    return 0;
+    /* fails the group if slotgate crashed or did not exit cleanly */
+    return h_env_stop(&H);
 }
 
 static void test_ping(void **state)
@@ -94,6 +94,7 @@ int main(void)
         cmocka_unit_test(test_ttl_and_conditions),
     };
     int failed = cmocka_run_group_tests_name("itest_plain", tests, group_setup, group_teardown);
+    failed += h_stop_failed;
     if (failed)
         h_env_dump_logs(&H, 60);
     return failed ? 1 : 0;

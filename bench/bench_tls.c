@@ -1,0 +1,73 @@
+/*
+ * bench_tls - OpenSSL client context and per-connection SSL objects shared
+ * by slotgate-bench and slotgate-idle.
+ */
+#include "bench_tls.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+static void tls_err(char *err, size_t errlen, const char *what, const char *file)
+{
+    unsigned long e = ERR_get_error();
+    char buf[256] = "";
+    if (e != 0)
+        ERR_error_string_n(e, buf, sizeof buf);
+    snprintf(err, errlen, "%s%s%s: %s", what, file ? " " : "", file ? file : "", buf);
+}
+
+SSL_CTX *sg_bench_tls_ctx_new(const char *cacert, const char *cert, const char *key, char *err,
+                              size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        tls_err(err, errlen, "SSL_CTX_new", NULL);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (cacert != NULL) {
+        if (SSL_CTX_load_verify_locations(ctx, cacert, NULL) != 1) {
+            tls_err(err, errlen, "cannot load CA", cacert);
+            goto fail;
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    if (cert != NULL && SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        tls_err(err, errlen, "cannot load certificate", cert);
+        goto fail;
+    }
+    if (key != NULL && SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        tls_err(err, errlen, "cannot load key", key);
+        goto fail;
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+SSL *sg_bench_tls_new_ssl(SSL_CTX *ctx, const char *host)
+{
+    SSL *ssl = SSL_new(ctx);
+    unsigned char addr[16];
+    if (ssl == NULL)
+        return NULL;
+    int is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+    if (!is_ip)
+        SSL_set_tlsext_host_name(ssl, host);
+    if (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) {
+        X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+        int rc = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host)
+                       : X509_VERIFY_PARAM_set1_host(vp, host, 0);
+        if (rc != 1) {
+            SSL_free(ssl);
+            return NULL;
+        }
+    }
+    return ssl;
+}

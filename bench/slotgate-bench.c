@@ -1,0 +1,964 @@
+/*
+ * slotgate-bench - load generator for slotgate, in the style of
+ * redis-benchmark.
+ *
+ * Opens -c connections (TLS with --tls), completes Hello on each, then runs
+ * each test of -t in turn: every connection keeps up to -P requests in
+ * flight (a sliding window, not redis-benchmark's send-P-wait-P) until -n
+ * requests have completed. Latency is taken per request from the moment it
+ * is appended to the output buffer to the moment its response is scanned,
+ * into a log-linear histogram. With --threads N, connections are split over
+ * N threads, each with its own event_base; the threads share nothing during
+ * a test and their results are merged after it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "bench_hist.h"
+#include "bench_tls.h"
+#include "bench_wire.h"
+#include "slotgate.pb-c.h"
+
+#define BENCH_FILL_DEPTH 64     /* in-flight SETs per connection while pre-populating */
+#define BENCH_SLOT_BITS 20      /* low bits of a request id: the in-flight slot */
+#define BENCH_MAX_CODE 400      /* codes are < 400 (see slotgate.proto) */
+#define BENCH_KEY_MAX 32
+
+enum bench_test {
+    BENCH_GET,
+    BENCH_SET,
+    BENCH_MGET,
+    BENCH_MSET,
+    BENCH_FILL, /* pre-population SETs: not measured, sequential keys */
+};
+
+static const char *const bench_test_names[] = {"GET", "SET", "MGET", "MSET", "FILL"};
+
+struct bench_opts {
+    const char *host;
+    int port;
+    int conns;
+    uint64_t requests;
+    size_t datasize;
+    uint32_t pipeline;
+    uint64_t keyspace_len; /* -r; 0: single key */
+    enum bench_test tests[8];
+    int ntests;
+    uint32_t batch_keys;
+    int tls;
+    const char *cacert, *cert, *key;
+    const char *keyspace;
+    int csv, quiet;
+    int threads;
+    int stall_secs;
+    int no_prefill;
+};
+
+struct bench_thread;
+
+/* One client connection; owned by its thread. Slots index the in-flight
+ * requests: the id sent is (sequence << BENCH_SLOT_BITS) | slot, so a
+ * response finds its send time without a lookup structure. */
+struct bench_conn {
+    struct bench_thread *t;
+    struct bufferevent *bev;
+    int ready;
+    int dead;
+    uint32_t inflight;
+    uint32_t window;
+    uint32_t nslots;
+    uint64_t seq;
+    uint64_t *sent_ns; /* per slot; 0 = free */
+    uint32_t *free_slots;
+    uint32_t nfree;
+};
+
+struct bench_thread {
+    int idx;
+    struct event_base *base;
+    struct event *tick;
+    struct bench_conn *conns;
+    int nconns;
+    int pending_connects;
+    char connect_err[256];
+
+    /* Current phase; in_phase is 0 while connecting. */
+    int in_phase;
+    enum bench_test test;
+    uint64_t quota, issued, done;
+    uint64_t fill_next, fill_end;
+    uint64_t last_done;
+    int idle_ticks;
+    int stalled;
+    uint64_t t_end_ns;
+    struct sg_bench_hist hist;
+    uint64_t failed;  /* requests with an error outcome */
+    uint64_t misses;  /* NOT_FOUND outcomes (keys) */
+    uint64_t lost;    /* in flight on a connection that closed or stalled */
+    uint64_t err_by_code[BENCH_MAX_CODE];
+    uint64_t keyerr_by_code[BENCH_MAX_CODE];
+
+    uint64_t rng;
+    char keybuf[BENCH_KEY_MAX * 1024];
+    struct sg_bench_slice keys[1024];
+    struct sg_bench_slice values[1024];
+};
+
+static struct bench_opts opts = {
+    .host = "127.0.0.1",
+    .port = 7420,
+    .conns = 50,
+    .requests = 100000,
+    .datasize = 100,
+    .pipeline = 1,
+    .batch_keys = 10,
+    .threads = 1,
+    .stall_secs = 10,
+};
+static SSL_CTX *bench_ssl_ctx;
+static struct sockaddr_storage bench_addr;
+static socklen_t bench_addrlen;
+static uint8_t *bench_value;
+static int bench_key_digits = 8;
+
+static void bench_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void bench_die(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("slotgate-bench: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+static void *bench_xcalloc(size_t n, size_t sz)
+{
+    void *p = calloc(n, sz);
+    if (p == NULL)
+        bench_die("out of memory");
+    return p;
+}
+
+static uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t bench_rand(struct bench_thread *t)
+{
+    /* xorshift64*: cheap and good enough to spread keys over slots. */
+    uint64_t x = t->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    t->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* Write "key:" and n zero-padded to bench_key_digits into dst; returns the
+ * length. dst holds BENCH_KEY_MAX bytes. */
+static size_t bench_format_key(char *dst, uint64_t n)
+{
+    memcpy(dst, "key:", 4);
+    char *p = dst + 4 + bench_key_digits;
+    for (int i = 0; i < bench_key_digits; i++) {
+        *--p = (char)('0' + n % 10);
+        n /= 10;
+    }
+    return 4 + (size_t)bench_key_digits;
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+static uint64_t bench_next_key(struct bench_thread *t)
+{
+    if (t->test == BENCH_FILL)
+        return t->fill_next++;
+    if (opts.keyspace_len == 0)
+        return 0;
+    return bench_rand(t) % opts.keyspace_len;
+}
+
+/* Encode one request of the current test into c's output buffer. */
+static void bench_conn_send_one(struct bench_conn *c)
+{
+    struct bench_thread *t = c->t;
+    uint32_t nkeys = (t->test == BENCH_MGET || t->test == BENCH_MSET) ? opts.batch_keys : 1;
+    int op;
+
+    switch (t->test) {
+    case BENCH_GET:
+        op = SLOTGATE__V1__OP__OP_GET;
+        break;
+    case BENCH_MGET:
+        op = SLOTGATE__V1__OP__OP_MGET;
+        break;
+    case BENCH_MSET:
+        op = SLOTGATE__V1__OP__OP_MSET;
+        break;
+    default:
+        op = SLOTGATE__V1__OP__OP_SET;
+        break;
+    }
+    for (uint32_t i = 0; i < nkeys; i++) {
+        char *k = t->keybuf + (size_t)i * BENCH_KEY_MAX;
+        t->keys[i].ptr = (const uint8_t *)k;
+        t->keys[i].len = bench_format_key(k, bench_next_key(t));
+    }
+    uint32_t slot = c->free_slots[--c->nfree];
+    struct sg_bench_req req = {
+        .id = (++c->seq << BENCH_SLOT_BITS) | slot,
+        .op = op,
+        .keyspace = {(const uint8_t *)opts.keyspace, opts.keyspace ? strlen(opts.keyspace) : 0},
+        .keys = t->keys,
+        .nkeys = nkeys,
+        .values = (op == SLOTGATE__V1__OP__OP_SET || op == SLOTGATE__V1__OP__OP_MSET) ? t->values
+                                                                                     : NULL,
+    };
+    if (sg_bench_wire_put_request(bufferevent_get_output(c->bev), &req) != 0)
+        bench_die("cannot encode request (out of memory)");
+    c->sent_ns[slot] = bench_now_ns();
+    c->inflight++;
+    t->issued++;
+}
+
+/* Top up c's window while the thread's quota lasts. */
+static void bench_conn_fill(struct bench_conn *c)
+{
+    struct bench_thread *t = c->t;
+    while (!c->dead && c->ready && c->inflight < c->window && t->issued < t->quota)
+        bench_conn_send_one(c);
+}
+
+static void bench_thread_check_done(struct bench_thread *t)
+{
+    if (t->in_phase && t->done >= t->quota && t->t_end_ns == 0) {
+        t->t_end_ns = bench_now_ns();
+        event_base_loopbreak(t->base);
+    }
+}
+
+/* Close c; whatever it had in flight counts as lost (and as done, so the
+ * phase can finish on the other connections). The quota it had not yet
+ * issued is picked up by the others. */
+static void bench_conn_kill(struct bench_conn *c, const char *why)
+{
+    struct bench_thread *t = c->t;
+    if (c->dead)
+        return;
+    c->dead = 1;
+    if (!c->ready) {
+        snprintf(t->connect_err, sizeof t->connect_err, "%s", why);
+        t->pending_connects--;
+        if (t->pending_connects == 0)
+            event_base_loopbreak(t->base);
+    } else if (!opts.quiet || opts.csv) {
+        fprintf(stderr, "slotgate-bench: connection closed during %s: %s (%u in flight)\n",
+                bench_test_names[t->test], why, c->inflight);
+    }
+    t->lost += c->inflight;
+    t->done += c->inflight;
+    c->inflight = 0;
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    int alive = 0;
+    for (int i = 0; i < t->nconns; i++)
+        alive += !t->conns[i].dead;
+    if (alive == 0) {
+        t->done = t->quota;
+        t->issued = t->quota;
+    }
+    /* Another connection takes over the unissued part of the quota. */
+    for (int i = 0; i < t->nconns; i++)
+        bench_conn_fill(&t->conns[i]);
+    bench_thread_check_done(t);
+}
+
+static void bench_conn_on_response(struct bench_conn *c, const struct sg_bench_msg *m,
+                                   uint64_t now)
+{
+    struct bench_thread *t = c->t;
+    uint32_t slot = (uint32_t)(m->id & ((1u << BENCH_SLOT_BITS) - 1));
+    if (slot >= c->nslots || c->sent_ns[slot] == 0) {
+        bench_conn_kill(c, "response with an unknown id");
+        return;
+    }
+    uint64_t sent = c->sent_ns[slot];
+    c->sent_ns[slot] = 0;
+    c->free_slots[c->nfree++] = slot;
+    c->inflight--;
+    t->done++;
+    if (t->test == BENCH_FILL) {
+        if (m->code >= 100) {
+            t->failed++;
+            if (m->code < BENCH_MAX_CODE)
+                t->err_by_code[m->code]++;
+        }
+        return;
+    }
+    sg_bench_hist_record(&t->hist, (now - sent) / 1000);
+    if (m->code == SLOTGATE__V1__CODE__CODE_NOT_FOUND)
+        t->misses++;
+    if (m->code >= 100 || m->key_errors > 0) {
+        t->failed++;
+        if (m->code >= 100 && m->code < BENCH_MAX_CODE)
+            t->err_by_code[m->code]++;
+        if (m->key_errors > 0 && m->first_key_error < BENCH_MAX_CODE)
+            t->keyerr_by_code[m->first_key_error] += m->key_errors;
+    }
+    t->misses += m->key_misses;
+}
+
+static void bench_conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct bench_conn *c = arg;
+    struct bench_thread *t = c->t;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    struct sg_bench_msg m;
+    uint64_t now = bench_now_ns();
+    int rc;
+
+    while ((rc = sg_bench_wire_take(in, &m)) == 1) {
+        switch (m.kind) {
+        case SG_BENCH_MSG_HELLO_REPLY:
+            if (c->ready) {
+                bench_conn_kill(c, "second HelloReply");
+                return;
+            }
+            if (m.max_inflight != 0 && opts.pipeline > m.max_inflight && t->idx == 0 &&
+                c == &t->conns[0])
+                fprintf(stderr, "slotgate-bench: warning: -P %u exceeds server max_inflight %u\n",
+                        opts.pipeline, m.max_inflight);
+            c->ready = 1;
+            bufferevent_set_timeouts(bev, NULL, NULL);
+            if (--t->pending_connects == 0)
+                event_base_loopbreak(t->base);
+            break;
+        case SG_BENCH_MSG_RESPONSE:
+            bench_conn_on_response(c, &m, now);
+            if (c->dead)
+                return;
+            break;
+        case SG_BENCH_MSG_CONN_ERROR: {
+            char buf[32], why[96];
+            snprintf(why, sizeof why, "server sent ConnectionError %s",
+                     sg_bench_code_name(m.code, buf, sizeof buf));
+            bench_conn_kill(c, why);
+            return;
+        }
+        default:
+            break;
+        }
+    }
+    if (rc < 0) {
+        bench_conn_kill(c, "malformed frame from server");
+        return;
+    }
+    bench_conn_fill(c);
+    bench_thread_check_done(t);
+}
+
+static void bench_conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct bench_conn *c = arg;
+    char why[256];
+
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    if (what & BEV_EVENT_TIMEOUT) {
+        snprintf(why, sizeof why, "timed out");
+    } else if (what & BEV_EVENT_EOF) {
+        snprintf(why, sizeof why, "server closed the connection");
+    } else {
+        unsigned long e = bufferevent_get_openssl_error(bev);
+        if (e != 0) {
+            char buf[200];
+            ERR_error_string_n(e, buf, sizeof buf);
+            snprintf(why, sizeof why, "TLS: %s", buf);
+        } else {
+            int err = EVUTIL_SOCKET_ERROR();
+            snprintf(why, sizeof why, "%s", err ? evutil_socket_error_to_string(err) : "error");
+        }
+    }
+    bench_conn_kill(c, why);
+}
+
+/* ---- connections and phases ------------------------------------------------ */
+
+static void bench_conn_open(struct bench_thread *t, struct bench_conn *c)
+{
+    uint32_t slots = opts.pipeline + BENCH_FILL_DEPTH;
+    c->t = t;
+    c->window = opts.pipeline;
+    c->nslots = slots;
+    c->sent_ns = bench_xcalloc(slots, sizeof *c->sent_ns);
+    c->free_slots = bench_xcalloc(slots, sizeof *c->free_slots);
+    for (uint32_t i = 0; i < slots; i++)
+        c->free_slots[c->nfree++] = slots - 1 - i;
+
+    if (opts.tls) {
+        SSL *ssl = sg_bench_tls_new_ssl(bench_ssl_ctx, opts.host);
+        if (ssl == NULL)
+            bench_die("cannot create TLS session");
+        c->bev = bufferevent_openssl_socket_new(t->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev != NULL)
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(t->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (c->bev == NULL)
+        bench_die("cannot create bufferevent");
+    bufferevent_setcb(c->bev, bench_conn_read_cb, NULL, bench_conn_event_cb, c);
+    struct timeval tmo = {5, 0};
+    bufferevent_set_timeouts(c->bev, &tmo, &tmo);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&bench_addr, (int)bench_addrlen) !=
+        0) {
+        char why[128];
+        snprintf(why, sizeof why, "connect: %s",
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        /* libevent may already have run the event callback, killing c. */
+        bench_conn_kill(c, why);
+        return;
+    }
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (sg_bench_wire_put_hello(bufferevent_get_output(c->bev), "slotgate-bench") != 0)
+        bench_die("cannot encode Hello");
+}
+
+/* Stall detector: a phase that makes no progress for --stall-timeout seconds
+ * is abandoned; its in-flight requests count as lost and the connections
+ * holding them are closed, so late responses cannot leak into the next test. */
+static void bench_thread_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct bench_thread *t = arg;
+    if (t->done != t->last_done || t->done >= t->quota) {
+        t->last_done = t->done;
+        t->idle_ticks = 0;
+        return;
+    }
+    if (++t->idle_ticks < opts.stall_secs)
+        return;
+    uint64_t inflight = 0;
+    for (int i = 0; i < t->nconns; i++)
+        inflight += t->conns[i].dead ? 0 : t->conns[i].inflight;
+    fprintf(stderr,
+            "slotgate-bench: %s stalled: no response for %d s, %llu requests in flight "
+            "(%llu/%llu done)\n",
+            bench_test_names[t->test], opts.stall_secs, (unsigned long long)inflight,
+            (unsigned long long)t->done, (unsigned long long)t->quota);
+    t->stalled = 1;
+    t->issued = t->quota;
+    for (int i = 0; i < t->nconns; i++)
+        if (!t->conns[i].dead && t->conns[i].inflight > 0)
+            bench_conn_kill(&t->conns[i], "stalled");
+    t->done = t->quota;
+    bench_thread_check_done(t);
+}
+
+static void bench_thread_init(struct bench_thread *t, int idx, int nconns)
+{
+    t->idx = idx;
+    t->base = event_base_new();
+    if (t->base == NULL)
+        bench_die("cannot create event base");
+    t->nconns = nconns;
+    t->conns = bench_xcalloc((size_t)nconns, sizeof *t->conns);
+    t->rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(idx + 1) ^ (uint64_t)getpid() ^ bench_now_ns();
+    if (t->rng == 0)
+        t->rng = 1;
+    for (size_t i = 0; i < 1024; i++)
+        t->values[i] = (struct sg_bench_slice){bench_value, opts.datasize};
+    struct timeval one = {1, 0};
+    t->tick = event_new(t->base, -1, EV_PERSIST, bench_thread_tick_cb, t);
+    event_add(t->tick, &one);
+    t->pending_connects = nconns;
+    for (int i = 0; i < nconns; i++)
+        bench_conn_open(t, &t->conns[i]);
+}
+
+static void bench_thread_begin_phase(struct bench_thread *t, enum bench_test test, uint64_t quota,
+                                     uint64_t fill_from)
+{
+    t->in_phase = 1;
+    t->test = test;
+    t->quota = quota;
+    t->issued = t->done = 0;
+    t->fill_next = fill_from;
+    t->fill_end = fill_from + quota;
+    t->last_done = 0;
+    t->idle_ticks = 0;
+    t->stalled = 0;
+    t->t_end_ns = 0;
+    t->failed = t->misses = t->lost = 0;
+    memset(t->err_by_code, 0, sizeof t->err_by_code);
+    memset(t->keyerr_by_code, 0, sizeof t->keyerr_by_code);
+    sg_bench_hist_reset(&t->hist);
+    for (int i = 0; i < t->nconns; i++)
+        t->conns[i].window = test == BENCH_FILL ? (opts.pipeline > BENCH_FILL_DEPTH
+                                                        ? opts.pipeline
+                                                        : BENCH_FILL_DEPTH)
+                                                : opts.pipeline;
+}
+
+static void *bench_thread_run(void *arg)
+{
+    struct bench_thread *t = arg;
+    for (int i = 0; i < t->nconns; i++)
+        bench_conn_fill(&t->conns[i]);
+    bench_thread_check_done(t);
+    if (t->t_end_ns == 0)
+        event_base_dispatch(t->base);
+    return NULL;
+}
+
+static void *bench_thread_connect(void *arg)
+{
+    struct bench_thread *t = arg;
+    if (t->pending_connects > 0)
+        event_base_dispatch(t->base);
+    return NULL;
+}
+
+/* Run fn on every thread's base: in the caller when there is one thread. */
+static void bench_run_threads(struct bench_thread *th, void *(*fn)(void *))
+{
+    if (opts.threads == 1) {
+        fn(&th[0]);
+        return;
+    }
+    pthread_t *tid = bench_xcalloc((size_t)opts.threads, sizeof *tid);
+    for (int i = 0; i < opts.threads; i++)
+        if (pthread_create(&tid[i], NULL, fn, &th[i]) != 0)
+            bench_die("pthread_create failed");
+    for (int i = 0; i < opts.threads; i++)
+        pthread_join(tid[i], NULL);
+    free(tid);
+}
+
+/* Split total over the threads; thread i gets share(i). */
+static uint64_t bench_share(uint64_t total, int i)
+{
+    uint64_t n = (uint64_t)opts.threads;
+    return total / n + ((uint64_t)i < total % n ? 1 : 0);
+}
+
+/* SET every key of the key space once (key 0 only without -r). */
+static void bench_fill(struct bench_thread *th)
+{
+    uint64_t total = opts.keyspace_len ? opts.keyspace_len : 1;
+    uint64_t from = 0;
+    for (int i = 0; i < opts.threads; i++) {
+        uint64_t q = bench_share(total, i);
+        bench_thread_begin_phase(&th[i], BENCH_FILL, q, from);
+        from += q;
+    }
+    bench_run_threads(th, bench_thread_run);
+    uint64_t failed = 0, lost = 0;
+    for (int i = 0; i < opts.threads; i++) {
+        failed += th[i].failed;
+        lost += th[i].lost;
+    }
+    if (failed + lost > 0)
+        fprintf(stderr, "slotgate-bench: pre-populate: %llu of %llu SETs failed\n",
+                (unsigned long long)(failed + lost), (unsigned long long)total);
+}
+
+static void bench_report(struct bench_thread *th, enum bench_test test, uint64_t start_ns)
+{
+    struct sg_bench_hist *h = bench_xcalloc(1, sizeof *h);
+    uint64_t end = start_ns, failed = 0, lost = 0, misses = 0, done = 0;
+    uint64_t err[BENCH_MAX_CODE] = {0}, kerr[BENCH_MAX_CODE] = {0};
+    int stalled = 0;
+
+    for (int i = 0; i < opts.threads; i++) {
+        struct bench_thread *t = &th[i];
+        sg_bench_hist_merge(h, &t->hist);
+        if (t->t_end_ns > end)
+            end = t->t_end_ns;
+        failed += t->failed;
+        lost += t->lost;
+        misses += t->misses;
+        done += t->done;
+        stalled |= t->stalled;
+        for (int c = 0; c < BENCH_MAX_CODE; c++) {
+            err[c] += t->err_by_code[c];
+            kerr[c] += t->keyerr_by_code[c];
+        }
+    }
+    double secs = (double)(end - start_ns) / 1e9;
+    if (secs <= 0)
+        secs = 1e-9;
+    uint64_t answered = h->count;
+    double rps = (double)answered / secs;
+    uint32_t kpr = (test == BENCH_MGET || test == BENCH_MSET) ? opts.batch_keys : 1;
+    double kps = rps * kpr;
+    double p50 = sg_bench_hist_quantile_us(h, 0.50) / 1000.0;
+    double p99 = sg_bench_hist_quantile_us(h, 0.99) / 1000.0;
+    double p999 = sg_bench_hist_quantile_us(h, 0.999) / 1000.0;
+    double mx = (double)h->max_us / 1000.0;
+    uint64_t errors = failed + lost;
+
+    if (opts.csv) {
+        printf("%s,%.2f,%.2f,%.3f,%.3f,%.3f,%.3f,%llu\n", bench_test_names[test], rps, kps, p50,
+               p99, p999, mx, (unsigned long long)errors);
+    } else if (opts.quiet) {
+        printf("%s: %.2f requests per second, p50=%.3f msec\n", bench_test_names[test], rps, p50);
+    } else {
+        printf("====== %s ======\n", bench_test_names[test]);
+        printf("  %llu requests completed in %.3f seconds\n", (unsigned long long)answered, secs);
+        printf("  %d connections, pipeline %u, %zu-byte values", opts.conns, opts.pipeline,
+               opts.datasize);
+        if (kpr > 1)
+            printf(", %u keys per batch", kpr);
+        if (opts.keyspace_len)
+            printf(", %llu random keys", (unsigned long long)opts.keyspace_len);
+        else
+            printf(", single key");
+        printf(", %d thread(s)%s\n", opts.threads, opts.tls ? ", TLS" : "");
+        printf("  throughput: %.2f requests/s, %.2f keys/s\n", rps, kps);
+        printf("  latency (ms): p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n", p50, p99, p999, mx);
+        if (misses)
+            printf("  not found: %llu\n", (unsigned long long)misses);
+        printf("  errors: %llu\n", (unsigned long long)errors);
+    }
+    if (errors > 0 || stalled) {
+        FILE *o = opts.csv ? stderr : stdout;
+        char buf[32];
+        fprintf(o, "  %s errors by code:", bench_test_names[test]);
+        for (int c = 0; c < BENCH_MAX_CODE; c++)
+            if (err[c])
+                fprintf(o, " %s=%llu", sg_bench_code_name(c, buf, sizeof buf),
+                        (unsigned long long)err[c]);
+        for (int c = 0; c < BENCH_MAX_CODE; c++)
+            if (kerr[c])
+                fprintf(o, " key:%s=%llu", sg_bench_code_name(c, buf, sizeof buf),
+                        (unsigned long long)kerr[c]);
+        if (lost)
+            fprintf(o, " CONNECTION_LOST=%llu", (unsigned long long)lost);
+        if (stalled)
+            fprintf(o, " (stalled)");
+        fputc('\n', o);
+    }
+    fflush(stdout);
+    free(h);
+}
+
+/* ---- command line ------------------------------------------------------------ */
+
+static void bench_usage(FILE *o)
+{
+    fputs("Usage: slotgate-bench [OPTIONS]\n"
+          "  -h HOST          server host (default 127.0.0.1)\n"
+          "  -p PORT          server port (default 7420)\n"
+          "  -c CONNS         connections (default 50)\n"
+          "  -n REQUESTS      requests per test (default 100000)\n"
+          "  -d BYTES         value size (default 100)\n"
+          "  -P DEPTH         requests in flight per connection (default 1)\n"
+          "  -r KEYSPACELEN   random keys key:NNNNNNNN in [0,KEYSPACELEN) (default: one key)\n"
+          "  -t TESTS         comma list of get,set,mget,mset,fill (default get,set);\n"
+          "                   fill only pre-populates the key space\n"
+          "  --no-prefill     do not pre-populate before get/mget (keys already set)\n"
+          "  --keys N         keys per mget/mset batch (default 10)\n"
+          "  -k KEYSPACE      slotgate keyspace (default: server default)\n"
+          "  --tls            use TLS\n"
+          "  --cacert FILE    CA to verify the server (without it: no verification)\n"
+          "  --cert FILE      client certificate\n"
+          "  --key FILE       client private key\n"
+          "  --threads N      client threads, each with its own event loop (default 1)\n"
+          "  --stall-timeout S abandon a test after S seconds without a response (default 10)\n"
+          "  --csv            one CSV line per test:\n"
+          "                   test,rps,keys_per_s,p50_ms,p99_ms,p999_ms,max_ms,errors\n"
+          "  -q               quiet: one line per test\n"
+          "  --help           this help\n"
+          "GET and MGET tests first SET every key once (not measured), unless\n"
+          "--no-prefill.\n",
+          o);
+}
+
+static uint64_t bench_parse_u64(const char *s, const char *what, uint64_t min, uint64_t max)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || *s == '-' || v < min || v > max)
+        bench_die("invalid %s: %s", what, s);
+    return v;
+}
+
+static void bench_parse_tests(const char *list)
+{
+    char *dup = strdup(list), *save = NULL;
+    opts.ntests = 0;
+    for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        enum bench_test t;
+        if (strcasecmp(tok, "get") == 0)
+            t = BENCH_GET;
+        else if (strcasecmp(tok, "set") == 0)
+            t = BENCH_SET;
+        else if (strcasecmp(tok, "mget") == 0)
+            t = BENCH_MGET;
+        else if (strcasecmp(tok, "mset") == 0)
+            t = BENCH_MSET;
+        else if (strcasecmp(tok, "fill") == 0)
+            t = BENCH_FILL;
+        else
+            bench_die("unknown test %s (get, set, mget, mset, fill)", tok);
+        if (opts.ntests == (int)(sizeof opts.tests / sizeof opts.tests[0]))
+            bench_die("too many tests");
+        opts.tests[opts.ntests++] = t;
+    }
+    free(dup);
+    if (opts.ntests == 0)
+        bench_die("empty test list");
+}
+
+static void bench_parse_args(int argc, char **argv)
+{
+    enum {
+        O_TLS = 256,
+        O_CACERT,
+        O_CERT,
+        O_KEY,
+        O_CSV,
+        O_THREADS,
+        O_KEYS,
+        O_HELP,
+        O_STALL,
+        O_NOFILL,
+    };
+    static const struct option longopts[] = {
+        {"tls", no_argument, NULL, O_TLS},
+        {"cacert", required_argument, NULL, O_CACERT},
+        {"cert", required_argument, NULL, O_CERT},
+        {"key", required_argument, NULL, O_KEY},
+        {"csv", no_argument, NULL, O_CSV},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"keys", required_argument, NULL, O_KEYS},
+        {"stall-timeout", required_argument, NULL, O_STALL},
+        {"no-prefill", no_argument, NULL, O_NOFILL},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    bench_parse_tests("get,set");
+    while ((ch = getopt_long(argc, argv, "h:p:c:n:d:P:r:t:k:q", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'h':
+            opts.host = optarg;
+            break;
+        case 'p':
+            opts.port = (int)bench_parse_u64(optarg, "port", 1, 65535);
+            break;
+        case 'c':
+            opts.conns = (int)bench_parse_u64(optarg, "connections", 1, 1000000);
+            break;
+        case 'n':
+            opts.requests = bench_parse_u64(optarg, "requests", 1, UINT64_MAX >> 8);
+            break;
+        case 'd':
+            opts.datasize = (size_t)bench_parse_u64(optarg, "value size", 0, 64u << 20);
+            break;
+        case 'P':
+            opts.pipeline = (uint32_t)bench_parse_u64(
+                optarg, "pipeline", 1, (1u << BENCH_SLOT_BITS) - BENCH_FILL_DEPTH - 1);
+            break;
+        case 'r':
+            opts.keyspace_len = bench_parse_u64(optarg, "keyspace length", 1, UINT64_MAX >> 8);
+            break;
+        case 't':
+            bench_parse_tests(optarg);
+            break;
+        case 'k':
+            opts.keyspace = optarg;
+            break;
+        case 'q':
+            opts.quiet = 1;
+            break;
+        case O_TLS:
+            opts.tls = 1;
+            break;
+        case O_CACERT:
+            opts.cacert = optarg;
+            break;
+        case O_CERT:
+            opts.cert = optarg;
+            break;
+        case O_KEY:
+            opts.key = optarg;
+            break;
+        case O_CSV:
+            opts.csv = 1;
+            break;
+        case O_THREADS:
+            opts.threads = (int)bench_parse_u64(optarg, "threads", 1, 256);
+            break;
+        case O_KEYS:
+            opts.batch_keys = (uint32_t)bench_parse_u64(optarg, "keys per batch", 1, 1024);
+            break;
+        case O_STALL:
+            opts.stall_secs = (int)bench_parse_u64(optarg, "stall timeout", 1, 3600);
+            break;
+        case O_NOFILL:
+            opts.no_prefill = 1;
+            break;
+        case O_HELP:
+            bench_usage(stdout);
+            exit(0);
+        default:
+            bench_usage(stderr);
+            exit(2);
+        }
+    }
+    if (optind < argc)
+        bench_die("unexpected argument %s", argv[optind]);
+    if ((opts.cert == NULL) != (opts.key == NULL))
+        bench_die("--cert and --key go together");
+    if ((opts.cacert || opts.cert) && !opts.tls)
+        bench_die("--cacert/--cert/--key need --tls");
+    if (opts.threads > opts.conns)
+        opts.threads = opts.conns;
+    if (opts.keyspace_len > 1) {
+        uint64_t v = opts.keyspace_len - 1;
+        int digits = 1;
+        while (v >= 10) {
+            v /= 10;
+            digits++;
+        }
+        bench_key_digits = digits > 8 ? digits : 8;
+        if (bench_key_digits + 4 > BENCH_KEY_MAX)
+            bench_die("keyspace length too large");
+    }
+}
+
+static void bench_resolve(void)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    char port[16];
+    snprintf(port, sizeof port, "%d", opts.port);
+    int rc = getaddrinfo(opts.host, port, &hints, &res);
+    if (rc != 0)
+        bench_die("cannot resolve %s: %s", opts.host, gai_strerror(rc));
+    memcpy(&bench_addr, res->ai_addr, res->ai_addrlen);
+    bench_addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+}
+
+/* Make room for one descriptor per connection plus slack. */
+static void bench_raise_nofile(void)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)opts.conns + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    bench_parse_args(argc, argv);
+    bench_resolve();
+    bench_raise_nofile();
+
+    bench_value = malloc(opts.datasize ? opts.datasize : 1);
+    if (bench_value == NULL)
+        bench_die("out of memory");
+    memset(bench_value, 'x', opts.datasize);
+
+    if (opts.tls) {
+        char err[512];
+        bench_ssl_ctx = sg_bench_tls_ctx_new(opts.cacert, opts.cert, opts.key, err, sizeof err);
+        if (bench_ssl_ctx == NULL)
+            bench_die("%s", err);
+    }
+
+    struct bench_thread *th = bench_xcalloc((size_t)opts.threads, sizeof *th);
+    for (int i = 0; i < opts.threads; i++)
+        bench_thread_init(&th[i], i, (int)bench_share((uint64_t)opts.conns, i));
+    bench_run_threads(th, bench_thread_connect);
+    for (int i = 0; i < opts.threads; i++)
+        for (int j = 0; j < th[i].nconns; j++)
+            if (th[i].conns[j].dead)
+                bench_die("cannot connect to %s:%d: %s", opts.host, opts.port,
+                          th[i].connect_err[0] ? th[i].connect_err : "failed");
+
+    if (opts.csv)
+        printf("test,rps,keys_per_s,p50_ms,p99_ms,p999_ms,max_ms,errors\n");
+    int rc = 0;
+    for (int k = 0; k < opts.ntests; k++) {
+        enum bench_test test = opts.tests[k];
+        if (test == BENCH_FILL) {
+            uint64_t start = bench_now_ns();
+            bench_fill(th);
+            if (!opts.csv)
+                printf("FILL: %llu keys set in %.3f seconds\n",
+                       (unsigned long long)(opts.keyspace_len ? opts.keyspace_len : 1),
+                       (double)(bench_now_ns() - start) / 1e9);
+            continue;
+        }
+        if ((test == BENCH_GET || test == BENCH_MGET) && !opts.no_prefill)
+            bench_fill(th);
+        for (int i = 0; i < opts.threads; i++)
+            bench_thread_begin_phase(&th[i], test, bench_share(opts.requests, i), 0);
+        uint64_t start = bench_now_ns();
+        bench_run_threads(th, bench_thread_run);
+        bench_report(th, test, start);
+        int alive = 0;
+        for (int i = 0; i < opts.threads; i++)
+            for (int j = 0; j < th[i].nconns; j++)
+                alive += !th[i].conns[j].dead;
+        if (alive == 0) {
+            fprintf(stderr, "slotgate-bench: every connection is closed; stopping\n");
+            rc = 1;
+            break;
+        }
+    }
+
+    for (int i = 0; i < opts.threads; i++) {
+        for (int j = 0; j < th[i].nconns; j++) {
+            struct bench_conn *c = &th[i].conns[j];
+            if (c->bev)
+                bufferevent_free(c->bev);
+            free(c->sent_ns);
+            free(c->free_slots);
+        }
+        free(th[i].conns);
+        event_free(th[i].tick);
+        event_base_free(th[i].base);
+    }
+    free(th);
+    free(bench_value);
+    SSL_CTX_free(bench_ssl_ctx);
+    return rc;
+}

@@ -1,0 +1,845 @@
+/*
+ * command - the meaning of each protocol op in Redis terms.
+ *
+ *   GET            GET key                       (replicas if the keyspace allows)
+ *   SET            SET key stored [PX ttl] [NX|XX]
+ *   DELETE         UNLINK key
+ *   EXPIRE         PEXPIRE key ttl
+ *   MGET           MGET k1 k2 ... per slot (one sub-op per slot)
+ *   MSET           SET per key (each key has its own TTL and status)
+ *   MDELETE        UNLINK per key (each key has its own status)
+ *   INVALIDATE     EVAL of a SCAN+UNLINK page script on every master, or
+ *                  only on the owner when the pattern pins one hash tag
+ *   GET_OR_LEASE   EVAL: value, or a lease marker SET NX, or the lease TTL
+ *   SET_WITH_LEASE EVAL: SET only if the key still holds our lease marker
+ *   SET_VERSIONED  EVAL: SET only if the stored version equals the expected
+ *   GET_VERSIONED  GET, with the version read from the envelope
+ *
+ * Values are stored in the envelope format (envelope.h): compressed per
+ * the keyspace's policy, and always restored exactly on the way out.
+ */
+#include "command.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <openssl/rand.h>
+
+#include "coalesce.h"
+#include "envelope.h"
+#include "resp.h"
+#include "slot.h"
+#include "stats.h"
+#include "topology.h"
+#include "util.h"
+#include "worker.h"
+
+#define SG_LEASE_TTL_MS 10000
+#define SG_LEASE_TOKEN_BYTES 16
+#define SG_INVAL_PAGE "1000"
+
+/* One page of INVALIDATE on one node: SCAN, then UNLINK what matched. */
+static const char SCRIPT_SCAN_UNLINK[] =
+    "local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3]) "
+    "local n = 0 "
+    "for _, k in ipairs(r[2]) do n = n + redis.call('UNLINK', k) end "
+    "return {r[1], n}";
+
+/* ARGV: lease marker, lease ttl, marker header. {0,v} hit, {1} granted,
+ * {2,pttl} someone else holds the lease. */
+static const char SCRIPT_GET_OR_LEASE[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return {1} end "
+    "if string.sub(v, 1, 5) == ARGV[3] then return {2, redis.call('PTTL', KEYS[1])} end "
+    "return {0, v}";
+
+/* ARGV: our lease marker, stored value, ttl (0 = none). */
+static const char SCRIPT_SET_WITH_LEASE[] =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+    "if ARGV[3] ~= '0' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
+    "else redis.call('SET', KEYS[1], ARGV[2]) end "
+    "return 1";
+
+/* ARGV: expected version (8 bytes BE), stored value, ttl (0 = none).
+ * {1,cur} applied, {0,cur} conflict; cur is the 8-byte stored version. */
+static const char SCRIPT_SET_VERSIONED[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "local cur = '\\0\\0\\0\\0\\0\\0\\0\\0' "
+    "if v and string.len(v) >= 13 and string.sub(v, 1, 4) == '\\254SG\\1' "
+    "and bit.band(string.byte(v, 5), 2) == 2 then cur = string.sub(v, 6, 13) end "
+    "if cur ~= ARGV[1] then return {0, cur} end "
+    "if ARGV[3] ~= '0' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
+    "else redis.call('SET', KEYS[1], ARGV[2]) end "
+    "return {1, cur}";
+
+static const uint8_t LEASE_HEADER[SG_ENV_HEADER] = {SG_ENV_MAGIC0, SG_ENV_MAGIC1, SG_ENV_MAGIC2,
+                                                    SG_ENV_VERSION, SG_ENV_LEASE};
+
+int sg_command_is_read(int op)
+{
+    return op == SLOTGATE__V1__OP__OP_GET || op == SLOTGATE__V1__OP__OP_MGET ||
+           op == SLOTGATE__V1__OP__OP_GET_VERSIONED;
+}
+
+int sg_command_is_write(int op)
+{
+    return op == SLOTGATE__V1__OP__OP_SET || op == SLOTGATE__V1__OP__OP_MSET ||
+           op == SLOTGATE__V1__OP__OP_DELETE || op == SLOTGATE__V1__OP__OP_MDELETE ||
+           op == SLOTGATE__V1__OP__OP_EXPIRE || op == SLOTGATE__V1__OP__OP_GET_OR_LEASE ||
+           op == SLOTGATE__V1__OP__OP_SET_WITH_LEASE || op == SLOTGATE__V1__OP__OP_SET_VERSIONED;
+}
+
+static struct sg_ks_stats *ks_stats(struct sg_request *r)
+{
+    return &r->worker->ks_stats[r->ks_index];
+}
+
+static void put_u64be(uint8_t out[8], uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get_u64be(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* --- preparation ----------------------------------------------------------- */
+
+/* Shape of each op: keys and values it needs. */
+static int check_shape(const Slotgate__V1__Request *rq, uint32_t max_batch, const char **why)
+{
+    size_t nk = rq->n_keys, nv = rq->n_values;
+    switch (rq->op) {
+    case SLOTGATE__V1__OP__OP_GET:
+    case SLOTGATE__V1__OP__OP_DELETE:
+    case SLOTGATE__V1__OP__OP_GET_OR_LEASE:
+    case SLOTGATE__V1__OP__OP_GET_VERSIONED:
+        if (nk != 1)
+            return *why = "expects exactly one key", SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
+        return 0;
+    case SLOTGATE__V1__OP__OP_SET:
+    case SLOTGATE__V1__OP__OP_SET_VERSIONED:
+        if (nk != 1 || nv != 1)
+            return *why = "expects one key and one value",
+                   SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
+        return 0;
+    case SLOTGATE__V1__OP__OP_SET_WITH_LEASE:
+        if (nk != 1 || nv != 1 || rq->lease.len == 0)
+            return *why = "expects one key, one value and the lease",
+                   SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
+        return 0;
+    case SLOTGATE__V1__OP__OP_EXPIRE:
+        if (nk != 1)
+            return *why = "expects exactly one key", SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
+        if (rq->ttl_ms == 0)
+            return *why = "EXPIRE needs ttl_ms > 0", SLOTGATE__V1__CODE__CODE_TTL_OUT_OF_RANGE;
+        return 0;
+    case SLOTGATE__V1__OP__OP_MGET:
+    case SLOTGATE__V1__OP__OP_MDELETE:
+    case SLOTGATE__V1__OP__OP_MSET:
+        if (nk == 0)
+            return *why = "batch needs at least one key", SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
+        if (nk > max_batch)
+            return *why = "more keys than limits.max_batch_keys",
+                   SLOTGATE__V1__CODE__CODE_BATCH_TOO_LARGE;
+        if (rq->op == SLOTGATE__V1__OP__OP_MSET &&
+            (nv != nk || (rq->n_ttls_ms != 0 && rq->n_ttls_ms != nk)))
+            return *why = "MSET needs one value (and optionally one TTL) per key",
+                   SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
+        return 0;
+    case SLOTGATE__V1__OP__OP_INVALIDATE:
+        if (nk != 0 || rq->pattern.len == 0)
+            return *why = "INVALIDATE takes a pattern and no keys",
+                   SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
+        return 0;
+    default:
+        return *why = "unknown op", SLOTGATE__V1__CODE__CODE_UNKNOWN_OP;
+    }
+}
+
+/* Sizes and TTLs against the limits and the keyspace policy. */
+static int check_limits(struct sg_request *r, const char **why)
+{
+    const struct sg_config *cfg = r->worker->cfg;
+    const Slotgate__V1__Request *rq = r->rq;
+    size_t batch_bytes = 0;
+    for (size_t i = 0; i < rq->n_keys; i++) {
+        if (rq->keys[i].len == 0)
+            return *why = "empty key", SLOTGATE__V1__CODE__CODE_INVALID_KEY;
+        if (rq->keys[i].len > cfg->max_key_bytes)
+            return *why = "key longer than limits.max_key_bytes",
+                   SLOTGATE__V1__CODE__CODE_KEY_TOO_LARGE;
+        batch_bytes += rq->keys[i].len;
+    }
+    if (rq->pattern.len > cfg->max_key_bytes)
+        return *why = "pattern longer than limits.max_key_bytes",
+               SLOTGATE__V1__CODE__CODE_KEY_TOO_LARGE;
+    uint32_t max_value = r->ks->max_value_bytes ? r->ks->max_value_bytes : cfg->max_value_bytes;
+    for (size_t i = 0; i < rq->n_values; i++) {
+        if (rq->values[i].len > max_value)
+            return *why = "value larger than the value size limit",
+                   SLOTGATE__V1__CODE__CODE_VALUE_TOO_LARGE;
+        batch_bytes += rq->values[i].len;
+    }
+    if (rq->n_keys > 1 && batch_bytes > cfg->max_batch_bytes)
+        return *why = "batch larger than limits.max_batch_bytes",
+               SLOTGATE__V1__CODE__CODE_BATCH_TOO_LARGE;
+    if (rq->op == SLOTGATE__V1__OP__OP_EXPIRE)
+        r->ttl_ms = rq->ttl_ms;
+    else if (rq->op != SLOTGATE__V1__OP__OP_GET_OR_LEASE)
+        r->ttl_ms = rq->ttl_ms ? rq->ttl_ms : r->ks->default_ttl_ms;
+    uint64_t max_ttl = r->ks->max_ttl_ms;
+    if (max_ttl && sg_command_is_write(rq->op) && rq->op != SLOTGATE__V1__OP__OP_GET_OR_LEASE) {
+        if (r->ttl_ms > max_ttl)
+            return *why = "TTL above the keyspace's max_ttl_ms",
+                   SLOTGATE__V1__CODE__CODE_TTL_OUT_OF_RANGE;
+        for (size_t i = 0; i < rq->n_ttls_ms; i++)
+            if (rq->ttls_ms[i] > max_ttl)
+                return *why = "TTL above the keyspace's max_ttl_ms",
+                       SLOTGATE__V1__CODE__CODE_TTL_OUT_OF_RANGE;
+    }
+    return 0;
+}
+
+/* Full keys: the keyspace prefix, then the client's key. */
+static void build_keys(struct sg_request *r)
+{
+    const Slotgate__V1__Request *rq = r->rq;
+    size_t plen = strlen(r->ks->prefix);
+    if (plen == 0) {
+        r->keys = rq->keys;
+        return;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < r->n_keys; i++)
+        total += plen + rq->keys[i].len;
+    uint8_t *block = sg_malloc(total);
+    sg_request_own(r, block);
+    ProtobufCBinaryData *keys = &r->key1;
+    if (r->n_keys > 1) {
+        keys = sg_calloc(r->n_keys, sizeof(*keys));
+        sg_request_own(r, keys);
+    }
+    uint8_t *p = block;
+    for (size_t i = 0; i < r->n_keys; i++) {
+        memcpy(p, r->ks->prefix, plen);
+        memcpy(p + plen, rq->keys[i].data, rq->keys[i].len);
+        keys[i].data = p;
+        keys[i].len = plen + rq->keys[i].len;
+        p += keys[i].len;
+    }
+    r->keys = keys;
+}
+
+/* Stored form of every value, per the keyspace's compression policy. */
+static void build_values(struct sg_request *r)
+{
+    const Slotgate__V1__Request *rq = r->rq;
+    if (rq->n_values == 0)
+        return;
+    int compress = r->ks->compression == SG_COMPRESS_ALWAYS ? SG_ENV_ALWAYS_TRY
+                   : r->ks->compression == SG_COMPRESS_AUTO ? SG_ENV_AUTO
+                                                            : SG_ENV_NO_COMPRESS;
+    int versioned = rq->op == SLOTGATE__V1__OP__OP_SET_VERSIONED;
+    ProtobufCBinaryData *vals = &r->value1;
+    if (rq->n_values > 1) {
+        vals = sg_calloc(rq->n_values, sizeof(*vals));
+        sg_request_own(r, vals);
+    }
+    struct sg_ks_stats *st = ks_stats(r);
+    for (size_t i = 0; i < rq->n_values; i++) {
+        const uint8_t *out;
+        int owned = 0;
+        size_t n = sg_envelope_encode(rq->values[i].data, rq->values[i].len, compress,
+                                      r->ks->compress_threshold, versioned, rq->version + 1,
+                                      &out, &owned);
+        if (owned)
+            sg_request_own(r, (void *)out);
+        vals[i].data = (uint8_t *)out;
+        vals[i].len = n;
+        SG_STAT_ADD(st, bytes_raw, rq->values[i].len);
+        SG_STAT_ADD(st, bytes_stored, n);
+    }
+    r->values = vals;
+}
+
+static uint16_t slot_of(const struct sg_request *r, uint32_t i)
+{
+    return sg_slot_of_key(r->keys[i].data, r->keys[i].len);
+}
+
+/*
+ * MGET: one sub-op per slot, covering that slot's keys. r->order lists key
+ * indexes grouped by slot (a stable counting pass keeps client order inside
+ * a group), so each sub-op covers a contiguous run of it.
+ */
+static void build_mget_groups(struct sg_request *r)
+{
+    uint32_t n = r->n_keys;
+    uint16_t *slots = sg_malloc(n * sizeof(*slots));
+    uint32_t *order = sg_malloc(n * sizeof(*order));
+    uint8_t *taken = sg_calloc(n, 1);
+    sg_request_own(r, order);
+    for (uint32_t i = 0; i < n; i++)
+        slots[i] = slot_of(r, i);
+    uint32_t pos = 0, groups = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (taken[i])
+            continue;
+        groups++;
+        for (uint32_t j = i; j < n; j++)
+            if (!taken[j] && slots[j] == slots[i]) {
+                taken[j] = 1;
+                order[pos++] = j;
+            }
+    }
+    r->order = order;
+    r->n_subops = groups;
+    r->subops = groups == 1 ? &r->subop1 : sg_calloc(groups, sizeof(*r->subops));
+    uint32_t g = 0;
+    for (uint32_t p = 0; p < n; g++) {
+        uint32_t q = p;
+        while (q < n && slots[order[q]] == slots[order[p]])
+            q++;
+        r->subops[g].index = p;
+        r->subops[g].count = q - p;
+        p = q;
+    }
+    free(slots);
+    free(taken);
+}
+
+/*
+ * The MATCH pattern for INVALIDATE: the keyspace prefix (glob characters
+ * escaped), then the client's pattern. When nothing before the first '}'
+ * is a glob character and the text between '{' and '}' is not empty, every
+ * matching key hashes to that tag's slot: only its owner is scanned.
+ */
+static int build_invalidation(struct sg_request *r)
+{
+    const char *prefix = r->ks->prefix;
+    size_t plen = strlen(prefix);
+    const ProtobufCBinaryData *pat = &r->rq->pattern;
+    uint8_t *full = sg_malloc(plen * 2 + pat->len);
+    sg_request_own(r, full);
+    size_t n = 0;
+    for (size_t i = 0; i < plen; i++) {
+        if (strchr("*?[]\\", prefix[i]) != NULL)
+            full[n++] = '\\';
+        full[n++] = (uint8_t)prefix[i];
+    }
+    size_t pat_start = n;
+    memcpy(full + n, pat->data, pat->len);
+    n += pat->len;
+    r->pattern.data = full;
+    r->pattern.len = n;
+
+    int pinned = 0;
+    uint16_t slot = 0;
+    size_t open = 0;
+    while (open < n && full[open] != '{')
+        open++;
+    size_t close = open + 1;
+    while (close < n && full[close] != '}')
+        close++;
+    if (open < n && close < n && close > open + 1) {
+        pinned = 1;
+        for (size_t i = pat_start; i < close; i++)
+            if (strchr("*?[]\\", full[i]) != NULL)
+                pinned = 0;
+        for (size_t i = 0; i < pat_start && pinned; i++)
+            if (full[i] == '\\')
+                i++; /* escaped prefix characters are literal */
+        slot = sg_slot_of_key(full + open, close - open + 1);
+    }
+    const struct sg_topology *t = r->worker->topo;
+    int n_targets = pinned ? 1 : t->n_shards;
+    r->inval = sg_calloc((size_t)n_targets, sizeof(*r->inval));
+    sg_request_own(r, r->inval);
+    if (pinned) {
+        const struct sg_addr *m = sg_topology_master_of(t, slot);
+        if (m == NULL)
+            return -1;
+        r->inval[0].addr = *m;
+    } else {
+        for (int i = 0; i < n_targets; i++)
+            r->inval[i].addr = t->shards[i].master;
+    }
+    for (int i = 0; i < n_targets; i++)
+        snprintf(r->inval[i].cursor, sizeof(r->inval[i].cursor), "0");
+    r->n_subops = (uint32_t)n_targets;
+    r->subops = n_targets == 1 ? &r->subop1 : sg_calloc((size_t)n_targets, sizeof(*r->subops));
+    for (int i = 0; i < n_targets; i++) {
+        r->subops[i].kind = SG_SUBOP_SCAN;
+        r->subops[i].index = (uint32_t)i;
+        r->subops[i].count = 1;
+    }
+    return 0;
+}
+
+static void build_lease(struct sg_request *r)
+{
+    uint8_t token[SG_LEASE_TOKEN_BYTES];
+    char *hex = sg_malloc(SG_LEASE_TOKEN_BYTES * 2 + 1);
+    sg_request_own(r, hex);
+    if (RAND_bytes(token, sizeof(token)) != 1)
+        abort();
+    for (int i = 0; i < SG_LEASE_TOKEN_BYTES; i++)
+        snprintf(hex + 2 * i, 3, "%02x", token[i]);
+    r->lease.data = (uint8_t *)hex;
+    r->lease.len = SG_LEASE_TOKEN_BYTES * 2;
+}
+
+int sg_command_prepare(struct sg_request *r, const char **why)
+{
+    const struct sg_config *cfg = r->worker->cfg;
+    const Slotgate__V1__Request *rq = r->rq;
+    int code = check_shape(rq, cfg->max_batch_keys, why);
+    if (code != 0)
+        return code;
+    r->ks = sg_config_keyspace(cfg, rq->keyspace ? rq->keyspace : "");
+    if (r->ks == NULL)
+        return *why = "unknown keyspace", SLOTGATE__V1__CODE__CODE_UNKNOWN_KEYSPACE;
+    r->ks_index = (int)(r->ks - cfg->keyspaces);
+    code = check_limits(r, why);
+    if (code != 0)
+        return code;
+    r->n_keys = (uint32_t)rq->n_keys;
+    build_keys(r);
+    build_values(r);
+    if (rq->op == SLOTGATE__V1__OP__OP_GET_OR_LEASE)
+        build_lease(r);
+    if (rq->op == SLOTGATE__V1__OP__OP_GET_OR_LEASE ||
+        rq->op == SLOTGATE__V1__OP__OP_SET_WITH_LEASE) {
+        const ProtobufCBinaryData *tok =
+            rq->op == SLOTGATE__V1__OP__OP_GET_OR_LEASE ? &r->lease : &rq->lease;
+        uint8_t *m;
+        r->marker.len = sg_envelope_lease(tok->data, tok->len, &m);
+        r->marker.data = m;
+        sg_request_own(r, m);
+    }
+    if (rq->op == SLOTGATE__V1__OP__OP_INVALIDATE) {
+        r->n_out = 1;
+        r->out = &r->out1;
+        if (build_invalidation(r) != 0)
+            return *why = "the pattern's slot is not served",
+                   SLOTGATE__V1__CODE__CODE_CLUSTER_DOWN;
+        r->out[0].code = SLOTGATE__V1__CODE__CODE_OK;
+        sg_coalesce_clear(r->worker->coalesce);
+        return 0;
+    }
+    r->n_out = r->n_keys;
+    r->out = r->n_keys == 1 ? &r->out1 : sg_calloc(r->n_keys, sizeof(*r->out));
+    for (uint32_t i = 0; i < r->n_out; i++)
+        r->out[i].code = -1;
+    if (rq->op == SLOTGATE__V1__OP__OP_MGET && r->n_keys > 1) {
+        build_mget_groups(r);
+        return 0;
+    }
+    r->n_subops = r->n_keys;
+    r->subops = r->n_keys == 1 ? &r->subop1 : sg_calloc(r->n_keys, sizeof(*r->subops));
+    for (uint32_t i = 0; i < r->n_keys; i++) {
+        r->subops[i].index = i;
+        r->subops[i].count = 1;
+    }
+    return 0;
+}
+
+/* --- formatting ------------------------------------------------------------ */
+
+static void arg_bin(struct evbuffer *out, const ProtobufCBinaryData *b)
+{
+    sg_resp_arg(out, b->data, b->len);
+}
+
+static void format_eval(struct evbuffer *out, const char *script, int nargs)
+{
+    sg_resp_begin(out, 3 + nargs); /* EVAL script numkeys, then key and ARGV */
+    sg_resp_arg(out, "EVAL", 4);
+    sg_resp_arg_str(out, script);
+    sg_resp_arg(out, "1", 1);
+}
+
+void sg_command_format(struct sg_subop *op, struct evbuffer *out)
+{
+    struct sg_request *r = op->req;
+    const Slotgate__V1__Request *rq = r->rq;
+    if (op->kind == SG_SUBOP_SCAN) {
+        const struct sg_inval_shard *sh = &r->inval[op->index];
+        sg_resp_begin(out, 6);
+        sg_resp_arg(out, "EVAL", 4);
+        sg_resp_arg_str(out, SCRIPT_SCAN_UNLINK);
+        sg_resp_arg(out, "0", 1);
+        sg_resp_arg_str(out, sh->cursor);
+        arg_bin(out, &r->pattern);
+        sg_resp_arg_str(out, SG_INVAL_PAGE);
+        return;
+    }
+    uint32_t ki = sg_request_key_of(r, op, 0);
+    const ProtobufCBinaryData *k = &r->keys[ki];
+    switch (rq->op) {
+    case SLOTGATE__V1__OP__OP_GET:
+    case SLOTGATE__V1__OP__OP_GET_VERSIONED:
+        sg_resp_begin(out, 2);
+        sg_resp_arg(out, "GET", 3);
+        arg_bin(out, k);
+        break;
+    case SLOTGATE__V1__OP__OP_MGET:
+        sg_resp_begin(out, 1 + (int)op->count);
+        sg_resp_arg(out, "MGET", 4);
+        for (uint32_t j = 0; j < op->count; j++)
+            arg_bin(out, &r->keys[sg_request_key_of(r, op, j)]);
+        break;
+    case SLOTGATE__V1__OP__OP_SET:
+    case SLOTGATE__V1__OP__OP_MSET: {
+        uint64_t ttl = r->ttl_ms;
+        if (rq->n_ttls_ms > 0 && rq->ttls_ms[ki])
+            ttl = rq->ttls_ms[ki];
+        int cond = rq->condition == SLOTGATE__V1__CONDITION__COND_NX ||
+                   rq->condition == SLOTGATE__V1__CONDITION__COND_XX;
+        sg_resp_begin(out, 3 + (ttl ? 2 : 0) + cond);
+        sg_resp_arg(out, "SET", 3);
+        arg_bin(out, k);
+        arg_bin(out, &r->values[ki]);
+        if (ttl) {
+            sg_resp_arg(out, "PX", 2);
+            sg_resp_arg_u64(out, ttl);
+        }
+        if (cond)
+            sg_resp_arg(out, rq->condition == SLOTGATE__V1__CONDITION__COND_NX ? "NX" : "XX", 2);
+        break;
+    }
+    case SLOTGATE__V1__OP__OP_DELETE:
+    case SLOTGATE__V1__OP__OP_MDELETE:
+        sg_resp_begin(out, 2);
+        sg_resp_arg(out, "UNLINK", 6);
+        arg_bin(out, k);
+        break;
+    case SLOTGATE__V1__OP__OP_EXPIRE:
+        sg_resp_begin(out, 3);
+        sg_resp_arg(out, "PEXPIRE", 7);
+        arg_bin(out, k);
+        sg_resp_arg_u64(out, r->ttl_ms);
+        break;
+    case SLOTGATE__V1__OP__OP_GET_OR_LEASE:
+        format_eval(out, SCRIPT_GET_OR_LEASE, 4);
+        arg_bin(out, k);
+        arg_bin(out, &r->marker);
+        sg_resp_arg_u64(out, rq->ttl_ms ? rq->ttl_ms : SG_LEASE_TTL_MS);
+        sg_resp_arg(out, LEASE_HEADER, sizeof(LEASE_HEADER));
+        break;
+    case SLOTGATE__V1__OP__OP_SET_WITH_LEASE:
+        format_eval(out, SCRIPT_SET_WITH_LEASE, 4);
+        arg_bin(out, k);
+        arg_bin(out, &r->marker);
+        arg_bin(out, &r->values[0]);
+        sg_resp_arg_u64(out, r->ttl_ms);
+        break;
+    case SLOTGATE__V1__OP__OP_SET_VERSIONED: {
+        uint8_t expected[8];
+        put_u64be(expected, rq->version);
+        format_eval(out, SCRIPT_SET_VERSIONED, 4);
+        arg_bin(out, k);
+        sg_resp_arg(out, expected, 8);
+        arg_bin(out, &r->values[0]);
+        sg_resp_arg_u64(out, r->ttl_ms);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* --- replies ---------------------------------------------------------------- */
+
+/*
+ * Turn a stored value into an outcome: restore the envelope; a lease
+ * marker reads as a miss; a corrupt envelope is a typed error.
+ */
+static void decode_value(struct sg_request *r, const char *data, size_t len,
+                         struct sg_key_outcome *o)
+{
+    const struct sg_config *cfg = r->worker->cfg;
+    size_t max = r->ks->max_value_bytes ? r->ks->max_value_bytes : cfg->max_value_bytes;
+    struct sg_env_decoded d;
+    int rc = sg_envelope_decode((const uint8_t *)data, len, max, &d);
+    struct sg_ks_stats *st = ks_stats(r);
+    if (rc != SG_ENV_OK) {
+        SG_STAT_INC(st, corrupt_values);
+        o->code = SLOTGATE__V1__CODE__CODE_CORRUPT_VALUE;
+        o->message = rc == SG_ENV_TOO_LARGE ? "stored value decompresses beyond the size limit"
+                                            : "stored value has a corrupt envelope";
+        return;
+    }
+    if (d.flags & SG_ENV_LEASE) {
+        SG_STAT_INC(st, misses);
+        o->code = SLOTGATE__V1__CODE__CODE_NOT_FOUND;
+        return;
+    }
+    SG_STAT_INC(st, hits);
+    o->code = SLOTGATE__V1__CODE__CODE_OK;
+    o->value = d.value;
+    o->value_len = d.len;
+    o->buf = d.buf;
+    o->version = d.version;
+}
+
+static void result_mget_group(struct sg_subop *op, redisReply *reply)
+{
+    struct sg_request *r = op->req;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != op->count) {
+        freeReplyObject(reply);
+        sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
+                                "unexpected MGET reply from Redis");
+        return;
+    }
+    if (r->answered) {
+        freeReplyObject(reply);
+        sg_request_settle(op, NULL);
+        return;
+    }
+    for (uint32_t j = 0; j < op->count; j++) {
+        struct sg_key_outcome *o = &r->out[sg_request_key_of(r, op, j)];
+        memset(o, 0, sizeof(*o));
+        const redisReply *e = reply->element[j];
+        if (e->type == REDIS_REPLY_STRING) {
+            decode_value(r, e->str, e->len, o);
+        } else {
+            SG_STAT_INC(ks_stats(r), misses);
+            o->code = SLOTGATE__V1__CODE__CODE_NOT_FOUND;
+        }
+    }
+    /* The array backs every value that was not decompressed. */
+    r->out[sg_request_key_of(r, op, 0)].reply = reply;
+    sg_request_settle(op, NULL);
+}
+
+static void result_scan(struct sg_subop *op, redisReply *reply)
+{
+    struct sg_request *r = op->req;
+    struct sg_inval_shard *sh = &r->inval[op->index];
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER ||
+        reply->element[0]->len >= sizeof(sh->cursor)) {
+        freeReplyObject(reply);
+        sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
+                                "unexpected SCAN page reply");
+        return;
+    }
+    int64_t removed = reply->element[1]->integer;
+    memcpy(sh->cursor, reply->element[0]->str, reply->element[0]->len);
+    sh->cursor[reply->element[0]->len] = '\0';
+    freeReplyObject(reply);
+    SG_STAT_ADD(ks_stats(r), invalidated, (uint64_t)removed);
+    if (!r->answered)
+        r->out[0].count += removed;
+    if (strcmp(sh->cursor, "0") == 0 || r->answered) {
+        struct sg_key_outcome o = {.code = SLOTGATE__V1__CODE__CODE_OK};
+        sg_request_settle(op, &o);
+        return;
+    }
+    /* Next page: the sub-op stays outstanding; other traffic interleaves. */
+    sg_request_dispatch(op);
+}
+
+void sg_command_result(struct sg_subop *op, redisReply *reply)
+{
+    struct sg_request *r = op->req;
+    struct sg_ks_stats *st = ks_stats(r);
+    struct sg_key_outcome o = {.code = SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
+                               .message = "unexpected reply type from Redis"};
+    if (op->kind == SG_SUBOP_SCAN) {
+        result_scan(op, reply);
+        return;
+    }
+    if (r->rq->op == SLOTGATE__V1__OP__OP_MGET && r->order != NULL) {
+        result_mget_group(op, reply);
+        return;
+    }
+    switch (r->rq->op) {
+    case SLOTGATE__V1__OP__OP_GET:
+    case SLOTGATE__V1__OP__OP_GET_VERSIONED:
+        if (reply->type == REDIS_REPLY_STRING) {
+            decode_value(r, reply->str, reply->len, &o);
+            o.reply = reply;
+            sg_request_settle(op, &o);
+            return;
+        }
+        if (reply->type == REDIS_REPLY_NIL) {
+            SG_STAT_INC(st, misses);
+            o.code = SLOTGATE__V1__CODE__CODE_NOT_FOUND;
+            o.message = NULL;
+        }
+        break;
+    case SLOTGATE__V1__OP__OP_MGET: /* single key */
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
+            const redisReply *e = reply->element[0];
+            if (e->type == REDIS_REPLY_STRING)
+                decode_value(r, e->str, e->len, &o);
+            else {
+                SG_STAT_INC(st, misses);
+                o.code = SLOTGATE__V1__CODE__CODE_NOT_FOUND;
+                o.message = NULL;
+            }
+            o.reply = reply;
+            sg_request_settle(op, &o);
+            return;
+        }
+        break;
+    case SLOTGATE__V1__OP__OP_SET:
+    case SLOTGATE__V1__OP__OP_MSET:
+        if (reply->type == REDIS_REPLY_STATUS) {
+            SG_STAT_INC(st, sets);
+            o.code = SLOTGATE__V1__CODE__CODE_OK;
+            o.message = NULL;
+        } else if (reply->type == REDIS_REPLY_NIL) {
+            o.code = SLOTGATE__V1__CODE__CODE_NOT_APPLIED;
+            o.message = NULL;
+        }
+        break;
+    case SLOTGATE__V1__OP__OP_DELETE:
+    case SLOTGATE__V1__OP__OP_MDELETE:
+    case SLOTGATE__V1__OP__OP_EXPIRE:
+        if (reply->type == REDIS_REPLY_INTEGER) {
+            o.code = reply->integer > 0 ? SLOTGATE__V1__CODE__CODE_OK
+                                        : SLOTGATE__V1__CODE__CODE_NOT_FOUND;
+            o.count = reply->integer;
+            o.message = NULL;
+        }
+        break;
+    case SLOTGATE__V1__OP__OP_GET_OR_LEASE:
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+            reply->element[0]->type == REDIS_REPLY_INTEGER) {
+            long long kind = reply->element[0]->integer;
+            if (kind == 0 && reply->elements == 2 &&
+                reply->element[1]->type == REDIS_REPLY_STRING) {
+                decode_value(r, reply->element[1]->str, reply->element[1]->len, &o);
+                o.reply = reply;
+                sg_request_settle(op, &o);
+                return;
+            }
+            if (kind == 1) {
+                SG_STAT_INC(st, misses);
+                SG_STAT_INC(st, lease_grants);
+                o.code = SLOTGATE__V1__CODE__CODE_LEASE_GRANTED;
+                o.message = NULL;
+                break;
+            }
+            if (kind == 2 && reply->elements == 2) {
+                /* Someone else is filling: wait (bounded by the deadline)
+                 * by polling with backoff; past it, hand out a hint. */
+                long long pttl = reply->element[1]->type == REDIS_REPLY_INTEGER
+                                     ? reply->element[1]->integer
+                                     : 0;
+                freeReplyObject(reply);
+                SG_STAT_INC(st, lease_waits);
+                op->redirects = 0;
+                if (!r->answered && op->retries < 6 &&
+                    sg_now_ms() + (r->worker->cfg->retry_backoff_ms << op->retries) <
+                        r->deadline_ms) {
+                    sg_request_retry_later(op, SLOTGATE__V1__CODE__CODE_LEASE_WAIT,
+                                           "another caller holds the lease");
+                    return;
+                }
+                o.code = SLOTGATE__V1__CODE__CODE_LEASE_WAIT;
+                o.message = "another caller holds the lease";
+                o.retry_after_ms = (uint32_t)(pttl > 0 && pttl < 100 ? pttl : 100);
+                sg_request_settle(op, &o);
+                return;
+            }
+        }
+        break;
+    case SLOTGATE__V1__OP__OP_SET_WITH_LEASE:
+        if (reply->type == REDIS_REPLY_INTEGER) {
+            o.message = NULL;
+            if (reply->integer == 1) {
+                SG_STAT_INC(st, sets);
+                o.code = SLOTGATE__V1__CODE__CODE_OK;
+            } else {
+                SG_STAT_INC(st, lease_rejects);
+                o.code = SLOTGATE__V1__CODE__CODE_LEASE_INVALID;
+                o.message = "the lease expired or belongs to another caller";
+            }
+        }
+        break;
+    case SLOTGATE__V1__OP__OP_SET_VERSIONED:
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+            reply->element[0]->type == REDIS_REPLY_INTEGER &&
+            reply->element[1]->type == REDIS_REPLY_STRING && reply->element[1]->len == 8) {
+            uint64_t cur = get_u64be((const uint8_t *)reply->element[1]->str);
+            o.message = NULL;
+            if (reply->element[0]->integer == 1) {
+                SG_STAT_INC(st, sets);
+                o.code = SLOTGATE__V1__CODE__CODE_OK;
+                o.version = cur + 1;
+            } else {
+                SG_STAT_INC(st, version_conflicts);
+                o.code = SLOTGATE__V1__CODE__CODE_VERSION_CONFLICT;
+                o.message = "the stored version differs from the expected one";
+                o.version = cur;
+            }
+        }
+        break;
+    default:
+        break;
+    }
+    freeReplyObject(reply);
+    sg_request_settle(op, &o);
+}
+
+/* --- the response ------------------------------------------------------------ */
+
+void sg_command_respond(struct sg_request *r, Slotgate__V1__Response *resp)
+{
+    int op = r->rq->op;
+    int batch = op == SLOTGATE__V1__OP__OP_MGET || op == SLOTGATE__V1__OP__OP_MSET ||
+                op == SLOTGATE__V1__OP__OP_MDELETE;
+    if (!batch) {
+        struct sg_key_outcome *o = &r->out[0];
+        resp->code = o->code;
+        resp->message = (char *)(o->message ? o->message : "");
+        if (o->code == SLOTGATE__V1__CODE__CODE_OK && o->value != NULL) {
+            resp->value.data = (uint8_t *)o->value;
+            resp->value.len = o->value_len;
+        }
+        resp->count = o->count;
+        resp->version = o->version;
+        resp->retry_after_ms = o->retry_after_ms;
+        if (o->code == SLOTGATE__V1__CODE__CODE_LEASE_GRANTED) {
+            resp->lease = r->lease;
+        }
+        return;
+    }
+    /* Batch: per-key results in the client's key order. The arrays are
+     * released right after the response is encoded (request_finish). */
+    Slotgate__V1__KeyResult *res = sg_calloc(r->n_keys, sizeof(*res));
+    Slotgate__V1__KeyResult **ptrs = sg_calloc(r->n_keys, sizeof(*ptrs));
+    sg_request_own(r, res);
+    sg_request_own(r, ptrs);
+    int64_t count = 0;
+    for (uint32_t i = 0; i < r->n_keys; i++) {
+        struct sg_key_outcome *o = &r->out[i];
+        slotgate__v1__key_result__init(&res[i]);
+        res[i].code = o->code;
+        res[i].message = (char *)(o->message ? o->message : "");
+        if (o->code == SLOTGATE__V1__CODE__CODE_OK && o->value != NULL) {
+            res[i].value.data = (uint8_t *)o->value;
+            res[i].value.len = o->value_len;
+        }
+        count += o->count;
+        ptrs[i] = &res[i];
+    }
+    resp->code = SLOTGATE__V1__CODE__CODE_OK;
+    resp->message = "";
+    resp->n_results = r->n_keys;
+    resp->results = ptrs;
+    resp->count = count;
+}

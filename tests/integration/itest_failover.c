@@ -1,0 +1,416 @@
+/*
+ * itest_failover - masters that hang or die under load.
+ *
+ * hung master: one master is SIGSTOPped. Keys on the other masters must keep
+ * getting OK answers promptly, on the same connection, while the request for
+ * a key on the stopped master ends in TIMEOUT at its deadline (no head-of-line
+ * blocking across shards). SIGCONT afterwards and everything recovers.
+ *
+ * killed master: four pipelined connections keep about a thousand GETs in
+ * flight across keys of every shard; one master gets SIGKILL. Every request
+ * must be answered exactly once (ids are counted), any error must be TIMEOUT,
+ * SHARD_UNAVAILABLE or CLUSTER_DOWN, every OK must carry the right value, and
+ * once the replica is promoted, that shard's keys work again through the same
+ * slotgate process.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define NKEYS 300
+
+static struct sg_client *C;
+
+static void fo_key(int i, char *k, size_t n) { snprintf(k, n, "fo:%d", i); }
+static void fo_val(int i, char *v, size_t n) { snprintf(v, n, "fo-value-%d-%s", i, "xxxxxxxx" + (i % 8)); }
+
+static int group_setup(void **state)
+{
+    struct h_opts o = {.deadline_ms = 1500};
+    if (h_env_start(&H, "failover", &o) != 0)
+        return -1;
+    C = h_connect(&H, 0, H_CERT_NONE);
+    if (!C)
+        return -1;
+    char k[64], v[64];
+    for (int i = 0; i < NKEYS; i++) {
+        fo_key(i, k, sizeof(k));
+        fo_val(i, v, sizeof(v));
+        if (sg_set(C, "", k, strlen(k), v, strlen(v), 0, SG_COND_NONE) != SG_OK)
+            return -1;
+    }
+    /* the replicas must hold the data before any master is harmed */
+    return h_sync_replicas(&H);
+}
+
+static int group_teardown(void **state)
+{
+    sg_client_free(C);
+    C = NULL;
+    /* fails the group if slotgate crashed or did not exit cleanly */
+    return h_env_stop(&H);
+}
+
+/* Index of keys whose owner is (or is not) port. */
+static int keys_on(int port, int want_on, int *idx, int max)
+{
+    char k[64];
+    int n = 0;
+    for (int i = 0; i < NKEYS && n < max; i++) {
+        fo_key(i, k, sizeof(k));
+        int owner = h_key_owner(&H, k, strlen(k));
+        if ((owner == port) == (want_on != 0))
+            idx[n++] = i;
+    }
+    return n;
+}
+
+/* Poll (bounded) until GET of key i through c answers OK with its value. */
+static int wait_key_ok(struct sg_client *c, int i, int timeout_ms)
+{
+    char k[64], v[64];
+    fo_key(i, k, sizeof(k));
+    fo_val(i, v, sizeof(v));
+    int64_t deadline = h_now_ms() + timeout_ms;
+    int rc = -1;
+    while (h_now_ms() < deadline) {
+        void *got = NULL;
+        size_t glen = 0;
+        rc = sg_get(c, "", k, strlen(k), &got, &glen);
+        int ok = rc == SG_OK && glen == strlen(v) && memcmp(got, v, glen) == 0;
+        free(got);
+        if (ok)
+            return 0;
+        if (rc == SG_OK)
+            fail_msg("GET %s returned a wrong value", k);
+        h_poll_pause();
+    }
+    h_log("GET %s still answers %s after %d ms", k, sg_code_name(rc), timeout_ms);
+    return -1;
+}
+
+static void check_all_keys(struct sg_client *c)
+{
+    for (int i = 0; i < NKEYS; i++)
+        if (wait_key_ok(c, i, 15000) != 0)
+            fail_msg("key fo:%d does not recover", i);
+}
+
+/* ---- hung master -------------------------------------------------------------- */
+
+static void test_hung_master(void **state)
+{
+    int masters[H_MAX_NODES];
+    assert_int_equal(h_masters(&H, masters, H_MAX_NODES), 3);
+    int victim = masters[2];
+    int on[NKEYS], off[NKEYS];
+    int n_on = keys_on(victim, 1, on, NKEYS);
+    int n_off = keys_on(victim, 0, off, NKEYS);
+    assert_true(n_on > 0 && n_off >= 30);
+    char k[64], v[64];
+
+    assert_int_equal(h_node_signal(&H, victim, SIGSTOP), 0);
+    h_log("SIGSTOP master %d", victim);
+    int64_t t0 = h_now_ms();
+
+    /* first the request that cannot be answered, then 30 that can */
+    struct sg_request *r = sg_request_new(1, SG_OP_GET);
+    fo_key(on[0], k, sizeof(k));
+    sg_request_add_key(r, k, strlen(k));
+    sg_request_deadline(r, 800);
+    assert_int_equal(sg_client_send(C, r), 0);
+    sg_request_free(r);
+    for (int j = 0; j < 30; j++) {
+        r = sg_request_new(100 + (uint64_t)j, SG_OP_GET);
+        fo_key(off[j], k, sizeof(k));
+        sg_request_add_key(r, k, strlen(k));
+        assert_int_equal(sg_client_send(C, r), 0);
+        sg_request_free(r);
+    }
+    int got_hung = 0, got_ok = 0, hung_code = -1;
+    int64_t hung_ms = 0, slowest_ok = 0;
+    for (int n = 0; n < 31; n++) {
+        struct sg_response *resp = NULL;
+        if (sg_client_recv(C, &resp) != 0) {
+            h_node_signal(&H, victim, SIGCONT);
+            fail_msg("recv %d of 31: %s", n, sg_client_errstr(C));
+        }
+        int64_t dt = h_now_ms() - t0;
+        if (resp->id == 1) {
+            got_hung++;
+            hung_code = resp->code;
+            hung_ms = dt;
+        } else {
+            int j = (int)resp->id - 100;
+            assert_true(j >= 0 && j < 30);
+            fo_val(off[j], v, sizeof(v));
+            if (resp->code != SG_OK || resp->value_len != strlen(v) ||
+                memcmp(resp->value, v, resp->value_len) != 0) {
+                h_node_signal(&H, victim, SIGCONT);
+                fail_msg("key on a healthy master answered %s while %d is stopped",
+                         sg_code_name(resp->code), victim);
+            }
+            if (got_hung) /* arrived after the TIMEOUT: it was blocked behind it */
+                h_log("healthy-shard answer %d arrived after the hung one", j);
+            got_ok++;
+            if (dt > slowest_ok)
+                slowest_ok = dt;
+        }
+        sg_response_free(resp);
+    }
+    assert_int_equal(h_node_signal(&H, victim, SIGCONT), 0);
+    h_log("SIGCONT master %d: healthy answers within %lld ms, hung key %s after %lld ms", victim,
+          (long long)slowest_ok, sg_code_name(hung_code), (long long)hung_ms);
+    assert_int_equal(got_hung, 1);
+    assert_int_equal(got_ok, 30);
+    if (slowest_ok > 400 || slowest_ok >= hung_ms)
+        fail_msg("healthy shards answered only after %lld ms with one shard hung",
+                 (long long)slowest_ok);
+    if (hung_code != SG_TIMEOUT)
+        fail_msg("request to the stopped master answered %s, expected TIMEOUT",
+                 sg_code_name(hung_code));
+    if (hung_ms < 700 || hung_ms > 1700)
+        fail_msg("TIMEOUT with deadline 800 ms arrived after %lld ms", (long long)hung_ms);
+
+    /* the node may or may not have been failed over meanwhile; either way */
+    assert_int_equal(h_wait_cluster(&H, 30000), 0);
+    check_all_keys(C);
+    assert_int_equal(sg_ping(C), SG_OK);
+}
+
+/* ---- killed master under pipelined load ------------------------------------- */
+
+#define NTHREADS 4
+#define WINDOW 256
+#define MAXREQ (1 << 20)
+
+struct loader {
+    pthread_t th;
+    int n;                   /* thread number */
+    struct sg_client *c;
+    volatile int stop;
+    uint64_t sent, answered;
+    uint8_t *seen;           /* answers per id (id = index + 1) */
+    long dup, unknown, bad_code, wrong_value, io_error;
+    long codes[4];           /* OK, TIMEOUT, SHARD_UNAVAILABLE, CLUSTER_DOWN */
+    char first_problem[256];
+};
+
+static void problem(struct loader *L, const char *fmt, ...)
+{
+    if (L->first_problem[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(L->first_problem, sizeof(L->first_problem), fmt, ap);
+    va_end(ap);
+}
+
+static void *loader_main(void *arg)
+{
+    struct loader *L = arg;
+    char k[64], v[64];
+    for (;;) {
+        int stopping = __atomic_load_n(&L->stop, __ATOMIC_ACQUIRE);
+        while (!stopping && L->sent - L->answered < WINDOW && L->sent < MAXREQ) {
+            uint64_t id = ++L->sent;
+            int ki = (int)((id * 7 + (uint64_t)L->n * 13) % NKEYS);
+            fo_key(ki, k, sizeof(k));
+            struct sg_request *r = sg_request_new(id, SG_OP_GET);
+            sg_request_add_key(r, k, strlen(k));
+            int rc = sg_client_send(L->c, r);
+            sg_request_free(r);
+            if (rc != 0) {
+                L->io_error++;
+                problem(L, "send id %llu: %s", (unsigned long long)id, sg_client_errstr(L->c));
+                return NULL;
+            }
+        }
+        if (L->answered == L->sent && (stopping || L->sent >= MAXREQ))
+            return NULL;
+        struct sg_response *resp = NULL;
+        if (sg_client_recv(L->c, &resp) != 0) {
+            L->io_error++;
+            problem(L, "recv with %llu outstanding: %s",
+                    (unsigned long long)(L->sent - L->answered), sg_client_errstr(L->c));
+            return NULL;
+        }
+        __atomic_fetch_add(&L->answered, 1, __ATOMIC_RELAXED);
+        uint64_t id = resp->id;
+        if (id == 0 || id > L->sent) {
+            L->unknown++;
+            problem(L, "answer for id %llu never sent (code %s)", (unsigned long long)id,
+                    sg_code_name(resp->code));
+        } else if (L->seen[id - 1]++) {
+            L->dup++;
+            problem(L, "id %llu answered twice", (unsigned long long)id);
+        }
+        switch (resp->code) {
+        case SG_OK: {
+            L->codes[0]++;
+            int ki = (int)((id * 7 + (uint64_t)L->n * 13) % NKEYS);
+            fo_val(ki, v, sizeof(v));
+            if (resp->value_len != strlen(v) || memcmp(resp->value, v, resp->value_len) != 0) {
+                L->wrong_value++;
+                problem(L, "id %llu (fo:%d) returned \"%.*s\"", (unsigned long long)id, ki,
+                        (int)resp->value_len, (const char *)resp->value);
+            }
+            break;
+        }
+        case SG_TIMEOUT: L->codes[1]++; break;
+        case SG_SHARD_UNAVAILABLE: L->codes[2]++; break;
+        case SG_CLUSTER_DOWN: L->codes[3]++; break;
+        default:
+            L->bad_code++;
+            problem(L, "id %llu answered %s (%s)", (unsigned long long)id,
+                    sg_code_name(resp->code), resp->message);
+        }
+        sg_response_free(resp);
+    }
+}
+
+static uint64_t total_answered(struct loader *Ls)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < NTHREADS; i++)
+        t += __atomic_load_n(&Ls[i].answered, __ATOMIC_RELAXED);
+    return t;
+}
+
+/* Wait (bounded) until the loaders have answered `more` further requests. */
+static int wait_progress(struct loader *Ls, uint64_t more, int timeout_ms)
+{
+    uint64_t target = total_answered(Ls) + more;
+    int64_t deadline = h_now_ms() + timeout_ms;
+    while (total_answered(Ls) < target) {
+        if (h_now_ms() > deadline)
+            return -1;
+        h_poll_pause();
+    }
+    return 0;
+}
+
+static void test_kill_master_inflight(void **state)
+{
+    int masters[H_MAX_NODES];
+    assert_int_equal(h_masters(&H, masters, H_MAX_NODES), 3);
+    char k[64];
+    fo_key(1, k, sizeof(k));
+    int victim = h_key_owner(&H, k, strlen(k));
+    assert_true(victim > 0);
+    int reps[H_MAX_NODES];
+    assert_true(h_replicas_of(victim, reps, H_MAX_NODES) >= 1);
+    int on[NKEYS];
+    int n_on = keys_on(victim, 1, on, NKEYS);
+    assert_true(n_on > 0);
+    assert_int_equal(h_sync_replicas(&H), 0);
+
+    struct loader Ls[NTHREADS];
+    memset(Ls, 0, sizeof(Ls));
+    for (int i = 0; i < NTHREADS; i++) {
+        Ls[i].n = i;
+        Ls[i].c = h_connect(&H, 0, H_CERT_NONE);
+        assert_non_null(Ls[i].c);
+        Ls[i].seen = calloc(MAXREQ, 1);
+        assert_non_null(Ls[i].seen);
+    }
+    for (int i = 0; i < NTHREADS; i++)
+        assert_int_equal(pthread_create(&Ls[i].th, NULL, loader_main, &Ls[i]), 0);
+
+    int ok = wait_progress(Ls, 5000, 20000) == 0;
+    if (ok) {
+        h_log("load running (%llu answered); SIGKILL master %d (replica %d)",
+              (unsigned long long)total_answered(Ls), victim, reps[0]);
+        assert_int_equal(h_node_signal(&H, victim, SIGKILL), 0);
+    }
+    int64_t t_kill = h_now_ms();
+    int failover_ok = ok && h_wait_failover(&H, victim, 30000) == 0;
+    int64_t t_failover = h_now_ms();
+    /* the proxy learns the new master: that shard's keys answer OK again */
+    int recovered = failover_ok;
+    for (int j = 0; j < n_on && recovered; j++)
+        recovered = wait_key_ok(C, on[j], 20000) == 0;
+    int64_t t_recovered = h_now_ms();
+    /* and the loaders keep going on the new topology for a while */
+    int progressed = recovered && wait_progress(Ls, 5000, 20000) == 0;
+
+    for (int i = 0; i < NTHREADS; i++)
+        __atomic_store_n(&Ls[i].stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_join(Ls[i].th, NULL);
+
+    uint64_t sent = 0, answered = 0;
+    long codes[4] = {0}, bad = 0, dup = 0, unknown = 0, wrong = 0, io = 0, missing = 0;
+    const char *first = NULL;
+    for (int i = 0; i < NTHREADS; i++) {
+        struct loader *L = &Ls[i];
+        sent += L->sent;
+        answered += L->answered;
+        for (int c = 0; c < 4; c++)
+            codes[c] += L->codes[c];
+        bad += L->bad_code;
+        dup += L->dup;
+        unknown += L->unknown;
+        wrong += L->wrong_value;
+        io += L->io_error;
+        for (uint64_t id = 1; id <= L->sent; id++)
+            missing += L->seen[id - 1] == 0;
+        if (!first && L->first_problem[0])
+            first = L->first_problem;
+        free(L->seen);
+        sg_client_free(L->c);
+    }
+    h_log("sent %llu answered %llu: OK %ld TIMEOUT %ld SHARD_UNAVAILABLE %ld CLUSTER_DOWN %ld; "
+          "other %ld, duplicates %ld, unknown ids %ld, wrong values %ld, unanswered %ld, io %ld",
+          (unsigned long long)sent, (unsigned long long)answered, codes[0], codes[1], codes[2],
+          codes[3], bad, dup, unknown, wrong, missing, io);
+    if (ok)
+        h_log("failover visible after %lld ms, shard recovered in slotgate after %lld ms more",
+              (long long)(t_failover - t_kill), (long long)(t_recovered - t_failover));
+    h_log("STATS: timeouts %lld link_resets %lld topology_refreshes %lld moved %lld",
+          (long long)h_stat(C, "timeouts"), (long long)h_stat(C, "link_resets"),
+          (long long)h_stat(C, "topology_refreshes"), (long long)h_stat(C, "moved"));
+
+    if (!ok)
+        fail_msg("load did not get going: %s", first ? first : "no progress");
+    if (first)
+        fail_msg("first problem: %s", first);
+    assert_int_equal(io, 0);
+    assert_int_equal(dup, 0);
+    assert_int_equal(unknown, 0);
+    assert_int_equal(missing, 0);
+    assert_int_equal(bad, 0);
+    assert_int_equal(wrong, 0);
+    assert_true(answered == sent);
+    if (!failover_ok)
+        fail_msg("the replica of %d was not promoted in time", victim);
+    if (!recovered)
+        fail_msg("keys of the failed shard did not recover through slotgate");
+    if (!progressed)
+        fail_msg("the load made no progress after the failover");
+    assert_true(h_proxy_alive(&H, 0));
+    check_all_keys(C);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hung_master),
+        cmocka_unit_test(test_kill_master_inflight),
+    };
+    int failed = cmocka_run_group_tests_name("itest_failover", tests, group_setup, group_teardown);
+    failed += h_stop_failed;
+    if (failed)
+        h_env_dump_logs(&H, 80);
+    return failed ? 1 : 0;
+}
