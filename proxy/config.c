@@ -107,6 +107,7 @@ static const struct cfg_key limits_keys[] = {
     {"max_deadline_ms", T_U32, CF(max_deadline_ms), POS, NULL},
     {"handshake_timeout_ms", T_U32, CF(handshake_timeout_ms), POS, NULL},
     {"idle_timeout_ms", T_U32, CF(idle_timeout_ms), NONNEG, NULL},
+    {"drain_timeout_ms", T_U32, CF(drain_timeout_ms), NONNEG, NULL},
     {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
 static const struct cfg_key redis_tls_keys[] = {
@@ -798,6 +799,7 @@ void sg_config_defaults(struct sg_config *cfg)
     cfg->max_deadline_ms = 30000;
     cfg->handshake_timeout_ms = 5000;
     cfg->idle_timeout_ms = 0;
+    cfg->drain_timeout_ms = 5000;
 
     cfg->connect_timeout_ms = 1000;
     cfg->topology_refresh_ms = 5000;

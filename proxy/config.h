@@ -63,6 +63,7 @@ struct sg_config {
     uint32_t max_deadline_ms;        /* cap on client deadline, default 30000 */
     uint32_t handshake_timeout_ms;   /* default 5000 */
     uint32_t idle_timeout_ms;        /* 0 = none (default) */
+    uint32_t drain_timeout_ms;       /* SIGTERM: max wait for in-flight, default 5000 */
 
     /* redis: */
     int n_seeds;

@@ -33,11 +33,69 @@ static void usage(FILE *f)
             "       slotgate --version\n");
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* What the main thread's signal handlers work on. */
+static struct {
+    struct event_base *base;
+    const char *config_path;
+    struct sg_config *cfg;       /* the one in force */
+    struct sg_config **old;      /* every config ever loaded: freed at exit */
+    int n_old;
+    SSL_CTX *server_tls;         /* owned: the one in force */
+    struct sg_worker **workers;
+    int n_workers;
+    struct sg_admin *admin;
+} app;
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
-    struct event_base *base = arg;
-    sg_log_info("signal %d: shutting down", (int)sig);
-    event_base_loopbreak(base);
+    sg_log_info("signal %d: draining (up to %u ms), then stopping", (int)sig,
+                app.cfg->drain_timeout_ms);
+    sg_admin_set_draining(app.admin, 1);
+    event_base_loopbreak(app.base);
+}
+
+/*
+ * SIGHUP: load and validate the file again. On success new connections and
+ * new requests use the new limits, keyspaces, tokens, TLS certificates and
+ * log level; listen address, workers and redis settings need a restart
+ * (a change there is logged and ignored). On failure nothing changes.
+ */
+static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+    char err[1024];
+    struct sg_config *next = sg_calloc(1, sizeof(*next));
+    if (sg_config_load(next, app.config_path, err, sizeof(err)) != 0) {
+        sg_log_error("reload refused, keeping the running config: %s", err);
+        free(next);
+        return;
+    }
+    SSL_CTX *tls = NULL;
+    if (!next->plaintext && (tls = sg_tls_server_ctx(next, err, sizeof(err))) == NULL) {
+        sg_log_error("reload refused, keeping the running config: %s: %s", app.config_path,
+                     err);
+        free(next);
+        return;
+    }
+    if (next->plaintext != app.cfg->plaintext || next->workers != app.cfg->workers ||
+        strcmp(next->listen.host, app.cfg->listen.host) != 0 ||
+        next->listen.port != app.cfg->listen.port)
+        sg_log_warn("reload: listen.* changes need a restart; keeping the running listeners");
+    next->plaintext = app.cfg->plaintext;
+    next->listen = app.cfg->listen;
+    next->workers = app.cfg->workers;
+    /* The topology manager keeps the redis settings it started with. */
+    memcpy(next->seeds, app.cfg->seeds, sizeof(next->seeds));
+    next->n_seeds = app.cfg->n_seeds;
+    app.old = sg_realloc(app.old, sizeof(*app.old) * (size_t)(app.n_old + 1));
+    app.old[app.n_old++] = next;
+    app.cfg = next;
+    sg_log_set_level(next->log_level);
+    for (int i = 0; i < app.n_workers; i++)
+        sg_worker_post_config(app.workers[i], next, tls);
+    if (app.server_tls != NULL)
+        SSL_CTX_free(app.server_tls);
+    app.server_tls = tls;
+    sg_log_info("reloaded %s", app.config_path);
 }
 
 /* Keep asking the seeds until one answers or a signal asks us to stop. */
@@ -103,6 +161,8 @@ int main(int argc, char **argv)
 
     static struct sg_config cfg;
     char err[1024];
+    app.config_path = config_path;
+    app.cfg = &cfg;
     if (sg_config_load(&cfg, config_path, err, sizeof(err)) != 0) {
         fprintf(stderr, "slotgate: %s\n", err);
         return 1;
@@ -165,11 +225,17 @@ int main(int argc, char **argv)
     }
 
     struct event_base *base = event_base_new();
-    struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
-    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    app.base = base;
+    app.workers = workers;
+    app.n_workers = n_workers;
+    struct event *sigint = evsignal_new(base, SIGINT, on_stop_signal, NULL);
+    struct event *sigterm = evsignal_new(base, SIGTERM, on_stop_signal, NULL);
+    struct event *sighup = evsignal_new(base, SIGHUP, on_reload_signal, NULL);
     evsignal_add(sigint, NULL);
     evsignal_add(sigterm, NULL);
+    evsignal_add(sighup, NULL);
     struct sg_admin *admin = sg_admin_new(base, &cfg, workers, n_workers, err, sizeof(err));
+    app.admin = admin;
     if (admin == NULL && cfg.admin.port != 0) {
         fprintf(stderr, "slotgate: %s\n", err);
         goto out_base;
@@ -195,10 +261,12 @@ int main(int argc, char **argv)
     if (!early_stop)
         event_base_dispatch(base);
     rc = 0;
-    sg_admin_set_draining(admin, 1);
-out_workers:
     for (int i = 0; i < started; i++)
-        sg_worker_stop(workers[i]);
+        sg_worker_drain(workers[i]);
+out_workers:
+    if (rc != 0)
+        for (int i = 0; i < started; i++)
+            sg_worker_stop(workers[i]);
     for (int i = 0; i < started; i++)
         sg_worker_join(workers[i]);
     sg_topology_manager_stop();
@@ -207,6 +275,7 @@ out_admin:
 out_base:
     event_free(sigint);
     event_free(sigterm);
+    event_free(sighup);
     event_base_free(base);
 out:
     for (int i = 0; i < n_workers; i++)
@@ -215,6 +284,10 @@ out:
     sg_topology_unref(topo);
     SSL_CTX_free(server_tls);
     SSL_CTX_free(redis_tls);
+    SSL_CTX_free(app.server_tls);
+    for (int i = 0; i < app.n_old; i++)
+        free(app.old[i]);
+    free(app.old);
     sg_log_info("slotgate stopped");
     return rc;
 }

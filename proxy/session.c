@@ -97,7 +97,24 @@ void sg_session_request_done(struct sg_session *s, struct sg_request *r)
     TAILQ_REMOVE(&s->requests, r, entry);
     r->session = NULL;
     s->inflight--;
+    if (s->draining && s->inflight == 0) {
+        sg_session_fail(s, SLOTGATE__V1__CODE__CODE_SHUTTING_DOWN, "server is shutting down");
+        return;
+    }
     session_maybe_resume(s);
+}
+
+void sg_session_drain(struct sg_session *s)
+{
+    if (s->state == SG_SESS_CLOSING)
+        return;
+    s->draining = 1;
+    if (s->inflight == 0) {
+        sg_session_fail(s, SLOTGATE__V1__CODE__CODE_SHUTTING_DOWN, "server is shutting down");
+        return;
+    }
+    /* Stop taking new requests; answer those in flight, then close. */
+    session_pause(s);
 }
 
 void sg_session_fail(struct sg_session *s, int code, const char *message)
@@ -163,6 +180,10 @@ static void session_hello(struct sg_session *s, const Slotgate__V1__Hello *h)
     sg_session_send(s, &m);
     s->state = SG_SESS_READY;
     evtimer_del(s->timer);
+    if (cfg->idle_timeout_ms > 0) {
+        struct timeval tv = {cfg->idle_timeout_ms / 1000, (cfg->idle_timeout_ms % 1000) * 1000};
+        bufferevent_set_timeouts(s->bev, &tv, NULL);
+    }
 }
 
 /* Handle one decoded message; takes ownership of msg. */
@@ -245,6 +266,12 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct sg_session *s = arg;
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->inflight > 0) {
+        /* Not idle: the client is waiting for answers. Keep reading. */
+        if (!s->paused)
+            bufferevent_enable(bev, EV_READ);
+        return;
+    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         if (what & BEV_EVENT_ERROR)
             sg_log_debug("session %s: closed on error", s->peer);
@@ -321,5 +348,7 @@ void sg_session_free(struct sg_session *s)
     event_free(s->timer);
     event_free(s->resume_ev);
     bufferevent_free(s->bev);
+    struct sg_worker *w = s->worker;
     free(s);
+    sg_worker_session_closed(w);
 }

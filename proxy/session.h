@@ -25,6 +25,7 @@ struct sg_session {
     int state;
     uint32_t inflight;
     uint8_t paused;       /* reading paused for backpressure */
+    uint8_t draining;     /* close with SHUTTING_DOWN when inflight is 0 */
     TAILQ_HEAD(, sg_request) requests;
     struct event *timer;  /* handshake timeout, then close-linger timeout */
     struct event *resume_ev;
@@ -39,6 +40,8 @@ void sg_session_free(struct sg_session *s);
 void sg_session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m);
 /* A request of this session was answered and left its list. */
 void sg_session_request_done(struct sg_session *s, struct sg_request *r);
+/* Server shutdown: SHUTTING_DOWN now if idle, else once in-flight is done. */
+void sg_session_drain(struct sg_session *s);
 /* Send ConnectionError(code, message) and close once it is written. */
 void sg_session_fail(struct sg_session *s, int code, const char *message);
 

@@ -26,11 +26,82 @@ static void on_mailbox(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&w->mbox_lock);
     struct sg_topology *t = w->mbox_topo;
     w->mbox_topo = NULL;
+    int has_cfg = w->mbox_has_cfg;
+    const struct sg_config *cfg = w->mbox_cfg;
+    SSL_CTX *tls = w->mbox_tls;
+    w->mbox_has_cfg = 0;
+    w->mbox_cfg = NULL;
+    w->mbox_tls = NULL;
     pthread_mutex_unlock(&w->mbox_lock);
-    if (t == NULL)
+    if (t != NULL) {
+        sg_topology_unref(w->topo);
+        w->topo = t;
+    }
+    if (has_cfg) {
+        /* Requests in flight keep pointers into the old config: it stays
+         * alive (main keeps every loaded config until exit). */
+        w->cfg = cfg;
+        if (w->server_tls != NULL)
+            SSL_CTX_free(w->server_tls);
+        w->server_tls = tls;
+    }
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    sg_log_warn("worker %d: drain timeout, closing %s", w->id,
+                TAILQ_EMPTY(&w->sessions) ? "nothing" : "remaining sessions");
+    event_base_loopbreak(w->base);
+}
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    if (w->draining)
         return;
-    sg_topology_unref(w->topo);
-    w->topo = t;
+    w->draining = 1;
+    sg_listener_free(w->listener);
+    w->listener = NULL;
+    struct sg_session *s, *next;
+    for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
+        next = TAILQ_NEXT(s, entry);
+        sg_session_drain(s);
+    }
+    if (TAILQ_EMPTY(&w->sessions)) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    uint32_t ms = w->cfg->drain_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
+    evtimer_add(w->drain_timer, &tv);
+}
+
+void sg_worker_session_closed(struct sg_worker *w)
+{
+    if (w->draining && TAILQ_EMPTY(&w->sessions))
+        event_base_loopbreak(w->base);
+}
+
+void sg_worker_drain(struct sg_worker *w)
+{
+    event_active(w->drain_ev, 0, 0);
+}
+
+void sg_worker_post_config(struct sg_worker *w, const struct sg_config *cfg, SSL_CTX *tls)
+{
+    if (tls != NULL)
+        SSL_CTX_up_ref(tls);
+    pthread_mutex_lock(&w->mbox_lock);
+    SSL_CTX *old = w->mbox_has_cfg ? w->mbox_tls : NULL;
+    w->mbox_cfg = cfg;
+    w->mbox_tls = tls;
+    w->mbox_has_cfg = 1;
+    pthread_mutex_unlock(&w->mbox_lock);
+    if (old != NULL)
+        SSL_CTX_free(old);
+    event_active(w->mbox_ev, 0, 0);
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
@@ -47,6 +118,8 @@ struct sg_worker *sg_worker_new(int id, const struct sg_config *cfg, SSL_CTX *se
     w->id = id;
     w->cfg = cfg;
     w->server_tls = server_tls;
+    if (server_tls != NULL)
+        SSL_CTX_up_ref(server_tls);
     w->redis_tls = redis_tls;
     w->topo = sg_topology_ref(topo);
     TAILQ_INIT(&w->sessions);
@@ -60,6 +133,7 @@ struct sg_worker *sg_worker_new(int id, const struct sg_config *cfg, SSL_CTX *se
     w->coalesce = sg_coalesce_new();
     w->mbox_ev = event_new(w->base, -1, 0, on_mailbox, w);
     w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
+    w->drain_ev = event_new(w->base, -1, 0, on_drain, w);
     w->listener = sg_listener_new(w, cfg->listen.host, cfg->listen.port, err, errlen);
     if (w->listener == NULL) {
         sg_worker_free(w);
@@ -110,6 +184,14 @@ void sg_worker_free(struct sg_worker *w)
         event_free(w->mbox_ev);
     if (w->stop_ev)
         event_free(w->stop_ev);
+    if (w->drain_ev)
+        event_free(w->drain_ev);
+    if (w->drain_timer)
+        event_free(w->drain_timer);
+    if (w->server_tls)
+        SSL_CTX_free(w->server_tls);
+    if (w->mbox_tls)
+        SSL_CTX_free(w->mbox_tls);
     if (w->base)
         event_base_free(w->base);
     sg_topology_unref(w->mbox_topo);

@@ -46,8 +46,14 @@ struct sg_worker {
     pthread_mutex_t mbox_lock;
     struct sg_topology *mbox_topo;
     struct event *mbox_ev;
-    struct event *stop_ev; /* activated from the main thread */
+    struct event *stop_ev;  /* activated from the main thread */
+    struct event *drain_ev; /* activated from the main thread */
+    struct event *drain_timer;
     int draining;
+    /* Config mailbox (SIGHUP reload), under mbox_lock like the topology. */
+    const struct sg_config *mbox_cfg;
+    SSL_CTX *mbox_tls;
+    int mbox_has_cfg;
 };
 
 /* Process-wide connection count, for limits.max_connections. */
@@ -61,6 +67,22 @@ int sg_worker_start(struct sg_worker *w);
 void sg_worker_stop(struct sg_worker *w);
 void sg_worker_join(struct sg_worker *w);
 void sg_worker_free(struct sg_worker *w);
+
+/*
+ * Thread-safe: stop accepting, tell idle clients SHUTTING_DOWN and close,
+ * let busy ones finish their in-flight requests first; the loop ends when
+ * no session is left or after limits.drain_timeout_ms.
+ */
+void sg_worker_drain(struct sg_worker *w);
+/* Called by sessions as they close while draining. */
+void sg_worker_session_closed(struct sg_worker *w);
+
+/*
+ * Thread-safe hand-off of a reloaded config (the caller keeps cfg alive
+ * until every worker is joined) and its server TLS context (a reference is
+ * taken; NULL when plaintext). New connections and new requests use it.
+ */
+void sg_worker_post_config(struct sg_worker *w, const struct sg_config *cfg, SSL_CTX *tls);
 
 /* Thread-safe hand-off of a new topology (takes a reference to t). */
 void sg_worker_post_topology(struct sg_worker *w, struct sg_topology *t);

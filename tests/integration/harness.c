@@ -187,9 +187,12 @@ static int mkdir_p(const char *path)
 
 /* ---- leftovers ------------------------------------------------------------ */
 
-/* First word of a command line is redis-server or slotgate (any dir). */
+/* A redis-server (first word), or slotgate (first word, or run by a
+ * wrapper such as valgrind: "... slotgate --config ..."). */
 static int is_ours_argv0(const char *cmdline)
 {
+    if (strstr(cmdline, "slotgate --config "))
+        return 1;
     size_t n = strcspn(cmdline, " ");
     const char *base = cmdline;
     for (size_t i = 0; i < n; i++)
@@ -496,7 +499,13 @@ int h_proxy_start(struct h_env *e, int mtls)
         if (nul >= 0)
             dup2(nul, 0);
         close_fds_from(3);
-        execl(SG_SLOTGATE_BIN, "slotgate", "--config", p->config, (char *)NULL);
+        /* SG_ITEST_WRAPPER: run under e.g. "valgrind --error-exitcode=99" */
+        const char *wrap = getenv("SG_ITEST_WRAPPER");
+        if (wrap && *wrap)
+            execl("/bin/sh", "sh", "-c", "exec $SG_ITEST_WRAPPER \"$0\" --config \"$1\"",
+                  SG_SLOTGATE_BIN, p->config, (char *)NULL);
+        else
+            execl(SG_SLOTGATE_BIN, "slotgate", "--config", p->config, (char *)NULL);
         dprintf(2, "exec %s: %s\n", SG_SLOTGATE_BIN, strerror(errno));
         _exit(127);
     }

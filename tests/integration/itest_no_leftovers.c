@@ -18,9 +18,12 @@
 #error "SG_ITEST_SCRATCH must be defined"
 #endif
 
-/* First word of a command line is redis-server or slotgate (any dir). */
+/* A redis-server (first word), or slotgate (first word, or run by a
+ * wrapper such as valgrind: "... slotgate --config ..."). */
 static int is_ours_argv0(const char *cmdline)
 {
+    if (strstr(cmdline, "slotgate --config "))
+        return 1;
     size_t n = strcspn(cmdline, " ");
     const char *base = cmdline;
     for (size_t i = 0; i < n; i++)

@@ -1,0 +1,131 @@
+# lib.sh - shared setup for bench/compare.sh and bench/idle-conns.sh.
+#
+# Sourced, not run. Builds the needed targets (Release) in $BUILD_DIR,
+# generates dev certificates, starts a 3-master Redis Cluster with no
+# replicas and one slotgate in front of it, and tears all of it down from an
+# EXIT trap. Everything lives under $WORK. The caller sets ROOT, BUILD_DIR,
+# WORK, BASE_PORT, SG_PORT before calling these functions.
+
+bench_log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+bench_die() { echo "${PROG:-bench}: $*" >&2; exit 1; }
+
+SG_PID=
+CLUSTER_STARTED=0
+
+# bench_build [TARGET...]: configure (Release, Ninja) and build the targets.
+# Only the targets the benchmark needs are built, so a half-finished test
+# elsewhere in the tree cannot block a benchmark run.
+bench_build() {
+    bench_log "building $* in $BUILD_DIR (Release)"
+    (cd "$ROOT" && cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$WORK/cmake.log" 2>&1) ||
+        { tail -20 "$WORK/cmake.log" >&2; bench_die "cmake failed (log: $WORK/cmake.log)"; }
+    (cd "$ROOT" && ninja -C "$BUILD_DIR" "$@" >"$WORK/ninja.log" 2>&1) ||
+        { tail -30 "$WORK/ninja.log" >&2; bench_die "build failed (log: $WORK/ninja.log)"; }
+}
+
+# bench_cleanup: EXIT trap. Stops slotgate (SIGTERM, bounded wait, SIGKILL)
+# and the cluster. Only kills the processes this script started.
+bench_cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    bench_extra_cleanup 2>/dev/null || true
+    if [ -n "$SG_PID" ] && kill -0 "$SG_PID" 2>/dev/null; then
+        kill -TERM "$SG_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$SG_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SG_PID" 2>/dev/null || true
+        wait "$SG_PID" 2>/dev/null || true
+    fi
+    if [ "$CLUSTER_STARTED" = 1 ]; then
+        "$ROOT/scripts/cluster.sh" stop "$WORK/cluster" >/dev/null 2>&1 ||
+            echo "${PROG:-bench}: cluster.sh stop failed" >&2
+    fi
+    exit "$rc"
+}
+bench_extra_cleanup() { :; }
+
+# bench_start_cluster: certs in $WORK/tls, 3 masters / 0 replicas from BASE_PORT.
+bench_start_cluster() {
+    "$ROOT/scripts/gen-certs.sh" "$WORK/tls" || bench_die "gen-certs.sh failed"
+    if [ -s "$WORK/cluster/ports" ]; then
+        "$ROOT/scripts/cluster.sh" stop "$WORK/cluster" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$WORK/cluster"
+    bench_log "starting Redis Cluster (3 masters, 0 replicas) on $BASE_PORT-$((BASE_PORT + 2))"
+    CLUSTER_STARTED=1
+    "$ROOT/scripts/cluster.sh" start "$WORK/cluster" "$BASE_PORT" 3 0 >"$WORK/cluster.log" 2>&1 ||
+        { cat "$WORK/cluster.log" >&2; bench_die "cluster.sh start failed"; }
+}
+
+# bench_write_config MAX_CONNECTIONS: slotgate config with TLS (client certs
+# from the dev CA), the cluster as seeds, a "big" keyspace for large values.
+bench_write_config() {
+    cat >"$WORK/slotgate.yaml" <<EOF
+# Written by bench/lib.sh for a benchmark run.
+listen:
+  address: 127.0.0.1
+  port: $SG_PORT
+tls:
+  cert: $WORK/tls/server.pem
+  key: $WORK/tls/server-key.pem
+  client_ca: $WORK/tls/ca.pem
+redis:
+  seeds: [127.0.0.1:$BASE_PORT, 127.0.0.1:$((BASE_PORT + 1)), 127.0.0.1:$((BASE_PORT + 2))]
+limits:
+  max_connections: $1
+log:
+  level: warn
+keyspaces:
+  big:
+    prefix: "big:"
+EOF
+}
+
+# Client TLS flags shared by slotgate-cli, slotgate-bench and slotgate-idle.
+bench_tls_flags() {
+    echo "--tls --cacert $WORK/tls/ca.pem --cert $WORK/tls/client.pem --key $WORK/tls/client-key.pem"
+}
+
+# bench_start_slotgate NOFILE: start the proxy in the background with a
+# raised descriptor limit and wait (bounded) until it answers PING.
+bench_start_slotgate() {
+    local nofile=$1
+    bench_log "starting slotgate on 127.0.0.1:$SG_PORT"
+    (
+        ulimit -Hn "$nofile" 2>/dev/null || true
+        ulimit -n "$nofile" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+        exec "$ROOT/$BUILD_DIR/slotgate" --config "$WORK/slotgate.yaml"
+    ) >"$WORK/slotgate.log" 2>&1 &
+    SG_PID=$!
+    local i
+    # shellcheck disable=SC2046
+    for i in $(seq 100); do
+        kill -0 "$SG_PID" 2>/dev/null ||
+            { cat "$WORK/slotgate.log" >&2; bench_die "slotgate exited during startup"; }
+        if "$ROOT/$BUILD_DIR/slotgate-cli" -h 127.0.0.1 -p "$SG_PORT" $(bench_tls_flags) \
+            --timeout 1000 ping >/dev/null 2>&1; then
+            bench_log "slotgate ready (pid $SG_PID, open-file limit $(awk '/Max open files/ {print $4}' /proc/$SG_PID/limits))"
+            return 0
+        fi
+        sleep 0.2
+    done
+    bench_die "slotgate not ready within 20 s (log: $WORK/slotgate.log)"
+}
+
+# bench_redis_pids: pids of the cluster's redis-server processes.
+bench_redis_pids() {
+    local p
+    for p in $(cat "$WORK/cluster/ports"); do
+        cat "$WORK/cluster/$p/redis.pid"
+    done
+}
+
+# bench_cpu_ticks PID...: utime+stime (clock ticks) summed over the pids.
+# Fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends comm.
+bench_cpu_ticks() {
+    local pid sum=0 t
+    for pid in "$@"; do
+        t=$(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}') || t=0
+        sum=$((sum + t))
+    done
+    echo "$sum"
+}
