@@ -12,6 +12,7 @@
  */
 #include "request.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -452,6 +453,77 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     request_maybe_free(r);
 }
 
+/* --- allocation ----------------------------------------------------------- */
+
+#define SG_REQUEST_POOL_MAX 4096
+
+static void *arena_alloc(void *data, size_t size)
+{
+    struct sg_arena *a = data;
+    size_t n = (size + 15) & ~(size_t)15;
+    if (a->used + n <= sizeof(a->buf)) {
+        void *p = a->buf + a->used;
+        a->used += n;
+        return p;
+    }
+    return sg_malloc(size);
+}
+
+static void arena_free(void *data, void *p)
+{
+    struct sg_arena *a = data;
+    if ((uint8_t *)p >= a->buf && (uint8_t *)p < a->buf + sizeof(a->buf))
+        return;
+    free(p);
+}
+
+struct sg_request *sg_request_decode(struct sg_worker *w, const uint8_t *body, size_t len)
+{
+    struct sg_request *r = w->request_pool;
+    if (r != NULL) {
+        w->request_pool = *(struct sg_request **)r;
+        w->request_pool_n--;
+    } else {
+        r = sg_malloc(sizeof(*r));
+    }
+    /* Everything but the arena's buffer starts zeroed. */
+    memset(r, 0, offsetof(struct sg_request, arena.buf));
+    r->worker = w;
+    r->arena.pa.alloc = arena_alloc;
+    r->arena.pa.free = arena_free;
+    r->arena.pa.allocator_data = &r->arena;
+    r->msg = sg_frame_decode_client(body, len, &r->arena.pa);
+    if (r->msg == NULL) {
+        sg_request_discard(r);
+        return NULL;
+    }
+    return r;
+}
+
+void sg_request_discard(struct sg_request *r)
+{
+    struct sg_worker *w = r->worker;
+    sg_frame_free_client(r->msg, &r->arena.pa);
+    r->msg = NULL;
+    if (w->request_pool_n >= SG_REQUEST_POOL_MAX) {
+        free(r);
+        return;
+    }
+    *(struct sg_request **)r = w->request_pool;
+    w->request_pool = r;
+    w->request_pool_n++;
+}
+
+void sg_request_pool_free(struct sg_worker *w)
+{
+    struct sg_request *r;
+    while ((r = w->request_pool) != NULL) {
+        w->request_pool = *(struct sg_request **)r;
+        free(r);
+    }
+    w->request_pool_n = 0;
+}
+
 static void request_free(struct sg_request *r)
 {
     for (uint32_t i = 0; r->out != NULL && i < r->n_out; i++)
@@ -463,8 +535,7 @@ static void request_free(struct sg_request *r)
         free(r->subops);
     if (r->out != &r->out1)
         free(r->out);
-    sg_frame_free_client(r->msg, NULL);
-    free(r);
+    sg_request_discard(r);
 }
 
 static void request_maybe_free(struct sg_request *r)
@@ -530,13 +601,10 @@ static void request_answer_stats(struct sg_request *r)
     free(b.names);
 }
 
-void sg_request_start(struct sg_session *s, Slotgate__V1__ClientMessage *msg)
+void sg_request_start(struct sg_session *s, struct sg_request *r)
 {
     struct sg_worker *w = s->worker;
-    struct sg_request *r = sg_calloc(1, sizeof(*r));
-    r->worker = w;
-    r->msg = msg;
-    r->rq = msg->request;
+    r->rq = r->msg->request;
     r->session = s;
     TAILQ_INSERT_TAIL(&s->requests, r, entry);
     s->inflight++;

@@ -45,6 +45,19 @@ struct sg_inval_shard {
     char cursor[24];
 };
 
+#define SG_REQUEST_ARENA 1024
+
+/*
+ * Bump allocator for protobuf-c: the decoded message of a request lives in
+ * the request's own inline buffer (overflow goes to malloc), so decoding a
+ * typical request costs no allocation at all.
+ */
+struct sg_arena {
+    ProtobufCAllocator pa;
+    size_t used;
+    uint8_t buf[SG_REQUEST_ARENA];
+};
+
 struct sg_request {
     TAILQ_ENTRY(sg_request) entry; /* in the session's list */
     struct sg_session *session;    /* NULL once answered or orphaned */
@@ -78,15 +91,26 @@ struct sg_request {
     ProtobufCBinaryData key1, value1;
     struct sg_subop subop1;
     struct sg_key_outcome out1;
+    struct sg_arena arena;
 };
 
 /*
- * Start handling a decoded request message. Takes ownership of msg. Answers
- * at once for validation errors and local ops (PING, STATS); otherwise
- * dispatches sub-ops to shard links. The request registers itself with the
- * session until answered.
+ * A request object from the worker's pool with body decoded into its arena,
+ * or NULL when the bytes do not decode as a ClientMessage. The caller owns
+ * it: either sg_request_start or sg_request_discard.
  */
-void sg_request_start(struct sg_session *s, Slotgate__V1__ClientMessage *msg);
+struct sg_request *sg_request_decode(struct sg_worker *w, const uint8_t *body, size_t len);
+/* Return a request that will not be started (e.g. a Hello) to the pool. */
+void sg_request_discard(struct sg_request *r);
+/*
+ * Start handling a decoded request (r->msg->request set). Answers at once
+ * for validation errors and local ops (PING, STATS); otherwise dispatches
+ * sub-ops to shard links. The request registers itself with the session
+ * until answered.
+ */
+void sg_request_start(struct sg_session *s, struct sg_request *r);
+/* Free the worker's pool of idle request objects. */
+void sg_request_pool_free(struct sg_worker *w);
 
 /* Route a sub-op with the worker's current topology and queue it. */
 void sg_request_dispatch(struct sg_subop *op);

@@ -47,7 +47,7 @@ static void session_pause(struct sg_session *s)
 
 static void session_maybe_resume(struct sg_session *s)
 {
-    if (s->paused && s->state != SG_SESS_CLOSING && !session_over_limits(s)) {
+    if (s->paused && !s->draining && s->state != SG_SESS_CLOSING && !session_over_limits(s)) {
         s->paused = 0;
         bufferevent_enable(s->bev, EV_READ);
         /* Frames may already sit in the input buffer: no read event will
@@ -186,9 +186,10 @@ static void session_hello(struct sg_session *s, const Slotgate__V1__Hello *h)
     }
 }
 
-/* Handle one decoded message; takes ownership of msg. */
-static void session_message(struct sg_session *s, Slotgate__V1__ClientMessage *msg)
+/* Handle one decoded message; takes ownership of r. */
+static void session_message(struct sg_session *s, struct sg_request *r)
 {
+    const Slotgate__V1__ClientMessage *msg = r->msg;
     int is_hello = msg->msg_case == SLOTGATE__V1__CLIENT_MESSAGE__MSG_HELLO;
     if (s->state == SG_SESS_HANDSHAKE) {
         if (is_hello)
@@ -196,15 +197,15 @@ static void session_message(struct sg_session *s, Slotgate__V1__ClientMessage *m
         else
             sg_session_fail(s, SLOTGATE__V1__CODE__CODE_HANDSHAKE_REQUIRED,
                             "the first message must be Hello");
-        sg_frame_free_client(msg, NULL);
+        sg_request_discard(r);
         return;
     }
     if (is_hello) {
         sg_session_fail(s, SLOTGATE__V1__CODE__CODE_BAD_FRAME, "Hello sent twice");
-        sg_frame_free_client(msg, NULL);
+        sg_request_discard(r);
         return;
     }
-    sg_request_start(s, msg);
+    sg_request_start(s, r);
 }
 
 /* Decode and handle every whole frame in the input buffer. */
@@ -230,18 +231,17 @@ static void session_process(struct sg_session *s)
         if (have < SG_FRAME_HEADER + (size_t)body_len)
             return;
         const uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)(SG_FRAME_HEADER + body_len));
-        Slotgate__V1__ClientMessage *msg =
-            sg_frame_decode_client(frame + SG_FRAME_HEADER, body_len, NULL);
+        struct sg_request *r = sg_request_decode(s->worker, frame + SG_FRAME_HEADER, body_len);
         evbuffer_drain(in, SG_FRAME_HEADER + body_len);
         SG_STAT_ADD(&s->worker->stats, bytes_in, SG_FRAME_HEADER + body_len);
-        if (msg == NULL) {
+        if (r == NULL) {
             SG_STAT_INC(&s->worker->stats, bad_frames);
             sg_log_info("session %s: frame does not decode", s->peer);
             sg_session_fail(s, SLOTGATE__V1__CODE__CODE_BAD_FRAME,
                             "frame does not decode as a ClientMessage");
             return;
         }
-        session_message(s, msg);
+        session_message(s, r);
         if (s->state != SG_SESS_CLOSING && session_over_limits(s))
             session_pause(s);
     }

@@ -13,6 +13,7 @@
 
 #include "coalesce.h"
 #include "listener.h"
+#include "request.h"
 #include "log.h"
 #include "session.h"
 #include "shardlink.h"
@@ -179,6 +180,7 @@ void sg_worker_free(struct sg_worker *w)
         sg_shardlink_free(w->links[i]);
     free(w->links);
     sg_coalesce_free(w->coalesce);
+    sg_request_pool_free(w);
     sg_listener_free(w->listener);
     if (w->mbox_ev)
         event_free(w->mbox_ev);

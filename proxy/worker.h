@@ -22,6 +22,7 @@ struct sg_session;
 struct sg_shardlink;
 struct sg_listener;
 struct sg_coalesce;
+struct sg_request;
 
 struct sg_worker {
     int id;
@@ -39,6 +40,8 @@ struct sg_worker {
     struct sg_ks_stats ks_stats[SG_MAX_KEYSPACES];
     struct sg_coalesce *coalesce; /* identical in-flight GETs */
     uint32_t replica_rr;          /* round-robin over replicas */
+    struct sg_request *request_pool; /* idle request objects */
+    uint32_t request_pool_n;
     struct sg_worker **all; /* every worker, for STATS */
     int n_all;
     /* Topology mailbox: the manager thread stores a snapshot here under
