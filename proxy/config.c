@@ -459,7 +459,7 @@ static int cfg_set_value(struct cfg_ctx *ctx, yaml_document_t *doc, const struct
     char buf[SG_CFG_SHOW_MAX + 8];
     void *field = base + k->off;
     uint64_t n;
-    int b;
+    int b = 0;
 
     switch (k->type) {
     case T_STR:
