@@ -4,7 +4,8 @@
 # generates dev certificates, starts a 3-master Redis Cluster with no
 # replicas and one slotgate in front of it, and tears all of it down from an
 # EXIT trap. Everything lives under $WORK. The caller sets ROOT, BUILD_DIR,
-# WORK, BASE_PORT, SG_PORT before calling these functions.
+# BIN (the build directory, absolute), WORK, BASE_PORT, SG_PORT before
+# calling these functions.
 
 bench_log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 bench_die() { echo "${PROG:-bench}: $*" >&2; exit 1; }
@@ -17,9 +18,9 @@ CLUSTER_STARTED=0
 # elsewhere in the tree cannot block a benchmark run.
 bench_build() {
     bench_log "building $* in $BUILD_DIR (Release)"
-    (cd "$ROOT" && cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$WORK/cmake.log" 2>&1) ||
+    (cd "$ROOT" && cmake -S . -B "$BIN" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$WORK/cmake.log" 2>&1) ||
         { tail -20 "$WORK/cmake.log" >&2; bench_die "cmake failed (log: $WORK/cmake.log)"; }
-    (cd "$ROOT" && ninja -C "$BUILD_DIR" "$@" >"$WORK/ninja.log" 2>&1) ||
+    (cd "$ROOT" && ninja -C "$BIN" "$@" >"$WORK/ninja.log" 2>&1) ||
         { tail -30 "$WORK/ninja.log" >&2; bench_die "build failed (log: $WORK/ninja.log)"; }
 }
 
@@ -73,7 +74,7 @@ redis:
 limits:
   max_connections: $1
 log:
-  level: warn
+  level: ${SG_LOG_LEVEL:-warn}
 keyspaces:
   big:
     prefix: "big:"
@@ -90,18 +91,20 @@ bench_tls_flags() {
 bench_start_slotgate() {
     local nofile=$1
     bench_log "starting slotgate on 127.0.0.1:$SG_PORT"
+    : >>"$WORK/slotgate.log"
     (
         ulimit -Hn "$nofile" 2>/dev/null || true
         ulimit -n "$nofile" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-        exec "$ROOT/$BUILD_DIR/slotgate" --config "$WORK/slotgate.yaml"
-    ) >"$WORK/slotgate.log" 2>&1 &
+        # Own session: no signal meant for this script's process group.
+        exec setsid "$BIN/slotgate" --config "$WORK/slotgate.yaml"
+    ) >>"$WORK/slotgate.log" 2>&1 &
     SG_PID=$!
     local i
     # shellcheck disable=SC2046
     for i in $(seq 100); do
         kill -0 "$SG_PID" 2>/dev/null ||
             { cat "$WORK/slotgate.log" >&2; bench_die "slotgate exited during startup"; }
-        if "$ROOT/$BUILD_DIR/slotgate-cli" -h 127.0.0.1 -p "$SG_PORT" $(bench_tls_flags) \
+        if "$BIN/slotgate-cli" -h 127.0.0.1 -p "$SG_PORT" $(bench_tls_flags) \
             --timeout 1000 ping >/dev/null 2>&1; then
             bench_log "slotgate ready (pid $SG_PID, open-file limit $(awk '/Max open files/ {print $4}' /proc/$SG_PID/limits))"
             return 0
@@ -109,6 +112,20 @@ bench_start_slotgate() {
         sleep 0.2
     done
     bench_die "slotgate not ready within 20 s (log: $WORK/slotgate.log)"
+}
+
+# bench_slotgate_exit: if slotgate has exited, print how and return 0.
+bench_slotgate_exit() {
+    kill -0 "$SG_PID" 2>/dev/null && return 1
+    local st=0
+    wait "$SG_PID" 2>/dev/null || st=$?
+    if [ "$st" -gt 128 ]; then
+        echo "slotgate (pid $SG_PID) was killed by signal $((st - 128)) ($(kill -l $((st - 128)) 2>/dev/null))"
+    else
+        echo "slotgate (pid $SG_PID) exited with status $st"
+    fi
+    SG_PID=
+    return 0
 }
 
 # bench_redis_pids: pids of the cluster's redis-server processes.

@@ -116,6 +116,7 @@ struct bench_thread {
     uint64_t failed;  /* requests with an error outcome */
     uint64_t misses;  /* NOT_FOUND outcomes (keys) */
     uint64_t lost;    /* in flight on a connection that closed or stalled */
+    int closed_reports;
     uint64_t err_by_code[BENCH_MAX_CODE];
     uint64_t keyerr_by_code[BENCH_MAX_CODE];
 
@@ -278,9 +279,10 @@ static void bench_conn_kill(struct bench_conn *c, const char *why)
         t->pending_connects--;
         if (t->pending_connects == 0)
             event_base_loopbreak(t->base);
-    } else if (!opts.quiet || opts.csv) {
-        fprintf(stderr, "slotgate-bench: connection closed during %s: %s (%u in flight)\n",
-                bench_test_names[t->test], why, c->inflight);
+    } else if (t->closed_reports++ < 3) {
+        fprintf(stderr, "slotgate-bench: connection closed during %s: %s (%u in flight)%s\n",
+                bench_test_names[t->test], why, c->inflight,
+                t->closed_reports == 3 ? "; further closes not shown" : "");
     }
     t->lost += c->inflight;
     t->done += c->inflight;

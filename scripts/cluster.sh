@@ -16,7 +16,9 @@
 #       slots assigned; rewrites DIR/masters with the current live masters.
 #
 # Each node lives in DIR/<port>/ (redis.conf, redis.pid, redis.log, nodes.conf).
-# The cluster bus uses port+10000. cluster-node-timeout is 1000 ms so that
+# The cluster bus uses port+10000: choose BASEPORT so that neither range falls
+# in the kernel's ephemeral port range (/proc/sys/net/ipv4/ip_local_port_range),
+# e.g. 7000 or 15000..22000. cluster-node-timeout is 1000 ms so that
 # failover happens within a few seconds in tests. Exit status is non-zero,
 # with a message on stderr, on any failure.
 set -euo pipefail
@@ -27,7 +29,7 @@ STOP_SECS=${CLUSTER_STOP_SECS:-10}
 
 die() { echo "$PROG: $*" >&2; exit 1; }
 usage() {
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -76,8 +78,15 @@ pids_of() {
     } 2>/dev/null | sort -un
 }
 
+# port_in_use PORT: a local socket holds PORT (listening, or an outgoing
+# connection that took it as its ephemeral port; TIME-WAIT does not count,
+# redis binds with SO_REUSEADDR). Without ss, only listeners are detected.
 port_in_use() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+    if command -v ss >/dev/null 2>&1; then
+        ss -Htan "( sport = :$1 )" 2>/dev/null | grep -qv '^TIME-WAIT'
+    else
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+    fi
 }
 
 cli() { # cli PORT ARGS...
@@ -156,6 +165,9 @@ launch() {
         elif [ -n "$pid" ] && ! alive "$pid"; then
             log_tail "$nd/redis.log"
             die "redis-server on port $port exited during startup"
+        elif [ -z "$pid" ] && grep -qE 'aborting|Failed listening|FATAL' "$nd/redis.log" 2>/dev/null; then
+            log_tail "$nd/redis.log"
+            die "redis-server on port $port failed during startup"
         fi
         if [ "$(now_ms)" -ge "$deadline" ]; then
             log_tail "$nd/redis.log"
@@ -176,6 +188,7 @@ cluster_ok() {
     owners_alive "$port" || return 1
     [ "$strict" = 1 ] || return 0
     grep -qx "cluster_known_nodes:$nodes" <<<"$ci" || return 1
+    replicas_listed "$port" || return 1
     info=$(cli "$port" INFO replication | tr -d '\r') || return 1
     if grep -qx 'role:slave' <<<"$info"; then
         grep -qx 'master_link_status:up' <<<"$info" || return 1
@@ -199,6 +212,20 @@ owners_alive() {
         node_alive "$DIR_ABS" "$oport" || return 1
     done <<<"$nodes"
     return 0
+}
+
+# replicas_listed PORT: this node's CLUSTER SLOTS names REPLICAS replicas for
+# every slot range. Redis leaves a replica out of CLUSTER SLOTS until it has
+# gossiped a replication offset, a second or two after the cluster is "ok";
+# clients that discover replicas from CLUSTER SLOTS should see them all.
+replicas_listed() {
+    local json ranges entries
+    [ "${REPLICAS:-0}" -gt 0 ] || return 0
+    json=$(timeout 5 redis-cli -h 127.0.0.1 -p "$1" -2 --json CLUSTER SLOTS 2>/dev/null) || return 1
+    json=$(tr -d ' \n\r' <<<"$json")
+    ranges=$(grep -oE '\[[0-9]+,[0-9]+,\[' <<<"$json" | wc -l)
+    entries=$(grep -oE '\["[^"]*",[0-9]+,"[0-9a-f]{40}"' <<<"$json" | wc -l)
+    [ "$ranges" -gt 0 ] && [ "$entries" -eq $(( ranges * (1 + REPLICAS) )) ]
 }
 
 # wait_cluster DIR STRICT: poll every live node until cluster_ok, bounded.
@@ -283,6 +310,7 @@ cmd_start() {
         launch "$dir" "$port"
     done
     printf '%s\n' "${ports[@]}" > "$dir/ports"
+    REPLICAS=$replicas
     if ! timeout 60 redis-cli --cluster create "${hosts[@]}" --cluster-replicas "$replicas" \
             --cluster-yes > "$dir/create.log" 2>&1; then
         tail -n 20 "$dir/create.log" >&2
