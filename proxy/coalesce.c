@@ -58,8 +58,7 @@ void sg_coalesce_free(struct sg_coalesce *c)
     free(c);
 }
 
-static struct co_entry **co_slot(struct sg_coalesce *c, const uint8_t *key, size_t len,
-                                 uint64_t h)
+static struct co_entry **co_slot(struct sg_coalesce *c, const uint8_t *key, size_t len, uint64_t h)
 {
     struct co_entry **pp = &c->buckets[h & (c->n_buckets - 1)];
     while (*pp != NULL &&

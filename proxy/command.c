@@ -257,9 +257,9 @@ static void build_values(struct sg_request *r)
     for (size_t i = 0; i < rq->n_values; i++) {
         const uint8_t *out;
         int owned = 0;
-        size_t n = sg_envelope_encode(rq->values[i].data, rq->values[i].len, compress,
-                                      r->ks->compress_threshold, versioned, rq->version + 1,
-                                      &out, &owned);
+        size_t n =
+            sg_envelope_encode(rq->values[i].data, rq->values[i].len, compress,
+                               r->ks->compress_threshold, versioned, rq->version + 1, &out, &owned);
         if (owned)
             sg_request_own(r, (void *)out);
         vals[i].data = (uint8_t *)out;
@@ -429,8 +429,7 @@ int sg_command_prepare(struct sg_request *r, const char **why)
         r->n_out = 1;
         r->out = &r->out1;
         if (build_invalidation(r) != 0)
-            return *why = "the pattern's slot is not served",
-                   SLOTGATE__V1__CODE__CODE_CLUSTER_DOWN;
+            return *why = "the pattern's slot is not served", SLOTGATE__V1__CODE__CODE_CLUSTER_DOWN;
         r->out[0].code = SLOTGATE__V1__CODE__CODE_OK;
         sg_coalesce_clear(r->worker->coalesce);
         return 0;
@@ -736,9 +735,8 @@ void sg_command_result(struct sg_subop *op, redisReply *reply)
             if (kind == 2 && reply->elements == 2) {
                 /* Someone else is filling: wait (bounded by the deadline)
                  * by polling with backoff; past it, hand out a hint. */
-                long long pttl = reply->element[1]->type == REDIS_REPLY_INTEGER
-                                     ? reply->element[1]->integer
-                                     : 0;
+                long long pttl =
+                    reply->element[1]->type == REDIS_REPLY_INTEGER ? reply->element[1]->integer : 0;
                 freeReplyObject(reply);
                 SG_STAT_INC(st, lease_waits);
                 op->redirects = 0;

@@ -90,9 +90,8 @@ static const struct cfg_key tls_keys[] = {
     {"require_client_cert", T_BOOL, CF(tls_require_client_cert), 0, 0, NULL},
     {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
-static const struct cfg_key auth_keys[] = {
-    {"tokens", T_TOKENS, CF(tokens), 0, 0, NULL},
-    {NULL, T_STR, 0, 0, 0, 0, NULL}};
+static const struct cfg_key auth_keys[] = {{"tokens", T_TOKENS, CF(tokens), 0, 0, NULL},
+                                           {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
 static const struct cfg_key limits_keys[] = {
     {"max_frame_bytes", T_U32, CF(max_frame_bytes), POS, NULL},
@@ -110,12 +109,11 @@ static const struct cfg_key limits_keys[] = {
     {"drain_timeout_ms", T_U32, CF(drain_timeout_ms), NONNEG, NULL},
     {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
-static const struct cfg_key redis_tls_keys[] = {
-    {"enabled", T_BOOL, CF(redis_tls), 0, 0, NULL},
-    {"ca", T_PATH, CF(redis_tls_ca), 0, 0, NULL},
-    {"cert", T_PATH, CF(redis_tls_cert), 0, 0, NULL},
-    {"key", T_PATH, CF(redis_tls_key), 0, 0, NULL},
-    {NULL, T_STR, 0, 0, 0, 0, NULL}};
+static const struct cfg_key redis_tls_keys[] = {{"enabled", T_BOOL, CF(redis_tls), 0, 0, NULL},
+                                                {"ca", T_PATH, CF(redis_tls_ca), 0, 0, NULL},
+                                                {"cert", T_PATH, CF(redis_tls_cert), 0, 0, NULL},
+                                                {"key", T_PATH, CF(redis_tls_key), 0, 0, NULL},
+                                                {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
 static const struct cfg_key redis_keys[] = {
     {"seeds", T_SEEDS, CF(seeds), 0, 0, NULL},
@@ -131,25 +129,22 @@ static const struct cfg_key redis_keys[] = {
     {"coalesce_gets", T_BOOL, CF(coalesce_gets), 0, 0, NULL},
     {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
-static const struct cfg_key admin_keys[] = {
-    {"address", T_HOST, CF(admin.host), 0, 0, NULL},
-    {"port", T_INT, CF(admin.port), 0, 65535, NULL},
-    {NULL, T_STR, 0, 0, 0, 0, NULL}};
+static const struct cfg_key admin_keys[] = {{"address", T_HOST, CF(admin.host), 0, 0, NULL},
+                                            {"port", T_INT, CF(admin.port), 0, 65535, NULL},
+                                            {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
-static const struct cfg_key log_keys[] = {
-    {"level", T_LEVEL, CF(log_level), 0, 0, NULL},
-    {NULL, T_STR, 0, 0, 0, 0, NULL}};
+static const struct cfg_key log_keys[] = {{"level", T_LEVEL, CF(log_level), 0, 0, NULL},
+                                          {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
-static const struct cfg_key top_keys[] = {
-    {"listen", T_MAP, 0, 0, 0, 0, listen_keys},
-    {"tls", T_MAP, 0, 0, 0, 0, tls_keys},
-    {"auth", T_MAP, 0, 0, 0, 0, auth_keys},
-    {"limits", T_MAP, 0, 0, 0, 0, limits_keys},
-    {"redis", T_MAP, 0, 0, 0, 0, redis_keys},
-    {"admin", T_MAP, 0, 0, 0, 0, admin_keys},
-    {"log", T_MAP, 0, 0, 0, 0, log_keys},
-    {"keyspaces", T_KEYSPACES, 0, 0, 0, 0, NULL},
-    {NULL, T_STR, 0, 0, 0, 0, NULL}};
+static const struct cfg_key top_keys[] = {{"listen", T_MAP, 0, 0, 0, 0, listen_keys},
+                                          {"tls", T_MAP, 0, 0, 0, 0, tls_keys},
+                                          {"auth", T_MAP, 0, 0, 0, 0, auth_keys},
+                                          {"limits", T_MAP, 0, 0, 0, 0, limits_keys},
+                                          {"redis", T_MAP, 0, 0, 0, 0, redis_keys},
+                                          {"admin", T_MAP, 0, 0, 0, 0, admin_keys},
+                                          {"log", T_MAP, 0, 0, 0, 0, log_keys},
+                                          {"keyspaces", T_KEYSPACES, 0, 0, 0, 0, NULL},
+                                          {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
 static const struct cfg_key keyspace_keys[] = {
     {"prefix", T_STR, KF(prefix), 0, 0, NULL},
@@ -255,8 +250,8 @@ static int cfg_expect_scalar(struct cfg_ctx *ctx, const yaml_node_t *v, const ch
                      v->type == YAML_MAPPING_NODE ? "mapping" : "list");
 }
 
-static int cfg_get_string(struct cfg_ctx *ctx, const yaml_node_t *v, const char *key,
-                          char *out, size_t size)
+static int cfg_get_string(struct cfg_ctx *ctx, const yaml_node_t *v, const char *key, char *out,
+                          size_t size)
 {
     if (cfg_expect_scalar(ctx, v, key, "a string") != 0)
         return -1;
@@ -291,8 +286,8 @@ static int cfg_get_bool(struct cfg_ctx *ctx, const yaml_node_t *v, const char *k
  * are rejected rather than half-parsed. The range is checked by the caller's
  * table entry so the message can say what is allowed.
  */
-static int cfg_get_uint(struct cfg_ctx *ctx, const yaml_node_t *v, const char *key,
-                        uint64_t min, uint64_t max, uint64_t *out)
+static int cfg_get_uint(struct cfg_ctx *ctx, const yaml_node_t *v, const char *key, uint64_t min,
+                        uint64_t max, uint64_t *out)
 {
     char buf[SG_CFG_SHOW_MAX + 8];
     const char *what = min > 0 ? "a positive integer" : "a non-negative integer";
@@ -327,8 +322,8 @@ static int cfg_get_uint(struct cfg_ctx *ctx, const yaml_node_t *v, const char *k
                      cfg_show(s, buf, sizeof buf));
 }
 
-static int cfg_get_host(struct cfg_ctx *ctx, const yaml_node_t *v, const char *key,
-                        char *out, size_t size)
+static int cfg_get_host(struct cfg_ctx *ctx, const yaml_node_t *v, const char *key, char *out,
+                        size_t size)
 {
     char host[256];
     if (size > sizeof host)
@@ -350,8 +345,8 @@ static int cfg_get_host(struct cfg_ctx *ctx, const yaml_node_t *v, const char *k
  * reload from elsewhere does not change which file is meant. The file is
  * opened once here so a typo fails at load, not at the first handshake.
  */
-static int cfg_get_path(struct cfg_ctx *ctx, const yaml_node_t *v, const char *key,
-                        char *out, size_t size)
+static int cfg_get_path(struct cfg_ctx *ctx, const yaml_node_t *v, const char *key, char *out,
+                        size_t size)
 {
     char rel[PATH_MAX], abs[PATH_MAX];
     struct stat st;
@@ -433,8 +428,7 @@ static int cfg_get_tokens(struct cfg_ctx *ctx, yaml_document_t *doc, const yaml_
 
 static int cfg_parse_map(struct cfg_ctx *ctx, yaml_document_t *doc, const yaml_node_t *map,
                          const struct cfg_key *keys, const char *path, char *base);
-static int cfg_parse_keyspaces(struct cfg_ctx *ctx, yaml_document_t *doc,
-                               const yaml_node_t *map);
+static int cfg_parse_keyspaces(struct cfg_ctx *ctx, yaml_document_t *doc, const yaml_node_t *map);
 
 /*
  * Records key as seen at line; returns -1 when it was already seen (YAML
@@ -581,8 +575,7 @@ static int cfg_keyspace_name_ok(const char *s)
  * default keyspace at index 0. A named keyspace's prefix defaults to
  * "name:"; "default" is reserved so it cannot be confused with index 0.
  */
-static int cfg_parse_keyspaces(struct cfg_ctx *ctx, yaml_document_t *doc,
-                               const yaml_node_t *map)
+static int cfg_parse_keyspaces(struct cfg_ctx *ctx, yaml_document_t *doc, const yaml_node_t *map)
 {
     char full[SG_CFG_KEY_MAX];
     char buf[SG_CFG_SHOW_MAX + 8];
@@ -723,9 +716,8 @@ static int cfg_syntax_error(struct cfg_ctx *ctx, const yaml_parser_t *parser)
         return cfg_raw_error(ctx, "%s:%d: YAML syntax error: %s at byte %zu", ctx->name, line,
                              problem, parser->problem_offset);
     if (parser->context != NULL)
-        return cfg_raw_error(ctx, "%s:%d: YAML syntax error: %s (%s at line %d)", ctx->name,
-                             line, problem, parser->context,
-                             (int)parser->context_mark.line + 1);
+        return cfg_raw_error(ctx, "%s:%d: YAML syntax error: %s (%s at line %d)", ctx->name, line,
+                             problem, parser->context, (int)parser->context_mark.line + 1);
     return cfg_raw_error(ctx, "%s:%d: YAML syntax error: %s", ctx->name, line, problem);
 }
 
@@ -760,8 +752,7 @@ static int cfg_parse(struct cfg_ctx *ctx, yaml_parser_t *parser)
  * on success. The ctx is large (the seen-keys table), so it lives on the heap.
  */
 static int cfg_load_with(struct sg_config *cfg, yaml_parser_t *parser, const char *name,
-                         const char *basedir, const char *stored_path, char *err,
-                         size_t errlen)
+                         const char *basedir, const char *stored_path, char *err, size_t errlen)
 {
     struct cfg_ctx *ctx = sg_calloc(1, sizeof *ctx);
     struct sg_config *tmp = sg_malloc(sizeof *tmp);
@@ -854,8 +845,8 @@ int sg_config_load(struct sg_config *cfg, const char *path, char *err, size_t er
     return rc;
 }
 
-int sg_config_load_string(struct sg_config *cfg, const char *yaml, const char *name,
-                          char *err, size_t errlen)
+int sg_config_load_string(struct sg_config *cfg, const char *yaml, const char *name, char *err,
+                          size_t errlen)
 {
     char cwd[PATH_MAX];
     if (name == NULL)
@@ -875,8 +866,7 @@ int sg_config_load_string(struct sg_config *cfg, const char *yaml, const char *n
     return rc;
 }
 
-const struct sg_keyspace_config *sg_config_keyspace(const struct sg_config *cfg,
-                                                    const char *name)
+const struct sg_keyspace_config *sg_config_keyspace(const struct sg_config *cfg, const char *name)
 {
     for (int i = 0; i < cfg->n_keyspaces; i++)
         if (strcmp(cfg->keyspaces[i].name, name) == 0)

@@ -23,47 +23,47 @@ struct sg_addr {
 struct sg_keyspace_config {
     char name[64];
     char prefix[128];
-    uint64_t default_ttl_ms;  /* 0: no expiry */
-    uint64_t max_ttl_ms;      /* 0: unbounded */
-    int compression;          /* enum sg_compression */
+    uint64_t default_ttl_ms;     /* 0: no expiry */
+    uint64_t max_ttl_ms;         /* 0: unbounded */
+    int compression;             /* enum sg_compression */
     uint32_t compress_threshold; /* bytes, for AUTO */
-    uint32_t max_value_bytes; /* 0: the global limit */
+    uint32_t max_value_bytes;    /* 0: the global limit */
     int read_from_replicas;
 };
 
 struct sg_config {
-    char path[512];             /* file this was loaded from */
+    char path[512]; /* file this was loaded from */
 
     /* listen: */
-    struct sg_addr listen;      /* default 127.0.0.1:7420 */
-    int plaintext;              /* listen.plaintext: default 0 (TLS) */
-    int workers;                /* 0 = number of cores */
-    int proxy_protocol;         /* listen.proxy_protocol: accept PROXY v2 */
+    struct sg_addr listen; /* default 127.0.0.1:7420 */
+    int plaintext;         /* listen.plaintext: default 0 (TLS) */
+    int workers;           /* 0 = number of cores */
+    int proxy_protocol;    /* listen.proxy_protocol: accept PROXY v2 */
 
     /* tls: (server side) required unless plaintext */
     char tls_cert[512];
     char tls_key[512];
-    char tls_client_ca[512];    /* set: verify client certificates */
-    int tls_require_client_cert;/* default 1 when client_ca is set */
+    char tls_client_ca[512];     /* set: verify client certificates */
+    int tls_require_client_cert; /* default 1 when client_ca is set */
 
     /* auth: */
     int n_tokens;
     char tokens[SG_MAX_TOKENS][256];
 
     /* limits: */
-    uint32_t max_frame_bytes;        /* default 8 MiB */
-    uint32_t max_key_bytes;          /* default 1024 */
-    uint32_t max_value_bytes;        /* default 4 MiB */
-    uint32_t max_batch_keys;         /* default 1000 */
-    uint32_t max_batch_bytes;        /* default 8 MiB */
-    uint32_t max_connections;        /* per process, default 20000 */
-    uint32_t max_inflight;           /* per connection, default 1024 */
-    uint32_t output_high_watermark;  /* bytes, default 4 MiB */
-    uint32_t request_deadline_ms;    /* default 1000 */
-    uint32_t max_deadline_ms;        /* cap on client deadline, default 30000 */
-    uint32_t handshake_timeout_ms;   /* default 5000 */
-    uint32_t idle_timeout_ms;        /* 0 = none (default) */
-    uint32_t drain_timeout_ms;       /* SIGTERM: max wait for in-flight, default 5000 */
+    uint32_t max_frame_bytes;       /* default 8 MiB */
+    uint32_t max_key_bytes;         /* default 1024 */
+    uint32_t max_value_bytes;       /* default 4 MiB */
+    uint32_t max_batch_keys;        /* default 1000 */
+    uint32_t max_batch_bytes;       /* default 8 MiB */
+    uint32_t max_connections;       /* per process, default 20000 */
+    uint32_t max_inflight;          /* per connection, default 1024 */
+    uint32_t output_high_watermark; /* bytes, default 4 MiB */
+    uint32_t request_deadline_ms;   /* default 1000 */
+    uint32_t max_deadline_ms;       /* cap on client deadline, default 30000 */
+    uint32_t handshake_timeout_ms;  /* default 5000 */
+    uint32_t idle_timeout_ms;       /* 0 = none (default) */
+    uint32_t drain_timeout_ms;      /* SIGTERM: max wait for in-flight, default 5000 */
 
     /* redis: */
     int n_seeds;
@@ -74,19 +74,19 @@ struct sg_config {
     char redis_tls_ca[512];
     char redis_tls_cert[512];
     char redis_tls_key[512];
-    uint32_t connect_timeout_ms;      /* default 1000 */
-    uint32_t topology_refresh_ms;     /* periodic refresh, default 5000 */
-    uint32_t topology_min_interval_ms;/* rate limit, default 100 */
-    uint32_t max_redirects;           /* MOVED/ASK hops per sub-op, default 5 */
-    uint32_t retry_backoff_ms;        /* TRYAGAIN/CLUSTERDOWN base, default 20 */
-    uint32_t reconnect_backoff_max_ms;/* default 1000 */
-    int coalesce_gets;                /* default 1 */
+    uint32_t connect_timeout_ms;       /* default 1000 */
+    uint32_t topology_refresh_ms;      /* periodic refresh, default 5000 */
+    uint32_t topology_min_interval_ms; /* rate limit, default 100 */
+    uint32_t max_redirects;            /* MOVED/ASK hops per sub-op, default 5 */
+    uint32_t retry_backoff_ms;         /* TRYAGAIN/CLUSTERDOWN base, default 20 */
+    uint32_t reconnect_backoff_max_ms; /* default 1000 */
+    int coalesce_gets;                 /* default 1 */
 
     /* admin: */
-    struct sg_addr admin;             /* port 0 = disabled (default 0) */
+    struct sg_addr admin; /* port 0 = disabled (default 0) */
 
     /* log: */
-    int log_level;                    /* 0 error,1 warn,2 info,3 debug; default info */
+    int log_level; /* 0 error,1 warn,2 info,3 debug; default info */
 
     /* keyspaces: (index 0 is always the default, name "") */
     int n_keyspaces;
@@ -105,11 +105,10 @@ void sg_config_defaults(struct sg_config *cfg);
 int sg_config_load(struct sg_config *cfg, const char *path, char *err, size_t errlen);
 
 /* Same, from a string (name is used in messages in place of a file). */
-int sg_config_load_string(struct sg_config *cfg, const char *yaml, const char *name,
-                          char *err, size_t errlen);
+int sg_config_load_string(struct sg_config *cfg, const char *yaml, const char *name, char *err,
+                          size_t errlen);
 
 /* Keyspace by name ("" = default); NULL if unknown. */
-const struct sg_keyspace_config *sg_config_keyspace(const struct sg_config *cfg,
-                                                    const char *name);
+const struct sg_keyspace_config *sg_config_keyspace(const struct sg_config *cfg, const char *name);
 
 #endif

@@ -42,8 +42,7 @@ size_t sg_envelope_encode(const uint8_t *value, size_t len, int compress, uint32
         size_t cap = snappy_max_compressed_length(len);
         uint8_t *buf = sg_malloc(hdr + 8 + cap);
         size_t clen = cap;
-        if (snappy_compress((const char *)value, len, (char *)buf + hdr + 8, &clen) ==
-                SNAPPY_OK &&
+        if (snappy_compress((const char *)value, len, (char *)buf + hdr + 8, &clen) == SNAPPY_OK &&
             clen + hdr <= len - len / SG_ENV_MIN_SAVING_DIV) {
             put_header(buf, flags | SG_ENV_SNAPPY, version);
             memmove(buf + hdr, buf + hdr + 8, clen);

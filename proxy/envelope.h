@@ -53,9 +53,9 @@ enum sg_env_status {
 struct sg_env_decoded {
     const uint8_t *value; /* into stored, or into *buf when decompressed */
     size_t len;
-    uint8_t *buf;         /* non-NULL when allocated: caller frees */
-    int flags;            /* SG_ENV_* of the envelope, 0 for a raw value */
-    uint64_t version;     /* 0 unless VERSIONED */
+    uint8_t *buf;     /* non-NULL when allocated: caller frees */
+    int flags;        /* SG_ENV_* of the envelope, 0 for a raw value */
+    uint64_t version; /* 0 unless VERSIONED */
 };
 
 /*

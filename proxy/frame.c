@@ -9,8 +9,8 @@ int sg_frame_check(const uint8_t *buf, size_t len, uint32_t max_body, uint32_t *
 {
     if (len < SG_FRAME_HEADER)
         return SG_FRAME_NEED_MORE;
-    uint32_t n = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) |
-                 ((uint32_t)buf[2] << 8) | (uint32_t)buf[3];
+    uint32_t n = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) | ((uint32_t)buf[2] << 8) |
+                 (uint32_t)buf[3];
     *body_len = n;
     if (n > max_body)
         return SG_FRAME_TOO_LARGE;

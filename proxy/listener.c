@@ -41,10 +41,10 @@ struct sg_listener *sg_listener_new(struct sg_worker *w, const char *host, int p
     }
     struct sg_listener *l = sg_calloc(1, sizeof(*l));
     l->worker = w;
-    l->evl = evconnlistener_new_bind(
-        w->base, on_accept, l,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
-        1024, res->ai_addr, (int)res->ai_addrlen);
+    l->evl = evconnlistener_new_bind(w->base, on_accept, l,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                         LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
+                                     1024, res->ai_addr, (int)res->ai_addrlen);
     freeaddrinfo(res);
     if (l->evl == NULL) {
         snprintf(err, errlen, "listen %s:%d: %s", host, port,

@@ -7,12 +7,7 @@
 #ifndef SG_LOG_H
 #define SG_LOG_H
 
-enum sg_log_level {
-    SG_LOG_ERROR = 0,
-    SG_LOG_WARN = 1,
-    SG_LOG_INFO = 2,
-    SG_LOG_DEBUG = 3
-};
+enum sg_log_level { SG_LOG_ERROR = 0, SG_LOG_WARN = 1, SG_LOG_INFO = 2, SG_LOG_DEBUG = 3 };
 
 /* Set / read the global level; out-of-range values are clamped. */
 void sg_log_set_level(int level);
@@ -33,10 +28,10 @@ const char *sg_log_level_name(int level);
 void sg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The macros skip argument evaluation when the level is filtered out. */
-#define sg_log_at_(level, ...)                 \
-    do {                                       \
-        if (sg_log_enabled(level))             \
-            sg_log((level), __VA_ARGS__);      \
+#define sg_log_at_(level, ...)            \
+    do {                                  \
+        if (sg_log_enabled(level))        \
+            sg_log((level), __VA_ARGS__); \
     } while (0)
 #define sg_log_error(...) sg_log_at_(SG_LOG_ERROR, __VA_ARGS__)
 #define sg_log_warn(...) sg_log_at_(SG_LOG_WARN, __VA_ARGS__)

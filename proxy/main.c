@@ -27,20 +27,19 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: slotgate --config FILE          run the proxy\n"
-            "       slotgate --check-config FILE    validate FILE and exit\n"
-            "       slotgate --version\n");
+    fprintf(f, "usage: slotgate --config FILE          run the proxy\n"
+               "       slotgate --check-config FILE    validate FILE and exit\n"
+               "       slotgate --version\n");
 }
 
 /* What the main thread's signal handlers work on. */
 static struct {
     struct event_base *base;
     const char *config_path;
-    struct sg_config *cfg;       /* the one in force */
-    struct sg_config **old;      /* every config ever loaded: freed at exit */
+    struct sg_config *cfg;  /* the one in force */
+    struct sg_config **old; /* every config ever loaded: freed at exit */
     int n_old;
-    SSL_CTX *server_tls;         /* owned: the one in force */
+    SSL_CTX *server_tls; /* owned: the one in force */
     struct sg_worker **workers;
     int n_workers;
     struct sg_admin *admin;
@@ -71,8 +70,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
     }
     SSL_CTX *tls = NULL;
     if (!next->plaintext && (tls = sg_tls_server_ctx(next, err, sizeof(err))) == NULL) {
-        sg_log_error("reload refused, keeping the running config: %s: %s", app.config_path,
-                     err);
+        sg_log_error("reload refused, keeping the running config: %s: %s", app.config_path, err);
         free(next);
         return;
     }
@@ -251,9 +249,9 @@ int main(int argc, char **argv)
         }
     sg_log_info("slotgate %s listening on %s:%d (%s), %d worker(s)", SG_VERSION, cfg.listen.host,
                 cfg.listen.port,
-                cfg.plaintext ? "plaintext"
+                cfg.plaintext          ? "plaintext"
                 : cfg.tls_client_ca[0] ? "TLS, client certificates verified"
-                                        : "TLS",
+                                       : "TLS",
                 n_workers);
     if (admin != NULL)
         sg_log_info("admin HTTP on %s:%d (/healthz /readyz /metrics)", cfg.admin.host,

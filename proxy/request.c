@@ -242,8 +242,8 @@ static int dispatch_coalesce(struct sg_subop *op)
         sg_coalesce_forget_key(w->coalesce, k->data, k->len);
         return 0;
     }
-    if (o != SLOTGATE__V1__OP__OP_GET || !w->cfg->coalesce_gets || op->retries ||
-        op->redirects || op->co_role != SG_CO_NONE)
+    if (o != SLOTGATE__V1__OP__OP_GET || !w->cfg->coalesce_gets || op->retries || op->redirects ||
+        op->co_role != SG_CO_NONE)
         return 0;
     struct sg_subop *leader = sg_coalesce_find(w->coalesce, k->data, k->len);
     if (leader != NULL && leader != op) {
@@ -341,9 +341,8 @@ void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
         return;
     default: {
         sg_log_debug("Redis error: %.*s", (int)reply->len, reply->str);
-        struct sg_key_outcome o = {.code = SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
-                                   .reply = reply,
-                                   .message = reply->str};
+        struct sg_key_outcome o = {
+            .code = SLOTGATE__V1__CODE__CODE_BACKEND_ERROR, .reply = reply, .message = reply->str};
         if (op->count > 1) {
             freeReplyObject(reply);
             sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
@@ -629,8 +628,8 @@ void sg_request_start(struct sg_session *s, struct sg_request *r)
     }
     const struct sg_config *cfg = w->cfg;
     uint32_t dl = r->rq->deadline_ms ? r->rq->deadline_ms
-                  : r->inval          ? cfg->max_deadline_ms
-                                      : cfg->request_deadline_ms;
+                  : r->inval         ? cfg->max_deadline_ms
+                                     : cfg->request_deadline_ms;
     if (dl > cfg->max_deadline_ms)
         dl = cfg->max_deadline_ms;
     r->deadline_ms = sg_now_ms() + dl;

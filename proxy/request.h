@@ -67,25 +67,25 @@ struct sg_request {
     const struct sg_keyspace_config *ks;
     int ks_index;
     uint64_t deadline_ms;
-    uint64_t ttl_ms;                  /* resolved TTL for writes/EXPIRE */
+    uint64_t ttl_ms; /* resolved TTL for writes/EXPIRE */
     struct event deadline_ev;
     uint32_t n_keys;
-    uint32_t n_out;                   /* outcomes: n_keys, or 1 */
+    uint32_t n_out; /* outcomes: n_keys, or 1 */
     uint32_t n_subops;
-    uint32_t pending;                 /* sub-ops not settled */
+    uint32_t pending; /* sub-ops not settled */
     uint8_t answered;
     uint8_t deadline_armed;
-    int last_transient;               /* code to report if the deadline fires */
-    ProtobufCBinaryData *keys;        /* full keys (prefix + key) */
-    ProtobufCBinaryData *values;      /* stored form (envelope) of values */
-    uint32_t *order;                  /* grouped MGET: key indexes by slot */
+    int last_transient;          /* code to report if the deadline fires */
+    ProtobufCBinaryData *keys;   /* full keys (prefix + key) */
+    ProtobufCBinaryData *values; /* stored form (envelope) of values */
+    uint32_t *order;             /* grouped MGET: key indexes by slot */
     struct sg_subop *subops;
     struct sg_key_outcome *out;
     struct sg_inval_shard *inval;
-    ProtobufCBinaryData pattern;      /* INVALIDATE: full MATCH pattern */
-    ProtobufCBinaryData lease;        /* lease token (GET_OR_LEASE grants) */
-    ProtobufCBinaryData marker;       /* lease marker as stored in Redis */
-    void **allocs;                    /* buffers freed with the request */
+    ProtobufCBinaryData pattern; /* INVALIDATE: full MATCH pattern */
+    ProtobufCBinaryData lease;   /* lease token (GET_OR_LEASE grants) */
+    ProtobufCBinaryData marker;  /* lease marker as stored in Redis */
+    void **allocs;               /* buffers freed with the request */
     uint32_t n_allocs, cap_allocs;
     /* Inline storage for the single-key case (no extra allocations). */
     ProtobufCBinaryData key1, value1;
@@ -124,7 +124,6 @@ void sg_request_on_reply(struct sg_subop *op, redisReply *reply);
 void sg_request_on_link_failure(struct sg_subop *op, int may_have_run);
 /* The session is going away: answer nothing more, free what can be freed. */
 void sg_request_orphan(struct sg_request *r);
-
 
 /* --- used by command.c ---------------------------------------------------- */
 

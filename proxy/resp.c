@@ -233,8 +233,8 @@ static ssize_t conn_io(struct sg_resp_conn *c, void *buf, size_t len, int writin
     }
 }
 
-redisReply *sg_resp_command(struct sg_resp_conn *c, int argc, const char **argv,
-                            const size_t *lens, char *err, size_t errlen)
+redisReply *sg_resp_command(struct sg_resp_conn *c, int argc, const char **argv, const size_t *lens,
+                            char *err, size_t errlen)
 {
     char *cmd = NULL;
     int len = redisFormatCommandArgv(&cmd, argc, argv, lens);

@@ -27,7 +27,7 @@ enum sg_resp_err {
     SG_RESP_ERR_OTHER = 0,
     SG_RESP_ERR_MOVED,
     SG_RESP_ERR_ASK,
-    SG_RESP_ERR_TRYAGAIN,  /* TRYAGAIN, LOADING, MASTERDOWN, BUSY */
+    SG_RESP_ERR_TRYAGAIN, /* TRYAGAIN, LOADING, MASTERDOWN, BUSY */
     SG_RESP_ERR_CLUSTERDOWN
 };
 
@@ -40,7 +40,7 @@ struct sg_resp_conn *sg_resp_connect(const struct sg_addr *addr, struct ssl_ctx_
                                      int timeout_ms, char *err, size_t errlen);
 void sg_resp_conn_free(struct sg_resp_conn *c);
 /* Send argv and wait for the reply (caller frees with freeReplyObject). */
-redisReply *sg_resp_command(struct sg_resp_conn *c, int argc, const char **argv,
-                            const size_t *lens, char *err, size_t errlen);
+redisReply *sg_resp_command(struct sg_resp_conn *c, int argc, const char **argv, const size_t *lens,
+                            char *err, size_t errlen);
 
 #endif

@@ -80,8 +80,7 @@ void sg_session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m)
     struct evbuffer *out = bufferevent_get_output(s->bev);
     size_t size = sg_frame_server_size(m);
     struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)size, &v, 1) < 1)
-    {
+    if (evbuffer_reserve_space(out, (ev_ssize_t)size, &v, 1) < 1) {
         sg_log_error("out of memory reserving %zu output bytes", size);
         abort();
     }
@@ -323,8 +322,7 @@ void sg_session_new(struct sg_worker *w, int fd, const struct sockaddr *sa, int 
         SG_STAT_INC(&w->stats, connections_rejected);
         sg_log_warn("session %s: rejected, limits.max_connections (%u) reached", s->peer,
                     cfg->max_connections);
-        sg_session_fail(s, SLOTGATE__V1__CODE__CODE_TOO_MANY_CONNECTIONS,
-                        "too many connections");
+        sg_session_fail(s, SLOTGATE__V1__CODE__CODE_TOO_MANY_CONNECTIONS, "too many connections");
         return;
     }
     uint32_t hs = cfg->handshake_timeout_ms;

@@ -24,10 +24,10 @@ struct sg_session {
     struct bufferevent *bev;
     int state;
     uint32_t inflight;
-    uint8_t paused;       /* reading paused for backpressure */
-    uint8_t draining;     /* close with SHUTTING_DOWN when inflight is 0 */
+    uint8_t paused;   /* reading paused for backpressure */
+    uint8_t draining; /* close with SHUTTING_DOWN when inflight is 0 */
     TAILQ_HEAD(, sg_request) requests;
-    struct event *timer;  /* handshake timeout, then close-linger timeout */
+    struct event *timer; /* handshake timeout, then close-linger timeout */
     struct event *resume_ev;
     char peer[72];
 };

@@ -275,8 +275,7 @@ static void link_connect(struct sg_shardlink *l)
     link_queue_readonly(l);
 }
 
-struct sg_shardlink *sg_shardlink_new(struct sg_worker *w, const struct sg_addr *addr,
-                                      int readonly)
+struct sg_shardlink *sg_shardlink_new(struct sg_worker *w, const struct sg_addr *addr, int readonly)
 {
     struct sg_shardlink *l = sg_calloc(1, sizeof(*l));
     l->worker = w;

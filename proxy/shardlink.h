@@ -37,16 +37,16 @@ struct sg_subop {
     uint32_t index;            /* KEYS: first key; SCAN: shard number */
     uint32_t count;            /* KEYS: number of keys (>1: grouped MGET) */
     uint8_t kind;
-    uint8_t asking;            /* send ASKING first (ASK redirect) */
-    uint8_t asking_pending;    /* ASKING's reply not read yet */
+    uint8_t asking;         /* send ASKING first (ASK redirect) */
+    uint8_t asking_pending; /* ASKING's reply not read yet */
     uint8_t redirects;
     uint8_t retries;
-    uint8_t parked;            /* waiting on retry_ev */
+    uint8_t parked; /* waiting on retry_ev */
     uint8_t done;
-    uint8_t internal;          /* link's own command (AUTH, READONLY) */
-    uint8_t co_role;           /* SG_CO_*: identical-GET coalescing */
-    struct sg_subop *co_next;  /* leader: first follower; follower: next */
-    struct sg_subop *co_leader;/* follower: the sub-op it waits on */
+    uint8_t internal;           /* link's own command (AUTH, READONLY) */
+    uint8_t co_role;            /* SG_CO_*: identical-GET coalescing */
+    struct sg_subop *co_next;   /* leader: first follower; follower: next */
+    struct sg_subop *co_leader; /* follower: the sub-op it waits on */
     struct event retry_ev;
 };
 TAILQ_HEAD(sg_subop_fifo, sg_subop);
@@ -65,7 +65,7 @@ struct sg_shardlink {
     uint64_t down_since_ms;
     struct event *reconnect_ev;
     uint8_t in_connect, connect_failed;
-    int readonly;              /* replica link: READONLY after connect */
+    int readonly; /* replica link: READONLY after connect */
     struct sg_subop auth_op, readonly_op;
 };
 

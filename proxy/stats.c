@@ -11,12 +11,12 @@
 
 void sg_stats_collect(struct sg_worker **workers, int n, sg_stats_visit_fn fn, void *arg)
 {
-#define SG_STATS_SUM(name)                                                           \
-    {                                                                                \
-        uint64_t sum = 0;                                                            \
-        for (int i = 0; i < n; i++)                                                  \
+#define SG_STATS_SUM(name)                                                              \
+    {                                                                                   \
+        uint64_t sum = 0;                                                               \
+        for (int i = 0; i < n; i++)                                                     \
             sum += atomic_load_explicit(&workers[i]->stats.name, memory_order_relaxed); \
-        fn(#name, sum, arg);                                                         \
+        fn(#name, sum, arg);                                                            \
     }
     SG_STATS_FIELDS(SG_STATS_SUM)
 #undef SG_STATS_SUM
@@ -28,13 +28,13 @@ void sg_stats_collect(struct sg_worker **workers, int n, sg_stats_visit_fn fn, v
     char name[96];
     for (int k = 0; k < cfg->n_keyspaces; k++) {
         const char *ks = cfg->keyspaces[k].name[0] ? cfg->keyspaces[k].name : "default";
-#define SG_KS_SUM(field)                                                                  \
-    {                                                                                     \
-        uint64_t sum = 0;                                                                 \
-        for (int i = 0; i < n; i++)                                                       \
+#define SG_KS_SUM(field)                                                                       \
+    {                                                                                          \
+        uint64_t sum = 0;                                                                      \
+        for (int i = 0; i < n; i++)                                                            \
             sum += atomic_load_explicit(&workers[i]->ks_stats[k].field, memory_order_relaxed); \
-        snprintf(name, sizeof(name), "keyspace.%s.%s", ks, #field);                       \
-        fn(name, sum, arg);                                                               \
+        snprintf(name, sizeof(name), "keyspace.%s.%s", ks, #field);                            \
+        fn(name, sum, arg);                                                                    \
     }
         SG_KS_STATS_FIELDS(SG_KS_SUM)
 #undef SG_KS_SUM

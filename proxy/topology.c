@@ -136,8 +136,7 @@ static struct sg_topology *topology_from_slots(const redisReply *r, const struct
 static struct sg_topology *fetch_one(const struct sg_config *cfg, SSL_CTX *tls,
                                      const struct sg_addr *node, char *err, size_t errlen)
 {
-    struct sg_resp_conn *c =
-        sg_resp_connect(node, tls, (int)cfg->connect_timeout_ms, err, errlen);
+    struct sg_resp_conn *c = sg_resp_connect(node, tls, (int)cfg->connect_timeout_ms, err, errlen);
     if (c == NULL)
         return NULL;
     redisReply *r;

@@ -25,8 +25,8 @@ struct sg_shard_info {
 
 struct sg_topology {
     atomic_int refs;
-    uint64_t epoch;  /* increases with every published snapshot */
-    int cluster;     /* 0: plain Redis, one shard */
+    uint64_t epoch; /* increases with every published snapshot */
+    int cluster;    /* 0: plain Redis, one shard */
     int n_shards;
     struct sg_shard_info *shards;
     uint16_t slot_shard[SG_SLOTS]; /* index into shards, or SG_NO_SHARD */

@@ -85,8 +85,8 @@ static int sg_parse_port(const char *s, int *port)
 /* Characters allowed inside "[...]": hex digits, ':', '.', and a %zone id. */
 static int sg_v6_char_ok(char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           c == ':' || c == '.' || c == '%' || c == '_' || c == '-';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == ':' ||
+           c == '.' || c == '%' || c == '_' || c == '-';
 }
 
 /*

@@ -213,8 +213,7 @@ void sg_worker_post_topology(struct sg_worker *w, struct sg_topology *t)
     event_active(w->mbox_ev, 0, 0);
 }
 
-struct sg_shardlink *sg_worker_link(struct sg_worker *w, const struct sg_addr *addr,
-                                    int readonly)
+struct sg_shardlink *sg_worker_link(struct sg_worker *w, const struct sg_addr *addr, int readonly)
 {
     for (int i = 0; i < w->n_links; i++) {
         struct sg_shardlink *l = w->links[i];

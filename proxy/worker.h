@@ -38,8 +38,8 @@ struct sg_worker {
     TAILQ_HEAD(, sg_session) sessions;
     struct sg_stats stats;
     struct sg_ks_stats ks_stats[SG_MAX_KEYSPACES];
-    struct sg_coalesce *coalesce; /* identical in-flight GETs */
-    uint32_t replica_rr;          /* round-robin over replicas */
+    struct sg_coalesce *coalesce;    /* identical in-flight GETs */
+    uint32_t replica_rr;             /* round-robin over replicas */
     struct sg_request *request_pool; /* idle request objects */
     uint32_t request_pool_n;
     struct sg_worker **all; /* every worker, for STATS */
@@ -91,7 +91,6 @@ void sg_worker_post_config(struct sg_worker *w, const struct sg_config *cfg, SSL
 void sg_worker_post_topology(struct sg_worker *w, struct sg_topology *t);
 
 /* The link to addr, created on first use (readonly: a replica link). */
-struct sg_shardlink *sg_worker_link(struct sg_worker *w, const struct sg_addr *addr,
-                                    int readonly);
+struct sg_shardlink *sg_worker_link(struct sg_worker *w, const struct sg_addr *addr, int readonly);
 
 #endif

@@ -223,8 +223,7 @@ static void test_values_and_empty_sections(void **state)
                       "tls:\n"
                       "limits:\n  idle_timeout_ms: 0\n  max_key_bytes: 512\n"
                       "log:\n  level: debug\n"
-                      "admin:\n  port: 9100\n" SEEDS
-                      "keyspaces:\n  plain-ks_1:\n");
+                      "admin:\n  port: 9100\n" SEEDS "keyspaces:\n  plain-ks_1:\n");
     if (rc != 0)
         fail_msg("%s", errbuf);
     assert_int_equal(c.listen.port, 9000);
@@ -247,9 +246,9 @@ static void test_load_string(void **state)
     snprintf(yaml, sizeof yaml, SEEDS "tls:\n  cert: %s/cert.pem\n  key: %s/key.pem\n", tmpdir,
              tmpdir);
     assert_int_equal(sg_config_load_string(&c, yaml, "inline", errbuf, sizeof errbuf), 0);
-    assert_int_equal(sg_config_load_string(&c, "redis: {}\n", "inline", errbuf, sizeof errbuf),
-                     -1);
-    assert_string_equal(errbuf, "inline:1: key 'redis.seeds': required: at least one \"host:port\"");
+    assert_int_equal(sg_config_load_string(&c, "redis: {}\n", "inline", errbuf, sizeof errbuf), -1);
+    assert_string_equal(errbuf,
+                        "inline:1: key 'redis.seeds': required: at least one \"host:port\"");
 }
 
 static void test_failed_load_keeps_config(void **state)
@@ -295,8 +294,7 @@ static void test_bad_numbers(void **state)
                  "expected a positive integer, got 'abc'");
     expect_error(PLAIN SEEDS "limits:\n  max_frame_bytes: 0\n", 6, "limits.max_frame_bytes",
                  "expected a positive integer, got '0'");
-    expect_error(PLAIN SEEDS "limits:\n  max_inflight: -1\n", 6, "limits.max_inflight",
-                 "got '-1'");
+    expect_error(PLAIN SEEDS "limits:\n  max_inflight: -1\n", 6, "limits.max_inflight", "got '-1'");
     expect_error(PLAIN SEEDS "limits:\n  max_connections: 4294967296\n", 6,
                  "limits.max_connections", "at most 4294967295");
     expect_error(PLAIN SEEDS "limits:\n  max_key_bytes: 2048\n  max_frame_bytes: 1024\n", 6,
@@ -320,8 +318,8 @@ static void test_seeds(void **state)
     expect_error(PLAIN "redis:\n  username: x\n", 3, "redis.seeds", "required");
     expect_error(PLAIN, 1, "redis.seeds", "required");
     expect_error(PLAIN "redis:\n  seeds: []\n", 4, "redis.seeds", "required");
-    expect_error(PLAIN "redis:\n  seeds:\n    - 127.0.0.1:7000\n    - nohost\n", 6,
-                 "redis.seeds", "expected \"host:port\", got 'nohost'");
+    expect_error(PLAIN "redis:\n  seeds:\n    - 127.0.0.1:7000\n    - nohost\n", 6, "redis.seeds",
+                 "expected \"host:port\", got 'nohost'");
     expect_error(PLAIN "redis:\n  seeds:\n    - \"h:0\"\n", 5, "redis.seeds", NULL);
     expect_error(PLAIN "redis:\n  seeds: \"h:1\"\n", 4, "redis.seeds", "list");
 }
@@ -336,7 +334,8 @@ static void test_tls_required(void **state)
 
     struct sg_config c;
     assert_int_equal(load(&c, SEEDS "tls:\n  cert: cert.pem\n  key: ./key.pem\n"
-                                    "  client_ca: cert.pem\n"), 0);
+                                    "  client_ca: cert.pem\n"),
+                     0);
     char want[600];
     snprintf(want, sizeof want, "%s/./key.pem", tmpdir);
     assert_string_equal(c.tls_key, want);
@@ -346,13 +345,11 @@ static void test_tls_required(void **state)
 static void test_unreadable_files(void **state)
 {
     (void)state;
-    expect_error(SEEDS "tls:\n  cert: missing.pem\n  key: key.pem\n", 4, "tls.cert",
-                 "cannot read");
-    expect_error(SEEDS "tls:\n  cert: cert.pem\n  key: tls\n", 5, "tls.key",
-                 "not a regular file");
+    expect_error(SEEDS "tls:\n  cert: missing.pem\n  key: key.pem\n", 4, "tls.cert", "cannot read");
+    expect_error(SEEDS "tls:\n  cert: cert.pem\n  key: tls\n", 5, "tls.key", "not a regular file");
     expect_error(PLAIN "redis:\n  seeds: [\"a:1\"]\n  tls:\n    enabled: true\n"
-                       "    ca: /nonexistent/ca.pem\n", 7, "redis.tls.ca",
-                 "cannot read '/nonexistent/ca.pem': No such file or directory");
+                       "    ca: /nonexistent/ca.pem\n",
+                 7, "redis.tls.ca", "cannot read '/nonexistent/ca.pem': No such file or directory");
     expect_error(PLAIN "redis:\n  seeds: [\"a:1\"]\n  tls:\n    cert: cert.pem\n", 6,
                  "redis.tls.key", "required when redis.tls.cert is set");
 }
@@ -378,10 +375,10 @@ static void test_keyspaces(void **state)
                  10, "keyspaces.s", "duplicate keyspace");
     expect_error(PLAIN SEEDS "keyspaces:\n  \"bad name\":\n    prefix: x\n", 6,
                  "keyspaces.bad name", "[A-Za-z0-9_-]{1,63}");
-    expect_error(PLAIN SEEDS "keyspaces:\n  default:\n    prefix: x\n", 6,
-                 "keyspaces.default", "reserved");
-    expect_error(PLAIN SEEDS "keyspaces:\n  s:\n    prefix: \"a:\"\n  t:\n    prefix: \"a:\"\n",
-                 9, "keyspaces.t.prefix", "already the prefix of keyspace 's'");
+    expect_error(PLAIN SEEDS "keyspaces:\n  default:\n    prefix: x\n", 6, "keyspaces.default",
+                 "reserved");
+    expect_error(PLAIN SEEDS "keyspaces:\n  s:\n    prefix: \"a:\"\n  t:\n    prefix: \"a:\"\n", 9,
+                 "keyspaces.t.prefix", "already the prefix of keyspace 's'");
     expect_error(PLAIN SEEDS "keyspaces:\n  s:\n    default_ttl_ms: 10\n    max_ttl_ms: 5\n", 7,
                  "keyspaces.s.default_ttl_ms", "must not exceed keyspaces.s.max_ttl_ms");
     expect_error(PLAIN SEEDS "keyspaces: [a, b]\n", 5, "keyspaces", "expected a mapping");
@@ -398,8 +395,7 @@ static void test_yaml_syntax(void **state)
     assert_non_null(strstr(errbuf, "YAML syntax error: did not find expected"));
 
     assert_int_equal(load(&c, "listen:\n  plaintext: true\n   port: 1\n"), -1);
-    snprintf(want, sizeof want, "%s:3: YAML syntax error: mapping values are not allowed",
-             cfgpath);
+    snprintf(want, sizeof want, "%s:3: YAML syntax error: mapping values are not allowed", cfgpath);
     if (strncmp(errbuf, want, strlen(want)) != 0)
         fail_msg("want \"%s\", got \"%s\"", want, errbuf);
 
@@ -420,9 +416,9 @@ static void test_parse_hostport(void **state)
     assert_string_equal(a.host, "fe80::1%eth0");
     assert_int_equal(a.port, 1);
     assert_int_equal(sg_parse_hostport("h:65535", &a), 0);
-    static const char *const bad[] = {"", "h", "h:", ":1", "h:0", "h:65536", "h:1x",
-                                      "::1:7000", "[::1]7000", "[::1]:", "[]:1", "[abc]:1",
-                                      "a b:1", "h:+1", "h:-1", "[::1:1"};
+    static const char *const bad[] = {"",      "h",        "h:",        ":1",     "h:0",  "h:65536",
+                                      "h:1x",  "::1:7000", "[::1]7000", "[::1]:", "[]:1", "[abc]:1",
+                                      "a b:1", "h:+1",     "h:-1",      "[::1:1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (sg_parse_hostport(bad[i], &a) != -1)
             fail_msg("accepted '%s'", bad[i]);

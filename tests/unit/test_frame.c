@@ -229,8 +229,7 @@ static void test_encode_server_round_trip(void **state)
     assert_int_equal(sg_frame_check(out, size, 1024, &body), SG_FRAME_OK);
     assert_int_equal(body, size - 4);
 
-    Slotgate__V1__ServerMessage *d =
-        slotgate__v1__server_message__unpack(NULL, body, out + 4);
+    Slotgate__V1__ServerMessage *d = slotgate__v1__server_message__unpack(NULL, body, out + 4);
     assert_non_null(d);
     assert_int_equal(d->msg_case, SLOTGATE__V1__SERVER_MESSAGE__MSG_RESPONSE);
     assert_int_equal(d->response->id, 7);

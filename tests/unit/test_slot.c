@@ -37,8 +37,7 @@ static void test_known_slots(void **state)
 {
     (void)state;
     assert_int_equal(sg_slot_of_key("foo", 3), 12182);
-    assert_int_equal(sg_slot_of_key("{user:123}:profile", 18),
-                     sg_slot_of_key("user:123", 8));
+    assert_int_equal(sg_slot_of_key("{user:123}:profile", 18), sg_slot_of_key("user:123", 8));
     assert_int_equal(sg_slot_of_key("{}", 2), sg_crc16("{}", 2) & 16383);
 }
 

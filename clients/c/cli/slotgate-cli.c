@@ -26,7 +26,7 @@ struct sg_cli {
     uint64_t ttl_ms;
     int has_ttl;
     int cond;
-    int argc;         /* positional arguments: command and its operands */
+    int argc; /* positional arguments: command and its operands */
     char **argv;
     struct sg_client *client;
 };
@@ -144,9 +144,9 @@ static int sg_cli_parse(struct sg_cli *cli, int argc, char **argv)
                 return sg_cli_fail(-1, "--nx and --xx are mutually exclusive");
             cli->cond = cond;
         } else {
-            static const char *const with_value[] = {
-                "-h", "-p", "--cacert", "--cert", "--key", "--sni", "-a", "--token",
-                "-k", "--timeout", "--ttl", NULL};
+            static const char *const with_value[] = {"-h",    "-p",        "--cacert", "--cert",
+                                                     "--key", "--sni",     "-a",       "--token",
+                                                     "-k",    "--timeout", "--ttl",    NULL};
             const char *val;
             int j;
 
@@ -198,13 +198,27 @@ static void sg_cli_print_quoted(const uint8_t *p, size_t len)
     putchar('"');
     for (i = 0; i < len; i++) {
         switch (p[i]) {
-        case '\\': fputs("\\\\", stdout); break;
-        case '"': fputs("\\\"", stdout); break;
-        case '\n': fputs("\\n", stdout); break;
-        case '\r': fputs("\\r", stdout); break;
-        case '\t': fputs("\\t", stdout); break;
-        case '\a': fputs("\\a", stdout); break;
-        case '\b': fputs("\\b", stdout); break;
+        case '\\':
+            fputs("\\\\", stdout);
+            break;
+        case '"':
+            fputs("\\\"", stdout);
+            break;
+        case '\n':
+            fputs("\\n", stdout);
+            break;
+        case '\r':
+            fputs("\\r", stdout);
+            break;
+        case '\t':
+            fputs("\\t", stdout);
+            break;
+        case '\a':
+            fputs("\\a", stdout);
+            break;
+        case '\b':
+            fputs("\\b", stdout);
+            break;
         default:
             if (p[i] >= 0x20 && p[i] < 0x7f)
                 putchar(p[i]);
@@ -244,9 +258,9 @@ static int sg_cli_call(struct sg_cli *cli, struct sg_request *r, struct sg_respo
         return sg_cli_fail(SG_CLI_EXIT_ERROR, "%s: %s", sg_code_name(code),
                            sg_client_errstr(cli->client));
     if (code >= 100) {
-        int status = (*out)->message[0] ?
-            sg_cli_fail(SG_CLI_EXIT_ERROR, "%s: %s", sg_code_name(code), (*out)->message) :
-            sg_cli_fail(SG_CLI_EXIT_ERROR, "%s", sg_code_name(code));
+        int status = (*out)->message[0] ? sg_cli_fail(SG_CLI_EXIT_ERROR, "%s: %s",
+                                                      sg_code_name(code), (*out)->message)
+                                        : sg_cli_fail(SG_CLI_EXIT_ERROR, "%s", sg_code_name(code));
 
         sg_response_free(*out);
         *out = NULL;
@@ -359,8 +373,7 @@ static int sg_cli_print_result(size_t i, const struct sg_key_result *kr, int wit
     } else if (kr->code == SG_NOT_FOUND || kr->code == SG_NOT_APPLIED) {
         puts("(nil)");
     } else {
-        printf("(error) %s%s%s\n", sg_code_name(kr->code), kr->message[0] ? " " : "",
-               kr->message);
+        printf("(error) %s%s%s\n", sg_code_name(kr->code), kr->message[0] ? " " : "", kr->message);
         return 1;
     }
     return 0;
@@ -412,7 +425,8 @@ static int sg_cli_mset(struct sg_cli *cli)
             sg_cli_print_result(i, &resp->results[i], 0);
     }
     rc = failed ? sg_cli_fail(SG_CLI_EXIT_ERROR, "mset: %zu of %zu keys not set", failed,
-                              resp->n_results) : 0;
+                              resp->n_results)
+                : 0;
     sg_response_free(resp);
     return rc;
 }
@@ -574,12 +588,10 @@ static const struct sg_cli_command sg_cli_commands[] = {
 static int sg_cli_check(const struct sg_cli *cli, const struct sg_cli_command *cmd)
 {
     int n = cli->argc - 1;
-    int ttl_ok = cmd->run == sg_cli_set || cmd->run == sg_cli_mset ||
-                 cmd->run == sg_cli_setlease;
+    int ttl_ok = cmd->run == sg_cli_set || cmd->run == sg_cli_mset || cmd->run == sg_cli_setlease;
 
     if (n < cmd->min_args || (cmd->max_args >= 0 && n > cmd->max_args))
-        return sg_cli_fail(SG_CLI_EXIT_USAGE, "wrong number of arguments, usage: %s",
-                           cmd->usage);
+        return sg_cli_fail(SG_CLI_EXIT_USAGE, "wrong number of arguments, usage: %s", cmd->usage);
     if (cli->has_ttl && !ttl_ok)
         return sg_cli_fail(SG_CLI_EXIT_USAGE, "--ttl does not apply to '%s'", cmd->name);
     if (cli->cond != SG_COND_NONE && cmd->run != sg_cli_set)

@@ -80,8 +80,8 @@ int main(int argc, char **argv)
         }
         if (resp->id < first_id || resp->id >= first_id + N_PIPELINED ||
             seen[resp->id - first_id]) {
-            fprintf(stderr, "unexpected response id %llu (%s)\n",
-                    (unsigned long long)resp->id, sg_code_name(resp->code));
+            fprintf(stderr, "unexpected response id %llu (%s)\n", (unsigned long long)resp->id,
+                    sg_code_name(resp->code));
             sg_response_free(resp);
             sg_client_free(c);
             return 1;

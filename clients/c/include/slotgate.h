@@ -89,8 +89,8 @@ struct sg_client_options {
     const char *client_name; /* sent in Hello; default "libslotgate" */
     const void *auth_token;  /* optional, sent in Hello */
     size_t auth_token_len;
-    int timeout_ms;          /* connect and per-call I/O timeout; 0 = 5000 */
-    int skip_hello;          /* testing only: connect without the handshake */
+    int timeout_ms; /* connect and per-call I/O timeout; 0 = 5000 */
+    int skip_hello; /* testing only: connect without the handshake */
 };
 
 /* Server limits, as announced in HelloReply. */
@@ -106,8 +106,8 @@ struct sg_client;
  * Returns 0 and sets *out, or -1 with a one-line reason in err (errlen bytes).
  * A server that refuses the Hello yields -1 and, if code != NULL, its code.
  */
-int sg_client_connect(const struct sg_client_options *opt, struct sg_client **out,
-                      int *code, char *err, size_t errlen);
+int sg_client_connect(const struct sg_client_options *opt, struct sg_client **out, int *code,
+                      char *err, size_t errlen);
 void sg_client_free(struct sg_client *c);
 const struct sg_limits *sg_client_limits(const struct sg_client *c);
 const char *sg_client_server_version(const struct sg_client *c);
@@ -185,10 +185,10 @@ int sg_client_write_raw(struct sg_client *c, const void *buf, size_t len);
  * sg_get stores a malloc'ed copy of the value in *val (free with free()).
  */
 int sg_ping(struct sg_client *c);
-int sg_get(struct sg_client *c, const char *keyspace, const void *key, size_t klen,
-           void **val, size_t *vlen);
-int sg_set(struct sg_client *c, const char *keyspace, const void *key, size_t klen,
-           const void *val, size_t vlen, uint64_t ttl_ms, int cond);
+int sg_get(struct sg_client *c, const char *keyspace, const void *key, size_t klen, void **val,
+           size_t *vlen);
+int sg_set(struct sg_client *c, const char *keyspace, const void *key, size_t klen, const void *val,
+           size_t vlen, uint64_t ttl_ms, int cond);
 int sg_del(struct sg_client *c, const char *keyspace, const void *key, size_t klen);
 int sg_expire(struct sg_client *c, const char *keyspace, const void *key, size_t klen,
               uint64_t ttl_ms);

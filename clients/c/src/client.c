@@ -21,10 +21,10 @@ struct sg_client {
     int timeout_ms;
     uint8_t *rbuf;
     size_t rpos, rlen, rcap;
-    int closed;   /* no further writes: I/O failure or ConnectionError seen */
-    int dead;     /* the stream is out of sync: no further reads either */
-    int eof;      /* the server closed its side; buffered frames remain */
-    int errcode;  /* SG_CLIENT_IO or SG_CLIENT_PROTOCOL for the last failure */
+    int closed;  /* no further writes: I/O failure or ConnectionError seen */
+    int dead;    /* the stream is out of sync: no further reads either */
+    int eof;     /* the server closed its side; buffered frames remain */
+    int errcode; /* SG_CLIENT_IO or SG_CLIENT_PROTOCOL for the last failure */
     char errstr[256];
     struct sg_limits limits;
     char *server_version;
@@ -113,8 +113,8 @@ static int sg_client_fill(struct sg_client *c, size_t want, int64_t deadline)
         rc = sg_client_read_once(c, want, &io);
         if (rc != 0)
             return rc > 0 ? 0 : -1;
-        if (sg_transport_wait(&c->t, io == SG_IO_WANT_WRITE ? POLLOUT : POLLIN,
-                              deadline, NULL) < 0) {
+        if (sg_transport_wait(&c->t, io == SG_IO_WANT_WRITE ? POLLOUT : POLLIN, deadline, NULL) <
+            0) {
             /* A timeout mid-frame is recoverable: the partial bytes stay. */
             snprintf(c->errstr, sizeof(c->errstr), "%s", c->t.err);
             c->errcode = SG_CLIENT_IO;
@@ -196,8 +196,8 @@ static int sg_client_write_all(struct sg_client *c, const uint8_t *buf, size_t l
             continue;
         }
         if (io != SG_IO_WANT_READ && io != SG_IO_WANT_WRITE) {
-            sg_client_fail(c, SG_CLIENT_IO, "%s", io == SG_IO_EOF ?
-                           "connection closed by server" : c->t.err);
+            sg_client_fail(c, SG_CLIENT_IO, "%s",
+                           io == SG_IO_EOF ? "connection closed by server" : c->t.err);
             return -1;
         }
         if (io == SG_IO_WANT_READ)
@@ -259,8 +259,7 @@ static struct sg_response *sg_client_queue_pop(struct sg_client *c)
  * the caller owns. A ConnectionError closes the client (the server hangs
  * up after sending it).
  */
-static int sg_client_read_response(struct sg_client *c, int64_t deadline,
-                                   struct sg_response **out)
+static int sg_client_read_response(struct sg_client *c, int64_t deadline, struct sg_response **out)
 {
     Slotgate__V1__ServerMessage *msg;
     int is_error;
@@ -284,8 +283,8 @@ static int sg_client_read_response(struct sg_client *c, int64_t deadline,
 }
 
 /* Hello exchange: send Hello, require HelloReply, keep limits/version. */
-static int sg_client_handshake(struct sg_client *c, const struct sg_client_options *opt,
-                               int *code, char *err, size_t errlen)
+static int sg_client_handshake(struct sg_client *c, const struct sg_client_options *opt, int *code,
+                               char *err, size_t errlen)
 {
     Slotgate__V1__ServerMessage *msg;
     const Slotgate__V1__Limits *l;
@@ -293,8 +292,8 @@ static int sg_client_handshake(struct sg_client *c, const struct sg_client_optio
     uint8_t *frame;
     size_t len;
 
-    frame = sg_frame_hello(opt->client_name ? opt->client_name : "libslotgate",
-                           opt->auth_token, opt->auth_token_len, &len);
+    frame = sg_frame_hello(opt->client_name ? opt->client_name : "libslotgate", opt->auth_token,
+                           opt->auth_token_len, &len);
     if (frame == NULL || sg_client_write_all(c, frame, len, deadline) < 0 ||
         sg_client_read_message(c, deadline, &msg) < 0) {
         free(frame);
@@ -331,8 +330,8 @@ static int sg_client_handshake(struct sg_client *c, const struct sg_client_optio
         c->limits.default_deadline_ms = l->default_deadline_ms;
         c->limits.max_batch_bytes = l->max_batch_bytes;
     }
-    c->server_version = sg_xstrdup(msg->hello_reply->server_version ?
-                                   msg->hello_reply->server_version : "");
+    c->server_version =
+        sg_xstrdup(msg->hello_reply->server_version ? msg->hello_reply->server_version : "");
     slotgate__v1__server_message__free_unpacked(msg, NULL);
     return 0;
 }
@@ -342,8 +341,8 @@ static int sg_client_handshake(struct sg_client *c, const struct sg_client_optio
  * success, the server's code when it refused the Hello, else SG_CLIENT_IO or
  * SG_CLIENT_PROTOCOL. On success the caller owns *out (sg_client_free).
  */
-int sg_client_connect(const struct sg_client_options *opt, struct sg_client **out,
-                      int *code, char *err, size_t errlen)
+int sg_client_connect(const struct sg_client_options *opt, struct sg_client **out, int *code,
+                      char *err, size_t errlen)
 {
     struct sg_client_options defaults;
     struct sg_client *c;
@@ -510,9 +509,8 @@ int sg_call(struct sg_client *c, const struct sg_request *r, struct sg_response 
 }
 
 /* Build a one-key request with the next id; the caller owns it. */
-static struct sg_request *sg_client_key_request(struct sg_client *c, int op,
-                                                const char *keyspace, const void *key,
-                                                size_t klen)
+static struct sg_request *sg_client_key_request(struct sg_client *c, int op, const char *keyspace,
+                                                const void *key, size_t klen)
 {
     struct sg_request *r = sg_request_new(sg_client_next_id(c), op);
 
@@ -538,8 +536,8 @@ int sg_ping(struct sg_client *c)
     return sg_client_call_code(c, sg_request_new(sg_client_next_id(c), SG_OP_PING));
 }
 
-int sg_get(struct sg_client *c, const char *keyspace, const void *key, size_t klen,
-           void **val, size_t *vlen)
+int sg_get(struct sg_client *c, const char *keyspace, const void *key, size_t klen, void **val,
+           size_t *vlen)
 {
     struct sg_request *r = sg_client_key_request(c, SG_OP_GET, keyspace, key, klen);
     struct sg_response *resp;
@@ -561,8 +559,8 @@ int sg_get(struct sg_client *c, const char *keyspace, const void *key, size_t kl
     return rc;
 }
 
-int sg_set(struct sg_client *c, const char *keyspace, const void *key, size_t klen,
-           const void *val, size_t vlen, uint64_t ttl_ms, int cond)
+int sg_set(struct sg_client *c, const char *keyspace, const void *key, size_t klen, const void *val,
+           size_t vlen, uint64_t ttl_ms, int cond)
 {
     struct sg_request *r = sg_client_key_request(c, SG_OP_SET, keyspace, key, klen);
 
@@ -574,8 +572,7 @@ int sg_set(struct sg_client *c, const char *keyspace, const void *key, size_t kl
 
 int sg_del(struct sg_client *c, const char *keyspace, const void *key, size_t klen)
 {
-    return sg_client_call_code(c, sg_client_key_request(c, SG_OP_DELETE, keyspace, key,
-                                                        klen));
+    return sg_client_call_code(c, sg_client_key_request(c, SG_OP_DELETE, keyspace, key, klen));
 }
 
 int sg_expire(struct sg_client *c, const char *keyspace, const void *key, size_t klen,

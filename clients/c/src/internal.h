@@ -49,10 +49,8 @@ int sg_transport_open(struct sg_transport *t, const struct sg_client_options *op
                       int64_t deadline);
 void sg_transport_close(struct sg_transport *t);
 enum sg_io sg_transport_read(struct sg_transport *t, void *buf, size_t len, size_t *n);
-enum sg_io sg_transport_write(struct sg_transport *t, const void *buf, size_t len,
-                              size_t *n);
-int sg_transport_wait(struct sg_transport *t, short events, int64_t deadline,
-                      short *revents);
+enum sg_io sg_transport_write(struct sg_transport *t, const void *buf, size_t len, size_t *n);
+int sg_transport_wait(struct sg_transport *t, short events, int64_t deadline, short *revents);
 int sg_transport_pending(const struct sg_transport *t);
 
 struct sg_request {
@@ -74,8 +72,7 @@ struct sg_request {
 };
 
 uint8_t *sg_frame_request(const struct sg_request *r, size_t *len);
-uint8_t *sg_frame_hello(const char *client_name, const void *token, size_t token_len,
-                        size_t *len);
+uint8_t *sg_frame_hello(const char *client_name, const void *token, size_t token_len, size_t *len);
 struct sg_response *sg_response_wrap(Slotgate__V1__ServerMessage *msg);
 
 #endif

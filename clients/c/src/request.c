@@ -92,8 +92,8 @@ void sg_request_keyspace(struct sg_request *r, const char *keyspace)
 }
 
 /* Append a copy of (p, len) to a growable array of binary strings. */
-static void sg_bytes_push(ProtobufCBinaryData **arr, size_t *n, size_t *cap,
-                          const void *p, size_t len)
+static void sg_bytes_push(ProtobufCBinaryData **arr, size_t *n, size_t *cap, const void *p,
+                          size_t len)
 {
     if (*n == *cap) {
         *cap = *cap ? *cap * 2 : 4;
@@ -213,8 +213,7 @@ uint8_t *sg_frame_request(const struct sg_request *r, size_t *len)
     return sg_frame_pack(&m, len);
 }
 
-uint8_t *sg_frame_hello(const char *client_name, const void *token, size_t token_len,
-                        size_t *len)
+uint8_t *sg_frame_hello(const char *client_name, const void *token, size_t token_len, size_t *len)
 {
     Slotgate__V1__Hello h = SLOTGATE__V1__HELLO__INIT;
     Slotgate__V1__ClientMessage m = SLOTGATE__V1__CLIENT_MESSAGE__INIT;

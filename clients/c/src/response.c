@@ -22,37 +22,68 @@ struct sg_response_box {
 const char *sg_code_name(int code)
 {
     switch (code) {
-    case SG_OK: return "OK";
-    case SG_NOT_FOUND: return "NOT_FOUND";
-    case SG_NOT_APPLIED: return "NOT_APPLIED";
-    case SG_LEASE_GRANTED: return "LEASE_GRANTED";
-    case SG_LEASE_WAIT: return "LEASE_WAIT";
-    case SG_BAD_FRAME: return "BAD_FRAME";
-    case SG_FRAME_TOO_LARGE: return "FRAME_TOO_LARGE";
-    case SG_HANDSHAKE_REQUIRED: return "HANDSHAKE_REQUIRED";
-    case SG_UNSUPPORTED_VERSION: return "UNSUPPORTED_VERSION";
-    case SG_AUTH_FAILED: return "AUTH_FAILED";
-    case SG_TOO_MANY_CONNECTIONS: return "TOO_MANY_CONNECTIONS";
-    case SG_SHUTTING_DOWN: return "SHUTTING_DOWN";
-    case SG_UNKNOWN_OP: return "UNKNOWN_OP";
-    case SG_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case SG_INVALID_KEY: return "INVALID_KEY";
-    case SG_KEY_TOO_LARGE: return "KEY_TOO_LARGE";
-    case SG_VALUE_TOO_LARGE: return "VALUE_TOO_LARGE";
-    case SG_BATCH_TOO_LARGE: return "BATCH_TOO_LARGE";
-    case SG_UNKNOWN_KEYSPACE: return "UNKNOWN_KEYSPACE";
-    case SG_TTL_OUT_OF_RANGE: return "TTL_OUT_OF_RANGE";
-    case SG_LEASE_INVALID: return "LEASE_INVALID";
-    case SG_VERSION_CONFLICT: return "VERSION_CONFLICT";
-    case SG_TIMEOUT: return "TIMEOUT";
-    case SG_SHARD_UNAVAILABLE: return "SHARD_UNAVAILABLE";
-    case SG_CLUSTER_DOWN: return "CLUSTER_DOWN";
-    case SG_BACKEND_ERROR: return "BACKEND_ERROR";
-    case SG_CORRUPT_VALUE: return "CORRUPT_VALUE";
-    case SG_INTERNAL: return "INTERNAL";
-    case SG_CLIENT_IO: return "CLIENT_IO";
-    case SG_CLIENT_PROTOCOL: return "CLIENT_PROTOCOL";
-    default: return "UNKNOWN";
+    case SG_OK:
+        return "OK";
+    case SG_NOT_FOUND:
+        return "NOT_FOUND";
+    case SG_NOT_APPLIED:
+        return "NOT_APPLIED";
+    case SG_LEASE_GRANTED:
+        return "LEASE_GRANTED";
+    case SG_LEASE_WAIT:
+        return "LEASE_WAIT";
+    case SG_BAD_FRAME:
+        return "BAD_FRAME";
+    case SG_FRAME_TOO_LARGE:
+        return "FRAME_TOO_LARGE";
+    case SG_HANDSHAKE_REQUIRED:
+        return "HANDSHAKE_REQUIRED";
+    case SG_UNSUPPORTED_VERSION:
+        return "UNSUPPORTED_VERSION";
+    case SG_AUTH_FAILED:
+        return "AUTH_FAILED";
+    case SG_TOO_MANY_CONNECTIONS:
+        return "TOO_MANY_CONNECTIONS";
+    case SG_SHUTTING_DOWN:
+        return "SHUTTING_DOWN";
+    case SG_UNKNOWN_OP:
+        return "UNKNOWN_OP";
+    case SG_INVALID_ARGUMENT:
+        return "INVALID_ARGUMENT";
+    case SG_INVALID_KEY:
+        return "INVALID_KEY";
+    case SG_KEY_TOO_LARGE:
+        return "KEY_TOO_LARGE";
+    case SG_VALUE_TOO_LARGE:
+        return "VALUE_TOO_LARGE";
+    case SG_BATCH_TOO_LARGE:
+        return "BATCH_TOO_LARGE";
+    case SG_UNKNOWN_KEYSPACE:
+        return "UNKNOWN_KEYSPACE";
+    case SG_TTL_OUT_OF_RANGE:
+        return "TTL_OUT_OF_RANGE";
+    case SG_LEASE_INVALID:
+        return "LEASE_INVALID";
+    case SG_VERSION_CONFLICT:
+        return "VERSION_CONFLICT";
+    case SG_TIMEOUT:
+        return "TIMEOUT";
+    case SG_SHARD_UNAVAILABLE:
+        return "SHARD_UNAVAILABLE";
+    case SG_CLUSTER_DOWN:
+        return "CLUSTER_DOWN";
+    case SG_BACKEND_ERROR:
+        return "BACKEND_ERROR";
+    case SG_CORRUPT_VALUE:
+        return "CORRUPT_VALUE";
+    case SG_INTERNAL:
+        return "INTERNAL";
+    case SG_CLIENT_IO:
+        return "CLIENT_IO";
+    case SG_CLIENT_PROTOCOL:
+        return "CLIENT_PROTOCOL";
+    default:
+        return "UNKNOWN";
     }
 }
 
@@ -121,11 +152,9 @@ struct sg_response *sg_response_wrap(Slotgate__V1__ServerMessage *msg)
     b->msg = msg;
     b->pub.priv_ = b;
     b->pub.message = "";
-    if (msg->msg_case == SLOTGATE__V1__SERVER_MESSAGE__MSG_RESPONSE &&
-        msg->response != NULL) {
+    if (msg->msg_case == SLOTGATE__V1__SERVER_MESSAGE__MSG_RESPONSE && msg->response != NULL) {
         sg_response_fill(b, msg->response);
-    } else if (msg->msg_case == SLOTGATE__V1__SERVER_MESSAGE__MSG_ERROR &&
-               msg->error != NULL) {
+    } else if (msg->msg_case == SLOTGATE__V1__SERVER_MESSAGE__MSG_ERROR && msg->error != NULL) {
         /* A ConnectionError must never read as success. */
         b->pub.code = msg->error->code ? (int)msg->error->code : SG_CLIENT_PROTOCOL;
         b->pub.message = sg_str_or_empty(msg->error->message);

@@ -65,8 +65,7 @@ static void sg_sigpipe_restore(struct sg_sigpipe_guard *g)
 }
 
 /* Record the newest OpenSSL error (or fallback) in t->err. */
-static void sg_transport_ssl_error(struct sg_transport *t, const char *what,
-                                   const char *fallback)
+static void sg_transport_ssl_error(struct sg_transport *t, const char *what, const char *fallback)
 {
     unsigned long e = ERR_peek_last_error();
     char buf[200];
@@ -80,8 +79,7 @@ static void sg_transport_ssl_error(struct sg_transport *t, const char *what,
     ERR_clear_error();
 }
 
-int sg_transport_wait(struct sg_transport *t, short events, int64_t deadline,
-                      short *revents)
+int sg_transport_wait(struct sg_transport *t, short events, int64_t deadline, short *revents)
 {
     struct pollfd pfd;
     int64_t left;
@@ -118,8 +116,7 @@ static int sg_transport_connect_addr(struct sg_transport *t, const struct addrin
     int fd, one = 1, soerr = 0;
     socklen_t slen = sizeof(soerr);
 
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                ai->ai_protocol);
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
         snprintf(t->err, sizeof(t->err), "socket: %s", strerror(errno));
         return -1;
@@ -160,8 +157,8 @@ static int sg_is_ip_literal(const char *name)
  * cacert (or the system store) unless insecure, the expected name checked as
  * a host name or an IP address, SNI for names, optional client cert/key.
  */
-static int sg_transport_tls_setup(struct sg_transport *t,
-                                  const struct sg_client_options *opt, const char *host)
+static int sg_transport_tls_setup(struct sg_transport *t, const struct sg_client_options *opt,
+                                  const char *host)
 {
     const char *name = opt->sni ? opt->sni : host;
 
@@ -175,8 +172,8 @@ static int sg_transport_tls_setup(struct sg_transport *t,
         SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
         if (opt->cacert) {
             if (access(opt->cacert, R_OK) != 0) {
-                snprintf(t->err, sizeof(t->err), "tls: cannot read CA file %.100s: %s",
-                         opt->cacert, strerror(errno));
+                snprintf(t->err, sizeof(t->err), "tls: cannot read CA file %.100s: %s", opt->cacert,
+                         strerror(errno));
                 return -1;
             }
             if (SSL_CTX_load_verify_locations(t->ctx, opt->cacert, NULL) != 1) {
@@ -208,8 +205,7 @@ static int sg_transport_tls_setup(struct sg_transport *t,
         return -1;
     }
     if (sg_is_ip_literal(name)) {
-        if (!opt->insecure &&
-            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), name) != 1) {
+        if (!opt->insecure && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), name) != 1) {
             sg_transport_ssl_error(t, "tls: bad IP address", name);
             return -1;
         }
@@ -241,8 +237,8 @@ static int sg_transport_tls_handshake(struct sg_transport *t, int64_t deadline)
         if (rc == 1)
             return 0;
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            if (sg_transport_wait(t, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT,
-                                  deadline, NULL) < 0) {
+            if (sg_transport_wait(t, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, NULL) <
+                0) {
                 snprintf(t->err, sizeof(t->err), "tls handshake: timed out");
                 return -1;
             }
@@ -267,8 +263,7 @@ static int sg_transport_tls_handshake(struct sg_transport *t, int64_t deadline)
  * Resolve host, connect to the first address that answers, then run the TLS
  * handshake if opt->tls. On failure t is left closed and t->err says why.
  */
-int sg_transport_open(struct sg_transport *t, const struct sg_client_options *opt,
-                      int64_t deadline)
+int sg_transport_open(struct sg_transport *t, const struct sg_client_options *opt, int64_t deadline)
 {
     const char *host = opt->host ? opt->host : "127.0.0.1";
     struct addrinfo hints, *res = NULL, *ai;
@@ -297,8 +292,8 @@ int sg_transport_open(struct sg_transport *t, const struct sg_client_options *op
         snprintf(t->err, sizeof(t->err), "%.80s:%.5s: %.150s", host, port, why);
         return -1;
     }
-    if (opt->tls && (sg_transport_tls_setup(t, opt, host) < 0 ||
-                     sg_transport_tls_handshake(t, deadline) < 0)) {
+    if (opt->tls &&
+        (sg_transport_tls_setup(t, opt, host) < 0 || sg_transport_tls_handshake(t, deadline) < 0)) {
         sg_transport_close(t);
         return -1;
     }
@@ -330,9 +325,12 @@ static enum sg_io sg_transport_ssl_result(struct sg_transport *t, int rc, const 
     int e = SSL_get_error(t->ssl, rc);
 
     switch (e) {
-    case SSL_ERROR_WANT_READ: return SG_IO_WANT_READ;
-    case SSL_ERROR_WANT_WRITE: return SG_IO_WANT_WRITE;
-    case SSL_ERROR_ZERO_RETURN: return SG_IO_EOF;
+    case SSL_ERROR_WANT_READ:
+        return SG_IO_WANT_READ;
+    case SSL_ERROR_WANT_WRITE:
+        return SG_IO_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN:
+        return SG_IO_EOF;
     case SSL_ERROR_SYSCALL:
         if (ERR_peek_last_error() == 0) {
             if (errno == 0)
@@ -379,8 +377,7 @@ enum sg_io sg_transport_read(struct sg_transport *t, void *buf, size_t len, size
     return SG_IO_ERROR;
 }
 
-enum sg_io sg_transport_write(struct sg_transport *t, const void *buf, size_t len,
-                              size_t *n)
+enum sg_io sg_transport_write(struct sg_transport *t, const void *buf, size_t len, size_t *n)
 {
     struct sg_sigpipe_guard g;
     enum sg_io io;
