@@ -73,6 +73,7 @@ struct bench_opts {
     int threads;
     int stall_secs;
     int no_prefill;
+    int sliding; /* --sliding: refill each answered slot at once */
 };
 
 struct bench_thread;
@@ -253,6 +254,10 @@ static void bench_conn_send_one(struct bench_conn *c)
 static void bench_conn_fill(struct bench_conn *c)
 {
     struct bench_thread *t = c->t;
+    /* Like redis-benchmark -P: send a window, wait for all of it, send the
+     * next one. --sliding keeps the window full instead. */
+    if (!opts.sliding && c->inflight > 0)
+        return;
     while (!c->dead && c->ready && c->inflight < c->window && t->issued < t->quota)
         bench_conn_send_one(c);
 }
@@ -690,6 +695,8 @@ static void bench_usage(FILE *o)
           "  -t TESTS         comma list of get,set,mget,mset,fill (default get,set);\n"
           "                   fill only pre-populates the key space\n"
           "  --no-prefill     do not pre-populate before get/mget (keys already set)\n"
+          "  --sliding        keep -P requests in flight at all times (default: like\n"
+          "                   redis-benchmark, send -P, wait for all of them, repeat)\n"
           "  --keys N         keys per mget/mset batch (default 10)\n"
           "  -k KEYSPACE      slotgate keyspace (default: server default)\n"
           "  --tls            use TLS\n"
@@ -757,6 +764,7 @@ static void bench_parse_args(int argc, char **argv)
         O_HELP,
         O_STALL,
         O_NOFILL,
+        O_SLIDING,
     };
     static const struct option longopts[] = {
         {"tls", no_argument, NULL, O_TLS},
@@ -768,6 +776,7 @@ static void bench_parse_args(int argc, char **argv)
         {"keys", required_argument, NULL, O_KEYS},
         {"stall-timeout", required_argument, NULL, O_STALL},
         {"no-prefill", no_argument, NULL, O_NOFILL},
+        {"sliding", no_argument, NULL, O_SLIDING},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -832,6 +841,9 @@ static void bench_parse_args(int argc, char **argv)
             break;
         case O_NOFILL:
             opts.no_prefill = 1;
+            break;
+        case O_SLIDING:
+            opts.sliding = 1;
             break;
         case O_HELP:
             bench_usage(stdout);

@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <openssl/ssl.h>
 
 #include "admin.h"
@@ -188,7 +187,6 @@ int main(int argc, char **argv)
         sg_log_warn("listen.plaintext is true: client connections are NOT encrypted");
 
     signal(SIGPIPE, SIG_IGN);
-    evthread_use_pthreads();
     signal(SIGINT, on_early_signal);
     signal(SIGTERM, on_early_signal);
 

@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 
 #include "frame.h"
 #include "log.h"
@@ -34,14 +33,14 @@ static int session_over_limits(const struct sg_session *s)
 {
     const struct sg_config *cfg = s->worker->cfg;
     return s->inflight >= cfg->max_inflight ||
-           evbuffer_get_length(bufferevent_get_output(s->bev)) > cfg->output_high_watermark;
+           evbuffer_get_length(sg_conn_output(s->conn)) > cfg->output_high_watermark;
 }
 
 static void session_pause(struct sg_session *s)
 {
     if (!s->paused) {
         s->paused = 1;
-        bufferevent_disable(s->bev, EV_READ);
+        sg_conn_read_enable(s->conn, 0);
     }
 }
 
@@ -49,7 +48,7 @@ static void session_maybe_resume(struct sg_session *s)
 {
     if (s->paused && !s->draining && s->state != SG_SESS_CLOSING && !session_over_limits(s)) {
         s->paused = 0;
-        bufferevent_enable(s->bev, EV_READ);
+        sg_conn_read_enable(s->conn, 1);
         /* Frames may already sit in the input buffer: no read event will
          * come for them, so process them from the loop. */
         event_active(s->resume_ev, 0, 0);
@@ -77,7 +76,7 @@ void sg_session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m)
 {
     if (s->state == SG_SESS_CLOSING)
         return; /* the stream ends with the ConnectionError already queued */
-    struct evbuffer *out = bufferevent_get_output(s->bev);
+    struct evbuffer *out = sg_conn_output(s->conn);
     size_t size = sg_frame_server_size(m);
     struct evbuffer_iovec v;
     if (evbuffer_reserve_space(out, (ev_ssize_t)size, &v, 1) < 1) {
@@ -86,6 +85,7 @@ void sg_session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m)
     }
     v.iov_len = sg_frame_encode_server(m, v.iov_base);
     evbuffer_commit_space(out, &v, 1);
+    sg_conn_flush_soon(s->conn);
     SG_STAT_ADD(&s->worker->stats, bytes_out, size);
     if (session_over_limits(s))
         session_pause(s);
@@ -128,7 +128,7 @@ void sg_session_fail(struct sg_session *s, int code, const char *message)
     m.error = &e;
     sg_session_send(s, &m);
     s->state = SG_SESS_CLOSING;
-    bufferevent_disable(s->bev, EV_READ);
+    sg_conn_read_enable(s->conn, 0);
     struct timeval tv = {SG_CLOSE_LINGER_MS / 1000, (SG_CLOSE_LINGER_MS % 1000) * 1000};
     evtimer_add(s->timer, &tv);
 }
@@ -179,10 +179,8 @@ static void session_hello(struct sg_session *s, const Slotgate__V1__Hello *h)
     sg_session_send(s, &m);
     s->state = SG_SESS_READY;
     evtimer_del(s->timer);
-    if (cfg->idle_timeout_ms > 0) {
-        struct timeval tv = {cfg->idle_timeout_ms / 1000, (cfg->idle_timeout_ms % 1000) * 1000};
-        bufferevent_set_timeouts(s->bev, &tv, NULL);
-    }
+    if (cfg->idle_timeout_ms > 0)
+        sg_conn_set_idle_timeout(s->conn, (int)cfg->idle_timeout_ms);
 }
 
 /* Handle one decoded message; takes ownership of r. */
@@ -211,7 +209,7 @@ static void session_message(struct sg_session *s, struct sg_request *r)
 static void session_process(struct sg_session *s)
 {
     const struct sg_config *cfg = s->worker->cfg;
-    struct evbuffer *in = bufferevent_get_input(s->bev);
+    struct evbuffer *in = sg_conn_input(s->conn);
     while (s->state != SG_SESS_CLOSING && !s->paused) {
         uint8_t hdr[SG_FRAME_HEADER];
         uint32_t body_len = 0;
@@ -246,37 +244,32 @@ static void session_process(struct sg_session *s)
     }
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(void *arg)
 {
     session_process(arg);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_drained(void *arg)
 {
     struct sg_session *s = arg;
     if (s->state == SG_SESS_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            sg_session_free(s);
+        sg_session_free(s);
         return;
     }
     session_maybe_resume(s);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(void *arg, int what)
 {
     struct sg_session *s = arg;
-    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->inflight > 0) {
-        /* Not idle: the client is waiting for answers. Keep reading. */
-        if (!s->paused)
-            bufferevent_enable(bev, EV_READ);
-        return;
-    }
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-        if (what & BEV_EVENT_ERROR)
-            sg_log_debug("session %s: closed on error", s->peer);
-        sg_session_free(s);
-    }
+    if (what == SG_CONN_TIMEOUT && (s->inflight > 0 || s->state != SG_SESS_READY))
+        return; /* not idle: the client is waiting for answers */
+    if (what == SG_CONN_ERROR)
+        sg_log_debug("session %s: closed on error", s->peer);
+    sg_session_free(s);
 }
+
+static const struct sg_conn_cbs session_cbs = {on_read, on_drained, on_event};
 
 void sg_session_new(struct sg_worker *w, int fd, const struct sockaddr *sa, int salen)
 {
@@ -298,20 +291,8 @@ void sg_session_new(struct sg_worker *w, int fd, const struct sockaddr *sa, int 
     snprintf(s->peer, sizeof(s->peer), "%s:%d", host, port);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (w->server_tls != NULL) {
-        SSL *ssl = SSL_new(w->server_tls);
-        s->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
-    } else {
-        s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    }
-    if (s->bev == NULL) {
-        evutil_closesocket(fd);
-        free(s);
-        return;
-    }
-    bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
-    bufferevent_setwatermark(s->bev, EV_WRITE, cfg->output_high_watermark / 2, 0);
+    SSL *ssl = w->server_tls != NULL ? SSL_new(w->server_tls) : NULL;
+    s->conn = sg_conn_new(w->base, fd, ssl, 1, 0, 0, &session_cbs, s);
     s->timer = evtimer_new(w->base, on_timer, s);
     s->resume_ev = event_new(w->base, -1, 0, on_resume, s);
     TAILQ_INSERT_TAIL(&w->sessions, s, entry);
@@ -328,7 +309,6 @@ void sg_session_new(struct sg_worker *w, int fd, const struct sockaddr *sa, int 
     uint32_t hs = cfg->handshake_timeout_ms;
     struct timeval tv = {hs / 1000, (hs % 1000) * 1000};
     evtimer_add(s->timer, &tv);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
 void sg_session_free(struct sg_session *s)
@@ -345,7 +325,7 @@ void sg_session_free(struct sg_session *s)
     SG_STAT_DEC(&s->worker->stats, connections_active);
     event_free(s->timer);
     event_free(s->resume_ev);
-    bufferevent_free(s->bev);
+    sg_conn_free(s->conn);
     struct sg_worker *w = s->worker;
     free(s);
     sg_worker_session_closed(w);

@@ -10,9 +10,9 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "conn.h"
 #include "request.h"
 #include "slotgate.pb-c.h"
 
@@ -21,7 +21,7 @@ enum sg_session_state { SG_SESS_HANDSHAKE = 0, SG_SESS_READY, SG_SESS_CLOSING };
 struct sg_session {
     TAILQ_ENTRY(sg_session) entry; /* in the worker's list */
     struct sg_worker *worker;
-    struct bufferevent *bev;
+    struct sg_conn *conn;
     int state;
     uint32_t inflight;
     uint8_t paused;   /* reading paused for backpressure */

@@ -12,25 +12,25 @@
  */
 #include "shardlink.h"
 
+#include <errno.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
 
+#include "conn.h"
 #include "log.h"
 #include "request.h"
 #include "resp.h"
 #include "topology.h"
 #include "util.h"
 #include "worker.h"
-
-#define SG_LINK_MAX_WRITE (1 << 20)
 
 static void link_connect(struct sg_shardlink *l);
 
@@ -55,10 +55,8 @@ static void link_reset(struct sg_shardlink *l, const char *why)
     sg_log_warn("worker %d: link %s:%d reset: %s (%u pending)", l->worker->id, l->addr.host,
                 l->addr.port, why, l->n_pending);
     SG_STAT_INC(&l->worker->stats, link_resets);
-    if (l->bev != NULL) {
-        bufferevent_free(l->bev);
-        l->bev = NULL;
-    }
+    sg_conn_free(l->conn);
+    l->conn = NULL;
     redisReaderFree(l->reader);
     l->reader = NULL;
     l->state = SG_LINK_DOWN;
@@ -89,13 +87,12 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Feed everything read to the reader, then match replies to the FIFO. */
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(void *arg)
 {
     struct sg_shardlink *l = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    size_t len = evbuffer_get_length(in);
+    struct evbuffer *in = sg_conn_input(l->conn);
     struct evbuffer_iovec vec[16];
-    while (len > 0) {
+    while (evbuffer_get_length(in) > 0) {
         int n = evbuffer_peek(in, -1, NULL, vec, 16);
         if (n > 16)
             n = 16;
@@ -105,7 +102,6 @@ static void on_read(struct bufferevent *bev, void *arg)
             fed += vec[i].iov_len;
         }
         evbuffer_drain(in, fed);
-        len = evbuffer_get_length(in);
     }
     for (;;) {
         void *r = NULL;
@@ -144,43 +140,36 @@ static void on_read(struct bufferevent *bev, void *arg)
             }
             continue;
         }
+        struct sg_conn *before = l->conn;
         sg_request_on_reply(op, reply);
-        if (l->bev == NULL)
-            return;
+        if (l->conn != before)
+            return; /* the link was reset under us */
     }
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_drained(void *arg)
 {
     struct sg_shardlink *l = arg;
     SG_STAT_INC(&l->worker->stats, backend_writes);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(void *arg, int what)
 {
     struct sg_shardlink *l = arg;
-    if (l->in_connect && !(what & BEV_EVENT_CONNECTED)) {
-        /* bufferevent_socket_connect reports some failures synchronously;
-         * link_connect handles them once the call has returned. */
-        l->connect_failed = 1;
-        return;
-    }
-    if (what & BEV_EVENT_CONNECTED) {
+    if (what == SG_CONN_CONNECTED) {
         int one = 1;
-        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(sg_conn_fd(l->conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         l->state = SG_LINK_READY;
         l->backoff_ms = 0;
-        bufferevent_set_timeouts(bev, NULL, NULL);
         sg_log_debug("worker %d: link %s:%d up", l->worker->id, l->addr.host, l->addr.port);
         return;
     }
-    if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT)) {
-        const char *why = (what & BEV_EVENT_TIMEOUT) ? "connect timed out"
-                          : (what & BEV_EVENT_EOF)   ? "connection closed"
-                                                     : "I/O error";
-        link_reset(l, why);
-    }
+    link_reset(l, what == SG_CONN_TIMEOUT ? "connect timed out"
+                  : what == SG_CONN_EOF   ? "connection closed"
+                                          : "I/O error");
 }
+
+static const struct sg_conn_cbs link_cbs = {on_read, on_drained, on_event};
 
 /* Queue an AUTH as the link's first command when a password is set. */
 static void link_queue_auth(struct sg_shardlink *l)
@@ -188,7 +177,7 @@ static void link_queue_auth(struct sg_shardlink *l)
     const struct sg_config *cfg = l->worker->cfg;
     if (cfg->redis_password[0] == '\0')
         return;
-    struct evbuffer *out = bufferevent_get_output(l->bev);
+    struct evbuffer *out = sg_conn_output(l->conn);
     int with_user = cfg->redis_username[0] != '\0';
     sg_resp_begin(out, with_user ? 3 : 2);
     sg_resp_arg_str(out, "AUTH");
@@ -207,7 +196,7 @@ static void link_queue_readonly(struct sg_shardlink *l)
 {
     if (!l->readonly)
         return;
-    struct evbuffer *out = bufferevent_get_output(l->bev);
+    struct evbuffer *out = sg_conn_output(l->conn);
     sg_resp_begin(out, 1);
     sg_resp_arg_str(out, "READONLY");
     memset(&l->readonly_op, 0, sizeof(l->readonly_op));
@@ -240,37 +229,26 @@ static void link_connect(struct sg_shardlink *l)
         sslen = (int)res->ai_addrlen;
         evutil_freeaddrinfo(res);
     }
-    l->reader = redisReaderCreate();
-    if (w->redis_tls != NULL) {
-        SSL *ssl = SSL_new(w->redis_tls);
-        SSL_set_tlsext_host_name(ssl, l->addr.host);
-        l->bev = bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
-    } else {
-        l->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    }
-    bufferevent_setcb(l->bev, on_read, on_write, on_event, l);
-    bufferevent_set_max_single_write(l->bev, SG_LINK_MAX_WRITE);
-    bufferevent_set_max_single_read(l->bev, SG_LINK_MAX_WRITE);
-    uint32_t ct = w->cfg->connect_timeout_ms;
-    struct timeval tv = {ct / 1000, (ct % 1000) * 1000};
-    bufferevent_set_timeouts(l->bev, NULL, &tv);
-    bufferevent_enable(l->bev, EV_READ | EV_WRITE);
-    l->state = SG_LINK_CONNECTING;
-    l->in_connect = 1;
-    l->connect_failed = 0;
-    int rc = bufferevent_socket_connect(l->bev, (struct sockaddr *)&ss, sslen);
-    l->in_connect = 0;
-    if (rc != 0 || l->connect_failed) {
-        sg_log_warn("link %s:%d: connect failed", l->addr.host, l->addr.port);
-        bufferevent_free(l->bev);
-        l->bev = NULL;
-        redisReaderFree(l->reader);
-        l->reader = NULL;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || (connect(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 &&
+                   errno != EINPROGRESS)) {
+        sg_log_warn("link %s:%d: connect: %s", l->addr.host, l->addr.port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         l->state = SG_LINK_DOWN;
         link_schedule_reconnect(l);
         return;
     }
+    SSL *ssl = NULL;
+    if (w->redis_tls != NULL) {
+        ssl = SSL_new(w->redis_tls);
+        SSL_set_tlsext_host_name(ssl, l->addr.host);
+    }
+    /* Even a connect that completed at once is reported through the
+     * writable event, so CONNECTED always arrives from the loop. */
+    l->conn = sg_conn_new(w->base, fd, ssl, 0, 1, (int)w->cfg->connect_timeout_ms, &link_cbs, l);
+    l->reader = redisReaderCreate();
+    l->state = SG_LINK_CONNECTING;
     link_queue_auth(l);
     link_queue_readonly(l);
 }
@@ -291,9 +269,8 @@ void sg_shardlink_free(struct sg_shardlink *l)
 {
     if (l == NULL)
         return;
-    if (l->bev != NULL)
-        bufferevent_free(l->bev);
-    l->bev = NULL;
+    sg_conn_free(l->conn);
+    l->conn = NULL;
     l->state = SG_LINK_DOWN;
     struct sg_subop *op;
     while ((op = TAILQ_FIRST(&l->fifo)) != NULL) {
@@ -310,9 +287,9 @@ void sg_shardlink_free(struct sg_shardlink *l)
 
 int sg_shardlink_send(struct sg_shardlink *l, struct sg_subop *op)
 {
-    if (l->state == SG_LINK_DOWN || l->bev == NULL)
+    if (l->state == SG_LINK_DOWN || l->conn == NULL)
         return -1;
-    struct evbuffer *out = bufferevent_get_output(l->bev);
+    struct evbuffer *out = sg_conn_output(l->conn);
     if (op->asking) {
         sg_resp_begin(out, 1);
         sg_resp_arg(out, "ASKING", 6);
@@ -323,6 +300,7 @@ int sg_shardlink_send(struct sg_shardlink *l, struct sg_subop *op)
     TAILQ_INSERT_TAIL(&l->fifo, op, entry);
     op->link = l;
     l->n_pending++;
+    sg_conn_flush_soon(l->conn);
     SG_STAT_INC(&l->worker->stats, backend_commands);
     return 0;
 }

@@ -57,14 +57,13 @@ struct sg_shardlink {
     struct sg_worker *worker;
     struct sg_addr addr;
     int state;
-    struct bufferevent *bev;
+    struct sg_conn *conn;
     redisReader *reader;
     struct sg_subop_fifo fifo;
     uint32_t n_pending;
     uint32_t backoff_ms;
     uint64_t down_since_ms;
     struct event *reconnect_ev;
-    uint8_t in_connect, connect_failed;
     int readonly; /* replica link: READONLY after connect */
     struct sg_subop auth_op, readonly_op;
 };

@@ -28,6 +28,9 @@ SSL_CTX *sg_tls_server_ctx(const struct sg_config *cfg, char *err, size_t errlen
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* One read() takes whatever the socket holds, not a header then a body
+     * per record; conn.c keeps reading while OpenSSL has buffered bytes. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
         tls_err(err, errlen, "tls.cert", cfg->tls_cert);
         goto fail;
@@ -67,7 +70,8 @@ SSL_CTX *sg_tls_redis_ctx(const struct sg_config *cfg, char *err, size_t errlen)
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (cfg->redis_tls_ca[0] != '\0') {
         if (SSL_CTX_load_verify_locations(ctx, cfg->redis_tls_ca, NULL) != 1) {
             tls_err(err, errlen, "redis.tls.ca", cfg->redis_tls_ca);

@@ -1,15 +1,18 @@
 /*
  * worker - a thread running one event_base. Everything a worker owns
- * (sessions, shard links, requests) is touched only by its thread. Two
- * things cross threads, both through libevent's thread-safe event_active:
- * the topology mailbox (a snapshot pointer under mbox_lock, taken only when
- * the topology changes, never per request) and the stop event.
+ * (sessions, shard links, requests) is touched only by its thread, and its
+ * event_base is created without locks. Other threads reach a worker only
+ * through worker_notify: a bit in notify_bits plus a write to its eventfd.
+ * The mailbox (topology snapshot, reloaded config) sits under mbox_lock,
+ * taken only when something changes, never per request.
  */
 #include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "coalesce.h"
 #include "listener.h"
@@ -21,9 +24,18 @@
 
 _Atomic uint32_t sg_connections;
 
-static void on_mailbox(evutil_socket_t fd, short what, void *arg)
+enum { SG_NOTIFY_MAILBOX = 1, SG_NOTIFY_DRAIN = 2, SG_NOTIFY_STOP = 4 };
+
+static void worker_notify(struct sg_worker *w, unsigned bit)
 {
-    struct sg_worker *w = arg;
+    atomic_fetch_or(&w->notify_bits, bit);
+    uint64_t one = 1;
+    ssize_t n = write(w->notify_fd, &one, sizeof(one)); /* EAGAIN: already signalled */
+    (void)n;
+}
+
+static void on_mailbox(struct sg_worker *w)
+{
     pthread_mutex_lock(&w->mbox_lock);
     struct sg_topology *t = w->mbox_topo;
     w->mbox_topo = NULL;
@@ -56,9 +68,8 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(w->base);
 }
 
-static void on_drain(evutil_socket_t fd, short what, void *arg)
+static void on_drain(struct sg_worker *w)
 {
-    struct sg_worker *w = arg;
     if (w->draining)
         return;
     w->draining = 1;
@@ -85,9 +96,26 @@ void sg_worker_session_closed(struct sg_worker *w)
         event_base_loopbreak(w->base);
 }
 
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    uint64_t v;
+    ssize_t n = read(w->notify_fd, &v, sizeof(v));
+    (void)n;
+    unsigned bits = atomic_exchange(&w->notify_bits, 0);
+    if (bits & SG_NOTIFY_MAILBOX)
+        on_mailbox(w);
+    if (bits & SG_NOTIFY_STOP) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    if (bits & SG_NOTIFY_DRAIN)
+        on_drain(w);
+}
+
 void sg_worker_drain(struct sg_worker *w)
 {
-    event_active(w->drain_ev, 0, 0);
+    worker_notify(w, SG_NOTIFY_DRAIN);
 }
 
 void sg_worker_post_config(struct sg_worker *w, const struct sg_config *cfg, SSL_CTX *tls)
@@ -102,20 +130,17 @@ void sg_worker_post_config(struct sg_worker *w, const struct sg_config *cfg, SSL
     pthread_mutex_unlock(&w->mbox_lock);
     if (old != NULL)
         SSL_CTX_free(old);
-    event_active(w->mbox_ev, 0, 0);
+    worker_notify(w, SG_NOTIFY_MAILBOX);
 }
 
-static void on_stop(evutil_socket_t fd, short what, void *arg)
-{
-    struct sg_worker *w = arg;
-    event_base_loopbreak(w->base);
-}
+
 
 struct sg_worker *sg_worker_new(int id, const struct sg_config *cfg, SSL_CTX *server_tls,
                                 SSL_CTX *redis_tls, struct sg_topology *topo, char *err,
                                 size_t errlen)
 {
     struct sg_worker *w = sg_calloc(1, sizeof(*w));
+    w->notify_fd = -1;
     w->id = id;
     w->cfg = cfg;
     w->server_tls = server_tls;
@@ -125,16 +150,22 @@ struct sg_worker *sg_worker_new(int id, const struct sg_config *cfg, SSL_CTX *se
     w->topo = sg_topology_ref(topo);
     TAILQ_INIT(&w->sessions);
     pthread_mutex_init(&w->mbox_lock, NULL);
-    w->base = event_base_new();
-    if (w->base == NULL) {
+    /* Everything on this base runs on this thread: no locks. The changelist
+     * folds the add/remove of write interest that bufferevents do on every
+     * flush into at most one epoll_ctl per fd per loop turn. */
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->base == NULL || w->notify_fd < 0) {
         snprintf(err, errlen, "event_base_new failed");
         sg_worker_free(w);
         return NULL;
     }
     w->coalesce = sg_coalesce_new();
-    w->mbox_ev = event_new(w->base, -1, 0, on_mailbox, w);
-    w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
-    w->drain_ev = event_new(w->base, -1, 0, on_drain, w);
+    w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
+    event_add(w->notify_ev, NULL);
     w->listener = sg_listener_new(w, cfg->listen.host, cfg->listen.port, err, errlen);
     if (w->listener == NULL) {
         sg_worker_free(w);
@@ -157,7 +188,7 @@ int sg_worker_start(struct sg_worker *w)
 
 void sg_worker_stop(struct sg_worker *w)
 {
-    event_active(w->stop_ev, 0, 0);
+    worker_notify(w, SG_NOTIFY_STOP);
 }
 
 void sg_worker_join(struct sg_worker *w)
@@ -182,12 +213,10 @@ void sg_worker_free(struct sg_worker *w)
     sg_coalesce_free(w->coalesce);
     sg_request_pool_free(w);
     sg_listener_free(w->listener);
-    if (w->mbox_ev)
-        event_free(w->mbox_ev);
-    if (w->stop_ev)
-        event_free(w->stop_ev);
-    if (w->drain_ev)
-        event_free(w->drain_ev);
+    if (w->notify_ev)
+        event_free(w->notify_ev);
+    if (w->notify_fd >= 0)
+        close(w->notify_fd);
     if (w->drain_timer)
         event_free(w->drain_timer);
     if (w->server_tls)
@@ -210,7 +239,7 @@ void sg_worker_post_topology(struct sg_worker *w, struct sg_topology *t)
     w->mbox_topo = t;
     pthread_mutex_unlock(&w->mbox_lock);
     sg_topology_unref(old);
-    event_active(w->mbox_ev, 0, 0);
+    worker_notify(w, SG_NOTIFY_MAILBOX);
 }
 
 struct sg_shardlink *sg_worker_link(struct sg_worker *w, const struct sg_addr *addr, int readonly)

@@ -2,7 +2,8 @@
  * worker - one thread, one event_base. Owns its sessions, its shard links and
  * its listening socket (SO_REUSEPORT), and holds a reference to the topology
  * snapshot it routes with. Share-nothing: the only cross-thread hand-offs
- * are the topology mailbox and the stop event, both documented below.
+ * are the mailbox (topology, config) and the stop/drain requests, all
+ * through one eventfd documented below.
  */
 #ifndef SG_WORKER_H
 #define SG_WORKER_H
@@ -44,13 +45,14 @@ struct sg_worker {
     uint32_t request_pool_n;
     struct sg_worker **all; /* every worker, for STATS */
     int n_all;
-    /* Topology mailbox: the manager thread stores a snapshot here under
-     * mbox_lock and activates mbox_ev; the worker swaps it in. */
+    /* Cross-thread notifications: another thread sets bits in notify_bits
+     * and writes to the eventfd; the worker's loop reads both. The event
+     * base itself takes no locks. Mailbox contents are under mbox_lock. */
+    int notify_fd;
+    _Atomic unsigned notify_bits;
+    struct event *notify_ev;
     pthread_mutex_t mbox_lock;
     struct sg_topology *mbox_topo;
-    struct event *mbox_ev;
-    struct event *stop_ev;  /* activated from the main thread */
-    struct event *drain_ev; /* activated from the main thread */
     struct event *drain_timer;
     int draining;
     /* Config mailbox (SIGHUP reload), under mbox_lock like the topology. */

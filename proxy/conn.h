@@ -1,0 +1,61 @@
+/*
+ * conn - a nonblocking stream socket, plain or TLS, with evbuffers for input
+ * and output. It replaces libevent's bufferevents on the data path because
+ * of when it writes: output appended during a loop turn is flushed once,
+ * at the end of that turn, with one write() (TLS: one record per 16 KiB),
+ * and write interest is registered with epoll only if the socket is full.
+ * A bufferevent registers write interest, writes on the next turn, then
+ * unregisters: two epoll_ctl calls and a turn of latency per response.
+ */
+#ifndef SG_CONN_H
+#define SG_CONN_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+struct evbuffer;
+
+enum sg_conn_event {
+    SG_CONN_CONNECTED = 1, /* outbound connect (and TLS handshake) done */
+    SG_CONN_EOF,           /* peer closed */
+    SG_CONN_ERROR,         /* I/O or TLS error */
+    SG_CONN_TIMEOUT        /* connect timeout or read idle timeout */
+};
+
+/*
+ * Callbacks. Each is the last thing the conn does in its handler, so a
+ * callback may free the conn. on_read: new bytes in the input buffer.
+ * on_drained: the output buffer became empty after a write.
+ */
+struct sg_conn_cbs {
+    void (*on_read)(void *arg);
+    void (*on_drained)(void *arg);
+    void (*on_event)(void *arg, int what);
+};
+
+struct sg_conn;
+
+/*
+ * Wrap fd (nonblocking, owned from now on). ssl (owned, may be NULL):
+ * accept side when server is 1, connect side otherwise. connecting: fd is
+ * an outbound connect in progress; timeout_ms bounds it (0 = none).
+ */
+struct sg_conn *sg_conn_new(struct event_base *base, int fd, SSL *ssl, int server,
+                            int connecting, int timeout_ms, const struct sg_conn_cbs *cbs,
+                            void *arg);
+/* Closes the socket and frees the SSL and both buffers. Accepts NULL. */
+void sg_conn_free(struct sg_conn *c);
+
+struct evbuffer *sg_conn_input(struct sg_conn *c);
+struct evbuffer *sg_conn_output(struct sg_conn *c);
+/* Schedule a flush of the output at the end of this loop turn. */
+void sg_conn_flush_soon(struct sg_conn *c);
+/* Start / stop reading (backpressure). */
+void sg_conn_read_enable(struct sg_conn *c, int on);
+/* Read idle timeout (0 = none); it fires SG_CONN_TIMEOUT. */
+void sg_conn_set_idle_timeout(struct sg_conn *c, int ms);
+int sg_conn_fd(const struct sg_conn *c);
+
+#endif
