@@ -868,7 +868,9 @@ int sg_config_load_string(struct sg_config *cfg, const char *yaml, const char *n
 
 const struct sg_keyspace_config *sg_config_keyspace(const struct sg_config *cfg, const char *name)
 {
-    for (int i = 0; i < cfg->n_keyspaces; i++)
+    if (name[0] == '\0')
+        return &cfg->keyspaces[0]; /* the default keyspace: most requests */
+    for (int i = 1; i < cfg->n_keyspaces; i++)
         if (strcmp(cfg->keyspaces[i].name, name) == 0)
             return &cfg->keyspaces[i];
     return NULL;

@@ -283,7 +283,7 @@ void sg_request_dispatch(struct sg_subop *op)
         sg_request_send(op, sg_worker_link(w, rep, 1));
         return;
     }
-    sg_request_send(op, sg_worker_link(w, &info->master, 0));
+    sg_request_send(op, sg_worker_shard_link(w, sh));
 }
 
 void sg_request_format(struct sg_subop *op, struct evbuffer *out)
@@ -465,6 +465,7 @@ static void *arena_alloc(void *data, size_t size)
         a->used += n;
         return p;
     }
+    a->overflow++;
     return sg_malloc(size);
 }
 
@@ -502,7 +503,9 @@ struct sg_request *sg_request_decode(struct sg_worker *w, const uint8_t *body, s
 void sg_request_discard(struct sg_request *r)
 {
     struct sg_worker *w = r->worker;
-    sg_frame_free_client(r->msg, &r->arena.pa);
+    /* Nothing to walk when every piece of the message is in the arena. */
+    if (r->arena.overflow > 0)
+        sg_frame_free_client(r->msg, &r->arena.pa);
     r->msg = NULL;
     if (w->request_pool_n >= SG_REQUEST_POOL_MAX) {
         free(r);

@@ -55,6 +55,7 @@ struct sg_inval_shard {
 struct sg_arena {
     ProtobufCAllocator pa;
     size_t used;
+    uint32_t overflow; /* allocations that went to malloc */
     uint8_t buf[SG_REQUEST_ARENA];
 };
 

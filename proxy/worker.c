@@ -49,6 +49,8 @@ static void on_mailbox(struct sg_worker *w)
     if (t != NULL) {
         sg_topology_unref(w->topo);
         w->topo = t;
+        free(w->master_links);
+        w->master_links = NULL;
     }
     if (has_cfg) {
         /* Requests in flight keep pointers into the old config: it stays
@@ -210,6 +212,7 @@ void sg_worker_free(struct sg_worker *w)
     for (int i = 0; i < w->n_links; i++)
         sg_shardlink_free(w->links[i]);
     free(w->links);
+    free(w->master_links);
     sg_coalesce_free(w->coalesce);
     sg_request_pool_free(w);
     sg_listener_free(w->listener);
@@ -240,6 +243,15 @@ void sg_worker_post_topology(struct sg_worker *w, struct sg_topology *t)
     pthread_mutex_unlock(&w->mbox_lock);
     sg_topology_unref(old);
     worker_notify(w, SG_NOTIFY_MAILBOX);
+}
+
+struct sg_shardlink *sg_worker_shard_link(struct sg_worker *w, uint16_t sh)
+{
+    if (w->master_links == NULL)
+        w->master_links = sg_calloc((size_t)w->topo->n_shards, sizeof(*w->master_links));
+    if (w->master_links[sh] == NULL)
+        w->master_links[sh] = sg_worker_link(w, &w->topo->shards[sh].master, 0);
+    return w->master_links[sh];
 }
 
 struct sg_shardlink *sg_worker_link(struct sg_worker *w, const struct sg_addr *addr, int readonly)

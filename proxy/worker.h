@@ -36,6 +36,7 @@ struct sg_worker {
     struct sg_topology *topo; /* owned reference */
     struct sg_shardlink **links;
     int n_links, cap_links;
+    struct sg_shardlink **master_links; /* by shard index of topo, lazily */
     TAILQ_HEAD(, sg_session) sessions;
     struct sg_stats stats;
     struct sg_ks_stats ks_stats[SG_MAX_KEYSPACES];
@@ -92,6 +93,8 @@ void sg_worker_post_config(struct sg_worker *w, const struct sg_config *cfg, SSL
 /* Thread-safe hand-off of a new topology (takes a reference to t). */
 void sg_worker_post_topology(struct sg_worker *w, struct sg_topology *t);
 
+/* The link to the master of shard sh of the current topology (cached). */
+struct sg_shardlink *sg_worker_shard_link(struct sg_worker *w, uint16_t sh);
 /* The link to addr, created on first use (readonly: a replica link). */
 struct sg_shardlink *sg_worker_link(struct sg_worker *w, const struct sg_addr *addr, int readonly);
 
