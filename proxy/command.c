@@ -458,6 +458,16 @@ static void arg_bin(struct evbuffer *out, const ProtobufCBinaryData *b)
     sg_resp_arg(out, b->data, b->len);
 }
 
+/*
+ * Values are added by reference: they live in the request, which outlives
+ * the link's output buffer (a sub-op is settled only after its reply, or
+ * after the link and its buffer are gone).
+ */
+static void arg_value(struct evbuffer *out, const ProtobufCBinaryData *b)
+{
+    sg_resp_arg_ref(out, b->data, b->len);
+}
+
 static void format_eval(struct evbuffer *out, const char *script, int nargs)
 {
     sg_resp_begin(out, 3 + nargs); /* EVAL script numkeys, then key and ARGV */
@@ -506,7 +516,7 @@ void sg_command_format(struct sg_subop *op, struct evbuffer *out)
         sg_resp_begin(out, 3 + (ttl ? 2 : 0) + cond);
         sg_resp_arg(out, "SET", 3);
         arg_bin(out, k);
-        arg_bin(out, &r->values[ki]);
+        arg_value(out, &r->values[ki]);
         if (ttl) {
             sg_resp_arg(out, "PX", 2);
             sg_resp_arg_u64(out, ttl);
@@ -538,7 +548,7 @@ void sg_command_format(struct sg_subop *op, struct evbuffer *out)
         format_eval(out, SCRIPT_SET_WITH_LEASE, 4);
         arg_bin(out, k);
         arg_bin(out, &r->marker);
-        arg_bin(out, &r->values[0]);
+        arg_value(out, &r->values[0]);
         sg_resp_arg_u64(out, r->ttl_ms);
         break;
     case SLOTGATE__V1__OP__OP_SET_VERSIONED: {
@@ -547,7 +557,7 @@ void sg_command_format(struct sg_subop *op, struct evbuffer *out)
         format_eval(out, SCRIPT_SET_VERSIONED, 4);
         arg_bin(out, k);
         sg_resp_arg(out, expected, 8);
-        arg_bin(out, &r->values[0]);
+        arg_value(out, &r->values[0]);
         sg_resp_arg_u64(out, r->ttl_ms);
         break;
     }

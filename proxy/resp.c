@@ -60,6 +60,25 @@ void sg_resp_arg(struct evbuffer *out, const void *p, size_t len)
     evbuffer_add(out, "\r\n", 2);
 }
 
+#define SG_RESP_REF_MIN 4096
+
+void sg_resp_arg_ref(struct evbuffer *out, const void *p, size_t len)
+{
+    if (len < SG_RESP_REF_MIN) {
+        sg_resp_arg(out, p, len);
+        return;
+    }
+    char hdr[32];
+    size_t n = 0;
+    hdr[n++] = '$';
+    n += fmt_u64(hdr + n, len);
+    hdr[n++] = '\r';
+    hdr[n++] = '\n';
+    evbuffer_add(out, hdr, n);
+    evbuffer_add_reference(out, p, len, NULL, NULL);
+    evbuffer_add(out, "\r\n", 2);
+}
+
 void sg_resp_arg_str(struct evbuffer *out, const char *s)
 {
     sg_resp_arg(out, s, strlen(s));

@@ -21,6 +21,11 @@ struct ssl_ctx_st;
 void sg_resp_begin(struct evbuffer *out, int argc);
 void sg_resp_arg(struct evbuffer *out, const void *p, size_t len);
 void sg_resp_arg_str(struct evbuffer *out, const char *s);
+/*
+ * Same as sg_resp_arg, but large payloads are added by reference, not
+ * copied: p must stay valid until the buffer has been written or freed.
+ */
+void sg_resp_arg_ref(struct evbuffer *out, const void *p, size_t len);
 void sg_resp_arg_u64(struct evbuffer *out, uint64_t v);
 
 enum sg_resp_err {
