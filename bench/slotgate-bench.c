@@ -74,6 +74,7 @@ struct bench_opts {
     int stall_secs;
     int no_prefill;
     int sliding; /* --sliding: refill each answered slot at once */
+    const char *value_file; /* --value-file: SET/MSET value bytes, instead of -d */
 };
 
 struct bench_thread;
@@ -690,6 +691,8 @@ static void bench_usage(FILE *o)
           "  -c CONNS         connections (default 50)\n"
           "  -n REQUESTS      requests per test (default 100000)\n"
           "  -d BYTES         value size (default 100)\n"
+          "  --value-file F   use the bytes of file F as the value of set/mset/fill\n"
+          "                   (its size replaces -d)\n"
           "  -P DEPTH         requests in flight per connection (default 1)\n"
           "  -r KEYSPACELEN   random keys key:NNNNNNNN in [0,KEYSPACELEN) (default: one key)\n"
           "  -t TESTS         comma list of get,set,mget,mset,fill (default get,set);\n"
@@ -765,6 +768,7 @@ static void bench_parse_args(int argc, char **argv)
         O_STALL,
         O_NOFILL,
         O_SLIDING,
+        O_VALUE_FILE,
     };
     static const struct option longopts[] = {
         {"tls", no_argument, NULL, O_TLS},
@@ -777,6 +781,7 @@ static void bench_parse_args(int argc, char **argv)
         {"stall-timeout", required_argument, NULL, O_STALL},
         {"no-prefill", no_argument, NULL, O_NOFILL},
         {"sliding", no_argument, NULL, O_SLIDING},
+        {"value-file", required_argument, NULL, O_VALUE_FILE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -845,6 +850,9 @@ static void bench_parse_args(int argc, char **argv)
         case O_SLIDING:
             opts.sliding = 1;
             break;
+        case O_VALUE_FILE:
+            opts.value_file = optarg;
+            break;
         case O_HELP:
             bench_usage(stdout);
             exit(0);
@@ -887,6 +895,43 @@ static void bench_resolve(void)
     freeaddrinfo(res);
 }
 
+/*
+ * Read path whole into bench_value and set opts.datasize to its size, so
+ * every SET/MSET (and fill) sends exactly the file's bytes. The size limit
+ * is the one -d has (64 MiB).
+ */
+static void bench_load_value_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        bench_die("cannot open %s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    bench_value = malloc(cap);
+    if (bench_value == NULL)
+        bench_die("out of memory");
+    for (;;) {
+        if (len == cap) {
+            if (cap >= (size_t)64 << 20)
+                bench_die("%s: larger than 64 MiB", path);
+            cap *= 2;
+            uint8_t *p = realloc(bench_value, cap);
+            if (p == NULL)
+                bench_die("out of memory");
+            bench_value = p;
+        }
+        size_t n = fread(bench_value + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    if (ferror(f))
+        bench_die("cannot read %s", path);
+    fclose(f);
+    if (len > (size_t)64 << 20)
+        bench_die("%s: larger than 64 MiB", path);
+    opts.datasize = len;
+}
+
 /* Make room for one descriptor per connection plus slack. */
 static void bench_raise_nofile(void)
 {
@@ -905,10 +950,14 @@ int main(int argc, char **argv)
     bench_resolve();
     bench_raise_nofile();
 
-    bench_value = malloc(opts.datasize ? opts.datasize : 1);
-    if (bench_value == NULL)
-        bench_die("out of memory");
-    memset(bench_value, 'x', opts.datasize);
+    if (opts.value_file != NULL) {
+        bench_load_value_file(opts.value_file);
+    } else {
+        bench_value = malloc(opts.datasize ? opts.datasize : 1);
+        if (bench_value == NULL)
+            bench_die("out of memory");
+        memset(bench_value, 'x', opts.datasize);
+    }
 
     if (opts.tls) {
         char err[512];

@@ -146,7 +146,7 @@ void sg_request_settle(struct sg_subop *op, struct sg_key_outcome *o)
             }
             outcome_release(o);
         } else {
-            r->out[op->index] = *o;
+            r->out[sg_request_key_of(r, op, 0)] = *o;
         }
     }
     subop_done(op);

@@ -56,7 +56,7 @@ struct sg_arena {
     ProtobufCAllocator pa;
     size_t used;
     uint32_t overflow; /* allocations that went to malloc */
-    uint8_t buf[SG_REQUEST_ARENA];
+    _Alignas(16) uint8_t buf[SG_REQUEST_ARENA];
 };
 
 struct sg_request {

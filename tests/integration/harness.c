@@ -348,6 +348,8 @@ static int write_config(const struct h_env *e, struct h_proxy *p)
     if (o->redis_yaml)
         fprintf(f, "%s\n", o->redis_yaml);
     fprintf(f, "log:\n  level: debug\n");
+    if (o->extra_yaml)
+        fprintf(f, "%s\n", o->extra_yaml);
     return fclose(f) == 0 ? 0 : -1;
 }
 
@@ -424,6 +426,45 @@ int h_proxy_stop(struct h_env *e, int i)
         proxy_reaped(e, i, st, 1);
     p->pid = 0;
     return p->bad_exit ? -1 : 0;
+}
+
+int h_proxy_signal(struct h_env *e, int i, int sig)
+{
+    if (i < 0 || i >= e->n_proxies || !h_proxy_alive(e, i))
+        return -1;
+    return kill(e->proxies[i].pid, sig) == 0 ? 0 : -1;
+}
+
+int h_proxy_wait_exit(struct h_env *e, int i, int timeout_ms)
+{
+    struct h_proxy *p = &e->proxies[i];
+    if (p->pid <= 0)
+        return p->bad_exit ? -1 : 0;
+    int64_t deadline = h_now_ms() + timeout_ms;
+    int st;
+    pid_t r;
+    while ((r = waitpid(p->pid, &st, WNOHANG)) == 0) {
+        if (h_now_ms() > deadline) {
+            h_log("slotgate (proxy %d) still running after %d ms: SIGKILL", i, timeout_ms);
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, NULL, 0);
+            p->bad_exit = 1;
+            p->pid = 0;
+            return -1;
+        }
+        h_poll_pause();
+    }
+    if (r == p->pid)
+        proxy_reaped(e, i, st, 1);
+    p->pid = 0;
+    return p->bad_exit ? -1 : 0;
+}
+
+int h_proxy_write_config(struct h_env *e, int i)
+{
+    if (i < 0 || i >= e->n_proxies)
+        return -1;
+    return write_config(e, &e->proxies[i]);
 }
 
 /* Wait until proxy i answers PING over TLS, or exits, or 30 s pass. */

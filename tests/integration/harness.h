@@ -37,6 +37,7 @@ struct h_opts {
     uint32_t refresh_ms;       /* redis.topology_refresh_ms, default 1000 */
     const char *limits_yaml;   /* extra lines under limits:, indented 2 */
     const char *redis_yaml;    /* extra lines under redis:, indented 2 */
+    const char *extra_yaml;    /* extra top-level sections (e.g. keyspaces:), appended */
 };
 
 /* One running slotgate process. */
@@ -84,6 +85,14 @@ int h_proxy_start(struct h_env *e, int mtls);
 int h_proxy_stop(struct h_env *e, int i);
 /* 1 if proxy i's process is still running (not exited, not a zombie). */
 int h_proxy_alive(struct h_env *e, int i);
+/* Send sig to proxy i (SIGHUP, SIGTERM, ...); 0 or -1 if it is not running. */
+int h_proxy_signal(struct h_env *e, int i, int sig);
+/* Wait (bounded) for proxy i to exit after a signal the test sent; 0 if it
+ * exited with status 0, -1 otherwise (also recorded in bad_exit). SIGKILL
+ * and -1 if it is still running after timeout_ms. */
+int h_proxy_wait_exit(struct h_env *e, int i, int timeout_ms);
+/* Write proxy i's config file again from e->opts (for reload tests). */
+int h_proxy_write_config(struct h_env *e, int i);
 
 /* ---- clients ------------------------------------------------------------- */
 
