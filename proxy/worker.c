@@ -152,11 +152,12 @@ struct sg_worker *sg_worker_new(int id, const struct sg_config *cfg, SSL_CTX *se
     w->topo = sg_topology_ref(topo);
     TAILQ_INIT(&w->sessions);
     pthread_mutex_init(&w->mbox_lock, NULL);
-    /* Everything on this base runs on this thread: no locks. The changelist
-     * folds the add/remove of write interest that bufferevents do on every
-     * flush into at most one epoll_ctl per fd per loop turn. */
+    /* Everything on this base runs on this thread: no locks. (No epoll
+     * changelist: it defers EPOLL_CTL_DEL past close(), onto an fd number
+     * another thread may already have reused; conn.c registers write
+     * interest only when a socket is full, so there is little to fold.) */
     struct event_config *ec = event_config_new();
-    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     w->base = event_base_new_with_config(ec);
     event_config_free(ec);
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # test.sh - the one command that installs what is missing, builds, and runs
 # the whole test suite: unit and integration tests (real Redis Cluster, real
-# slotgate over TLS) on a Release build, then again under ASan+UBSan.
-# SG_TEST_QUICK=1 skips the sanitizer pass (for local iteration only).
+# slotgate over TLS) on a Release build, then again under ASan+UBSan, then
+# under ThreadSanitizer (the proxy runs two worker threads in every test).
+# SG_TEST_QUICK=1 skips the sanitizer passes (for local iteration only).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 scripts/deps.sh
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:exitcode=66}
 run_suite() {
   local type=$1 dir=$2
   scripts/build.sh "$type" "$dir"
@@ -17,5 +19,6 @@ run_suite() {
 run_suite Release build-test
 if [ "${SG_TEST_QUICK:-0}" != 1 ]; then
   run_suite Asan build-asan
+  run_suite Tsan build-tsan
 fi
 echo "test.sh: all suites passed"
