@@ -17,9 +17,10 @@
 #      < 1.20.
 #   c. invalidation under load: 100,000 keys u123:* (to remove) and 100,000
 #      u124:* (to keep) spread over all shards; a GET load on other keys
-#      (-c 20 -P 1) without, then with `slotgate-cli invalidate 'u123:*'`
-#      started just after the load; N rounds. Target: p99 with / without
-#      < 2. Checks afterwards that every u124 key is left and no u123 key.
+#      (-c 20 -P 1, ~2x the invalidation time) without, then with
+#      `slotgate-cli invalidate 'u123:*'` started 0.3 s into the load; N
+#      rounds. Target: p99 with / without < 2. Checks afterwards that every
+#      u124 key is left and no u123 key.
 # Prints markdown tables with medians and met/missed per target.
 #   --quick      fewer requests and keys, 1 round (smoke run)
 #   --no-build   use the binaries already in $BUILD_DIR
@@ -38,7 +39,7 @@ QUICK=0
 OUT=
 NO_BUILD=0
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
     --rounds) [ $# -ge 2 ] || usage; ROUNDS=$2; ROUNDS_SET=1; shift 2 ;;
@@ -70,7 +71,6 @@ CPU_N=$(( QUICK ? 2000 : 20000 ))      # SETs, then as many GETs, per run
 INV_KEYS=$(( QUICK ? 20000 : 100000 )) # keys of u123 and of u124
 GET_KEYS=100000                        # keys the GET load reads
 LOAD_CONNS=20
-LOAD_SECS=$(( QUICK ? 2 : 3 ))         # GET load length, sized from a warm-up
 LOAD_LEAD=0.3                          # s between load start and invalidate
 
 LOAD_PID=
@@ -158,6 +158,15 @@ count_keys() {
         s=$((s + n))
     done
     echo "$s"
+}
+
+# cmdstat CMD: "calls usec" of INFO commandstats, summed over the masters.
+cmdstat() {
+    local p
+    for p in $(masters); do
+        redis-cli -h 127.0.0.1 -p "$p" INFO commandstats | tr -d '\r' |
+            sed -n "s/^cmdstat_$1:calls=\([0-9]*\),usec=\([0-9]*\),.*/\1 \2/p"
+    done | awk '{c += $1; u += $2} END {print c + 0, u + 0}'
 }
 
 median() {
@@ -280,15 +289,33 @@ sgb -c 20 -t fill -r "$GET_KEYS" -d 100 >"$WORK/logs/fill-get.out" 2>&1 ||
     bench_die "fill (GET load keys) failed: $(tail -3 "$WORK/logs/fill-get.out")"
 sgb -c 20 -k u124 -t fill -r "$INV_KEYS" -d 100 >"$WORK/logs/fill-u124.out" 2>&1 ||
     bench_die "fill u124 failed: $(tail -3 "$WORK/logs/fill-u124.out")"
-# Warm-up (not reported); sizes the load runs to about LOAD_SECS seconds.
-sgb -c "$LOAD_CONNS" -P 1 -t get --no-prefill -r "$GET_KEYS" -n 20000 --csv \
-    >"$WORK/logs/warmup.out" 2>"$WORK/logs/warmup.err" || bench_die "warm-up GET load failed"
+# Warm-up (not reported): a GET load with one INVALIDATE, to size the
+# measured runs. The p99 of a run covers all of it, so a load much longer
+# than the invalidation would dilute its effect: each load run lasts about
+# twice (lead + warm-up INVALIDATE time), at least 1 s, so the invalidation
+# overlaps about half of it.
+sgb -c 20 -k u123 -t fill -r "$INV_KEYS" -d 100 >"$WORK/logs/fill-u123-warmup.out" 2>&1 ||
+    bench_die "fill u123 failed: $(tail -3 "$WORK/logs/fill-u123-warmup.out")"
+sgb -c "$LOAD_CONNS" -P 1 -t get --no-prefill -r "$GET_KEYS" -n 100000 --csv \
+    >"$WORK/logs/warmup.out" 2>"$WORK/logs/warmup.err" &
+LOAD_PID=$!
+sleep "$LOAD_LEAD"
+i0=$(now_ns)
+sgcli invalidate 'u123:*' >"$WORK/logs/warmup-cli.out" 2>&1 || bench_die "warm-up invalidate failed: $(cat "$WORK/logs/warmup-cli.out")"
+i1=$(now_ns)
+wait "$LOAD_PID" || bench_die "warm-up GET load failed: $(cat "$WORK/logs/warmup.err")"
+LOAD_PID=
+check_slotgate "warm-up"
 warm_rps=$(csv_field "$WORK/logs/warmup.out" GET 2)
+LOAD_SECS=$(awk -v a="$i0" -v b="$i1" -v l="$LOAD_LEAD" 'BEGIN {s = 2 * (l + (b - a) / 1e9); printf "%.2f", s < 1 ? 1 : s}')
 LOAD_N=$(awk -v r="$warm_rps" -v s="$LOAD_SECS" 'BEGIN {n = int(r * s / 1000) * 1000; print (n < 10000 ? 10000 : n)}')
-bench_log "  warm-up: $warm_rps GET/s; load runs of $LOAD_N GETs"
+bench_log "  warm-up: $warm_rps GET/s, INVALIDATE $(awk -v a="$i0" -v b="$i1" 'BEGIN {printf "%.3f", (b - a) / 1e9}') s;" \
+    "load runs of $LOAD_N GETs (~$LOAD_SECS s)"
 
 INV_RES=$WORK/inval.txt # round mode rps p50 p99 p999 max errors inv_count inv_secs load_secs
 : >"$INV_RES"
+: >"$WORK/after.txt"
+: >"$WORK/evalstat.txt"
 get_load() { # get_load OUT ERR: the GET load (foreground)
     sgb -c "$LOAD_CONNS" -P 1 -t get --no-prefill -r "$GET_KEYS" -n "$LOAD_N" --csv >"$1" 2>"$2"
 }
@@ -313,6 +340,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
 
     # With invalidation started just after the load.
     out=$WORK/logs/inv-r$round-inval.out; err=$WORK/logs/inv-r$round-inval.err
+    # Redis time in EVAL (only INVALIDATE's SCAN+UNLINK pages run EVAL here).
+    read -r ec0 eu0 <<<"$(cmdstat eval)"
     t0=$(now_ns)
     get_load "$out" "$err" &
     LOAD_PID=$!
@@ -324,6 +353,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
     rc=0; wait "$LOAD_PID" || rc=$?
     LOAD_PID=
     t1=$(now_ns)
+    read -r ec1 eu1 <<<"$(cmdstat eval)"
+    echo "$round $((ec1 - ec0)) $((eu1 - eu0))" >>"$WORK/evalstat.txt"
     check_slotgate "GET load with invalidation, round $round"
     [ "$rc" = 0 ] || PROBLEMS+=("GET load (with invalidation) round $round: exit $rc")
     note_errors "GET load (with invalidation) round $round" "$err"
@@ -407,6 +438,11 @@ p99_ratio=$(ratio "$(inv inval 5)" "$(inv base 5)")
     for m in base inval; do
         echo "| $([ $m = base ] && echo without || echo "with INVALIDATE") | $(fmt "$(inv $m 3)" 0) | $(fmt "$(inv $m 4)" 3) | $(fmt "$(inv $m 5)" 3) | $(fmt "$(inv $m 6)" 3) | $(fmt "$(inv $m 7)" 3) | $(inv $m 8) | $(inv $m 9) | $(inv $m 10) | $(inv $m 11) | $(fmt "$(awk -v m=$m '$2 == m && $10 != "-" {print $10 / $11}' "$INV_RES" | median)" 2) |"
     done
+    echo
+    echo "Redis time in INVALIDATE's pages (EVAL of SCAN COUNT 1000 + UNLINK, from INFO commandstats" \
+        "around each run; medians): $(awk '{print $2}' "$WORK/evalstat.txt" | median) pages," \
+        "$(fmt "$(awk '$2 > 0 {print $3 / $2}' "$WORK/evalstat.txt" | median)" 0) µs per page," \
+        "$(fmt "$(awk '{print $3 / 1000}' "$WORK/evalstat.txt" | median)" 0) ms in all (over 3 masters)."
     echo
     echo "Per round (round, DBSIZE sum before → after, u123 / u124 / key: keys left):"
     echo

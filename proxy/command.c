@@ -38,7 +38,6 @@
 
 #define SG_LEASE_TTL_MS 10000
 #define SG_LEASE_TOKEN_BYTES 16
-#define SG_INVAL_PAGE "1000"
 
 /* One page of INVALIDATE on one node: SCAN, then UNLINK what matched. */
 static const char SCRIPT_SCAN_UNLINK[] =
@@ -488,7 +487,7 @@ void sg_command_format(struct sg_subop *op, struct evbuffer *out)
         sg_resp_arg(out, "0", 1);
         sg_resp_arg_str(out, sh->cursor);
         arg_bin(out, &r->pattern);
-        sg_resp_arg_str(out, SG_INVAL_PAGE);
+        sg_resp_arg_u64(out, r->worker->cfg->invalidate_page_keys);
         return;
     }
     uint32_t ki = sg_request_key_of(r, op, 0);
@@ -655,8 +654,9 @@ static void result_scan(struct sg_subop *op, redisReply *reply)
         sg_request_settle(op, &o);
         return;
     }
-    /* Next page: the sub-op stays outstanding; other traffic interleaves. */
-    sg_request_dispatch(op);
+    /* Next page after a short pause: the sub-op stays outstanding, and the
+     * master serves other traffic between pages instead of back to back. */
+    sg_request_next_page(op, r->worker->cfg->invalidate_pause_ms);
 }
 
 void sg_command_result(struct sg_subop *op, redisReply *reply)

@@ -124,6 +124,8 @@ static const struct cfg_key redis_keys[] = {
     {"topology_refresh_ms", T_U32, CF(topology_refresh_ms), POS, NULL},
     {"topology_min_interval_ms", T_U32, CF(topology_min_interval_ms), NONNEG, NULL},
     {"max_redirects", T_U32, CF(max_redirects), 0, 100, NULL},
+    {"invalidate_page_keys", T_U32, CF(invalidate_page_keys), 1, 100000, NULL},
+    {"invalidate_pause_ms", T_U32, CF(invalidate_pause_ms), 0, 10000, NULL},
     {"retry_backoff_ms", T_U32, CF(retry_backoff_ms), NONNEG, NULL},
     {"reconnect_backoff_max_ms", T_U32, CF(reconnect_backoff_max_ms), POS, NULL},
     {"coalesce_gets", T_BOOL, CF(coalesce_gets), 0, 0, NULL},
@@ -796,6 +798,8 @@ void sg_config_defaults(struct sg_config *cfg)
     cfg->topology_refresh_ms = 5000;
     cfg->topology_min_interval_ms = 100;
     cfg->max_redirects = 5;
+    cfg->invalidate_page_keys = 200;
+    cfg->invalidate_pause_ms = 1;
     cfg->retry_backoff_ms = 20;
     cfg->reconnect_backoff_max_ms = 1000;
     cfg->coalesce_gets = 1;

@@ -78,6 +78,8 @@ struct sg_config {
     uint32_t topology_refresh_ms;      /* periodic refresh, default 5000 */
     uint32_t topology_min_interval_ms; /* rate limit, default 100 */
     uint32_t max_redirects;            /* MOVED/ASK hops per sub-op, default 5 */
+    uint32_t invalidate_page_keys;     /* SCAN COUNT per INVALIDATE page, default 200 */
+    uint32_t invalidate_pause_ms;      /* pause between pages on a master, default 1 */
     uint32_t retry_backoff_ms;         /* TRYAGAIN/CLUSTERDOWN base, default 20 */
     uint32_t reconnect_backoff_max_ms; /* default 1000 */
     int coalesce_gets;                 /* default 1 */

@@ -141,8 +141,10 @@ void sg_request_settle(struct sg_subop *op, struct sg_key_outcome *o)
             agg->count += o->count;
             if (o->code != SLOTGATE__V1__CODE__CODE_OK &&
                 agg->code == SLOTGATE__V1__CODE__CODE_OK) {
+                /* o->message may point into o->reply, released below. */
                 agg->code = o->code;
-                agg->message = o->message;
+                agg->message = o->reply != NULL ? "a master answered INVALIDATE with an error"
+                                                : o->message;
             }
             outcome_release(o);
         } else {
@@ -217,6 +219,18 @@ void sg_request_retry_later(struct sg_subop *op, int code, const char *message)
     SG_STAT_INC(&r->worker->stats, retries);
     struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
     event_assign(&op->retry_ev, r->worker->base, -1, 0, on_retry, op);
+    op->parked = 1;
+    evtimer_add(&op->retry_ev, &tv);
+}
+
+void sg_request_next_page(struct sg_subop *op, uint32_t pause_ms)
+{
+    if (pause_ms == 0) {
+        sg_request_dispatch(op);
+        return;
+    }
+    struct timeval tv = {pause_ms / 1000, (pause_ms % 1000) * 1000};
+    event_assign(&op->retry_ev, op->req->worker->base, -1, 0, on_retry, op);
     op->parked = 1;
     evtimer_add(&op->retry_ev, &tv);
 }

@@ -945,7 +945,7 @@ static void test_versioned_writers(void **state)
             uint64_t ver = V[t].read_ver[i];
             if (ver == 0 || ver > VER_MAX || strcmp(ver_written[ver], V[t].read_val[i]) != 0) {
                 if (!mismatched++)
-                    snprintf(example, sizeof(example), "read \"%s\" at version %llu (written: \"%s\")",
+                    snprintf(example, sizeof(example), "read \"%.40s\" at version %llu (written: \"%.40s\")",
                              V[t].read_val[i], (unsigned long long)ver,
                              ver <= VER_MAX ? ver_written[ver] : "?");
             }

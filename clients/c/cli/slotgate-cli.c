@@ -568,6 +568,22 @@ static int sg_cli_setver(struct sg_cli *cli)
     return 0;
 }
 
+static int sg_cli_getver(struct sg_cli *cli)
+{
+    struct sg_request *r;
+    struct sg_response *resp;
+    int rc;
+
+    r = sg_cli_request(cli, SG_OP_GET_VERSIONED);
+    sg_cli_add_key(r, cli->argv[1]);
+    rc = sg_cli_call(cli, r, &resp);
+    if (rc != 0)
+        return rc;
+    sg_cli_print_fields(resp);
+    sg_response_free(resp);
+    return 0;
+}
+
 static const struct sg_cli_command sg_cli_commands[] = {
     {"ping", 0, 0, sg_cli_ping, "ping"},
     {"get", 1, 1, sg_cli_get, "get KEY"},
@@ -582,6 +598,7 @@ static const struct sg_cli_command sg_cli_commands[] = {
     {"getlease", 1, 1, sg_cli_getlease, "getlease KEY"},
     {"setlease", 3, 3, sg_cli_setlease, "setlease KEY VALUE LEASE [--ttl MS]"},
     {"setver", 3, 3, sg_cli_setver, "setver KEY VALUE VERSION"},
+    {"getver", 1, 1, sg_cli_getver, "getver KEY"},
 };
 
 /* Check operand count and that --ttl/--nx/--xx fit the command. */
