@@ -59,12 +59,16 @@ bench_start_cluster() {
 
 # bench_write_config MAX_CONNECTIONS: slotgate config with TLS (client certs
 # from the dev CA), the cluster as seeds, a "big" keyspace for large values.
+# One worker by default (SG_WORKERS): on the 2-core benchmark machine the
+# proxy shares the cores with three Redis servers and the load generator,
+# and a second worker only adds wake-ups and smaller per-shard batches.
 bench_write_config() {
     cat >"$WORK/slotgate.yaml" <<EOF
 # Written by bench/lib.sh for a benchmark run.
 listen:
   address: 127.0.0.1
   port: $SG_PORT
+  workers: ${SG_WORKERS:-1}
 tls:
   cert: $WORK/tls/server.pem
   key: $WORK/tls/server-key.pem

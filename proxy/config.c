@@ -80,7 +80,6 @@ static const struct cfg_key listen_keys[] = {
     {"port", T_INT, CF(listen.port), 1, 65535, NULL},
     {"plaintext", T_BOOL, CF(plaintext), 0, 0, NULL},
     {"workers", T_INT, CF(workers), 0, 1024, NULL},
-    {"proxy_protocol", T_BOOL, CF(proxy_protocol), 0, 0, NULL},
     {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
 static const struct cfg_key tls_keys[] = {

@@ -38,7 +38,6 @@ struct sg_config {
     struct sg_addr listen; /* default 127.0.0.1:7420 */
     int plaintext;         /* listen.plaintext: default 0 (TLS) */
     int workers;           /* 0 = number of cores */
-    int proxy_protocol;    /* listen.proxy_protocol: accept PROXY v2 */
 
     /* tls: (server side) required unless plaintext */
     char tls_cert[512];

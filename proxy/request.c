@@ -294,8 +294,12 @@ void sg_request_dispatch(struct sg_subop *op)
     if (r->ks->read_from_replicas && info->n_replicas > 0 && sg_command_is_read(r->rq->op) &&
         op->redirects == 0 && op->retries == 0) {
         const struct sg_addr *rep = &info->replicas[w->replica_rr++ % (uint32_t)info->n_replicas];
-        sg_request_send(op, sg_worker_link(w, rep, 1));
-        return;
+        struct sg_shardlink *l = sg_worker_link(w, rep, 1);
+        if (l->state != SG_LINK_DOWN) {
+            sg_request_send(op, l);
+            return;
+        }
+        /* That replica is down: the master serves the read. */
     }
     sg_request_send(op, sg_worker_shard_link(w, sh));
 }
