@@ -75,12 +75,11 @@ struct cfg_ctx {
 #define POS 1, UINT32_MAX
 #define NONNEG 0, UINT32_MAX
 
-static const struct cfg_key listen_keys[] = {
-    {"address", T_HOST, CF(listen.host), 0, 0, NULL},
-    {"port", T_INT, CF(listen.port), 1, 65535, NULL},
-    {"plaintext", T_BOOL, CF(plaintext), 0, 0, NULL},
-    {"workers", T_INT, CF(workers), 0, 1024, NULL},
-    {NULL, T_STR, 0, 0, 0, 0, NULL}};
+static const struct cfg_key listen_keys[] = {{"address", T_HOST, CF(listen.host), 0, 0, NULL},
+                                             {"port", T_INT, CF(listen.port), 1, 65535, NULL},
+                                             {"plaintext", T_BOOL, CF(plaintext), 0, 0, NULL},
+                                             {"workers", T_INT, CF(workers), 0, 1024, NULL},
+                                             {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
 static const struct cfg_key tls_keys[] = {
     {"cert", T_PATH, CF(tls_cert), 0, 0, NULL},

@@ -29,13 +29,13 @@ struct sg_conn {
     struct sg_conn_cbs cbs;
     void *arg;
     int idle_ms;
-    unsigned reading : 1;      /* read interest wanted by the owner */
+    unsigned reading : 1; /* read interest wanted by the owner */
     unsigned rev_added : 1;
     unsigned wev_added : 1;
-    unsigned connecting : 1;   /* TCP connect in progress */
-    unsigned handshaking : 1;  /* TLS handshake in progress */
+    unsigned connecting : 1;  /* TCP connect in progress */
+    unsigned handshaking : 1; /* TLS handshake in progress */
     unsigned write_wants_read : 1;
-    int pending_write;         /* SSL_write length to repeat, 0 if none */
+    int pending_write; /* SSL_write length to repeat, 0 if none */
 };
 
 static void conn_update_read(struct sg_conn *c)
@@ -99,8 +99,8 @@ static int conn_write(struct sg_conn *c)
             continue;
         }
         size_t len = evbuffer_get_length(c->out);
-        int chunk = c->pending_write ? c->pending_write
-                                     : (int)(len < SG_CONN_CHUNK ? len : SG_CONN_CHUNK);
+        int chunk =
+            c->pending_write ? c->pending_write : (int)(len < SG_CONN_CHUNK ? len : SG_CONN_CHUNK);
         const unsigned char *p = evbuffer_pullup(c->out, chunk);
         int n = SSL_write(c->ssl, p, chunk);
         if (n <= 0) {
@@ -275,9 +275,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     c->cbs.on_event(c->arg, SG_CONN_TIMEOUT);
 }
 
-struct sg_conn *sg_conn_new(struct event_base *base, int fd, SSL *ssl, int server,
-                            int connecting, int timeout_ms, const struct sg_conn_cbs *cbs,
-                            void *arg)
+struct sg_conn *sg_conn_new(struct event_base *base, int fd, SSL *ssl, int server, int connecting,
+                            int timeout_ms, const struct sg_conn_cbs *cbs, void *arg)
 {
     struct sg_conn *c = sg_calloc(1, sizeof(*c));
     c->fd = fd;

@@ -42,9 +42,8 @@ struct sg_conn;
  * accept side when server is 1, connect side otherwise. connecting: fd is
  * an outbound connect in progress; timeout_ms bounds it (0 = none).
  */
-struct sg_conn *sg_conn_new(struct event_base *base, int fd, SSL *ssl, int server,
-                            int connecting, int timeout_ms, const struct sg_conn_cbs *cbs,
-                            void *arg);
+struct sg_conn *sg_conn_new(struct event_base *base, int fd, SSL *ssl, int server, int connecting,
+                            int timeout_ms, const struct sg_conn_cbs *cbs, void *arg);
 /* Closes the socket and frees the SSL and both buffers. Accepts NULL. */
 void sg_conn_free(struct sg_conn *c);
 

@@ -143,8 +143,8 @@ void sg_request_settle(struct sg_subop *op, struct sg_key_outcome *o)
                 agg->code == SLOTGATE__V1__CODE__CODE_OK) {
                 /* o->message may point into o->reply, released below. */
                 agg->code = o->code;
-                agg->message = o->reply != NULL ? "a master answered INVALIDATE with an error"
-                                                : o->message;
+                agg->message =
+                    o->reply != NULL ? "a master answered INVALIDATE with an error" : o->message;
             }
             outcome_release(o);
         } else {

@@ -35,26 +35,26 @@ static size_t fmt_u64(char *buf, uint64_t v)
     return n;
 }
 
-void sg_resp_begin(struct evbuffer *out, int argc)
+/* Append a RESP header line: the type character, then n, then CRLF. */
+static void put_header(struct evbuffer *out, char type, uint64_t n)
 {
     char hdr[32];
-    size_t n = 0;
-    hdr[n++] = '*';
-    n += fmt_u64(hdr + n, (uint64_t)argc);
-    hdr[n++] = '\r';
-    hdr[n++] = '\n';
-    evbuffer_add(out, hdr, n);
+    size_t k = 0;
+    hdr[k++] = type;
+    k += fmt_u64(hdr + k, n);
+    hdr[k++] = '\r';
+    hdr[k++] = '\n';
+    evbuffer_add(out, hdr, k);
+}
+
+void sg_resp_begin(struct evbuffer *out, int argc)
+{
+    put_header(out, '*', (uint64_t)argc);
 }
 
 void sg_resp_arg(struct evbuffer *out, const void *p, size_t len)
 {
-    char hdr[32];
-    size_t n = 0;
-    hdr[n++] = '$';
-    n += fmt_u64(hdr + n, len);
-    hdr[n++] = '\r';
-    hdr[n++] = '\n';
-    evbuffer_add(out, hdr, n);
+    put_header(out, '$', len);
     if (len > 0)
         evbuffer_add(out, p, len);
     evbuffer_add(out, "\r\n", 2);
@@ -68,13 +68,7 @@ void sg_resp_arg_ref(struct evbuffer *out, const void *p, size_t len)
         sg_resp_arg(out, p, len);
         return;
     }
-    char hdr[32];
-    size_t n = 0;
-    hdr[n++] = '$';
-    n += fmt_u64(hdr + n, len);
-    hdr[n++] = '\r';
-    hdr[n++] = '\n';
-    evbuffer_add(out, hdr, n);
+    put_header(out, '$', len);
     evbuffer_add_reference(out, p, len, NULL, NULL);
     evbuffer_add(out, "\r\n", 2);
 }

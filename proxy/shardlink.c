@@ -86,37 +86,26 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg)
     link_connect(arg);
 }
 
-/* Feed everything read to the reader, then match replies to the FIFO. */
-static void on_read(void *arg)
+/*
+ * Match every complete reply in the reader to the FIFO head. Returns 0, or
+ * -1 when the link was reset (the caller must not touch it any more).
+ */
+static int link_take_replies(struct sg_shardlink *l)
 {
-    struct sg_shardlink *l = arg;
-    struct evbuffer *in = sg_conn_input(l->conn);
-    struct evbuffer_iovec vec[16];
-    while (evbuffer_get_length(in) > 0) {
-        int n = evbuffer_peek(in, -1, NULL, vec, 16);
-        if (n > 16)
-            n = 16;
-        size_t fed = 0;
-        for (int i = 0; i < n; i++) {
-            redisReaderFeed(l->reader, vec[i].iov_base, vec[i].iov_len);
-            fed += vec[i].iov_len;
-        }
-        evbuffer_drain(in, fed);
-    }
     for (;;) {
         void *r = NULL;
         if (redisReaderGetReply(l->reader, &r) != REDIS_OK) {
             link_reset(l, "protocol error from Redis");
-            return;
+            return -1;
         }
         if (r == NULL)
-            return;
+            return 0;
         redisReply *reply = r;
         struct sg_subop *op = TAILQ_FIRST(&l->fifo);
         if (op == NULL) {
             freeReplyObject(reply);
             link_reset(l, "reply with no command waiting");
-            return;
+            return -1;
         }
         SG_STAT_INC(&l->worker->stats, backend_replies);
         if (op->asking_pending) {
@@ -136,14 +125,33 @@ static void on_read(void *arg)
             if (bad) {
                 l->state = SG_LINK_CONNECTING; /* back off instead of reconnecting */
                 link_reset(l, "link set-up command failed");
-                return;
+                return -1;
             }
             continue;
         }
         struct sg_conn *before = l->conn;
         sg_request_on_reply(op, reply);
         if (l->conn != before)
-            return; /* the link was reset under us */
+            return -1; /* the link was reset under us */
+    }
+}
+
+/*
+ * Feed what was read to the reader one buffer chunk at a time, taking the
+ * complete replies after each: hiredis shifts its buffer down after every
+ * reply it returns, so feeding a megabyte of pipelined replies at once
+ * would cost a memmove of the rest per reply.
+ */
+static void on_read(void *arg)
+{
+    struct sg_shardlink *l = arg;
+    struct evbuffer *in = sg_conn_input(l->conn);
+    struct evbuffer_iovec vec;
+    while (evbuffer_peek(in, -1, NULL, &vec, 1) > 0) {
+        redisReaderFeed(l->reader, vec.iov_base, vec.iov_len);
+        evbuffer_drain(in, vec.iov_len);
+        if (link_take_replies(l) != 0)
+            return;
     }
 }
 
@@ -230,8 +238,8 @@ static void link_connect(struct sg_shardlink *l)
         evutil_freeaddrinfo(res);
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || (connect(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 &&
-                   errno != EINPROGRESS)) {
+    if (fd < 0 ||
+        (connect(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 && errno != EINPROGRESS)) {
         sg_log_warn("link %s:%d: connect: %s", l->addr.host, l->addr.port, strerror(errno));
         if (fd >= 0)
             close(fd);

@@ -135,8 +135,6 @@ void sg_worker_post_config(struct sg_worker *w, const struct sg_config *cfg, SSL
     worker_notify(w, SG_NOTIFY_MAILBOX);
 }
 
-
-
 struct sg_worker *sg_worker_new(int id, const struct sg_config *cfg, SSL_CTX *server_tls,
                                 SSL_CTX *redis_tls, struct sg_topology *topo, char *err,
                                 size_t errlen)
