@@ -30,6 +30,7 @@ all_present() {
 }
 
 mkdir -p "$OUT" || die "cannot create $OUT"
+OUT=$(cd "$OUT" && pwd -P)  # absolute: the work below happens in a temp dir
 if all_present; then
     exit 0
 fi
