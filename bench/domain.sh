@@ -439,7 +439,7 @@ p99_ratio=$(ratio "$(inv inval 5)" "$(inv base 5)")
         echo "| $([ $m = base ] && echo without || echo "with INVALIDATE") | $(fmt "$(inv $m 3)" 0) | $(fmt "$(inv $m 4)" 3) | $(fmt "$(inv $m 5)" 3) | $(fmt "$(inv $m 6)" 3) | $(fmt "$(inv $m 7)" 3) | $(inv $m 8) | $(inv $m 9) | $(inv $m 10) | $(inv $m 11) | $(fmt "$(awk -v m=$m '$2 == m && $10 != "-" {print $10 / $11}' "$INV_RES" | median)" 2) |"
     done
     echo
-    echo "Redis time in INVALIDATE's pages (EVAL of SCAN COUNT 1000 + UNLINK, from INFO commandstats" \
+    echo "Redis time in INVALIDATE's pages (EVAL of a SCAN page (redis.invalidate_page_keys, default 200) + UNLINK, from INFO commandstats" \
         "around each run; medians): $(awk '{print $2}' "$WORK/evalstat.txt" | median) pages," \
         "$(fmt "$(awk '$2 > 0 {print $3 / $2}' "$WORK/evalstat.txt" | median)" 0) µs per page," \
         "$(fmt "$(awk '{print $3 / 1000}' "$WORK/evalstat.txt" | median)" 0) ms in all (over 3 masters)."

@@ -20,6 +20,7 @@
 #include "util.h"
 
 #define SG_CONN_CHUNK 16384
+#define SG_CONN_READ 65536
 
 struct sg_conn {
     int fd;
@@ -120,14 +121,32 @@ static int conn_read(struct sg_conn *c, int *eof)
     int got = 0;
     *eof = 0;
     if (c->ssl == NULL) {
-        int n = evbuffer_read(c->in, c->fd, -1);
-        if (n > 0)
-            return 1;
-        if (n == 0) {
-            *eof = 1;
-            return -1;
+        /* Not evbuffer_read: it takes at most 4 KiB per call, which turns a
+         * 64 KiB reply into sixteen loop turns. Read up to 256 KiB now. */
+        for (int i = 0; i < 4; i++) {
+            struct evbuffer_iovec v;
+            if (evbuffer_reserve_space(c->in, SG_CONN_READ, &v, 1) < 1)
+                return -1;
+            ssize_t n = read(c->fd, v.iov_base, v.iov_len);
+            if (n <= 0) {
+                v.iov_len = 0;
+                evbuffer_commit_space(c->in, &v, 1);
+                if (n == 0) {
+                    *eof = 1;
+                    return got ? 1 : -1;
+                }
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                    return got;
+                return -1;
+            }
+            size_t room = v.iov_len;
+            v.iov_len = (size_t)n;
+            evbuffer_commit_space(c->in, &v, 1);
+            got = 1;
+            if ((size_t)n < room)
+                return 1;
         }
-        return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+        return 1;
     }
     for (;;) {
         struct evbuffer_iovec v;
