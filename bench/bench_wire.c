@@ -364,8 +364,8 @@ int sg_bench_wire_take(struct evbuffer *in, struct sg_bench_msg *msg)
         return -1;
     c.pos = 0;
     memset(msg, 0, sizeof *msg);
-    if (wire_scan(&c, len, NULL, (1u << 1) | (1u << 2) | (1u << 3), wire_scan_server_field,
-                  msg) != 0)
+    if (wire_scan(&c, len, NULL, (1u << 1) | (1u << 2) | (1u << 3), wire_scan_server_field, msg) !=
+        0)
         return -1;
     evbuffer_drain(in, 4 + len);
     return 1;

@@ -31,7 +31,7 @@ struct sg_bench_slice {
 /* One request to encode: op plus parallel keys/values lists. */
 struct sg_bench_req {
     uint64_t id;
-    int op;                       /* Slotgate__V1__Op value */
+    int op; /* Slotgate__V1__Op value */
     struct sg_bench_slice keyspace;
     const struct sg_bench_slice *keys;
     size_t nkeys;
@@ -48,12 +48,12 @@ enum sg_bench_msg_kind {
 
 struct sg_bench_msg {
     enum sg_bench_msg_kind kind;
-    uint64_t id;        /* RESPONSE */
-    int code;           /* RESPONSE or CONN_ERROR overall code */
-    uint32_t nresults;  /* RESPONSE: number of KeyResults */
-    uint32_t key_errors; /* RESPONSE: KeyResults with code >= 100 */
-    int first_key_error; /* code of the first such KeyResult, or 0 */
-    uint32_t key_misses; /* RESPONSE: KeyResults with CODE_NOT_FOUND */
+    uint64_t id;           /* RESPONSE */
+    int code;              /* RESPONSE or CONN_ERROR overall code */
+    uint32_t nresults;     /* RESPONSE: number of KeyResults */
+    uint32_t key_errors;   /* RESPONSE: KeyResults with code >= 100 */
+    int first_key_error;   /* code of the first such KeyResult, or 0 */
+    uint32_t key_misses;   /* RESPONSE: KeyResults with CODE_NOT_FOUND */
     uint32_t max_inflight; /* HELLO_REPLY limits, 0 when absent */
     uint32_t max_batch_keys;
 };

@@ -49,8 +49,8 @@ struct idle_ctx {
     SSL_CTX *ssl_ctx;
     struct event_base *base;
     struct idle_conn *conns;
-    int next;      /* next connection to open */
-    int pending;   /* opened, not yet held or failed */
+    int next;    /* next connection to open */
+    int pending; /* opened, not yet held or failed */
     int held;
     int failed;
     int closed_after; /* held connections the server closed later */
@@ -250,8 +250,8 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
-    static struct idle_ctx x = {.host = "127.0.0.1", .port = 7420, .total = 10000,
-                                .concurrency = 200};
+    static struct idle_ctx x = {
+        .host = "127.0.0.1", .port = 7420, .total = 10000, .concurrency = 200};
     int ch;
 
     idle_global = &x;
@@ -340,7 +340,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "slotgate-idle: stopped with %d held, %d failed, %d pending\n", x.held,
                 x.failed, x.pending);
     else
-        fprintf(stderr, "slotgate-idle: releasing %d connections (%d closed by server while held)\n",
+        fprintf(stderr,
+                "slotgate-idle: releasing %d connections (%d closed by server while held)\n",
                 x.held, x.closed_after);
     for (int i = 0; i < x.total; i++)
         if (x.conns[i].bev != NULL)

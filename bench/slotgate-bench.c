@@ -40,9 +40,9 @@
 #include "bench_wire.h"
 #include "slotgate.pb-c.h"
 
-#define BENCH_FILL_DEPTH 64     /* in-flight SETs per connection while pre-populating */
-#define BENCH_SLOT_BITS 20      /* low bits of a request id: the in-flight slot */
-#define BENCH_MAX_CODE 400      /* codes are < 400 (see slotgate.proto) */
+#define BENCH_FILL_DEPTH 64 /* in-flight SETs per connection while pre-populating */
+#define BENCH_SLOT_BITS 20  /* low bits of a request id: the in-flight slot */
+#define BENCH_MAX_CODE 400  /* codes are < 400 (see slotgate.proto) */
 #define BENCH_KEY_MAX 32
 
 enum bench_test {
@@ -73,7 +73,7 @@ struct bench_opts {
     int threads;
     int stall_secs;
     int no_prefill;
-    int sliding; /* --sliding: refill each answered slot at once */
+    int sliding;            /* --sliding: refill each answered slot at once */
     const char *value_file; /* --value-file: SET/MSET value bytes, instead of -d */
 };
 
@@ -115,9 +115,9 @@ struct bench_thread {
     int stalled;
     uint64_t t_end_ns;
     struct sg_bench_hist hist;
-    uint64_t failed;  /* requests with an error outcome */
-    uint64_t misses;  /* NOT_FOUND outcomes (keys) */
-    uint64_t lost;    /* in flight on a connection that closed or stalled */
+    uint64_t failed; /* requests with an error outcome */
+    uint64_t misses; /* NOT_FOUND outcomes (keys) */
+    uint64_t lost;   /* in flight on a connection that closed or stalled */
     int closed_reports;
     uint64_t err_by_code[BENCH_MAX_CODE];
     uint64_t keyerr_by_code[BENCH_MAX_CODE];
@@ -241,8 +241,8 @@ static void bench_conn_send_one(struct bench_conn *c)
         .keyspace = {(const uint8_t *)opts.keyspace, opts.keyspace ? strlen(opts.keyspace) : 0},
         .keys = t->keys,
         .nkeys = nkeys,
-        .values = (op == SLOTGATE__V1__OP__OP_SET || op == SLOTGATE__V1__OP__OP_MSET) ? t->values
-                                                                                     : NULL,
+        .values =
+            (op == SLOTGATE__V1__OP__OP_SET || op == SLOTGATE__V1__OP__OP_MSET) ? t->values : NULL,
     };
     if (sg_bench_wire_put_request(bufferevent_get_output(c->bev), &req) != 0)
         bench_die("cannot encode request (out of memory)");
@@ -308,8 +308,7 @@ static void bench_conn_kill(struct bench_conn *c, const char *why)
     bench_thread_check_done(t);
 }
 
-static void bench_conn_on_response(struct bench_conn *c, const struct sg_bench_msg *m,
-                                   uint64_t now)
+static void bench_conn_on_response(struct bench_conn *c, const struct sg_bench_msg *m, uint64_t now)
 {
     struct bench_thread *t = c->t;
     uint32_t slot = (uint32_t)(m->id & ((1u << BENCH_SLOT_BITS) - 1));
@@ -532,10 +531,10 @@ static void bench_thread_begin_phase(struct bench_thread *t, enum bench_test tes
     memset(t->keyerr_by_code, 0, sizeof t->keyerr_by_code);
     sg_bench_hist_reset(&t->hist);
     for (int i = 0; i < t->nconns; i++)
-        t->conns[i].window = test == BENCH_FILL ? (opts.pipeline > BENCH_FILL_DEPTH
-                                                        ? opts.pipeline
-                                                        : BENCH_FILL_DEPTH)
-                                                : opts.pipeline;
+        t->conns[i].window =
+            test == BENCH_FILL
+                ? (opts.pipeline > BENCH_FILL_DEPTH ? opts.pipeline : BENCH_FILL_DEPTH)
+                : opts.pipeline;
 }
 
 static void *bench_thread_run(void *arg)

@@ -213,8 +213,8 @@ static size_t mutate_once(uint8_t *buf, size_t len, size_t cap)
         return len;
     case 1: /* set a byte to something interesting or random */
         if (len > 0)
-            buf[rng_below(len)] = rng_below(2) ? interesting[rng_below(sizeof(interesting))]
-                                               : (uint8_t)rng_next();
+            buf[rng_below(len)] =
+                rng_below(2) ? interesting[rng_below(sizeof(interesting))] : (uint8_t)rng_next();
         return len;
     case 2: { /* insert a few bytes */
         size_t n = 1 + rng_below(4);
@@ -223,8 +223,8 @@ static size_t mutate_once(uint8_t *buf, size_t len, size_t cap)
         size_t at = rng_below(len + 1);
         memmove(buf + at + n, buf + at, len - at);
         for (size_t i = 0; i < n; i++)
-            buf[at + i] = rng_below(2) ? interesting[rng_below(sizeof(interesting))]
-                                       : (uint8_t)rng_next();
+            buf[at + i] =
+                rng_below(2) ? interesting[rng_below(sizeof(interesting))] : (uint8_t)rng_next();
         return len + n;
     }
     case 3: { /* delete a range */

@@ -84,10 +84,8 @@ static void check_round_trip(const uint8_t *value, size_t len, uint64_t version)
     static const struct {
         int compress;
         uint32_t threshold;
-    } modes[] = {{SG_ENV_NO_COMPRESS, 0},
-                 {SG_ENV_AUTO, 0},
-                 {SG_ENV_AUTO, 1024},
-                 {SG_ENV_ALWAYS_TRY, 0}};
+    } modes[] = {
+        {SG_ENV_NO_COMPRESS, 0}, {SG_ENV_AUTO, 0}, {SG_ENV_AUTO, 1024}, {SG_ENV_ALWAYS_TRY, 0}};
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
         for (int versioned = 0; versioned <= 1; versioned++) {
             const uint8_t *out = NULL;

@@ -62,12 +62,10 @@ static void make_frames(void)
     m.hello = &hello;
     put_frame("hello", &m);
 
-    ProtobufCBinaryData keys[3] = {{5, (uint8_t *)"user1"},
-                                   {13, (uint8_t *)"{room7}:score"},
-                                   {12, (uint8_t *)"{room7}:name"}};
-    ProtobufCBinaryData values[3] = {{3, (uint8_t *)"abc"},
-                                     {4, (uint8_t *)"1234"},
-                                     {6, (uint8_t *)"\xfeSG\x01\x00x"}};
+    ProtobufCBinaryData keys[3] = {
+        {5, (uint8_t *)"user1"}, {13, (uint8_t *)"{room7}:score"}, {12, (uint8_t *)"{room7}:name"}};
+    ProtobufCBinaryData values[3] = {
+        {3, (uint8_t *)"abc"}, {4, (uint8_t *)"1234"}, {6, (uint8_t *)"\xfeSG\x01\x00x"}};
     uint64_t ttls[3] = {0, 60000, 1};
 
     Slotgate__V1__Request get = SLOTGATE__V1__REQUEST__INIT;
@@ -203,13 +201,13 @@ static void make_resp(void)
     put_str("fuzz_resp", "nested", "*2\r\n*2\r\n:1\r\n*1\r\n+x\r\n*0\r\n");
     put_str("fuzz_resp", "moved", "-MOVED 3999 127.0.0.1:6381\r\n");
     put_str("fuzz_resp", "ask", "-ASK 3999 [::1]:7002\r\n");
-    put_str("fuzz_resp", "errors", "-TRYAGAIN Multiple keys request during rehashing of slot\r\n"
-                                   "-CLUSTERDOWN The cluster is down\r\n"
-                                   "-LOADING Redis is loading the dataset in memory\r\n"
-                                   "-BUSY Redis is busy running a script\r\n"
-                                   "-ERR unknown command\r\n");
-    put_str("fuzz_resp", "exec_with_errors",
-            "*3\r\n+OK\r\n-MOVED 12182 10.0.0.3:7001\r\n:1\r\n");
+    put_str("fuzz_resp", "errors",
+            "-TRYAGAIN Multiple keys request during rehashing of slot\r\n"
+            "-CLUSTERDOWN The cluster is down\r\n"
+            "-LOADING Redis is loading the dataset in memory\r\n"
+            "-BUSY Redis is busy running a script\r\n"
+            "-ERR unknown command\r\n");
+    put_str("fuzz_resp", "exec_with_errors", "*3\r\n+OK\r\n-MOVED 12182 10.0.0.3:7001\r\n:1\r\n");
     put_str("fuzz_resp", "cluster_slots",
             "*2\r\n"
             "*4\r\n:0\r\n:8191\r\n*3\r\n$9\r\n127.0.0.1\r\n:7000\r\n"

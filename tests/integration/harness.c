@@ -39,9 +39,9 @@
 struct h_env H;
 int h_stop_failed;
 
-static int g_watch_fd = -1;     /* write end of the watchdog pipe */
+static int g_watch_fd = -1; /* write end of the watchdog pipe */
 static pid_t g_watch_pid = 0;
-static struct h_env *g_env;     /* for atexit */
+static struct h_env *g_env; /* for atexit */
 static int g_atexit_set;
 
 /* ---- misc ---------------------------------------------------------------- */
@@ -66,8 +66,8 @@ void h_log(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "[itest %s %lld] %s\n", H.name[0] ? H.name : "-", (long long)h_now_ms() % 100000,
-            buf);
+    fprintf(stderr, "[itest %s %lld] %s\n", H.name[0] ? H.name : "-",
+            (long long)h_now_ms() % 100000, buf);
 }
 
 /* Close every descriptor above stderr: children (daemonized redis in
@@ -783,8 +783,7 @@ struct sg_response *h_call(struct sg_client *c, struct sg_request *r)
     return resp;
 }
 
-void h_expect_value(struct sg_client *c, const void *key, size_t klen, const void *val,
-                    size_t vlen)
+void h_expect_value(struct sg_client *c, const void *key, size_t klen, const void *val, size_t vlen)
 {
     void *got = NULL;
     size_t glen = 0;
@@ -879,7 +878,8 @@ static int range_master_port(const redisReply *range)
     if (range->type != REDIS_REPLY_ARRAY || range->elements < 3)
         return -1;
     const redisReply *m = range->element[2];
-    if (m->type != REDIS_REPLY_ARRAY || m->elements < 2 || m->element[1]->type != REDIS_REPLY_INTEGER)
+    if (m->type != REDIS_REPLY_ARRAY || m->elements < 2 ||
+        m->element[1]->type != REDIS_REPLY_INTEGER)
         return -1;
     return (int)m->element[1]->integer;
 }

@@ -28,23 +28,23 @@
 
 /* How to build the environment (zero = defaults). */
 struct h_opts {
-    int plain;                 /* 1: one non-cluster redis instead of a cluster */
-    int masters;               /* default 3 */
-    int replicas;              /* per master; 0 = default 1, negative = none */
-    int mtls;                  /* 1: the first proxy requires client certs */
-    int workers;               /* listen.workers, default 2 */
-    uint32_t deadline_ms;      /* limits.request_deadline_ms, default 1500 */
-    uint32_t refresh_ms;       /* redis.topology_refresh_ms, default 1000 */
-    const char *limits_yaml;   /* extra lines under limits:, indented 2 */
-    const char *redis_yaml;    /* extra lines under redis:, indented 2 */
-    const char *extra_yaml;    /* extra top-level sections (e.g. keyspaces:), appended */
+    int plain;               /* 1: one non-cluster redis instead of a cluster */
+    int masters;             /* default 3 */
+    int replicas;            /* per master; 0 = default 1, negative = none */
+    int mtls;                /* 1: the first proxy requires client certs */
+    int workers;             /* listen.workers, default 2 */
+    uint32_t deadline_ms;    /* limits.request_deadline_ms, default 1500 */
+    uint32_t refresh_ms;     /* redis.topology_refresh_ms, default 1000 */
+    const char *limits_yaml; /* extra lines under limits:, indented 2 */
+    const char *redis_yaml;  /* extra lines under redis:, indented 2 */
+    const char *extra_yaml;  /* extra top-level sections (e.g. keyspaces:), appended */
 };
 
 /* One running slotgate process. */
 struct h_proxy {
-    pid_t pid;                 /* 0: not running */
+    pid_t pid; /* 0: not running */
     int port;
-    int bad_exit;              /* crashed, exited non-zero, or needed SIGKILL */
+    int bad_exit; /* crashed, exited non-zero, or needed SIGKILL */
     int mtls;
     char config[H_PATH];
     char log[H_PATH];
@@ -57,7 +57,7 @@ struct h_env {
     char redis_dir[H_PATH];    /* scratch/redis (cluster.sh DIR) */
     struct h_opts opts;
     int n_nodes;
-    int nodes[H_MAX_NODES];    /* every redis port */
+    int nodes[H_MAX_NODES]; /* every redis port */
     int n_proxies;
     struct h_proxy proxies[H_MAX_PROXIES];
 };

@@ -141,8 +141,7 @@ static void test_mtls(void **state)
     if (other) {
         int rc = sg_ping(other);
         sg_client_free(other);
-        fail_msg("client with an untrusted certificate was accepted (PING: %s)",
-                 sg_code_name(rc));
+        fail_msg("client with an untrusted certificate was accepted (PING: %s)", sg_code_name(rc));
     }
     /* The refused clients did not disturb the accepted one. */
     assert_int_equal(sg_ping(good), SG_OK);
@@ -315,8 +314,8 @@ static void test_stats(void **state)
     struct sg_request *r = sg_request_new(sg_client_next_id(C), SG_OP_STATS);
     struct sg_response *resp = h_call(C, r);
     assert_int_equal(resp->code, SG_OK);
-    static const char *want[] = {"requests", "moved", "ask", "tryagain", "timeouts",
-                                 "link_resets", "topology_refreshes"};
+    static const char *want[] = {
+        "requests", "moved", "ask", "tryagain", "timeouts", "link_resets", "topology_refreshes"};
     int missing = 0;
     for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
         int found = 0;
@@ -340,12 +339,18 @@ static void test_stats(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ping),        cmocka_unit_test(test_set_get),
-        cmocka_unit_test(test_tls_verification), cmocka_unit_test(test_mtls),
-        cmocka_unit_test(test_set_ttl),     cmocka_unit_test(test_nx_xx),
-        cmocka_unit_test(test_delete),      cmocka_unit_test(test_expire),
-        cmocka_unit_test(test_get_miss),    cmocka_unit_test(test_binary),
-        cmocka_unit_test(test_spread),      cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_ping),
+        cmocka_unit_test(test_set_get),
+        cmocka_unit_test(test_tls_verification),
+        cmocka_unit_test(test_mtls),
+        cmocka_unit_test(test_set_ttl),
+        cmocka_unit_test(test_nx_xx),
+        cmocka_unit_test(test_delete),
+        cmocka_unit_test(test_expire),
+        cmocka_unit_test(test_get_miss),
+        cmocka_unit_test(test_binary),
+        cmocka_unit_test(test_spread),
+        cmocka_unit_test(test_stats),
     };
     int failed = cmocka_run_group_tests_name("itest_basic", tests, group_setup, group_teardown);
     failed += h_stop_failed;

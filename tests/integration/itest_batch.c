@@ -81,7 +81,10 @@ static long long owner_exists(const char *key)
     return v;
 }
 
-static void b_key(const char *pfx, int i, char *k, size_t n) { snprintf(k, n, "%s:%d", pfx, i); }
+static void b_key(const char *pfx, int i, char *k, size_t n)
+{
+    snprintf(k, n, "%s:%d", pfx, i);
+}
 static void b_val(const char *pfx, int i, char *v, size_t n)
 {
     snprintf(v, n, "value-of-%s:%d-%.*s", pfx, i, i % 17, "abcdefghijklmnopqrstuvwxyz");
@@ -120,7 +123,10 @@ static void expect_result(const struct sg_response *resp, size_t i, int code, co
 
 #define NB 30
 /* Keys with i % 3 == 1 are never written: misses in the middle of a batch. */
-static int b_written(int i) { return i % 3 != 1; }
+static int b_written(int i)
+{
+    return i % 3 != 1;
+}
 
 static void test_batch_across_shards(void **state)
 {
@@ -427,9 +433,9 @@ static void test_coalesce_read_your_writes(void **state)
             }
         } else {
             gets++;
-            long got = resp->code == SG_OK ? co_parse(resp->value, resp->value_len)
+            long got = resp->code == SG_OK          ? co_parse(resp->value, resp->value_len)
                        : resp->code == SG_NOT_FOUND ? 0
-                                                     : -1;
+                                                    : -1;
             if (got < 0 || got > writes) {
                 bad++;
                 if (!first[0])
@@ -461,7 +467,7 @@ static void test_coalesce_read_your_writes(void **state)
 struct co_reader {
     pthread_t th;
     struct sg_client *c;
-    int writer;               /* also writes co-1..co-CO_WRITES while reading */
+    int writer; /* also writes co-1..co-CO_WRITES while reading */
     long answered, bad;
     char problem[256];
 };
@@ -582,7 +588,10 @@ struct orderer {
     char problem[256];
 };
 
-static void ord_key(int t, int i, char *k, size_t n) { snprintf(k, n, "ord:%d:%d", t, i); }
+static void ord_key(int t, int i, char *k, size_t n)
+{
+    snprintf(k, n, "ord:%d:%d", t, i);
+}
 static int ord_val(int t, int i, char *v, size_t n)
 {
     return snprintf(v, n, "val(ord:%d:%d)%.*s", t, i, (t * 31 + i) % 23, "=======================");
@@ -792,20 +801,19 @@ static void test_batch_dead_shard(void **state)
                   owner[i] == victim ? ", killed" : "", sg_code_name(kr->code), kr->code,
                   (int)kr->value_len, (const char *)kr->value);
             if (!wrong++)
-                snprintf(first, sizeof(first), "results[%zu] dead:%d (owner %d%s) answered %s",
-                         j, i, owner[i], owner[i] == victim ? ", killed" : "",
-                         sg_code_name(kr->code));
+                snprintf(first, sizeof(first), "results[%zu] dead:%d (owner %d%s) answered %s", j,
+                         i, owner[i], owner[i] == victim ? ", killed" : "", sg_code_name(kr->code));
         }
         if (i == NB / 3 || i == 2 * NB / 3) {
             for (int x = 0; x < 2; x++) {
                 j++;
                 int code = resp->results[j].code;
                 if (missing_owner[x] == victim ? !is_backend_down(code) : code != SG_NOT_FOUND) {
-                    h_log("results[%zu] %s (owner %d) answered %s", j, missing[x],
-                          missing_owner[x], sg_code_name(code));
+                    h_log("results[%zu] %s (owner %d) answered %s", j, missing[x], missing_owner[x],
+                          sg_code_name(code));
                     if (!wrong++)
-                        snprintf(first, sizeof(first), "results[%zu] %s answered %s", j,
-                                 missing[x], sg_code_name(code));
+                        snprintf(first, sizeof(first), "results[%zu] %s answered %s", j, missing[x],
+                                 sg_code_name(code));
                 }
             }
         }

@@ -22,25 +22,24 @@
 
 #include "harness.h"
 
-static const char KEYSPACES_YAML[] =
-    "keyspaces:\n"
-    "  session:\n"
-    "    prefix: \"session:\"\n"
-    "    default_ttl_ms: 3600000\n"
-    "    max_ttl_ms: 86400000\n"
-    "  room:\n"
-    "    prefix: \"room:\"\n"
-    "    default_ttl_ms: 1800000\n"
-    "    compression: auto\n"
-    "    compress_threshold: 1024\n"
-    "  asset:\n"
-    "    prefix: \"asset:\"\n"
-    "    default_ttl_ms: 3600000\n"
-    "  gamesystem:\n"
-    "    prefix: \"gamesystem:\"\n"
-    "    default_ttl_ms: 7200000\n"
-    "  always:\n"
-    "    compression: always";
+static const char KEYSPACES_YAML[] = "keyspaces:\n"
+                                     "  session:\n"
+                                     "    prefix: \"session:\"\n"
+                                     "    default_ttl_ms: 3600000\n"
+                                     "    max_ttl_ms: 86400000\n"
+                                     "  room:\n"
+                                     "    prefix: \"room:\"\n"
+                                     "    default_ttl_ms: 1800000\n"
+                                     "    compression: auto\n"
+                                     "    compress_threshold: 1024\n"
+                                     "  asset:\n"
+                                     "    prefix: \"asset:\"\n"
+                                     "    default_ttl_ms: 3600000\n"
+                                     "  gamesystem:\n"
+                                     "    prefix: \"gamesystem:\"\n"
+                                     "    default_ttl_ms: 7200000\n"
+                                     "  always:\n"
+                                     "    compression: always";
 
 static struct sg_client *C;
 
@@ -184,8 +183,8 @@ static void test_keyspace_ttls(void **state)
     static const struct {
         const char *ks;
         long long ttl; /* default_ttl_ms; -1: no expiry */
-    } cases[] = {{"session", 3600000}, {"room", 1800000},   {"asset", 3600000},
-                 {"gamesystem", 7200000}, {"always", -1}, {"", -1}};
+    } cases[] = {{"session", 3600000},    {"room", 1800000}, {"asset", 3600000},
+                 {"gamesystem", 7200000}, {"always", -1},    {"", -1}};
     const char *key = "ttl:probe";
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         assert_int_equal(ks_set(C, cases[i].ks, key, "t", 1), SG_OK);
@@ -272,8 +271,8 @@ static void test_envelope(void **state)
     for (size_t i = 0; i < BIG; i++)
         rnd[i] = rng_byte();
     rnd[0] = 0x42; /* not the magic */
-    static const uint8_t magic[] = {0xFE, 'S', 'G', 0x01, 0x00, 'l', 'o', 'o', 'k', 's', 0,
-                                    'l', 'i', 'k', 'e', 0xFE, 'S', 'G', 0x01, 0x01};
+    static const uint8_t magic[] = {0xFE, 'S', 'G', 0x01, 0x00, 'l',  'o', 'o', 'k',  's',
+                                    0,    'l', 'i', 'k',  'e',  0xFE, 'S', 'G', 0x01, 0x01};
     char small[500];
     memset(small, 'a', sizeof(small));
 
@@ -735,8 +734,8 @@ static void test_lease_stampede(void **state)
 }
 
 /* GET_OR_LEASE of key: code, and the token into tok (NUL-terminated). */
-static int get_or_lease(struct sg_client *c, const char *key, uint64_t ttl_ms,
-                        uint32_t deadline_ms, char *tok, size_t toklen, uint32_t *retry_after)
+static int get_or_lease(struct sg_client *c, const char *key, uint64_t ttl_ms, uint32_t deadline_ms,
+                        char *tok, size_t toklen, uint32_t *retry_after)
 {
     struct sg_request *r = sg_request_new(sg_client_next_id(c), SG_OP_GET_OR_LEASE);
     sg_request_keyspace(r, "session");
@@ -854,8 +853,7 @@ static void *versioner_main(void *arg)
         int rc = sg_call(V->c, r, &resp);
         sg_request_free(r);
         if (!resp || (rc != SG_OK && rc != SG_NOT_FOUND)) {
-            snprintf(V->problem, sizeof(V->problem), "GET_VERSIONED answered %s",
-                     sg_code_name(rc));
+            snprintf(V->problem, sizeof(V->problem), "GET_VERSIONED answered %s", sg_code_name(rc));
             sg_response_free(resp);
             return NULL;
         }
@@ -896,8 +894,7 @@ static void *versioner_main(void *arg)
             }
             V->conflicts++;
         } else {
-            snprintf(V->problem, sizeof(V->problem), "SET_VERSIONED answered %s",
-                     sg_code_name(rc));
+            snprintf(V->problem, sizeof(V->problem), "SET_VERSIONED answered %s", sg_code_name(rc));
             sg_response_free(resp);
             return NULL;
         }
@@ -945,7 +942,8 @@ static void test_versioned_writers(void **state)
             uint64_t ver = V[t].read_ver[i];
             if (ver == 0 || ver > VER_MAX || strcmp(ver_written[ver], V[t].read_val[i]) != 0) {
                 if (!mismatched++)
-                    snprintf(example, sizeof(example), "read \"%.40s\" at version %llu (written: \"%.40s\")",
+                    snprintf(example, sizeof(example),
+                             "read \"%.40s\" at version %llu (written: \"%.40s\")",
                              V[t].read_val[i], (unsigned long long)ver,
                              ver <= VER_MAX ? ver_written[ver] : "?");
             }
@@ -982,8 +980,8 @@ static void test_versioned_race(void **state)
     assert_non_null(c[1]);
     const int rounds = 20;
     for (int round = 0; round < rounds; round++) {
-        struct sg_response *g = ks_call(c[round % 2], SG_OP_GET_VERSIONED, "", key, strlen(key),
-                                        NULL, 0);
+        struct sg_response *g =
+            ks_call(c[round % 2], SG_OP_GET_VERSIONED, "", key, strlen(key), NULL, 0);
         uint64_t ver = g->code == SG_OK ? g->version : 0;
         assert_int_equal(ver, (uint64_t)round);
         sg_response_free(g);

@@ -31,8 +31,14 @@
 
 static struct sg_client *C;
 
-static void fo_key(int i, char *k, size_t n) { snprintf(k, n, "fo:%d", i); }
-static void fo_val(int i, char *v, size_t n) { snprintf(v, n, "fo-value-%d-%s", i, "xxxxxxxx" + (i % 8)); }
+static void fo_key(int i, char *k, size_t n)
+{
+    snprintf(k, n, "fo:%d", i);
+}
+static void fo_val(int i, char *v, size_t n)
+{
+    snprintf(v, n, "fo-value-%d-%s", i, "xxxxxxxx" + (i % 8));
+}
 
 static int group_setup(void **state)
 {
@@ -196,13 +202,13 @@ static void test_hung_master(void **state)
 
 struct loader {
     pthread_t th;
-    int n;                   /* thread number */
+    int n; /* thread number */
     struct sg_client *c;
     volatile int stop;
     uint64_t sent, answered;
-    uint8_t *seen;           /* answers per id (id = index + 1) */
+    uint8_t *seen; /* answers per id (id = index + 1) */
     long dup, unknown, bad_code, wrong_value, io_error;
-    long codes[4];           /* OK, TIMEOUT, SHARD_UNAVAILABLE, CLUSTER_DOWN */
+    long codes[4]; /* OK, TIMEOUT, SHARD_UNAVAILABLE, CLUSTER_DOWN */
     char first_problem[256];
 };
 
@@ -267,13 +273,19 @@ static void *loader_main(void *arg)
             }
             break;
         }
-        case SG_TIMEOUT: L->codes[1]++; break;
-        case SG_SHARD_UNAVAILABLE: L->codes[2]++; break;
-        case SG_CLUSTER_DOWN: L->codes[3]++; break;
+        case SG_TIMEOUT:
+            L->codes[1]++;
+            break;
+        case SG_SHARD_UNAVAILABLE:
+            L->codes[2]++;
+            break;
+        case SG_CLUSTER_DOWN:
+            L->codes[3]++;
+            break;
         default:
             L->bad_code++;
-            problem(L, "id %llu answered %s (%s)", (unsigned long long)id,
-                    sg_code_name(resp->code), resp->message);
+            problem(L, "id %llu answered %s (%s)", (unsigned long long)id, sg_code_name(resp->code),
+                    resp->message);
         }
         sg_response_free(resp);
     }
