@@ -1070,3 +1070,15 @@ int h_sync_replicas(const struct h_env *e)
     }
     return 0;
 }
+
+long long h_owner_pttl(const struct h_env *e, const char *key)
+{
+    int port = h_key_owner(e, key, strlen(key));
+    assert_true(port > 0);
+    redisReply *r = h_redis_cmd(port, "PTTL %s", key);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}

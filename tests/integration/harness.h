@@ -131,6 +131,9 @@ int h_keyslot(const struct h_env *e, const void *key, size_t len);
 int h_slot_owner(const struct h_env *e, int slot);
 /* Port of the master owning key; -1. */
 int h_key_owner(const struct h_env *e, const void *key, size_t len);
+/* PTTL of key (a C string) on the master that owns it, asked directly;
+ * fails the current test if the owner cannot be asked. */
+long long h_owner_pttl(const struct h_env *e, const char *key);
 /* Node id (CLUSTER MYID) of node port into id (41 bytes); 0 or -1. */
 int h_node_id(int port, char *id, size_t idlen);
 /* Live masters owning slots (ports), sorted; returns the count. */

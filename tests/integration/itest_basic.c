@@ -35,19 +35,6 @@ static int group_teardown(void **state)
     return h_env_stop(&H);
 }
 
-/* PTTL of key on the master that owns it (asked directly). */
-static long long owner_pttl(const char *key)
-{
-    int port = h_key_owner(&H, key, strlen(key));
-    assert_true(port > 0);
-    redisReply *r = h_redis_cmd(port, "PTTL %s", key);
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
-
 static void test_ping(void **state)
 {
     assert_int_equal(sg_ping(C), SG_OK);
@@ -154,7 +141,7 @@ static void test_set_ttl(void **state)
 {
     const char *k = "basic:ttl", *v = "short-lived";
     assert_int_equal(sg_set(C, "", k, strlen(k), v, strlen(v), 5000, SG_COND_NONE), SG_OK);
-    long long pttl = owner_pttl(k);
+    long long pttl = h_owner_pttl(&H, k);
     if (pttl <= 0 || pttl > 5000)
         fail_msg("PTTL on the owning node is %lld, expected 1..5000", pttl);
     h_expect_value(C, k, strlen(k), v, strlen(v));
@@ -205,7 +192,7 @@ static void test_expire(void **state)
     const char *k = "basic:expire";
     assert_int_equal(sg_set(C, "", k, strlen(k), "e", 1, 0, SG_COND_NONE), SG_OK);
     assert_int_equal(sg_expire(C, "", k, strlen(k), 3000), SG_OK);
-    long long pttl = owner_pttl(k);
+    long long pttl = h_owner_pttl(&H, k);
     if (pttl <= 0 || pttl > 3000)
         fail_msg("PTTL after EXPIRE 3000 is %lld", pttl);
     const char *missing = "basic:expire:missing";

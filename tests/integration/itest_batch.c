@@ -57,18 +57,6 @@ static int group_teardown(void **state)
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static long long owner_pttl(const char *key)
-{
-    int port = h_key_owner(&H, key, strlen(key));
-    assert_true(port > 0);
-    redisReply *r = h_redis_cmd(port, "PTTL %s", key);
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
-
 static long long owner_exists(const char *key)
 {
     int port = h_key_owner(&H, key, strlen(key));
@@ -161,7 +149,7 @@ static void test_batch_across_shards(void **state)
         int i = widx[j];
         b_key(pfx, i, k, sizeof(k));
         long long want = i % 2 ? (long long)batch_ttl : 20000 + i * 1000LL;
-        long long pttl = owner_pttl(k);
+        long long pttl = h_owner_pttl(&H, k);
         if (pttl > want || pttl <= want - 5000)
             fail_msg("%s: PTTL on its owner %lld, expected (%lld, %lld]", k, pttl, want - 5000,
                      want);
