@@ -3,9 +3,9 @@
  * redis-benchmark.
  *
  * Opens -c connections (TLS with --tls), completes Hello on each, then runs
- * each test of -t in turn: every connection keeps up to -P requests in
- * flight (a sliding window, not redis-benchmark's send-P-wait-P) until -n
- * requests have completed. Latency is taken per request from the moment it
+ * each test of -t in turn: like redis-benchmark, every connection sends -P
+ * requests, waits for all their answers, and repeats (--sliding keeps -P in
+ * flight at all times instead) until -n requests have completed. Latency is taken per request from the moment it
  * is appended to the output buffer to the moment its response is scanned,
  * into a log-linear histogram. With --threads N, connections are split over
  * N threads, each with its own event_base; the threads share nothing during
