@@ -126,6 +126,8 @@ static const struct cfg_key redis_keys[] = {
     {"invalidate_pause_ms", T_U32, CF(invalidate_pause_ms), 0, 10000, NULL},
     {"retry_backoff_ms", T_U32, CF(retry_backoff_ms), NONNEG, NULL},
     {"reconnect_backoff_max_ms", T_U32, CF(reconnect_backoff_max_ms), POS, NULL},
+    {"link_stall_ms", T_U32, CF(link_stall_ms), NONNEG, NULL},
+    {"max_link_pending", T_U32, CF(max_link_pending), POS, NULL},
     {"coalesce_gets", T_BOOL, CF(coalesce_gets), 0, 0, NULL},
     {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
@@ -800,6 +802,8 @@ void sg_config_defaults(struct sg_config *cfg)
     cfg->invalidate_pause_ms = 1;
     cfg->retry_backoff_ms = 20;
     cfg->reconnect_backoff_max_ms = 1000;
+    cfg->link_stall_ms = 5000;
+    cfg->max_link_pending = 100000;
     cfg->coalesce_gets = 1;
 
     snprintf(cfg->admin.host, sizeof cfg->admin.host, "127.0.0.1");

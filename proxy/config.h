@@ -81,6 +81,8 @@ struct sg_config {
     uint32_t invalidate_pause_ms;      /* pause between pages on a master, default 1 */
     uint32_t retry_backoff_ms;         /* TRYAGAIN/CLUSTERDOWN base, default 20 */
     uint32_t reconnect_backoff_max_ms; /* default 1000 */
+    uint32_t link_stall_ms;            /* reset a link with no reply this long; 0 = off; 5000 */
+    uint32_t max_link_pending;         /* commands awaiting replies per link, default 100000 */
     int coalesce_gets;                 /* default 1 */
 
     /* admin: */

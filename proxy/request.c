@@ -241,7 +241,7 @@ void sg_request_send(struct sg_subop *op, struct sg_shardlink *link)
         sg_topology_request_refresh();
         op->req->last_transient = SLOTGATE__V1__CODE__CODE_SHARD_UNAVAILABLE;
         sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_SHARD_UNAVAILABLE,
-                                "link to the owning shard is down");
+                                "the owning shard is unavailable (link down or not keeping up)");
     }
 }
 

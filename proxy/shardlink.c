@@ -87,6 +87,26 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * A node that stops answering without closing (SIGSTOP, a wedged process)
+ * would let commands and their requests pile up on the link for ever: the
+ * requests are answered at their deadlines, but their sub-ops stay owed.
+ * Resetting the link after link_stall_ms without any reply bounds that
+ * memory to what arrives in that window.
+ */
+static void on_stall_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_shardlink *l = arg;
+    uint32_t stall = l->worker->cfg->link_stall_ms;
+    if (stall == 0 || l->n_pending == 0 || l->conn == NULL)
+        return;
+    if (sg_now_ms() - l->last_progress_ms >= stall) {
+        char why[64];
+        snprintf(why, sizeof(why), "no reply for %u ms", stall);
+        link_reset(l, why);
+    }
+}
+
+/*
  * Match every complete reply in the reader to the FIFO head. Returns 0, or
  * -1 when the link was reset (the caller must not touch it any more).
  */
@@ -108,6 +128,7 @@ static int link_take_replies(struct sg_shardlink *l)
             return -1;
         }
         SG_STAT_INC(&l->worker->stats, backend_replies);
+        l->last_progress_ms = sg_now_ms();
         if (op->asking_pending) {
             op->asking_pending = 0;
             freeReplyObject(reply);
@@ -216,6 +237,7 @@ static void link_queue_readonly(struct sg_shardlink *l)
 
 static void link_connect(struct sg_shardlink *l)
 {
+    l->last_progress_ms = sg_now_ms();
     struct sg_worker *w = l->worker;
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
@@ -269,6 +291,12 @@ struct sg_shardlink *sg_shardlink_new(struct sg_worker *w, const struct sg_addr 
     l->addr = *addr;
     TAILQ_INIT(&l->fifo);
     l->reconnect_ev = evtimer_new(w->base, on_reconnect, l);
+    l->stall_ev = event_new(w->base, -1, EV_PERSIST, on_stall_check, l);
+    uint32_t every = w->cfg->link_stall_ms / 4;
+    if (every == 0 || every > 1000)
+        every = 1000;
+    struct timeval tv = {every / 1000, (every % 1000) * 1000};
+    evtimer_add(l->stall_ev, &tv);
     link_connect(l);
     return l;
 }
@@ -290,6 +318,7 @@ void sg_shardlink_free(struct sg_shardlink *l)
     if (l->reader)
         redisReaderFree(l->reader);
     event_free(l->reconnect_ev);
+    event_free(l->stall_ev);
     free(l);
 }
 
@@ -297,6 +326,10 @@ int sg_shardlink_send(struct sg_shardlink *l, struct sg_subop *op)
 {
     if (l->state == SG_LINK_DOWN || l->conn == NULL)
         return -1;
+    if (l->n_pending >= l->worker->cfg->max_link_pending)
+        return -1; /* the node is not keeping up: fail fast, do not queue */
+    if (l->n_pending == 0)
+        l->last_progress_ms = sg_now_ms();
     struct evbuffer *out = sg_conn_output(l->conn);
     if (op->asking) {
         sg_resp_begin(out, 1);

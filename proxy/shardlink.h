@@ -64,7 +64,9 @@ struct sg_shardlink {
     uint32_t backoff_ms;
     uint64_t down_since_ms;
     struct event *reconnect_ev;
-    int readonly; /* replica link: READONLY after connect */
+    struct event *stall_ev;    /* periodic check for a hung node */
+    uint64_t last_progress_ms; /* last reply, or first command owed */
+    int readonly;              /* replica link: READONLY after connect */
     struct sg_subop auth_op, readonly_op;
 };
 
