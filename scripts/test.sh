@@ -11,14 +11,22 @@ scripts/deps.sh
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:exitcode=66}
+total=0
 run_suite() {
-  local type=$1 dir=$2
+  local type=$1 dir=$2 log
   scripts/build.sh "$type" "$dir"
-  (cd "$dir" && ctest --output-on-failure --timeout 600)
+  log=$(mktemp)
+  (cd "$dir" && ctest --output-on-failure --timeout 600) | tee "$log"
+  local rc=${PIPESTATUS[0]} n
+  n=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -1)
+  rm -f "$log"
+  [ "$rc" -eq 0 ] || exit "$rc"
+  total=$((total + ${n:-0}))
 }
 run_suite Release build-test
 if [ "${SG_TEST_QUICK:-0}" != 1 ]; then
   run_suite Asan build-asan
   run_suite Tsan build-tsan
 fi
-echo "test.sh: all suites passed"
+echo "test.sh: all suites passed (Release, ASan+UBSan, TSan unless SG_TEST_QUICK=1)"
+echo "$total passed, 0 failed"
