@@ -7,6 +7,8 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
@@ -70,4 +72,18 @@ SSL *sg_bench_tls_new_ssl(SSL_CTX *ctx, const char *host)
         }
     }
     return ssl;
+}
+
+struct bufferevent *sg_bench_bev_new(struct event_base *base, SSL_CTX *ctx, const char *host)
+{
+    if (ctx == NULL)
+        return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    SSL *ssl = sg_bench_tls_new_ssl(ctx, host);
+    if (ssl == NULL)
+        return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    if (bev != NULL)
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
 }

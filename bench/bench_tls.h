@@ -22,4 +22,12 @@ SSL_CTX *sg_bench_tls_ctx_new(const char *cacert, const char *cert, const char *
  * or NULL. The caller owns it (bufferevent_openssl takes it over). */
 SSL *sg_bench_tls_new_ssl(SSL_CTX *ctx, const char *host);
 
+struct event_base;
+struct bufferevent;
+/*
+ * A client bufferevent not yet connected: TLS when ctx is non-NULL (dirty
+ * shutdowns allowed), plain otherwise. NULL on failure.
+ */
+struct bufferevent *sg_bench_bev_new(struct event_base *base, SSL_CTX *ctx, const char *host);
+
 #endif

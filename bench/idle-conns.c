@@ -160,19 +160,9 @@ static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
 static void idle_open_one(struct idle_ctx *x, struct idle_conn *c)
 {
     x->pending++;
-    if (x->tls) {
-        SSL *ssl = sg_bench_tls_new_ssl(x->ssl_ctx, x->host);
-        if (ssl == NULL)
-            idle_die("cannot create TLS session");
-        c->bev = bufferevent_openssl_socket_new(x->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
-        if (c->bev != NULL)
-            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-    } else {
-        c->bev = bufferevent_socket_new(x->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    }
+    c->bev = sg_bench_bev_new(x->base, x->tls ? x->ssl_ctx : NULL, x->host);
     if (c->bev == NULL)
-        idle_die("cannot create bufferevent");
+        idle_die("cannot create the connection (TLS session or bufferevent)");
     bufferevent_setcb(c->bev, idle_read_cb, NULL, idle_event_cb, c);
     struct timeval tmo = {10, 0};
     bufferevent_set_timeouts(c->bev, &tmo, &tmo);

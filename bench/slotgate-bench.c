@@ -5,11 +5,10 @@
  * Opens -c connections (TLS with --tls), completes Hello on each, then runs
  * each test of -t in turn: like redis-benchmark, every connection sends -P
  * requests, waits for all their answers, and repeats (--sliding keeps -P in
- * flight at all times instead) until -n requests have completed. Latency is taken per request from the moment it
- * is appended to the output buffer to the moment its response is scanned,
- * into a log-linear histogram. With --threads N, connections are split over
- * N threads, each with its own event_base; the threads share nothing during
- * a test and their results are merged after it.
+ * flight at all times instead) until -n requests have completed. Latency is taken per request from
+ * the moment it is appended to the output buffer to the moment its response is scanned, into a
+ * log-linear histogram. With --threads N, connections are split over N threads, each with its own
+ * event_base; the threads share nothing during a test and their results are merged after it.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -429,19 +428,9 @@ static void bench_conn_open(struct bench_thread *t, struct bench_conn *c)
     for (uint32_t i = 0; i < slots; i++)
         c->free_slots[c->nfree++] = slots - 1 - i;
 
-    if (opts.tls) {
-        SSL *ssl = sg_bench_tls_new_ssl(bench_ssl_ctx, opts.host);
-        if (ssl == NULL)
-            bench_die("cannot create TLS session");
-        c->bev = bufferevent_openssl_socket_new(t->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
-        if (c->bev != NULL)
-            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-    } else {
-        c->bev = bufferevent_socket_new(t->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    }
+    c->bev = sg_bench_bev_new(t->base, opts.tls ? bench_ssl_ctx : NULL, opts.host);
     if (c->bev == NULL)
-        bench_die("cannot create bufferevent");
+        bench_die("cannot create the connection (TLS session or bufferevent)");
     bufferevent_setcb(c->bev, bench_conn_read_cb, NULL, bench_conn_event_cb, c);
     struct timeval tmo = {5, 0};
     bufferevent_set_timeouts(c->bev, &tmo, &tmo);
