@@ -88,7 +88,8 @@ static void sg_cli_usage(void)
           "  invalidate PATTERN\n"
           "  getlease KEY\n"
           "  setlease KEY VALUE LEASE [--ttl MS]\n"
-          "  setver KEY VALUE VERSION\n",
+          "  setver KEY VALUE VERSION\n"
+          "  getver KEY\n",
           stdout);
 }
 
