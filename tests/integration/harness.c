@@ -1082,3 +1082,18 @@ long long h_owner_pttl(const struct h_env *e, const char *key)
     freeReplyObject(r);
     return v;
 }
+
+int h_group_start(struct h_env *e, const char *name, const struct h_opts *o, struct sg_client **c)
+{
+    if (h_env_start(e, name, o) != 0)
+        return -1;
+    *c = h_connect(e, 0, H_CERT_NONE);
+    return *c ? 0 : -1;
+}
+
+int h_group_stop(struct h_env *e, struct sg_client **c)
+{
+    sg_client_free(*c);
+    *c = NULL;
+    return h_env_stop(e);
+}

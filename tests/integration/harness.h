@@ -78,6 +78,14 @@ int h_env_stop(struct h_env *e);
 /* Print the last lines of every proxy log (on failure). */
 void h_env_dump_logs(const struct h_env *e, int lines);
 
+/*
+ * The group setup and teardown every test file uses: start e, connect *c to
+ * proxy 0 without a client certificate; then free *c and stop e (the stop
+ * fails the group if slotgate crashed or did not exit cleanly).
+ */
+int h_group_start(struct h_env *e, const char *name, const struct h_opts *o, struct sg_client **c);
+int h_group_stop(struct h_env *e, struct sg_client **c);
+
 /* Start one more slotgate against e's redis; returns its index or -1. */
 int h_proxy_start(struct h_env *e, int mtls);
 /* SIGTERM (then SIGKILL after a bound) and reap proxy i; 0 if it exited

@@ -39,18 +39,12 @@ static int group_setup(void **state)
                        "  max_value_bytes: 65536\n"
                        "  max_batch_bytes: 1048576",
     };
-    if (h_env_start(&H, "badinput", &o) != 0)
-        return -1;
-    HEALTHY = h_connect(&H, 0, H_CERT_NONE);
-    return HEALTHY ? 0 : -1;
+    return h_group_start(&H, "badinput", &o, &HEALTHY);
 }
 
 static int group_teardown(void **state)
 {
-    sg_client_free(HEALTHY);
-    HEALTHY = NULL;
-    /* fails the group if slotgate crashed or did not exit cleanly */
-    return h_env_stop(&H);
+    return h_group_stop(&H, &HEALTHY);
 }
 
 static void healthy_check(const char *what)

@@ -42,17 +42,12 @@ static int group_setup(void **state)
         .workers = 2,
         .limits_yaml = "  max_batch_keys: 64\n  max_batch_bytes: 16384",
     };
-    if (h_env_start(&H, "batch", &o) != 0)
-        return -1;
-    C = h_connect(&H, 0, H_CERT_NONE);
-    return C ? 0 : -1;
+    return h_group_start(&H, "batch", &o, &C);
 }
 
 static int group_teardown(void **state)
 {
-    sg_client_free(C);
-    C = NULL;
-    return h_env_stop(&H);
+    return h_group_stop(&H, &C);
 }
 
 /* ---- helpers ------------------------------------------------------------------ */

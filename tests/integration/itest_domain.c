@@ -46,17 +46,12 @@ static struct sg_client *C;
 static int group_setup(void **state)
 {
     struct h_opts o = {.replicas = -1, .workers = 2, .extra_yaml = KEYSPACES_YAML};
-    if (h_env_start(&H, "domain", &o) != 0)
-        return -1;
-    C = h_connect(&H, 0, H_CERT_NONE);
-    return C ? 0 : -1;
+    return h_group_start(&H, "domain", &o, &C);
 }
 
 static int group_teardown(void **state)
 {
-    sg_client_free(C);
-    C = NULL;
-    return h_env_stop(&H);
+    return h_group_stop(&H, &C);
 }
 
 /* ---- helpers ------------------------------------------------------------------ */

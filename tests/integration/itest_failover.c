@@ -44,10 +44,7 @@ static int group_setup(void **state)
 {
     /* link_stall_ms: a link owing replies with none for 1 s is reset */
     struct h_opts o = {.deadline_ms = 1500, .redis_yaml = "  link_stall_ms: 1000"};
-    if (h_env_start(&H, "failover", &o) != 0)
-        return -1;
-    C = h_connect(&H, 0, H_CERT_NONE);
-    if (!C)
+    if (h_group_start(&H, "failover", &o, &C) != 0)
         return -1;
     char k[64], v[64];
     for (int i = 0; i < NKEYS; i++) {
@@ -62,10 +59,7 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    sg_client_free(C);
-    C = NULL;
-    /* fails the group if slotgate crashed or did not exit cleanly */
-    return h_env_stop(&H);
+    return h_group_stop(&H, &C);
 }
 
 /* Index of keys whose owner is (or is not) port. */

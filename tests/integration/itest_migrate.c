@@ -32,18 +32,12 @@ static struct sg_client *C;
 static int group_setup(void **state)
 {
     struct h_opts o = {.refresh_ms = 60000};
-    if (h_env_start(&H, "migrate", &o) != 0)
-        return -1;
-    C = h_connect(&H, 0, H_CERT_NONE);
-    return C ? 0 : -1;
+    return h_group_start(&H, "migrate", &o, &C);
 }
 
 static int group_teardown(void **state)
 {
-    sg_client_free(C);
-    C = NULL;
-    /* fails the group if slotgate crashed or did not exit cleanly */
-    return h_env_stop(&H);
+    return h_group_stop(&H, &C);
 }
 
 /* ---- background load ------------------------------------------------------ */
