@@ -87,3 +87,22 @@ struct bufferevent *sg_bench_bev_new(struct event_base *base, SSL_CTX *ctx, cons
         bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     return bev;
 }
+
+void sg_bench_bev_why(struct bufferevent *bev, short what, char *why, size_t len)
+{
+    if (what & BEV_EVENT_TIMEOUT) {
+        snprintf(why, len, "timed out");
+    } else if (what & BEV_EVENT_EOF) {
+        snprintf(why, len, "server closed the connection");
+    } else {
+        unsigned long e = bufferevent_get_openssl_error(bev);
+        if (e != 0) {
+            char buf[200];
+            ERR_error_string_n(e, buf, sizeof buf);
+            snprintf(why, len, "TLS: %s", buf);
+        } else {
+            int err = EVUTIL_SOCKET_ERROR();
+            snprintf(why, len, "%s", err ? evutil_socket_error_to_string(err) : "error");
+        }
+    }
+}

@@ -29,5 +29,7 @@ struct bufferevent;
  * shutdowns allowed), plain otherwise. NULL on failure.
  */
 struct bufferevent *sg_bench_bev_new(struct event_base *base, SSL_CTX *ctx, const char *host);
+/* Why a client bufferevent reported what (timeout, EOF, TLS or socket error). */
+void sg_bench_bev_why(struct bufferevent *bev, short what, char *why, size_t len);
 
 #endif

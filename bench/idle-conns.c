@@ -142,18 +142,7 @@ static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
 
     if (what & BEV_EVENT_CONNECTED)
         return;
-    if (what & BEV_EVENT_TIMEOUT) {
-        snprintf(why, sizeof why, "timed out");
-    } else if (what & BEV_EVENT_EOF) {
-        snprintf(why, sizeof why, "server closed the connection");
-    } else {
-        unsigned long e = bufferevent_get_openssl_error(bev);
-        int err = EVUTIL_SOCKET_ERROR();
-        if (e != 0)
-            ERR_error_string_n(e, why, sizeof why);
-        else
-            snprintf(why, sizeof why, "%s", err ? evutil_socket_error_to_string(err) : "error");
-    }
+    sg_bench_bev_why(bev, what, why, sizeof why);
     idle_conn_fail(idle_global, c, why);
 }
 

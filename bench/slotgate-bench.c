@@ -397,21 +397,7 @@ static void bench_conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
     if (what & BEV_EVENT_CONNECTED)
         return;
-    if (what & BEV_EVENT_TIMEOUT) {
-        snprintf(why, sizeof why, "timed out");
-    } else if (what & BEV_EVENT_EOF) {
-        snprintf(why, sizeof why, "server closed the connection");
-    } else {
-        unsigned long e = bufferevent_get_openssl_error(bev);
-        if (e != 0) {
-            char buf[200];
-            ERR_error_string_n(e, buf, sizeof buf);
-            snprintf(why, sizeof why, "TLS: %s", buf);
-        } else {
-            int err = EVUTIL_SOCKET_ERROR();
-            snprintf(why, sizeof why, "%s", err ? evutil_socket_error_to_string(err) : "error");
-        }
-    }
+    sg_bench_bev_why(bev, what, why, sizeof why);
     bench_conn_kill(c, why);
 }
 
