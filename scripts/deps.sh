@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config
       libevent-dev libssl-dev openssl libhiredis-dev
       libprotobuf-c-dev protobuf-c-compiler libsnappy-dev libyaml-dev
-      libcmocka-dev redis-server redis-tools procps)
+      libcmocka-dev libjansson-dev redis-server redis-tools procps)
 
 missing=()
 for p in "${PKGS[@]}"; do
