@@ -189,8 +189,8 @@ int pbjson_bytes(const json_t *v, uint8_t **out, size_t *len)
                 return -1;
             }
         }
-        uint32_t w = (uint32_t)d[0] << 18 | (uint32_t)d[1] << 12 | (uint32_t)d[2] << 6 |
-                     (uint32_t)d[3];
+        uint32_t w =
+            (uint32_t)d[0] << 18 | (uint32_t)d[1] << 12 | (uint32_t)d[2] << 6 | (uint32_t)d[3];
         buf[o++] = (uint8_t)(w >> 16);
         if (pad < 2)
             buf[o++] = (uint8_t)(w >> 8);
@@ -437,7 +437,8 @@ static int pbjson_message(struct pbjson_ctx *c, const ProtobufCMessageDescriptor
         return pbjson_fail(c, "expected JSON for %s is not an object", d->name);
     if (m->descriptor != d)
         return pbjson_fail(c, "message is a %s, want %s", m->descriptor->name, d->name);
-    json_object_foreach ((json_t *)j, key, v) {
+    json_object_foreach((json_t *)j, key, v)
+    {
         for (i = 0; i < d->n_fields; i++) {
             pbjson_camel(d->fields[i].name, name, sizeof(name));
             if (strcmp(name, key) == 0)

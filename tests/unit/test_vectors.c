@@ -17,7 +17,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "frame.h"    /* proxy/frame.h: the proxy's codec */
+#include "frame.h" /* proxy/frame.h: the proxy's codec */
 #include "vectors_client.h"
 #include "pbjson.h"
 
@@ -51,7 +51,8 @@ static int load_list(const char *list, int encode)
         print_error("vectors.json: \"%s\" is not a non-empty array\n", list);
         return -1;
     }
-    json_array_foreach (arr, i, c) {
+    json_array_foreach(arr, i, c)
+    {
         struct vcase *v = &g_cases[g_n];
         const char *hex = json_string_value(json_object_get(c, "frame"));
 
@@ -121,7 +122,8 @@ static int server_json_has_code(const json_t *j, int code)
                     json_object_get(r ? r : json_object_get(j, "error"), "code"), &c) == 0 &&
         (r || json_object_get(j, "error")) && c == code)
         return 1;
-    json_array_foreach (json_object_get(r, "results"), i, kr) {
+    json_array_foreach(json_object_get(r, "results"), i, kr)
+    {
         if (pbjson_enum(&slotgate__v1__code__descriptor, json_object_get(kr, "code"), &c) == 0 &&
             c == code)
             return 1;
@@ -161,10 +163,10 @@ static void test_file_shape(void **state)
 
         for (i = 0; i < g_n && !found; i++) {
             const json_t *rq = json_object_get(g_cases[i].json, "request");
-            found = g_cases[i].encode && rq &&
-                    pbjson_enum(&slotgate__v1__op__descriptor, json_object_get(rq, "op"), &got) ==
-                        0 &&
-                    got == op;
+            found =
+                g_cases[i].encode && rq &&
+                pbjson_enum(&slotgate__v1__op__descriptor, json_object_get(rq, "op"), &got) == 0 &&
+                got == op;
         }
         if (!found && op != 0) {
             print_error("no encode case for %s\n", slotgate__v1__op__descriptor.values[k].name);
@@ -318,6 +320,87 @@ static void test_client_decodes_server_frames(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* A vc_frame view of case v. */
+static struct vc_frame frame_of(const struct vcase *v)
+{
+    struct vc_frame f = {v->frame, v->len, v->json};
+
+    return f;
+}
+
+static int has_member(const struct vcase *v, const char *member)
+{
+    return json_object_get(v->json, member) != NULL;
+}
+
+/*
+ * The whole client over a loopback socket (vc_client_session): every Hello
+ * case against every HelloReply case; then one connection that sends every
+ * request case with sg_client_send and reads every Response case, then a
+ * ConnectionError, with sg_client_recv; then each ConnectionError alone.
+ */
+static void test_client_over_loopback(void **state)
+{
+    struct vc_frame *req, *rep, hello = {0}, reply = {0};
+    size_t i, k, n_req = 0, n_rep = 0, sessions = 0;
+    int bad = 0, full = 1;
+    char err[512];
+
+    (void)state;
+    req = calloc(g_n, sizeof(*req));
+    rep = calloc(g_n + 1, sizeof(*rep));
+    assert_true(req != NULL && rep != NULL);
+    for (i = 0; i < g_n; i++) {
+        const struct vcase *v = &g_cases[i];
+
+        if (v->encode && has_member(v, "hello") && hello.bytes == NULL)
+            hello = frame_of(v);
+        if (!is_client(v) && has_member(v, "helloReply") && reply.bytes == NULL)
+            reply = frame_of(v);
+        if (v->encode && has_member(v, "request"))
+            req[n_req++] = frame_of(v);
+        if (!is_client(v) && has_member(v, "response"))
+            rep[n_rep++] = frame_of(v);
+    }
+    assert_non_null(hello.bytes);
+    assert_non_null(reply.bytes);
+    for (i = 0; i < g_n; i++) {
+        if (!g_cases[i].encode || !has_member(&g_cases[i], "hello"))
+            continue;
+        for (k = 0; k < g_n; k++) {
+            struct vc_frame h = frame_of(&g_cases[i]), r = frame_of(&g_cases[k]);
+
+            if (is_client(&g_cases[k]) || !has_member(&g_cases[k], "helloReply"))
+                continue;
+            sessions++;
+            if (vc_client_session(&h, &r, NULL, 0, NULL, 0, err, sizeof(err)) < 0) {
+                print_error("cases %s + %s: clients/c over loopback: %s\n", g_cases[i].name,
+                            g_cases[k].name, err);
+                bad++;
+            }
+        }
+    }
+    for (i = 0; i < g_n; i++) {
+        const struct vcase *v = &g_cases[i];
+
+        if (is_client(v) || !has_member(v, "error"))
+            continue;
+        rep[n_rep] = frame_of(v);
+        sessions++;
+        if (full ? vc_client_session(&hello, &reply, req, n_req, rep, n_rep + 1, err, sizeof(err))
+                 : vc_client_session(&hello, &reply, NULL, 0, &rep[n_rep], 1, err, sizeof(err)))
+            bad += case_failed(v,
+                               full ? "clients/c over loopback, every request and response"
+                                    : "clients/c over loopback",
+                               err);
+        full = 0;
+    }
+    free(req);
+    free(rep);
+    assert_true(sessions > 0);
+    assert_int_equal(bad, 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +409,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_proxy_encodes_server_frames),
         cmocka_unit_test(test_client_encodes_requests),
         cmocka_unit_test(test_client_decodes_server_frames),
+        cmocka_unit_test(test_client_over_loopback),
     };
     if (argc > 1)
         g_path = argv[1];

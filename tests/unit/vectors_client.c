@@ -7,9 +7,16 @@
  */
 #include "vectors_client.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "pbjson.h"
@@ -48,19 +55,19 @@ static struct sg_request *request_from_json(const json_t *j, const char **why)
         return NULL;
     }
     r = sg_request_new(id, op);
-    json_object_foreach ((json_t *)j, key, v) {
+    json_object_foreach((json_t *)j, key, v)
+    {
         if (strcmp(key, "id") == 0 || strcmp(key, "op") == 0) {
             continue;
         } else if (strcmp(key, "keyspace") == 0) {
             sg_request_keyspace(r, json_string_value(v));
         } else if (strcmp(key, "keys") == 0) {
-            json_array_foreach (v, i, e)
-                bad |= with_bytes(e, r, sg_request_add_key);
+            json_array_foreach(v, i, e) bad |= with_bytes(e, r, sg_request_add_key);
         } else if (strcmp(key, "values") == 0) {
-            json_array_foreach (v, i, e)
-                bad |= with_bytes(e, r, sg_request_add_value);
+            json_array_foreach(v, i, e) bad |= with_bytes(e, r, sg_request_add_value);
         } else if (strcmp(key, "ttlsMs") == 0) {
-            json_array_foreach (v, i, e) {
+            json_array_foreach(v, i, e)
+            {
                 bad |= pbjson_u64(e, &u);
                 sg_request_add_ttl(r, u);
             }
@@ -208,7 +215,8 @@ static const char *view_check(const json_t *j, const struct sg_response *r)
         return "version";
     if (json_array_size(json_object_get(rj, "results")) != r->n_results)
         return "number of results";
-    json_array_foreach (json_object_get(rj, "results"), i, kr) {
+    json_array_foreach(json_object_get(rj, "results"), i, kr)
+    {
         if (!view_code(json_object_get(kr, "code"), r->results[i].code) ||
             !view_bytes(json_object_get(kr, "value"), r->results[i].value,
                         r->results[i].value_len) ||
@@ -251,4 +259,250 @@ int vc_client_read(const uint8_t *frame, size_t len, const json_t *j, char *err,
         return -1;
     }
     return 0;
+}
+
+/* The server side of vc_client_session, run on its own thread. */
+struct vc_server {
+    int lfd;
+    const struct vc_frame *hello_reply;
+    size_t expect;          /* bytes the client must write: Hello + requests */
+    const uint8_t *replies; /* played back once expect bytes have arrived */
+    size_t replies_len;
+    uint8_t *got; /* what the client wrote (read until EOF) */
+    size_t got_len;
+    const char *fail; /* NULL, or why the server gave up */
+};
+
+/* Wait (bounded) for fd to be readable; 0 or -1 on timeout/error. */
+static int vc_wait_readable(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+
+    return poll(&p, 1, 10000) == 1 ? 0 : -1;
+}
+
+static int vc_write_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Read until want bytes are in s->got in all, or EOF when want is 0. */
+static int vc_read_until(struct vc_server *s, int fd, size_t want)
+{
+    for (;;) {
+        ssize_t n;
+
+        if (want > 0 && s->got_len >= want)
+            return 0;
+        if (vc_wait_readable(fd) < 0)
+            return -1;
+        s->got = realloc(s->got, s->got_len + 4096);
+        if (s->got == NULL)
+            return -1;
+        n = recv(fd, s->got + s->got_len, 4096, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return want == 0 ? 0 : -1;
+        s->got_len += (size_t)n;
+    }
+}
+
+static void *vc_server_run(void *arg)
+{
+    struct vc_server *s = arg;
+    int fd;
+    size_t hello_len;
+
+    if (vc_wait_readable(s->lfd) < 0 || (fd = accept(s->lfd, NULL, NULL)) < 0) {
+        s->fail = "no connection";
+        return NULL;
+    }
+    if (vc_read_until(s, fd, 4) < 0) {
+        s->fail = "no Hello header";
+    } else {
+        hello_len = 4 + ((size_t)s->got[0] << 24 | (size_t)s->got[1] << 16 |
+                         (size_t)s->got[2] << 8 | s->got[3]);
+        if (vc_read_until(s, fd, hello_len) < 0 ||
+            vc_write_all(fd, s->hello_reply->bytes, s->hello_reply->len) < 0)
+            s->fail = "Hello exchange failed";
+        else if (vc_read_until(s, fd, s->expect) < 0)
+            s->fail = "the requests did not arrive";
+        else if (vc_write_all(fd, s->replies, s->replies_len) < 0 || vc_read_until(s, fd, 0) < 0)
+            s->fail = "replies not delivered, or no EOF from the client";
+    }
+    close(fd);
+    return NULL;
+}
+
+/* Loopback listener on an ephemeral port; the fd, or -1. */
+static int vc_listen(int *port)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &alen) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* The client's view of limits and version against the HelloReply JSON. */
+static const char *vc_check_hello(const struct sg_client *c, const json_t *j)
+{
+    const json_t *hr = json_object_get(j, "helloReply");
+    const json_t *l = json_object_get(hr, "limits");
+    const struct sg_limits *got = sg_client_limits(c);
+
+    if (!view_u64(json_object_get(l, "maxFrameBytes"), got->max_frame_bytes) ||
+        !view_u64(json_object_get(l, "maxKeyBytes"), got->max_key_bytes) ||
+        !view_u64(json_object_get(l, "maxValueBytes"), got->max_value_bytes) ||
+        !view_u64(json_object_get(l, "maxBatchKeys"), got->max_batch_keys) ||
+        !view_u64(json_object_get(l, "maxInflight"), got->max_inflight) ||
+        !view_u64(json_object_get(l, "defaultDeadlineMs"), got->default_deadline_ms) ||
+        !view_u64(json_object_get(l, "maxBatchBytes"), got->max_batch_bytes))
+        return "sg_client_limits differs from the HelloReply";
+    if (!view_str(json_object_get(hr, "serverVersion"), sg_client_server_version(c)))
+        return "sg_client_server_version differs from the HelloReply";
+    return NULL;
+}
+
+/* The client half: connect, send, receive, compare. NULL or why not. */
+static const char *vc_client_play(int port, const json_t *hello, const struct vc_frame *requests,
+                                  size_t n_requests, const struct vc_frame *replies,
+                                  size_t n_replies, const json_t *hello_reply, char *err,
+                                  size_t errlen)
+{
+    struct sg_client_options o;
+    struct sg_client *c = NULL;
+    struct sg_response *r;
+    const char *why = NULL;
+    uint8_t *token;
+    size_t token_len, i;
+    int code;
+
+    memset(&o, 0, sizeof(o));
+    o.host = "127.0.0.1";
+    o.port = port;
+    o.client_name = json_string_value(json_object_get(hello, "clientName"));
+    o.client_name = o.client_name ? o.client_name : "";
+    if (pbjson_bytes(json_object_get(hello, "authToken"), &token, &token_len) < 0)
+        return "bad authToken";
+    o.auth_token = token;
+    o.auth_token_len = token_len;
+    o.timeout_ms = 10000;
+    if (sg_client_connect(&o, &c, &code, err, errlen) < 0) {
+        free(token);
+        return err;
+    }
+    why = vc_check_hello(c, hello_reply);
+    for (i = 0; why == NULL && i < n_requests; i++) {
+        struct sg_request *rq =
+            request_from_json(json_object_get(requests[i].json, "request"), &why);
+        if (rq != NULL && sg_client_send(c, rq) < 0)
+            why = sg_client_errstr(c);
+        sg_request_free(rq);
+    }
+    for (i = 0; why == NULL && i < n_replies; i++) {
+        if (sg_client_recv(c, &r) < 0) {
+            snprintf(err, errlen, "sg_client_recv of reply %zu: %s", i, sg_client_errstr(c));
+            why = err;
+        } else {
+            why = view_check(replies[i].json, r);
+            if (why != NULL) {
+                snprintf(err, errlen, "sg_client_recv of reply %zu: %s", i, why);
+                why = err;
+            }
+            sg_response_free(r);
+        }
+    }
+    sg_client_free(c);
+    free(token);
+    return why;
+}
+
+int vc_client_session(const struct vc_frame *hello, const struct vc_frame *hello_reply,
+                      const struct vc_frame *requests, size_t n_requests,
+                      const struct vc_frame *replies, size_t n_replies, char *err, size_t errlen)
+{
+    struct vc_server s;
+    pthread_t th;
+    uint8_t *sent, *out;
+    size_t i, sent_len = hello->len, out_len = 0;
+    const char *why;
+    int port, rc = -1;
+
+    memset(&s, 0, sizeof(s));
+    for (i = 0; i < n_requests; i++)
+        sent_len += requests[i].len;
+    for (i = 0; i < n_replies; i++)
+        out_len += replies[i].len;
+    sent = malloc(sent_len);
+    out = malloc(out_len + 1);
+    if (sent == NULL || out == NULL) {
+        free(sent);
+        free(out);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(sent, hello->bytes, hello->len);
+    for (i = 0, sent_len = hello->len; i < n_requests; i++) {
+        memcpy(sent + sent_len, requests[i].bytes, requests[i].len);
+        sent_len += requests[i].len;
+    }
+    for (i = 0, out_len = 0; i < n_replies; i++) {
+        memcpy(out + out_len, replies[i].bytes, replies[i].len);
+        out_len += replies[i].len;
+    }
+    s.lfd = vc_listen(&port);
+    s.hello_reply = hello_reply;
+    s.expect = sent_len;
+    s.replies = out;
+    s.replies_len = out_len;
+    if (s.lfd < 0 || pthread_create(&th, NULL, vc_server_run, &s) != 0) {
+        snprintf(err, errlen, "cannot start the loopback server");
+    } else {
+        why = vc_client_play(port, json_object_get(hello->json, "hello"), requests, n_requests,
+                             replies, n_replies, hello_reply->json, err, errlen);
+        pthread_join(th, NULL);
+        if (why != NULL) {
+            if (why != err)
+                snprintf(err, errlen, "%s", why);
+        } else if (s.fail != NULL) {
+            snprintf(err, errlen, "server: %s", s.fail);
+        } else if (s.got_len != sent_len || memcmp(s.got, sent, sent_len) != 0) {
+            snprintf(err, errlen,
+                     "the %zu bytes the client wrote differ from the %zu bytes of the "
+                     "Hello and request frames",
+                     s.got_len, sent_len);
+        } else {
+            rc = 0;
+        }
+    }
+    if (s.lfd >= 0)
+        close(s.lfd);
+    free(s.got);
+    free(sent);
+    free(out);
+    return rc;
 }

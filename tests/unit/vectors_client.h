@@ -26,4 +26,24 @@ uint8_t *vc_client_frame(const json_t *j, size_t *len, const char **why);
  */
 int vc_client_read(const uint8_t *frame, size_t len, const json_t *j, char *err, size_t errlen);
 
+/* One frame of a case and its canonical JSON. */
+struct vc_frame {
+    const uint8_t *bytes;
+    size_t len;
+    const json_t *json;
+};
+
+/*
+ * The real client over a loopback socket, against an in-process server
+ * thread playing back vector frames: sg_client_connect with the name and
+ * token of the Hello case (the server answers with the HelloReply case, and
+ * sg_client_limits must then match it), sg_client_send of every request,
+ * then sg_client_recv of every reply (the last may be a ConnectionError),
+ * each compared with its JSON. The bytes the server received must be the
+ * Hello frame followed by the request frames. 0, or -1 with err set.
+ */
+int vc_client_session(const struct vc_frame *hello, const struct vc_frame *hello_reply,
+                      const struct vc_frame *requests, size_t n_requests,
+                      const struct vc_frame *replies, size_t n_replies, char *err, size_t errlen);
+
 #endif
