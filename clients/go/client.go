@@ -13,6 +13,7 @@ import (
 // it; Keyspace and WithTimeout return views that share the same pool.
 type Client struct {
 	p        *pool
+	mem      *memHandle // the in-memory fake (NewMemoryClient) instead of p
 	keyspace string
 	timeout  time.Duration
 }
@@ -42,19 +43,39 @@ func (c *Client) WithTimeout(d time.Duration) *Client {
 	return &cc
 }
 
+// NewPeer returns a new, independent client to the same server: for a
+// real client, NewClient with the same options (its own connections); for
+// the in-memory fake, another client on the same in-memory store (as a
+// second process would see it). It keeps c's keyspace and timeout.
+func (c *Client) NewPeer() *Client {
+	if c.mem != nil {
+		return &Client{mem: &memHandle{m: c.mem.m}, keyspace: c.keyspace, timeout: c.timeout}
+	}
+	return &Client{p: newPool(c.p.opt), keyspace: c.keyspace, timeout: c.timeout}
+}
+
 // KeyspaceName is the keyspace this view uses.
 func (c *Client) KeyspaceName() string { return c.keyspace }
 
 // Close stops new calls, lets calls in progress finish (each by its own
 // deadline at the latest) and closes the connections.
 func (c *Client) Close() error {
+	if c.mem != nil {
+		c.mem.closed.Store(true)
+		return nil
+	}
 	c.p.close()
 	return nil
 }
 
 // Limits returns the limits of the latest HelloReply, or nil before the
 // first connection.
-func (c *Client) Limits() *pb.Limits { return c.p.limits.Load() }
+func (c *Client) Limits() *pb.Limits {
+	if c.mem != nil {
+		return c.mem.m.limits
+	}
+	return c.p.limits.Load()
+}
 
 // Do sends req (its id is assigned by the client) with no local validation
 // and returns the server's response whatever its code. The error is non-nil
@@ -76,6 +97,9 @@ func ms(d time.Duration) uint64 {
 // req has none) from the view's timeout and the context's deadline, and
 // resends transparently a request the server certainly never executed.
 func (c *Client) roundTrip(ctx context.Context, req *pb.Request, validate bool) (*pb.Response, error) {
+	if c.mem != nil {
+		return c.mem.do(ctx, req, validate)
+	}
 	p := c.p
 	if !p.enter() {
 		return nil, errClosed()
