@@ -155,6 +155,8 @@ export class Slotgate extends EventEmitter {
   private drainWaiters: Array<() => void> = [];
   private readonly owner: ConnectionOwner;
   private readonly options: SlotgateOptions;
+  private retiredWrites = 0;
+  private retiredFrames = 0;
 
   constructor(options: SlotgateOptions = {}) {
     super();
@@ -242,6 +244,8 @@ export class Slotgate extends EventEmitter {
     const idx = this.slots.findIndex((s) => s.conn === c);
     const wasReady = c.limits !== undefined;
     if (idx >= 0) this.slots[idx]!.conn = null;
+    this.retiredWrites += c.writes;
+    this.retiredFrames += c.framesWritten;
     // Calls the server never saw or never executed go back to the head of the queue.
     const back: Call[] = [];
     for (const call of unsent) if (!call.settled) back.push(call);
@@ -286,6 +290,29 @@ export class Slotgate extends EventEmitter {
     this.emit("reconnecting", delay);
     slot.timer = setTimeout(() => this.open(i), delay);
     slot.timer.unref?.();
+  }
+
+  /**
+   * A snapshot of the client's state: connections (ready or not), calls
+   * waiting for a connection, calls outstanding per connection, and the
+   * socket writes and request frames since start (pipelining: frames/writes).
+   */
+  diagnostics(): { connections: number; ready: number; queued: number; inflight: number[]; writes: number; frames: number } {
+    let connections = 0;
+    const inflight: number[] = [];
+    for (const s of this.slots) {
+      if (s.conn === null) continue;
+      connections++;
+      if (s.conn.state === "ready") inflight.push(s.conn.load);
+    }
+    return {
+      connections,
+      ready: inflight.length,
+      queued: this.queue.length,
+      inflight,
+      writes: this.retiredWrites + this.slots.reduce((a, s) => a + (s.conn?.writes ?? 0), 0),
+      frames: this.retiredFrames + this.slots.reduce((a, s) => a + (s.conn?.framesWritten ?? 0), 0),
+    };
   }
 
   // ---------------------------------------------------------------------

@@ -76,6 +76,9 @@ export class Connection {
   private handshakeTimer: NodeJS.Timeout | undefined;
   private closeErr: SlotgateError | undefined;
   private neverExecuted = false;
+  /** Socket writes of request frames, and frames written (for diagnostics). */
+  writes = 0;
+  framesWritten = 0;
 
   constructor(private readonly cfg: ConnectionConfig, private readonly owner: ConnectionOwner) {
     this.decoder = new FrameDecoder(cfg.maxIncomingFrameBytes);
@@ -168,6 +171,8 @@ export class Connection {
       buf.set(b, off + 4);
       off += 4 + b.length;
     }
+    this.writes++;
+    this.framesWritten += bodies.length;
     this.socket.write(buf);
   }
 
