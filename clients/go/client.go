@@ -54,6 +54,32 @@ func (c *Client) NewPeer() *Client {
 	return &Client{p: newPool(c.p.opt), keyspace: c.keyspace, timeout: c.timeout}
 }
 
+// PoolStats are counters of a client's connection pool since NewClient.
+type PoolStats struct {
+	Conns        int    // live connections now
+	Dials        uint64 // connection attempts
+	DialErrors   uint64 // attempts that failed (dial, TLS or Hello)
+	ConnFailures uint64 // live connections that failed (closed, I/O, ConnectionError)
+	Resends      uint64 // requests resent because the server never executed them
+	Timeouts     uint64 // calls that ended with a local TIMEOUT
+}
+
+// PoolStats returns the pool's counters (zero for the in-memory fake).
+func (c *Client) PoolStats() PoolStats {
+	if c.p == nil {
+		return PoolStats{}
+	}
+	p := c.p
+	st := PoolStats{Dials: p.stats.dials.Load(), DialErrors: p.stats.dialErrors.Load(),
+		ConnFailures: p.stats.connFailures.Load(), Resends: p.stats.resends.Load(), Timeouts: p.stats.timeouts.Load()}
+	for _, s := range p.slots {
+		if s.live() != nil {
+			st.Conns++
+		}
+	}
+	return st
+}
+
 // KeyspaceName is the keyspace this view uses.
 func (c *Client) KeyspaceName() string { return c.keyspace }
 
@@ -162,6 +188,7 @@ func (c *Client) roundTrip(ctx context.Context, req *pb.Request, validate bool) 
 			<-cl.done
 		}
 		if cl.resend {
+			p.stats.resends.Add(1)
 			// The old request may still be read by the failed
 			// connection's writer: send a copy with the remaining time.
 			req = proto.Clone(req).(*pb.Request)
@@ -178,6 +205,9 @@ func (c *Client) roundTrip(ctx context.Context, req *pb.Request, validate bool) 
 			continue
 		}
 		if cl.err != nil {
+			if CodeOf(cl.err) == CodeTimeout {
+				p.stats.timeouts.Add(1)
+			}
 			return nil, cl.err
 		}
 		return cl.resp, nil

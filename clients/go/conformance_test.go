@@ -142,7 +142,10 @@ func (r *runner) run(sc scenario) {
 	r.vars = map[string]json.RawMessage{}
 	r.clients = map[string]*Client{"default": r.newClient(clientOpts{})}
 	defer func() {
-		for _, c := range r.clients {
+		for name, c := range r.clients {
+			if st := c.PoolStats(); st.Dials > 0 {
+				r.t.Logf("client %s: %+v", name, st)
+			}
 			c.Close()
 		}
 	}()

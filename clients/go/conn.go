@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,6 +144,9 @@ func (c *conn) writeLoop() {
 		case <-c.done:
 			return
 		}
+		// Let callers that are about to queue do so first: one write (one
+		// syscall, one TLS record) then carries more requests.
+		runtime.Gosched()
 		c.mu.Lock()
 		q := c.queue
 		c.queue = c.spare[:0]

@@ -299,6 +299,9 @@ func TestShuttingDownResends(t *testing.T) {
 	if got := len(p.requests(2)); got != 5 {
 		t.Fatalf("second connection saw %d requests, want the 5 resent", got)
 	}
+	if st := c.PoolStats(); st.Resends != 5 || st.ConnFailures != 1 || st.Dials != 2 {
+		t.Fatalf("pool stats %+v", st)
+	}
 }
 
 // A connection lost with requests written and unanswered: their outcome is

@@ -1,5 +1,5 @@
 module github.com/slotgate/slotgate/clients/go
 
-go 1.26.8
+go 1.23
 
-require google.golang.org/protobuf v1.36.12 // indirect
+require google.golang.org/protobuf v1.36.12

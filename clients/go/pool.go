@@ -28,6 +28,10 @@ type pool struct {
 	rr     atomic.Uint32
 	limits atomic.Pointer[pb.Limits] // from the latest HelloReply
 
+	stats struct {
+		dials, dialErrors, connFailures, resends, timeouts atomic.Uint64
+	}
+
 	active   atomic.Int64 // calls in progress
 	closing  atomic.Bool
 	drained  chan struct{}
@@ -159,7 +163,11 @@ func (s *slot) dial(delay time.Duration) {
 	if p.closing.Load() {
 		err = errClosed()
 	} else {
+		p.stats.dials.Add(1)
 		cn, err = p.connect(s)
+		if err != nil {
+			p.stats.dialErrors.Add(1)
+		}
 	}
 	s.mu.Lock()
 	if err == nil {
@@ -199,6 +207,7 @@ func (p *pool) backoff(failures int) time.Duration {
 // not before a short jittered pause (a server that accepts and closes at
 // once must not be hammered).
 func (p *pool) connFailed(c *conn, _ *Error) {
+	p.stats.connFailures.Add(1)
 	for _, s := range p.slots {
 		if s.cur.Load() == c {
 			s.mu.Lock()
