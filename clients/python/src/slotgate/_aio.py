@@ -48,7 +48,6 @@ from .errors import (
     ClientClosed,
     ConnectionLost,
     InvalidArgument,
-    ShuttingDown,
     SlotgateError,
     Timeout,
     UnsupportedVersion,
@@ -64,7 +63,7 @@ from .types import (
     KeyResult,
     LeaseResult,
     Limits,
-    MSetItem,
+    MSetInput,
     ServerInfo,
     Value,
     Versioned,
@@ -368,8 +367,16 @@ class Slotgate:
 
     async def connect(self) -> ServerInfo:
         """Open the first connection now (calls otherwise connect lazily).
-        Raises the handshake error, or Timeout after connect_timeout."""
-        await self.ping(deadline_ms=int(self.connect_timeout * 1000))
+        Raises the handshake error (AuthFailed, ...) or ConnectionLost; no
+        retry here."""
+        if self._closed:
+            raise ClientClosed("client closed")
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        if not self._conns:
+            conn = await self._open()
+            self._conns.append(conn)
+            self.connects += 1
         assert self._info is not None
         return self._info
 
@@ -738,7 +745,7 @@ class Slotgate:
 
     async def mset_results(
         self,
-        items: Union[Mapping[Key, Value], Iterable[MSetItem]],
+        items: MSetInput,
         *,
         ttl_ms: Optional[int] = None,
         nx: bool = False,
@@ -770,7 +777,7 @@ class Slotgate:
 
     async def mset(
         self,
-        items: Union[Mapping[Key, Value], Iterable[MSetItem]],
+        items: MSetInput,
         *,
         ttl_ms: Optional[int] = None,
         nx: bool = False,

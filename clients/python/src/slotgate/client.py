@@ -22,9 +22,7 @@ from typing import (
     Callable,
     Coroutine,
     Dict,
-    Iterable,
     List,
-    Mapping,
     Optional,
     Sequence,
     Tuple,
@@ -36,7 +34,7 @@ from . import _aio, gamecache, memory
 from ._proto import slotgate_pb2 as pb
 from .errors import LeaseInvalid, SlotgateError, Timeout
 from .gamecache import CacheStats, HealthStatus, Layout, MSetItems, TtlPolicy, decode_json, encode_json
-from .types import Key, KeyResult, LeaseResult, MSetItem, ServerInfo, Value, Versioned
+from .types import Key, KeyResult, LeaseResult, MSetInput, ServerInfo, Value, Versioned
 
 __all__ = ["Slotgate", "GameCache", "MemorySlotgate", "MemoryGameCache"]
 
@@ -161,7 +159,7 @@ class Slotgate:
 
     def mset(
         self,
-        items: Union[Mapping[Key, Value], Iterable[MSetItem]],
+        items: MSetInput,
         *,
         ttl_ms: Optional[int] = None,
         nx: bool = False,
@@ -175,7 +173,7 @@ class Slotgate:
 
     def mset_results(
         self,
-        items: Union[Mapping[Key, Value], Iterable[MSetItem]],
+        items: MSetInput,
         *,
         ttl_ms: Optional[int] = None,
         nx: bool = False,

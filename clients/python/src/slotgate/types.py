@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple, Union
+from typing import Iterable, List, Mapping, Optional, Tuple, Union
 
 from .errors import SlotgateError
 
@@ -12,6 +12,8 @@ Value = Union[bytes, bytearray, memoryview, str]
 # An MSET item: (key, value) or (key, value, ttl_ms); ttl_ms 0 or None = the
 # call's ttl_ms.
 MSetItem = Union[Tuple[Key, Value], Tuple[Key, Value, Optional[int]]]
+# What mset takes: a mapping (str or bytes keys) or an iterable of items.
+MSetInput = Union[Mapping[str, Value], Mapping[bytes, Value], Iterable[MSetItem]]
 
 
 @dataclass(frozen=True)
