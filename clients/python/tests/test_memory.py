@@ -134,16 +134,17 @@ def test_game_cache_domain_methods() -> None:
         assert await cache.get_user_session("123") == {"name": "Ada", "level": 3}
         assert cache.backend.pttl(b"session:{user:123}:session") == 60000
         await cache.set_room_state("r1", {"players": ["a", "b"]})
-        assert cache.backend.pttl(b"room:{room:r1}:state") == 1800000
+        assert cache.backend.pttl(b"room:{room:r1}:state") == 1800000  # the keyspace default
         await cache.set_asset_metadata("a1", {"w": 64})
         await cache.set_game_system_template("dnd5e", {"dice": "d20"})
         assert await cache.get_asset_metadata("a1") == {"w": 64}
         assert await cache.get_game_system_template("dnd5e") == {"dice": "d20"}
         assert cache.backend.pttl(b"gamesystem:{gamesystem:dnd5e}:template") == 7200000
 
-        await cache.mset({"{user:123}:prefs": {"dark": True}, "{room:r1}:chat": ["hi"]}, ttl_seconds=30)
+        await cache.mset({"{user:123}:prefs": {"dark": True}, "{room:r1}:chat": ["hi"]})
         await cache.mset([("{user:9}:x", 1, 5)])
         assert cache.backend.pttl(b"{user:9}:x") == 5000
+        assert cache.backend.pttl(b"{user:123}:prefs") == -1  # keyspace "" has no default TTL
         assert await cache.mget(["{user:123}:prefs", "{room:r1}:chat", "nope"]) == [{"dark": True}, ["hi"], None]
 
         assert await cache.invalidate_user_data("123") == 2  # session + generic key
@@ -152,6 +153,9 @@ def test_game_cache_domain_methods() -> None:
         assert await cache.invalidate_room_data("r1") == 2
         assert await cache.get_room_state("r1") is None
         assert await cache.invalidate_pattern("{user:9}*") == 1
+        with pytest.raises(slotgate.InvalidKey):
+            await cache.get_user_session("a}b")
+        assert await cache.delete("nope") == 0
 
         health = await cache.health_check()
         assert health.healthy and health.error is None

@@ -39,7 +39,7 @@ from .errors import (
     ValueTooLarge,
     VersionConflict,
 )
-from .gamecache import CacheStats, HealthStatus, KeyspaceStats, Layout, TtlPolicy
+from .gamecache import CacheStats, HealthStatus, Keyspaces, KeyspaceStats
 from .memory import KeyspaceConfig, MemoryBackend
 from .types import BatchError, KeyResult, LeaseResult, Limits, ServerInfo, Versioned
 
@@ -55,8 +55,7 @@ __all__ = [
     "CacheStats",
     "KeyspaceStats",
     "HealthStatus",
-    "Layout",
-    "TtlPolicy",
+    "Keyspaces",
     "SlotgateError",
     "SlotgateConnectionError",
     "SlotgateRequestError",

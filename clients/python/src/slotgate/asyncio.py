@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ._aio import Slotgate
-from .gamecache import CacheStats, GameCache, HealthStatus, KeyspaceStats, Layout, TtlPolicy
+from .gamecache import CacheStats, GameCache, HealthStatus, Keyspaces, KeyspaceStats
 from .memory import KeyspaceConfig, MemoryBackend, MemorySlotgate
 
 __all__ = [
@@ -26,8 +26,7 @@ __all__ = [
     "CacheStats",
     "KeyspaceStats",
     "HealthStatus",
-    "Layout",
-    "TtlPolicy",
+    "Keyspaces",
 ]
 
 

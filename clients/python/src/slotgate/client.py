@@ -33,7 +33,7 @@ from typing import (
 from . import _aio, gamecache, memory
 from ._proto import slotgate_pb2 as pb
 from .errors import LeaseInvalid, SlotgateError, Timeout
-from .gamecache import CacheStats, HealthStatus, Layout, MSetItems, TtlPolicy, decode_json, encode_json
+from .gamecache import CacheStats, HealthStatus, Keyspaces, MSetItems, decode_json, encode_json
 from .types import Key, KeyResult, LeaseResult, MSetInput, ServerInfo, Value, Versioned
 
 __all__ = ["Slotgate", "GameCache", "MemorySlotgate", "MemoryGameCache"]
@@ -257,8 +257,10 @@ class MemorySlotgate(Slotgate):
 
 
 class GameCache:
-    """The game-domain API over the blocking client; the same methods as
-    slotgate.asyncio.GameCache (see slotgate.gamecache), returning results.
+    """The game-domain API over the blocking client: the methods of
+    slotgate.asyncio.GameCache (see slotgate.gamecache), returning results;
+    get_cached_query takes a plain callable and runs it in the caller's
+    thread.
 
         cache = slotgate.GameCache(slotgate.Slotgate(host=..., ssl_ca=..., token=...))
         cache.set_user_session("123", {"name": "Ada"})
@@ -268,19 +270,24 @@ class GameCache:
         self,
         client: Slotgate,
         *,
-        ttl: TtlPolicy = TtlPolicy(),
-        layout: Layout = Layout(),
-        lease_ttl_ms: int = 10000,
+        keyspaces: Keyspaces = Keyspaces(),
+        serialize: Callable[[Any], bytes] = encode_json,
+        deserialize: Callable[[bytes], Any] = decode_json,
+        query_lease_ttl_ms: int = 10000,
+        query_ttl_seconds: float = 300,
         query_wait_ms: int = 30000,
     ) -> None:
         self.client = client
         self._async = gamecache.GameCache(
-            client.aio, ttl=ttl, layout=layout, lease_ttl_ms=lease_ttl_ms, query_wait_ms=query_wait_ms
+            client.aio,
+            keyspaces=keyspaces,
+            serialize=serialize,
+            deserialize=deserialize,
+            query_lease_ttl_ms=query_lease_ttl_ms,
+            query_ttl_seconds=query_ttl_seconds,
+            query_wait_ms=query_wait_ms,
         )
-        self.ttl = ttl
-        self.layout = layout
-        self.lease_ttl_ms = lease_ttl_ms
-        self.query_wait_ms = query_wait_ms
+        self.keyspaces = keyspaces
 
     def __enter__(self) -> "GameCache":
         return self
@@ -294,57 +301,64 @@ class GameCache:
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.client._run(coro)
 
-    def get_user_session(self, user_id: str) -> Any:
+    def get_user_session(self, user_id: Union[str, int]) -> Any:
         return self._run(self._async.get_user_session(user_id))
 
-    def set_user_session(self, user_id: str, session: Any, ttl_seconds: Optional[int] = None) -> None:
+    def set_user_session(self, user_id: Union[str, int], session: Any, ttl_seconds: Optional[float] = None) -> None:
         self._run(self._async.set_user_session(user_id, session, ttl_seconds))
 
-    def get_room_state(self, room_id: str) -> Any:
+    def get_room_state(self, room_id: Union[str, int]) -> Any:
         return self._run(self._async.get_room_state(room_id))
 
-    def set_room_state(self, room_id: str, state: Any, ttl_seconds: Optional[int] = None) -> None:
+    def set_room_state(self, room_id: Union[str, int], state: Any, ttl_seconds: Optional[float] = None) -> None:
         self._run(self._async.set_room_state(room_id, state, ttl_seconds))
 
-    def get_asset_metadata(self, asset_id: str) -> Any:
+    def get_asset_metadata(self, asset_id: Union[str, int]) -> Any:
         return self._run(self._async.get_asset_metadata(asset_id))
 
-    def set_asset_metadata(self, asset_id: str, metadata: Any, ttl_seconds: Optional[int] = None) -> None:
+    def set_asset_metadata(self, asset_id: Union[str, int], metadata: Any, ttl_seconds: Optional[float] = None) -> None:
         self._run(self._async.set_asset_metadata(asset_id, metadata, ttl_seconds))
 
-    def get_game_system_template(self, system_id: str) -> Any:
+    def get_game_system_template(self, system_id: Union[str, int]) -> Any:
         return self._run(self._async.get_game_system_template(system_id))
 
-    def set_game_system_template(self, system_id: str, template: Any, ttl_seconds: Optional[int] = None) -> None:
+    def set_game_system_template(
+        self, system_id: Union[str, int], template: Any, ttl_seconds: Optional[float] = None
+    ) -> None:
         self._run(self._async.set_game_system_template(system_id, template, ttl_seconds))
 
     def mget(self, keys: List[str]) -> List[Any]:
         return self._run(self._async.mget(keys))
 
-    def mset(self, items: MSetItems, ttl_seconds: Optional[int] = None) -> None:
-        self._run(self._async.mset(items, ttl_seconds))
+    def mset(self, items: MSetItems) -> None:
+        self._run(self._async.mset(items))
 
-    def invalidate_user_data(self, user_id: str) -> int:
+    def delete(self, key: str) -> int:
+        return self._run(self._async.delete(key))
+
+    def invalidate_user_data(self, user_id: Union[str, int]) -> int:
         return self._run(self._async.invalidate_user_data(user_id))
 
-    def invalidate_room_data(self, room_id: str) -> int:
+    def invalidate_room_data(self, room_id: Union[str, int]) -> int:
         return self._run(self._async.invalidate_room_data(room_id))
 
     def invalidate_pattern(self, pattern: str, keyspace: Optional[str] = None) -> int:
         return self._run(self._async.invalidate_pattern(pattern, keyspace))
 
-    def get_cached_query(self, key: str, compute: Callable[[], T], ttl_seconds: Optional[int] = None) -> T:
-        """As the asyncio GameCache's, with a plain callable; compute runs in
-        the calling thread."""
-        ks = self.layout.query_keyspace
-        k = self.layout.query_key(key)
-        ttl = ttl_seconds if ttl_seconds is not None else self.ttl.query
-        give_up = time.monotonic() + self.query_wait_ms / 1000.0
+    def get_cached_query(self, key: str, compute: Callable[[], T], ttl_seconds: Optional[float] = None) -> T:
+        """As the asyncio GameCache's, with a plain callable run in the
+        calling thread."""
+        a = self._async
+        ks = a.keyspaces.general
+        k = gamecache.query_key(key)
+        ttl = a.query_ttl_seconds if ttl_seconds is None else ttl_seconds
+        give_up = time.monotonic() + a.query_wait_ms / 1000.0
         sg = self.client
         while True:
-            r = sg.get_or_lease(k, ttl_ms=self.lease_ttl_ms, keyspace=ks)
+            r = sg.get_or_lease(k, ttl_ms=a.query_lease_ttl_ms, keyspace=ks)
             if r.hit:
-                value: T = decode_json(r.value)
+                assert r.value is not None
+                value: T = a.deserialize(r.value)
                 return value
             if r.granted:
                 assert r.lease is not None
@@ -357,12 +371,12 @@ class GameCache:
                         pass
                     raise
                 try:
-                    sg.set_with_lease(k, encode_json(result), r.lease, ttl_ms=ttl * 1000 if ttl else None, keyspace=ks)
+                    sg.set_with_lease(k, a.serialize(result), r.lease, ttl_ms=gamecache.seconds_to_ms(ttl), keyspace=ks)
                 except LeaseInvalid:
                     pass
                 return result
             if time.monotonic() >= give_up:
-                raise Timeout(f"cached query {key!r} still being computed by another caller")
+                raise Timeout(f"cached query {key!r} is still being computed by another caller")
             time.sleep((r.retry_after_ms or 10) / 1000.0)
 
     def health_check(self) -> HealthStatus:

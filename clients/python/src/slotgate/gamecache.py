@@ -1,23 +1,25 @@
 """GameCache: the game-domain cache API on top of a slotgate client.
 
-The methods are those of the Node.js cache service slotgate replaces (and of
-the TypeScript GameCache), in snake_case: user sessions, room state, asset
-metadata, game-system templates, batches, invalidation, a cached query with
-fleet-wide single fill (leases), health and statistics. Values are stored as
-compact JSON (UTF-8), so services in other languages read them too.
+The methods are those of the Node.js cache service slotgate replaces, and of
+the TypeScript GameCache (clients/typescript/src/gamecache.ts), in
+snake_case: user sessions, room state, asset metadata, game-system
+templates, batches, invalidation, a cached query with fleet-wide single fill
+(leases), health and statistics. Values are JSON (UTF-8, compact), so a
+Python service and a TypeScript one read each other's entries; misses are
+None; TTLs are in seconds and default to the server keyspace's
+default_ttl_ms when omitted.
 
-Key layout (PROTOCOL.md section 6: one hash tag per entity, so an entity's
-keys share a slot and an invalidation is pinned to one shard):
+Key layout, the same in every language (PROTOCOL.md section 6: one hash tag
+per entity, first in the key, so an entity's keys share a slot and
+invalidating it is pinned to one shard):
 
-    user session        keyspace "session"     {user:<id>}:session
-    room state          keyspace "room"        {room:<id>}:state
-    asset metadata      keyspace "asset"       {asset:<id>}:meta
-    game-system tmpl    keyspace "gamesystem"  {gamesystem:<id>}:template
-    cached query        keyspace ""            {query:<key>}
-    mget / mset         keyspace ""            the keys as given
-
-TTLs are in seconds, as in the original service; None uses the defaults
-below (the same as the keyspace defaults of deploy/local/slotgate.yaml).
+    role        keyspace      key
+    session     session       {user:<id>}:session
+    room        room          {room:<id>}:state
+    asset       asset         {asset:<id>}:meta
+    gamesystem  gamesystem    {gamesystem:<id>}:template
+    general     ""            {query:<key>}      get_cached_query
+    general     ""            <your key>         mget / mset / delete / invalidate_pattern
 """
 
 from __future__ import annotations
@@ -41,163 +43,166 @@ from typing import (
 )
 
 from . import _aio
-from .errors import LeaseInvalid, SlotgateError, Timeout
+from .errors import InvalidKey, LeaseInvalid, SlotgateError, Timeout
 
 __all__ = [
     "GameCache",
     "CacheStats",
     "KeyspaceStats",
     "HealthStatus",
-    "TtlPolicy",
-    "Layout",
+    "Keyspaces",
     "encode_json",
     "decode_json",
+    "glob_escape",
 ]
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class TtlPolicy:
-    """Default TTLs in seconds (the original service's values)."""
+class Keyspaces:
+    """Server keyspace of each GameCache role."""
 
-    session: int = 3600
-    room: int = 1800
-    asset: int = 3600
-    gamesystem: int = 7200
-    query: int = 300
+    session: str = "session"
+    room: str = "room"
+    asset: str = "asset"
+    gamesystem: str = "gamesystem"
+    general: str = ""  # mget, mset, delete, invalidate_pattern, get_cached_query
+
+    def roles(self) -> List[Tuple[str, str]]:
+        return [
+            ("session", self.session),
+            ("room", self.room),
+            ("asset", self.asset),
+            ("gamesystem", self.gamesystem),
+            ("general", self.general),
+        ]
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where each domain object lives: keyspaces and key templates."""
+def glob_escape(text: str) -> str:
+    """text with the Redis glob characters * ? [ ] \\ escaped."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
-    session_keyspace: str = "session"
-    room_keyspace: str = "room"
-    asset_keyspace: str = "asset"
-    gamesystem_keyspace: str = "gamesystem"
-    query_keyspace: str = ""
-    generic_keyspace: str = ""
 
-    @staticmethod
-    def user_tag(user_id: str) -> str:
-        return "{user:" + user_id + "}"
+def tag(kind: str, entity_id: Union[str, int]) -> str:
+    """The hash tag of an entity: {kind:id}. Ids must be non-empty and
+    without braces (they would move the tag)."""
+    s = str(entity_id)
+    if not s or "{" in s or "}" in s:
+        raise InvalidKey(f"{kind} id must be non-empty and without {{ or }}")
+    return "{" + kind + ":" + s + "}"
 
-    @staticmethod
-    def room_tag(room_id: str) -> str:
-        return "{room:" + room_id + "}"
 
-    def session_key(self, user_id: str) -> str:
-        return self.user_tag(user_id) + ":session"
+def user_key(user_id: Union[str, int]) -> str:
+    return tag("user", user_id) + ":session"
 
-    def room_key(self, room_id: str) -> str:
-        return self.room_tag(room_id) + ":state"
 
-    @staticmethod
-    def asset_key(asset_id: str) -> str:
-        return "{asset:" + asset_id + "}:meta"
+def room_key(room_id: Union[str, int]) -> str:
+    return tag("room", room_id) + ":state"
 
-    @staticmethod
-    def gamesystem_key(system_id: str) -> str:
-        return "{gamesystem:" + system_id + "}:template"
 
-    @staticmethod
-    def query_key(key: str) -> str:
-        return "{query:" + key + "}"
+def asset_key(asset_id: Union[str, int]) -> str:
+    return tag("asset", asset_id) + ":meta"
 
-    @staticmethod
-    def escape_glob(text: str) -> str:
-        """text with Redis glob characters escaped, for use in a pattern."""
-        return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+def game_system_key(system_id: Union[str, int]) -> str:
+    return tag("gamesystem", system_id) + ":template"
+
+
+def query_key(key: str) -> str:
+    return tag("query", key)
 
 
 @dataclass(frozen=True)
 class KeyspaceStats:
-    """Server counters of one keyspace ("" is reported as "default")."""
+    """Server counters of one GameCache role's keyspace."""
 
     hits: int
     misses: int
     hit_rate: float  # hits / (hits + misses); 0.0 before any read
     sets: int = 0
-    lease_grants: int = 0
-    lease_waits: int = 0
     invalidated: int = 0
-    counters: Dict[str, int] = field(default_factory=dict)
+    lease_grants: int = 0
 
 
 @dataclass(frozen=True)
 class CacheStats:
-    """get_stats(): hit rate overall and per keyspace, and every counter."""
+    """get_stats(): hit rate overall and per role (session, room, asset,
+    gamesystem, general), and every server counter in `raw`."""
 
     hits: int
     misses: int
     hit_rate: float
     keyspaces: Dict[str, KeyspaceStats]
-    server: Dict[str, int]
+    raw: Dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class HealthStatus:
-    """health_check(): healthy means a PING was answered."""
+    """health_check(): status "healthy" when a PING was answered."""
 
-    healthy: bool
+    status: str
     latency_ms: float
     error: Optional[str] = None
-    server_version: Optional[str] = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.status == "healthy"
 
 
 def encode_json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def decode_json(data: Optional[bytes]) -> Any:
-    return None if data is None else json.loads(data)
+def decode_json(data: bytes) -> Any:
+    return json.loads(data)
 
 
-def parse_stats(raw: Mapping[str, int]) -> CacheStats:
-    """Group `keyspace.<name>.<counter>` counters by keyspace."""
-    per: Dict[str, Dict[str, int]] = {}
-    for name, value in raw.items():
-        if name.startswith("keyspace."):
-            ks, _, counter = name[len("keyspace.") :].rpartition(".")
-            if ks:
-                per.setdefault(ks, {})[counter] = int(value)
-    keyspaces: Dict[str, KeyspaceStats] = {}
+def parse_stats(raw: Mapping[str, int], keyspaces: Keyspaces) -> CacheStats:
+    """Per-role counters from STATS (`keyspace.<name>.<counter>`, with
+    `default` for the keyspace "")."""
+    per: Dict[str, KeyspaceStats] = {}
     hits = misses = 0
-    for ks, c in sorted(per.items()):
-        h, m = c.get("hits", 0), c.get("misses", 0)
-        hits += h
-        misses += m
-        keyspaces[ks] = KeyspaceStats(
+    seen = set()
+    for role, ks in keyspaces.roles():
+        name = ks or "default"
+
+        def c(counter: str) -> int:
+            return int(raw.get(f"keyspace.{name}.{counter}", 0))
+
+        h, m = c("hits"), c("misses")
+        per[role] = KeyspaceStats(
             hits=h,
             misses=m,
             hit_rate=h / (h + m) if h + m else 0.0,
-            sets=c.get("sets", 0),
-            lease_grants=c.get("lease_grants", 0),
-            lease_waits=c.get("lease_waits", 0),
-            invalidated=c.get("invalidated", 0),
-            counters=c,
+            sets=c("sets"),
+            invalidated=c("invalidated"),
+            lease_grants=c("lease_grants"),
         )
-    return CacheStats(
-        hits=hits,
-        misses=misses,
-        hit_rate=hits / (hits + misses) if hits + misses else 0.0,
-        keyspaces=keyspaces,
-        server=dict(raw),
-    )
+        if name not in seen:
+            seen.add(name)
+            hits += h
+            misses += m
+    return CacheStats(hits, misses, hits / (hits + misses) if hits + misses else 0.0, per, dict(raw))
 
 
-MSetItems = Union[Mapping[str, Any], Iterable[Tuple[str, Any, Optional[int]]], Iterable[Tuple[str, Any]]]
+# mset items: {key: value}, or (key, value) / (key, value, ttl_seconds).
+MSetItems = Union[Mapping[str, Any], Iterable[Tuple[str, Any]], Iterable[Tuple[str, Any, Optional[float]]]]
 
 
-def _mset_items(items: MSetItems, ttl_seconds: Optional[int]) -> List[Tuple[str, bytes, Optional[int]]]:
-    """(key, JSON bytes, ttl_ms) for each item; an item's own TTL (seconds)
-    wins over ttl_seconds."""
+def seconds_to_ms(ttl_seconds: Optional[float]) -> Optional[int]:
+    """None or <= 0: the keyspace default (None)."""
+    return None if ttl_seconds is None or ttl_seconds <= 0 else int(round(ttl_seconds * 1000))
+
+
+def mset_items(
+    items: MSetItems, serialize: Callable[[Any], bytes]
+) -> List[Tuple[str, bytes, Optional[int]]]:
     out: List[Tuple[str, bytes, Optional[int]]] = []
     pairs: Iterable[Any] = items.items() if isinstance(items, Mapping) else items
     for item in pairs:
-        ttl = item[2] if len(item) > 2 and item[2] is not None else ttl_seconds
-        out.append((item[0], encode_json(item[1]), ttl * 1000 if ttl else None))
+        ttl = item[2] if len(item) > 2 else None
+        out.append((item[0], serialize(item[1]), seconds_to_ms(ttl)))
     return out
 
 
@@ -214,15 +219,19 @@ class GameCache:
         self,
         client: _aio.Slotgate,
         *,
-        ttl: TtlPolicy = TtlPolicy(),
-        layout: Layout = Layout(),
-        lease_ttl_ms: int = 10000,
+        keyspaces: Keyspaces = Keyspaces(),
+        serialize: Callable[[Any], bytes] = encode_json,
+        deserialize: Callable[[bytes], Any] = decode_json,
+        query_lease_ttl_ms: int = 10000,
+        query_ttl_seconds: float = 300,
         query_wait_ms: int = 30000,
     ) -> None:
         self.client = client
-        self.ttl = ttl
-        self.layout = layout
-        self.lease_ttl_ms = lease_ttl_ms
+        self.keyspaces = keyspaces
+        self.serialize = serialize
+        self.deserialize = deserialize
+        self.query_lease_ttl_ms = query_lease_ttl_ms
+        self.query_ttl_seconds = query_ttl_seconds
         self.query_wait_ms = query_wait_ms
 
     async def __aenter__(self) -> "GameCache":
@@ -232,114 +241,111 @@ class GameCache:
         await self.close()
 
     async def close(self) -> None:
+        """Close the underlying client (waits for calls in flight)."""
         await self.client.aclose()
 
-    # one key per entity
+    async def _read(self, keyspace: str, key: str) -> Any:
+        data = await self.client.get(key, keyspace=keyspace)
+        return None if data is None else self.deserialize(data)
 
-    async def _get(self, keyspace: str, key: str) -> Any:
-        return decode_json(await self.client.get(key, keyspace=keyspace))
+    async def _write(self, keyspace: str, key: str, value: Any, ttl_seconds: Optional[float]) -> None:
+        await self.client.set(key, self.serialize(value), ttl_ms=seconds_to_ms(ttl_seconds), keyspace=keyspace)
 
-    async def _set(self, keyspace: str, key: str, value: Any, ttl_seconds: Optional[int], default: int) -> None:
-        ttl = ttl_seconds if ttl_seconds is not None else default
-        await self.client.set(key, encode_json(value), ttl_ms=ttl * 1000 if ttl else None, keyspace=keyspace)
-
-    async def get_user_session(self, user_id: str) -> Any:
+    async def get_user_session(self, user_id: Union[str, int]) -> Any:
         """The session stored for user_id, or None."""
-        return await self._get(self.layout.session_keyspace, self.layout.session_key(user_id))
+        return await self._read(self.keyspaces.session, user_key(user_id))
 
-    async def set_user_session(self, user_id: str, session: Any, ttl_seconds: Optional[int] = None) -> None:
-        await self._set(
-            self.layout.session_keyspace, self.layout.session_key(user_id), session, ttl_seconds, self.ttl.session
-        )
+    async def set_user_session(
+        self, user_id: Union[str, int], session: Any, ttl_seconds: Optional[float] = None
+    ) -> None:
+        await self._write(self.keyspaces.session, user_key(user_id), session, ttl_seconds)
 
-    async def get_room_state(self, room_id: str) -> Any:
-        return await self._get(self.layout.room_keyspace, self.layout.room_key(room_id))
+    async def get_room_state(self, room_id: Union[str, int]) -> Any:
+        return await self._read(self.keyspaces.room, room_key(room_id))
 
-    async def set_room_state(self, room_id: str, state: Any, ttl_seconds: Optional[int] = None) -> None:
+    async def set_room_state(self, room_id: Union[str, int], state: Any, ttl_seconds: Optional[float] = None) -> None:
         """Large states are compressed by the server (keyspace room: auto)."""
-        await self._set(self.layout.room_keyspace, self.layout.room_key(room_id), state, ttl_seconds, self.ttl.room)
+        await self._write(self.keyspaces.room, room_key(room_id), state, ttl_seconds)
 
-    async def get_asset_metadata(self, asset_id: str) -> Any:
-        return await self._get(self.layout.asset_keyspace, self.layout.asset_key(asset_id))
+    async def get_asset_metadata(self, asset_id: Union[str, int]) -> Any:
+        return await self._read(self.keyspaces.asset, asset_key(asset_id))
 
-    async def set_asset_metadata(self, asset_id: str, metadata: Any, ttl_seconds: Optional[int] = None) -> None:
-        await self._set(
-            self.layout.asset_keyspace, self.layout.asset_key(asset_id), metadata, ttl_seconds, self.ttl.asset
-        )
+    async def set_asset_metadata(
+        self, asset_id: Union[str, int], metadata: Any, ttl_seconds: Optional[float] = None
+    ) -> None:
+        await self._write(self.keyspaces.asset, asset_key(asset_id), metadata, ttl_seconds)
 
-    async def get_game_system_template(self, system_id: str) -> Any:
-        return await self._get(self.layout.gamesystem_keyspace, self.layout.gamesystem_key(system_id))
+    async def get_game_system_template(self, system_id: Union[str, int]) -> Any:
+        return await self._read(self.keyspaces.gamesystem, game_system_key(system_id))
 
     async def set_game_system_template(
-        self, system_id: str, template: Any, ttl_seconds: Optional[int] = None
+        self, system_id: Union[str, int], template: Any, ttl_seconds: Optional[float] = None
     ) -> None:
-        await self._set(
-            self.layout.gamesystem_keyspace,
-            self.layout.gamesystem_key(system_id),
-            template,
-            ttl_seconds,
-            self.ttl.gamesystem,
-        )
-
-    # batches (keyspace "", keys as given)
+        await self._write(self.keyspaces.gamesystem, game_system_key(system_id), template, ttl_seconds)
 
     async def mget(self, keys: List[str]) -> List[Any]:
-        """Values in key order, None for misses (BatchError if keys failed)."""
+        """Values of keys in the general keyspace, None per miss (one
+        request; BatchError if some keys failed)."""
         if not keys:
             return []
-        values = await self.client.mget(keys, keyspace=self.layout.generic_keyspace)
-        return [decode_json(v) for v in values]
+        values = await self.client.mget(keys, keyspace=self.keyspaces.general)
+        return [None if v is None else self.deserialize(v) for v in values]
 
-    async def mset(self, items: MSetItems, ttl_seconds: Optional[int] = None) -> None:
-        """items: {key: value}, or (key, value[, ttl_seconds]) tuples."""
-        prepared = _mset_items(items, ttl_seconds)
+    async def mset(self, items: MSetItems) -> None:
+        """Store several values in the general keyspace: {key: value}, or
+        (key, value[, ttl_seconds]) tuples (no TTL: the keyspace default)."""
+        prepared = mset_items(items, self.serialize)
         if prepared:
-            await self.client.mset(prepared, keyspace=self.layout.generic_keyspace)
+            await self.client.mset(prepared, keyspace=self.keyspaces.general)
 
-    # invalidation
+    async def delete(self, key: str) -> int:
+        """Delete one key of the general keyspace; the number removed."""
+        return await self.client.delete(key, keyspace=self.keyspaces.general)
 
-    async def invalidate_user_data(self, user_id: str) -> int:
-        """Delete the user's session and every key tagged {user:<id>} in the
-        generic keyspace; each pattern is pinned to the user's shard."""
-        tag = self.layout.escape_glob(self.layout.user_tag(user_id))
-        n = await self.client.invalidate(tag + "*", keyspace=self.layout.session_keyspace)
-        if self.layout.generic_keyspace != self.layout.session_keyspace:
-            n += await self.client.invalidate(tag + "*", keyspace=self.layout.generic_keyspace)
-        return n
+    async def _invalidate_entity(self, kind: str, entity_id: Union[str, int]) -> int:
+        """Every key tagged {kind:id} in each keyspace; each INVALIDATE is
+        pinned to the one master owning the tag."""
+        pattern = "{" + glob_escape(tag(kind, entity_id)[1:-1]) + "}*"
+        spaces = list(dict.fromkeys(ks for _, ks in self.keyspaces.roles()))
+        counts = await asyncio.gather(*(self.client.invalidate(pattern, keyspace=ks) for ks in spaces))
+        return sum(counts)
 
-    async def invalidate_room_data(self, room_id: str) -> int:
-        """Delete the room's state and every key tagged {room:<id>} in the
-        generic keyspace (pinned to the room's shard)."""
-        tag = self.layout.escape_glob(self.layout.room_tag(room_id))
-        n = await self.client.invalidate(tag + "*", keyspace=self.layout.room_keyspace)
-        if self.layout.generic_keyspace != self.layout.room_keyspace:
-            n += await self.client.invalidate(tag + "*", keyspace=self.layout.generic_keyspace)
-        return n
+    async def invalidate_user_data(self, user_id: Union[str, int]) -> int:
+        """Remove all of a user's keys ({user:<id>}...) in every keyspace."""
+        return await self._invalidate_entity("user", user_id)
+
+    async def invalidate_room_data(self, room_id: Union[str, int]) -> int:
+        """Remove all of a room's keys ({room:<id>}...) in every keyspace."""
+        return await self._invalidate_entity("room", room_id)
 
     async def invalidate_pattern(self, pattern: str, keyspace: Optional[str] = None) -> int:
-        """Delete every key matching the Redis glob in one keyspace (default:
-        the generic one; keyspace "" sees every keyspace's Redis keys)."""
-        ks = self.layout.generic_keyspace if keyspace is None else keyspace
+        """Delete every key matching a Redis glob. In the general keyspace ""
+        the pattern sees the full Redis keys of every keyspace (as the
+        ioredis service's pattern did); pass keyspace to restrict it."""
+        ks = self.keyspaces.general if keyspace is None else keyspace
         return await self.client.invalidate(pattern, keyspace=ks)
 
-    # cached query with single fill
-
     async def get_cached_query(
-        self, key: str, compute: Callable[[], Awaitable[T]], ttl_seconds: Optional[int] = None
+        self,
+        key: str,
+        compute: Callable[[], Awaitable[T]],
+        ttl_seconds: Optional[float] = None,
     ) -> T:
-        """The cached result of compute(), computing it on a miss. With many
-        concurrent callers in any number of processes, compute runs once:
-        the first caller gets the lease and fills the key, the others wait
-        for the value. If compute raises, the lease is given up (the key is
-        deleted) and the error propagates; a waiter then takes the lease."""
-        ks = self.layout.query_keyspace
-        k = self.layout.query_key(key)
-        ttl = ttl_seconds if ttl_seconds is not None else self.ttl.query
+        """The cached result of compute(), computing it on a miss, with
+        fleet-wide single fill: the first caller anywhere (any process) gets
+        the lease and runs compute; the others wait for its value. If compute
+        raises, the lease is given up (the key deleted) so the next caller
+        computes, and the error propagates. ttl_seconds defaults to
+        query_ttl_seconds (300)."""
+        ks = self.keyspaces.general
+        k = query_key(key)
+        ttl = self.query_ttl_seconds if ttl_seconds is None else ttl_seconds
         give_up = time.monotonic() + self.query_wait_ms / 1000.0
         while True:
-            r = await self.client.get_or_lease(k, ttl_ms=self.lease_ttl_ms, keyspace=ks)
+            r = await self.client.get_or_lease(k, ttl_ms=self.query_lease_ttl_ms, keyspace=ks)
             if r.hit:
-                value: T = decode_json(r.value)
+                assert r.value is not None
+                value: T = self.deserialize(r.value)
                 return value
             if r.granted:
                 assert r.lease is not None
@@ -353,16 +359,14 @@ class GameCache:
                     raise
                 try:
                     await self.client.set_with_lease(
-                        k, encode_json(result), r.lease, ttl_ms=ttl * 1000 if ttl else None, keyspace=ks
+                        k, self.serialize(result), r.lease, ttl_ms=seconds_to_ms(ttl), keyspace=ks
                     )
                 except LeaseInvalid:
-                    pass  # lease expired during compute: the result is still right for this caller
+                    pass  # the lease expired while computing; the result is still this caller's answer
                 return result
             if time.monotonic() >= give_up:
-                raise Timeout(f"cached query {key!r} still being computed by another caller")
+                raise Timeout(f"cached query {key!r} is still being computed by another caller")
             await asyncio.sleep((r.retry_after_ms or 10) / 1000.0)
-
-    # operations
 
     async def health_check(self) -> HealthStatus:
         """PING round trip; never raises."""
@@ -370,12 +374,10 @@ class GameCache:
         try:
             await self.client.ping()
         except SlotgateError as err:
-            return HealthStatus(False, (time.perf_counter() - t0) * 1000.0, f"{err.code}: {err.message}")
-        info = self.client.server_info
-        return HealthStatus(
-            True, (time.perf_counter() - t0) * 1000.0, None, info.server_version if info is not None else None
-        )
+            return HealthStatus("unhealthy", (time.perf_counter() - t0) * 1000.0, f"{err.code}: {err.message}")
+        return HealthStatus("healthy", (time.perf_counter() - t0) * 1000.0)
 
     async def get_stats(self) -> CacheStats:
-        """Server counters with hit rate per keyspace."""
-        return parse_stats(await self.client.stats())
+        """Hit rate per role's keyspace (and overall) from the server's STATS
+        counters since it started."""
+        return parse_stats(await self.client.stats(), self.keyspaces)
