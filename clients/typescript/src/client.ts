@@ -6,8 +6,10 @@
 // protocol op with ioredis-like names and results.
 import { EventEmitter } from "node:events";
 import type * as tls from "node:tls";
-import { Code, Condition, Op, type Limits, type Response } from "./gen/slotgate_pb.js";
-import type { RequestInit } from "./codec.js";
+import { create, toBinary } from "@bufbuild/protobuf";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, Condition, Op, RequestSchema, type Limits, type Request } from "./gen/slotgate_pb.js";
+import { byteLength, newReq, type Reply, type Req } from "./wire.js";
 import { DEFAULT_MAX_INCOMING_FRAME_BYTES } from "./codec.js";
 import { Connection, type Call, type ConnectionConfig, type ConnectionOwner } from "./connection.js";
 import { SlotgateError, codeName, localError, type CodeName } from "./errors.js";
@@ -100,7 +102,6 @@ export type SetVersionedResult = { ok: true; version: bigint } | { ok: false; ve
 
 export type ClientStatus = "wait" | "connecting" | "ready" | "reconnecting" | "closing" | "end";
 
-const EMPTY = new Uint8Array(0);
 const READ_OPS = new Set<number>([Op.GET, Op.MGET, Op.GET_VERSIONED, Op.PING, Op.STATS]);
 
 export function toBytes(b: Bytes): Uint8Array {
@@ -112,12 +113,12 @@ function asBuffer(u: Uint8Array): Buffer {
 }
 
 /** A SlotgateError for a Response whose code the call does not treat as an answer. */
-export function responseError(r: Response): SlotgateError {
+export function responseError(r: Reply): SlotgateError {
   const name = codeName(r.code);
   return new SlotgateError(name, r.message || name, {
     retryAfterMs: r.retryAfterMs || undefined,
     version: r.code === Code.VERSION_CONFLICT ? r.version : undefined,
-    count: r.count !== 0n ? Number(r.count) : undefined,
+    count: r.count !== 0 ? r.count : undefined,
   });
 }
 
@@ -183,6 +184,7 @@ export class Slotgate extends EventEmitter {
       onConnect: () => this.emit("connect"),
       onReady: (c) => this.onReady(c),
       onResponse: (_c, call, r) => this.settle(call, r),
+      onReject: (call, err) => this.fail(call, err),
       onSlotFree: (c) => this.pump(c),
       onClose: (c, err, unsent, unanswered, neverExecuted) => this.onConnClose(c, err, unsent, unanswered, neverExecuted),
     };
@@ -319,27 +321,38 @@ export class Slotgate extends EventEmitter {
   // Call path
 
   /**
-   * Low-level request path: sends `req` (without id) and resolves with the
-   * raw Response, whatever its code. `validate: false` skips the local limit
-   * checks (conformance `raw` calls); the client-side deadline and the
-   * AbortSignal still apply.
+   * Low-level request path: sends `req` (a Request or its init shape; its id
+   * is ignored) encoded by the generated code, and resolves with the raw
+   * Response (id and count as numbers), whatever its code. `validate: false`
+   * skips the local limit checks (conformance `raw` calls); the client-side
+   * deadline and the AbortSignal still apply.
    */
-  request(req: RequestInit, opts: CallOptions & { validate?: boolean } = {}): Promise<Response> {
-    return this.submit(req, opts, (r) => r, opts.validate ?? true) as Promise<Response>;
+  request(req: Request | MessageInitShape<typeof RequestSchema>, opts: CallOptions & { validate?: boolean } = {}): Promise<Reply> {
+    const m = create(RequestSchema, req as MessageInitShape<typeof RequestSchema>);
+    if (opts.deadlineMs !== undefined) m.deadlineMs = opts.deadlineMs;
+    m.id = 0n;
+    const r = newReq(m.op, m.keyspace);
+    r.keys = m.keys;
+    r.values = m.values;
+    r.pattern = m.pattern;
+    r.deadlineMs = m.deadlineMs;
+    r.rawBody = toBinary(RequestSchema, m);
+    return this.submit(r, { signal: opts.signal }, (x) => x, opts.validate ?? true) as Promise<Reply>;
   }
 
-  private submit(req: RequestInit, opts: CallOptions, map: (r: Response) => unknown, validate = true): Promise<unknown> {
+  private submit(req: Req, opts: CallOptions, map: (r: Reply) => unknown, validate = true): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (this.status === "closing" || this.status === "end") {
         reject(localError("CLIENT_CLOSED", "client is closed"));
         return;
       }
-      if (opts.signal?.aborted) {
+      const signal = opts.signal;
+      if (signal?.aborted) {
         reject(localError("ABORTED", "the call was aborted"));
         return;
       }
-      if (opts.deadlineMs !== undefined) req.deadlineMs = opts.deadlineMs;
-      else if (this.defaultDeadlineMs > 0 && req.deadlineMs === undefined) req.deadlineMs = this.defaultDeadlineMs;
+      if (opts.deadlineMs !== undefined) req.deadlineMs = Math.max(0, Math.floor(opts.deadlineMs));
+      else if (req.deadlineMs === 0 && req.rawBody === undefined) req.deadlineMs = this.defaultDeadlineMs;
       const call: Call = {
         id: 0,
         req,
@@ -348,25 +361,18 @@ export class Slotgate extends EventEmitter {
         reject,
         settled: false,
         validate,
-        idempotent: READ_OPS.has(req.op as number),
+        idempotent: READ_OPS.has(req.op),
         resends: 0,
         timer: undefined,
-        signal: opts.signal,
+        signal,
         onAbort: undefined,
       };
       this.unsettled++;
-      const deadline = req.deadlineMs
-        ? Number(req.deadlineMs)
-        : req.op === Op.INVALIDATE
-          ? 30000
-          : this.limits?.defaultDeadlineMs || 1000;
-      const waitMs = deadline + this.timeoutMarginMs;
-      call.timer = setTimeout(() => {
-        this.fail(call, localError("TIMEOUT", `no answer within ${waitMs} ms (deadline ${deadline} ms + margin ${this.timeoutMarginMs} ms)`));
-      }, waitMs);
-      if (call.signal !== undefined) {
+      const deadline = req.deadlineMs || (req.op === Op.INVALIDATE ? 30000 : this.limits?.defaultDeadlineMs || 1000);
+      call.timer = setTimeout(this.onTimeout, deadline + this.timeoutMarginMs, call, deadline);
+      if (signal !== undefined) {
         call.onAbort = () => this.fail(call, localError("ABORTED", "the call was aborted"));
-        call.signal.addEventListener("abort", call.onAbort, { once: true });
+        signal.addEventListener("abort", call.onAbort, { once: true });
       }
       if (this.status === "wait") this.connect().catch(() => {});
       if (this.queue.length === 0) {
@@ -384,7 +390,19 @@ export class Slotgate extends EventEmitter {
     });
   }
 
-  /** The ready connection with the fewest outstanding calls and room for one more, or null. */
+  private readonly onTimeout = (call: Call, deadline: number): void => {
+    this.fail(
+      call,
+      localError("TIMEOUT", `no answer within ${deadline + this.timeoutMarginMs} ms (deadline ${deadline} ms + margin ${this.timeoutMarginMs} ms)`),
+    );
+  };
+
+  /**
+   * The connection for the next call: the one already collecting this turn's
+   * write if it has room (bigger batches, fewer TLS records and syscalls),
+   * else the ready connection with the fewest outstanding calls and room for
+   * one more, or null.
+   */
   private pick(): Connection | null {
     let best: Connection | null = null;
     for (const s of this.slots) {
@@ -392,6 +410,7 @@ export class Slotgate extends EventEmitter {
       if (c === null || c.state !== "ready") continue;
       const max = c.limits?.maxInflight || 1024;
       if (c.load >= max) continue;
+      if (c.flushScheduled) return c;
       if (best === null || c.load < best.load) best = c;
     }
     return best;
@@ -424,7 +443,7 @@ export class Slotgate extends EventEmitter {
     }
   }
 
-  private settle(call: Call, r: Response): void {
+  private settle(call: Call, r: Reply): void {
     if (call.settled) return;
     this.finish(call);
     let v: unknown;
@@ -501,62 +520,55 @@ export class Slotgate extends EventEmitter {
   // ---------------------------------------------------------------------
   // Ops
 
-  private ks(o: CallOptions | undefined): string {
-    return o?.keyspace ?? this.keyspace;
-  }
-
   /** PING: resolves "PONG". */
   ping(opts?: CallOptions): Promise<string> {
-    return this.submit({ op: Op.PING }, opts ?? {}, (r) => {
+    return this.submit(newReq(Op.PING, ""), opts ?? NO_OPTS, (r) => {
       if (r.code !== Code.OK) throw responseError(r);
       return r.message || "PONG";
     }) as Promise<string>;
   }
 
+  private req1(op: number, key: Bytes, opts: CallOptions | undefined): Req {
+    const r = newReq(op, opts?.keyspace ?? this.keyspace);
+    r.keys = [key];
+    return r;
+  }
+
   /** GET as a UTF-8 string; null on a miss. */
   get(key: Bytes, opts?: CallOptions): Promise<string | null> {
-    return this.submit({ op: Op.GET, keyspace: this.ks(opts), keys: [toBytes(key)] }, opts ?? {}, mapGetString) as Promise<string | null>;
+    return this.submit(this.req1(Op.GET, key, opts), opts ?? NO_OPTS, mapGetString) as Promise<string | null>;
   }
 
   /** GET as a Buffer; null on a miss. */
   getBuffer(key: Bytes, opts?: CallOptions): Promise<Buffer | null> {
-    return this.submit({ op: Op.GET, keyspace: this.ks(opts), keys: [toBytes(key)] }, opts ?? {}, mapGetBuffer) as Promise<Buffer | null>;
+    return this.submit(this.req1(Op.GET, key, opts), opts ?? NO_OPTS, mapGetBuffer) as Promise<Buffer | null>;
   }
 
   /** SET; resolves "OK", or null when an nx/xx condition was not met (as ioredis). */
   set(key: Bytes, value: Bytes, opts?: SetOptions): Promise<"OK" | null> {
-    const o = opts ?? {};
+    const o = opts ?? NO_OPTS;
     if (o.nx && o.xx) return Promise.reject(localError("INVALID_ARGUMENT", "nx and xx are exclusive"));
-    return this.submit(
-      {
-        op: Op.SET,
-        keyspace: this.ks(o),
-        keys: [toBytes(key)],
-        values: [toBytes(value)],
-        ttlMs: o.ttlMs ? BigInt(o.ttlMs) : 0n,
-        condition: o.nx ? Condition.COND_NX : o.xx ? Condition.COND_XX : Condition.COND_NONE,
-      },
-      o,
-      mapSet,
-    ) as Promise<"OK" | null>;
+    const r = this.req1(Op.SET, key, o);
+    r.values = [value];
+    r.ttlMs = ms(o.ttlMs);
+    r.condition = o.nx ? Condition.COND_NX : o.xx ? Condition.COND_XX : Condition.COND_NONE;
+    return this.submit(r, o, mapSet) as Promise<"OK" | null>;
   }
 
   /** DELETE; resolves the number of keys removed (0 or 1). */
   del(key: Bytes, opts?: CallOptions): Promise<number> {
-    return this.submit({ op: Op.DELETE, keyspace: this.ks(opts), keys: [toBytes(key)] }, opts ?? {}, mapCount) as Promise<number>;
+    return this.submit(this.req1(Op.DELETE, key, opts), opts ?? NO_OPTS, mapCount) as Promise<number>;
   }
 
   /** EXPIRE in milliseconds (PEXPIRE); resolves 1, or 0 if the key does not exist. */
   expire(key: Bytes, ttlMs: number, opts?: CallOptions): Promise<number> {
-    return this.submit(
-      { op: Op.EXPIRE, keyspace: this.ks(opts), keys: [toBytes(key)], ttlMs: BigInt(Math.max(0, Math.floor(ttlMs))) },
-      opts ?? {},
-      (r) => {
-        if (r.code === Code.OK) return 1;
-        if (r.code === Code.NOT_FOUND) return 0;
-        throw responseError(r);
-      },
-    ) as Promise<number>;
+    const r = this.req1(Op.EXPIRE, key, opts);
+    r.ttlMs = ms(ttlMs);
+    return this.submit(r, opts ?? NO_OPTS, (x) => {
+      if (x.code === Code.OK) return 1;
+      if (x.code === Code.NOT_FOUND) return 0;
+      throw responseError(x);
+    }) as Promise<number>;
   }
 
   /** MGET as strings, null per miss. Rejects (with `results`) if any key failed. */
@@ -576,9 +588,9 @@ export class Slotgate extends EventEmitter {
    * that tolerate partial failure (a stopped shard fails only its keys).
    */
   mgetDetailed(keys: Bytes[], opts?: CallOptions): Promise<Array<KeyResult<Buffer>>> {
-    return this.submit({ op: Op.MGET, keyspace: this.ks(opts), keys: keys.map(toBytes) }, opts ?? {}, (r) => mapResults(r, true)) as Promise<
-      Array<KeyResult<Buffer>>
-    >;
+    const r = newReq(Op.MGET, opts?.keyspace ?? this.keyspace);
+    r.keys = keys;
+    return this.submit(r, opts ?? NO_OPTS, (x) => mapResults(x, true)) as Promise<Array<KeyResult<Buffer>>>;
   }
 
   private async mgetResults(keys: Bytes[], opts?: CallOptions): Promise<Array<KeyResult<Buffer>>> {
@@ -600,22 +612,15 @@ export class Slotgate extends EventEmitter {
 
   /** MSET with every item's outcome. */
   msetDetailed(items: MsetItem[] | Record<string, Bytes>, opts?: SetOptions): Promise<Array<KeyResult<never>>> {
-    const o = opts ?? {};
+    const o = opts ?? NO_OPTS;
     const list: MsetItem[] = Array.isArray(items) ? items : Object.entries(items).map(([key, value]) => ({ key, value }));
-    const anyTtl = list.some((it) => it.ttlMs);
-    return this.submit(
-      {
-        op: Op.MSET,
-        keyspace: this.ks(o),
-        keys: list.map((it) => toBytes(it.key)),
-        values: list.map((it) => toBytes(it.value)),
-        ttlsMs: anyTtl ? list.map((it) => BigInt(it.ttlMs ?? 0)) : [],
-        ttlMs: o.ttlMs ? BigInt(o.ttlMs) : 0n,
-        condition: o.nx ? Condition.COND_NX : o.xx ? Condition.COND_XX : Condition.COND_NONE,
-      },
-      o,
-      (r) => mapResults(r, false),
-    ) as Promise<Array<KeyResult<never>>>;
+    const r = newReq(Op.MSET, o.keyspace ?? this.keyspace);
+    r.keys = list.map((it) => it.key);
+    r.values = list.map((it) => it.value);
+    if (list.some((it) => it.ttlMs)) r.ttlsMs = list.map((it) => ms(it.ttlMs));
+    r.ttlMs = ms(o.ttlMs);
+    r.condition = o.nx ? Condition.COND_NX : o.xx ? Condition.COND_XX : Condition.COND_NONE;
+    return this.submit(r, o, (x) => mapResults(x, false)) as Promise<Array<KeyResult<never>>>;
   }
 
   /** MDELETE; resolves the number of keys removed. Rejects (with `results`) if any key failed. */
@@ -627,15 +632,19 @@ export class Slotgate extends EventEmitter {
 
   /** MDELETE with the count and every key's outcome. */
   mdelDetailed(keys: Bytes[], opts?: CallOptions): Promise<{ count: number; results: Array<KeyResult<never>> }> {
-    return this.submit({ op: Op.MDELETE, keyspace: this.ks(opts), keys: keys.map(toBytes) }, opts ?? {}, (r) => ({
-      results: mapResults(r, false),
-      count: Number(r.count),
-    })) as Promise<{ count: number; results: Array<KeyResult<never>> }>;
+    const r = newReq(Op.MDELETE, opts?.keyspace ?? this.keyspace);
+    r.keys = keys;
+    return this.submit(r, opts ?? NO_OPTS, (x) => ({ results: mapResults(x, false), count: x.count })) as Promise<{
+      count: number;
+      results: Array<KeyResult<never>>;
+    }>;
   }
 
   /** INVALIDATE: delete every key of the keyspace matching the glob; resolves the count removed. */
   invalidate(pattern: Bytes, opts?: CallOptions): Promise<number> {
-    return this.submit({ op: Op.INVALIDATE, keyspace: this.ks(opts), pattern: toBytes(pattern) }, opts ?? {}, mapCount) as Promise<number>;
+    const r = newReq(Op.INVALIDATE, opts?.keyspace ?? this.keyspace);
+    r.pattern = pattern;
+    return this.submit(r, opts ?? NO_OPTS, mapCount) as Promise<number>;
   }
 
   /**
@@ -643,41 +652,32 @@ export class Slotgate extends EventEmitter {
    * wait hint. `leaseTtlMs` 0 = the server's 10 s.
    */
   getOrLease(key: Bytes, opts?: CallOptions & { leaseTtlMs?: number }): Promise<LeaseResult<Buffer>> {
-    const o = opts ?? {};
-    return this.submit(
-      { op: Op.GET_OR_LEASE, keyspace: this.ks(o), keys: [toBytes(key)], ttlMs: BigInt(o.leaseTtlMs ?? 0) },
-      o,
-      mapLease,
-    ) as Promise<LeaseResult<Buffer>>;
+    const o = opts ?? NO_OPTS;
+    const r = this.req1(Op.GET_OR_LEASE, key, o);
+    r.ttlMs = ms(opts?.leaseTtlMs);
+    return this.submit(r, o, mapLease) as Promise<LeaseResult<Buffer>>;
   }
 
   /** SET_WITH_LEASE; resolves true if stored, false on LEASE_INVALID. */
   setWithLease(key: Bytes, value: Bytes, lease: Bytes, opts?: SetOptions): Promise<boolean> {
-    const o = opts ?? {};
-    return this.submit(
-      {
-        op: Op.SET_WITH_LEASE,
-        keyspace: this.ks(o),
-        keys: [toBytes(key)],
-        values: [toBytes(value)],
-        lease: toBytes(lease),
-        ttlMs: o.ttlMs ? BigInt(o.ttlMs) : 0n,
-      },
-      o,
-      (r) => {
-        if (r.code === Code.OK) return true;
-        if (r.code === Code.LEASE_INVALID) return false;
-        throw responseError(r);
-      },
-    ) as Promise<boolean>;
+    const o = opts ?? NO_OPTS;
+    const r = this.req1(Op.SET_WITH_LEASE, key, o);
+    r.values = [value];
+    r.lease = lease;
+    r.ttlMs = ms(o.ttlMs);
+    return this.submit(r, o, (x) => {
+      if (x.code === Code.OK) return true;
+      if (x.code === Code.LEASE_INVALID) return false;
+      throw responseError(x);
+    }) as Promise<boolean>;
   }
 
   /** GET_VERSIONED as Buffer + version (0n = unversioned); null on a miss. */
   getVersioned(key: Bytes, opts?: CallOptions): Promise<Versioned<Buffer> | null> {
-    return this.submit({ op: Op.GET_VERSIONED, keyspace: this.ks(opts), keys: [toBytes(key)] }, opts ?? {}, (r) => {
-      if (r.code === Code.OK) return { value: asBuffer(r.value), version: r.version };
-      if (r.code === Code.NOT_FOUND) return null;
-      throw responseError(r);
+    return this.submit(this.req1(Op.GET_VERSIONED, key, opts), opts ?? NO_OPTS, (x) => {
+      if (x.code === Code.OK) return { value: asBuffer(x.value), version: x.version };
+      if (x.code === Code.NOT_FOUND) return null;
+      throw responseError(x);
     }) as Promise<Versioned<Buffer> | null>;
   }
 
@@ -687,60 +687,60 @@ export class Slotgate extends EventEmitter {
    * version; `{ok: false, version}` = the current one (VERSION_CONFLICT).
    */
   setVersioned(key: Bytes, value: Bytes, expected: bigint | number, opts?: SetOptions): Promise<SetVersionedResult> {
-    const o = opts ?? {};
-    return this.submit(
-      {
-        op: Op.SET_VERSIONED,
-        keyspace: this.ks(o),
-        keys: [toBytes(key)],
-        values: [toBytes(value)],
-        version: BigInt(expected),
-        ttlMs: o.ttlMs ? BigInt(o.ttlMs) : 0n,
-      },
-      o,
-      (r) => {
-        if (r.code === Code.OK) return { ok: true, version: r.version };
-        if (r.code === Code.VERSION_CONFLICT) return { ok: false, version: r.version };
-        throw responseError(r);
-      },
-    ) as Promise<SetVersionedResult>;
+    const o = opts ?? NO_OPTS;
+    const r = this.req1(Op.SET_VERSIONED, key, o);
+    r.values = [value];
+    r.version = BigInt.asUintN(64, BigInt(expected));
+    r.ttlMs = ms(o.ttlMs);
+    return this.submit(r, o, (x) => {
+      if (x.code === Code.OK) return { ok: true, version: x.version };
+      if (x.code === Code.VERSION_CONFLICT) return { ok: false, version: x.version };
+      throw responseError(x);
+    }) as Promise<SetVersionedResult>;
   }
 
   /** STATS: the server's counters (section 5). */
   stats(opts?: CallOptions): Promise<Record<string, number>> {
-    return this.submit({ op: Op.STATS }, opts ?? {}, (r) => {
-      if (r.code !== Code.OK) throw responseError(r);
+    return this.submit(newReq(Op.STATS, ""), opts ?? NO_OPTS, (x) => {
+      if (x.code !== Code.OK) throw responseError(x);
       const out: Record<string, number> = {};
-      for (const [k, v] of Object.entries(r.stats)) out[k] = Number(v);
+      for (const [k, v] of Object.entries(x.stats)) out[k] = Number(v);
       return out;
     }) as Promise<Record<string, number>>;
   }
 }
 
-function mapGetString(r: Response): string | null {
+const NO_OPTS: SetOptions = {};
+
+/** A TTL in ms for the wire: a non-negative integer (0 = keyspace default). */
+function ms(v: number | undefined): number {
+  return v === undefined || !(v > 0) ? 0 : Math.min(Math.floor(v), Number.MAX_SAFE_INTEGER);
+}
+
+function mapGetString(r: Reply): string | null {
   if (r.code === Code.OK) return asBuffer(r.value).toString("utf8");
   if (r.code === Code.NOT_FOUND) return null;
   throw responseError(r);
 }
 
-function mapGetBuffer(r: Response): Buffer | null {
+function mapGetBuffer(r: Reply): Buffer | null {
   if (r.code === Code.OK) return asBuffer(r.value);
   if (r.code === Code.NOT_FOUND) return null;
   throw responseError(r);
 }
 
-function mapSet(r: Response): "OK" | null {
+function mapSet(r: Reply): "OK" | null {
   if (r.code === Code.OK) return "OK";
   if (r.code === Code.NOT_APPLIED) return null;
   throw responseError(r);
 }
 
-function mapCount(r: Response): number {
+function mapCount(r: Reply): number {
   if (r.code === Code.OK || r.code === Code.NOT_FOUND) return Number(r.count);
   throw responseError(r);
 }
 
-function mapLease(r: Response): LeaseResult<Buffer> {
+function mapLease(r: Reply): LeaseResult<Buffer> {
   switch (r.code) {
     case Code.OK:
       return { status: "hit", value: asBuffer(r.value), version: r.version };
@@ -753,7 +753,7 @@ function mapLease(r: Response): LeaseResult<Buffer> {
   }
 }
 
-function mapResults(r: Response, withValues: boolean): Array<KeyResult<Buffer>> {
+function mapResults(r: Reply, withValues: boolean): Array<KeyResult<Buffer>> {
   if (r.code !== Code.OK) throw responseError(r);
   return r.results.map((k) => ({
     code: codeName(k.code),
@@ -777,10 +777,10 @@ function throwIfAnyFailed(res: Array<KeyResult<unknown>>, ok: number[]): void {
  * fails with its code and no round trip. Returns null when the request fits.
  * Keyspace value limits are not announced; the server checks those.
  */
-export function checkLimits(req: RequestInit, l: Limits): SlotgateError | null {
-  const keys = (req.keys ?? []) as Uint8Array[];
-  const values = (req.values ?? []) as Uint8Array[];
-  const op = req.op as number;
+export function checkLimits(req: Req, l: Limits): SlotgateError | null {
+  const keys = req.keys;
+  const values = req.values;
+  const op = req.op;
   const batch = op === Op.MGET || op === Op.MSET || op === Op.MDELETE;
   if (batch && keys.length === 0) return localError("INVALID_ARGUMENT", "a batch needs at least one key");
   if (batch && l.maxBatchKeys > 0 && keys.length > l.maxBatchKeys) {
@@ -788,21 +788,23 @@ export function checkLimits(req: RequestInit, l: Limits): SlotgateError | null {
   }
   let total = 0;
   for (const k of keys) {
-    if (k.length === 0) return localError("INVALID_KEY", "empty key");
-    if (l.maxKeyBytes > 0 && k.length > l.maxKeyBytes) {
-      return localError("KEY_TOO_LARGE", `key of ${k.length} bytes exceeds max_key_bytes ${l.maxKeyBytes}`);
+    const n = byteLength(k);
+    if (n === 0) return localError("INVALID_KEY", "empty key");
+    if (l.maxKeyBytes > 0 && n > l.maxKeyBytes) {
+      return localError("KEY_TOO_LARGE", `key of ${n} bytes exceeds max_key_bytes ${l.maxKeyBytes}`);
     }
-    total += k.length;
+    total += n;
   }
-  const pattern = req.pattern as Uint8Array | undefined;
-  if (pattern !== undefined && l.maxKeyBytes > 0 && pattern.length > l.maxKeyBytes) {
-    return localError("KEY_TOO_LARGE", `pattern of ${pattern.length} bytes exceeds max_key_bytes ${l.maxKeyBytes}`);
+  if (req.pattern !== null) {
+    const n = byteLength(req.pattern);
+    if (l.maxKeyBytes > 0 && n > l.maxKeyBytes) return localError("KEY_TOO_LARGE", `pattern of ${n} bytes exceeds max_key_bytes ${l.maxKeyBytes}`);
   }
   for (const v of values) {
-    if (l.maxValueBytes > 0 && v.length > l.maxValueBytes) {
-      return localError("VALUE_TOO_LARGE", `value of ${v.length} bytes exceeds max_value_bytes ${l.maxValueBytes}`);
+    const n = byteLength(v);
+    if (l.maxValueBytes > 0 && n > l.maxValueBytes) {
+      return localError("VALUE_TOO_LARGE", `value of ${n} bytes exceeds max_value_bytes ${l.maxValueBytes}`);
     }
-    total += v.length;
+    total += n;
   }
   if (keys.length > 1 && l.maxBatchBytes > 0 && total > l.maxBatchBytes) {
     return localError("BATCH_TOO_LARGE", `${total} key and value bytes exceed max_batch_bytes ${l.maxBatchBytes}`);
@@ -810,4 +812,3 @@ export function checkLimits(req: RequestInit, l: Limits): SlotgateError | null {
   return null;
 }
 
-export { EMPTY as EMPTY_BYTES };

@@ -10,19 +10,19 @@ import {
   ClientMessageSchema,
   type HelloReply,
   type Limits,
-  type Response,
   type ServerMessage,
 } from "./gen/slotgate_pb.js";
-import { FrameDecoder, decodeServerMessage, encodeClientMessage, encodeRequestBody, type RequestInit } from "./codec.js";
+import { FrameDecoder, decodeServerMessage, encodeClientMessage } from "./codec.js";
+import { frameSize, readResponse, replyFromMessage, requestSize, writeRequestFrame, type Reply, type Req } from "./wire.js";
 import { SlotgateError, codeName, localError } from "./errors.js";
 
 /** One client call as the connection and the pool see it. */
 export interface Call {
   /** Id of the current attempt (a resent call gets a new id). */
   id: number;
-  req: RequestInit;
+  req: Req;
   /** Maps the Response to the value the caller's promise resolves with (or throws). */
-  map: (r: Response) => unknown;
+  map: (r: Reply) => unknown;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
   settled: boolean;
@@ -49,7 +49,9 @@ export interface ConnectionConfig {
 export interface ConnectionOwner {
   onConnect(c: Connection): void;
   onReady(c: Connection): void;
-  onResponse(c: Connection, call: Call, r: Response): void;
+  onResponse(c: Connection, call: Call, r: Reply): void;
+  /** A call failed a check at write time (frame over max_frame_bytes). */
+  onReject(call: Call, err: SlotgateError): void;
   /** A written call was answered or dropped: the connection may take more. */
   onSlotFree(c: Connection): void;
   /**
@@ -70,7 +72,9 @@ export class Connection {
   readonly inflight = new Map<number, Call>();
   /** Calls to write at the next flush. */
   private out: Call[] = [];
-  private flushScheduled = false;
+  /** True while a flush is scheduled for this turn (calls made now join it). */
+  flushScheduled = false;
+  private readonly flushBound = () => this.flush();
   private readonly socket: net.Socket;
   private readonly decoder: FrameDecoder;
   private handshakeTimer: NodeJS.Timeout | undefined;
@@ -131,7 +135,10 @@ export class Connection {
     this.out.push(call);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      process.nextTick(() => this.flush());
+      // After the I/O callbacks of this event-loop turn: every call made
+      // while handling this turn's replies (any number of 'data' events)
+      // goes out in one write.
+      setImmediate(this.flushBound);
     }
   }
 
@@ -141,65 +148,70 @@ export class Connection {
     if (this.state !== "ready") return; // fail() already handed them back
     const calls = this.out;
     this.out = [];
-    const bodies: Uint8Array[] = [];
+    const sizes: number[] = [];
     let total = 0;
     const maxFrame = this.limits?.maxFrameBytes || Infinity;
+    let n = 0;
     for (const call of calls) {
       if (call.settled) {
         // Aborted or timed out before it was written: the server never sees it.
         this.inflight.delete(call.id);
         continue;
       }
-      const body = encodeRequestBody({ ...call.req, id: BigInt(call.id) });
-      if (body.length > maxFrame && call.validate) {
+      const body = requestSize(call.id, call.req);
+      const fsize = frameSize(body);
+      if (fsize - 4 > maxFrame && call.validate) {
         this.inflight.delete(call.id);
-        call.settled = true;
-        call.reject(localError("FRAME_TOO_LARGE", `request frame of ${body.length} bytes exceeds max_frame_bytes ${maxFrame}`));
+        this.owner.onReject(call, localError("FRAME_TOO_LARGE", `request frame of ${fsize - 4} bytes exceeds max_frame_bytes ${maxFrame}`));
         continue;
       }
-      bodies.push(body);
-      total += 4 + body.length;
+      calls[n] = call;
+      sizes[n++] = body;
+      total += fsize;
     }
-    if (bodies.length === 0) {
+    if (n === 0) {
       if (calls.length > 0) this.owner.onSlotFree(this);
       return;
     }
     const buf = Buffer.allocUnsafe(total);
     let off = 0;
-    for (const b of bodies) {
-      buf.writeUInt32BE(b.length, off);
-      buf.set(b, off + 4);
-      off += 4 + b.length;
-    }
+    for (let i = 0; i < n; i++) off = writeRequestFrame(buf, off, calls[i]!.id, calls[i]!.req, sizes[i]!);
     this.writes++;
-    this.framesWritten += bodies.length;
+    this.framesWritten += n;
     this.socket.write(buf);
   }
 
   private onData(chunk: Buffer): void {
     if (this.state === "closed") return;
     try {
-      this.decoder.push(chunk, (body) => this.onFrame(decodeServerMessage(body)));
+      this.decoder.push(chunk, this.onBody);
     } catch (e) {
       const err = e instanceof SlotgateError ? e : localError("BAD_FRAME", String(e), e);
       this.fail(err);
     }
   }
 
+  private readonly onBody = (body: Buffer): void => {
+    const r = readResponse(body);
+    if (r !== null) this.onReply(r);
+    else this.onFrame(decodeServerMessage(body));
+  };
+
+  private onReply(r: Reply): void {
+    if (this.state !== "ready") throw localError("BAD_FRAME", "server sent a Response before its HelloReply");
+    const call = this.inflight.get(r.id);
+    if (call === undefined) return; // not ours (never happens with a conforming server)
+    this.inflight.delete(r.id);
+    this.owner.onResponse(this, call, r);
+    this.owner.onSlotFree(this);
+  }
+
   private onFrame(m: ServerMessage): void {
     if (this.state === "closed") return;
     switch (m.msg.case) {
-      case "response": {
-        if (this.state !== "ready") throw localError("BAD_FRAME", "server sent a Response before its HelloReply");
-        const r = m.msg.value;
-        const id = Number(r.id);
-        const call = this.inflight.get(id);
-        if (call === undefined) return; // not ours (never happens with a conforming server)
-        this.inflight.delete(id);
-        this.owner.onResponse(this, call, r);
-        this.owner.onSlotFree(this);
+      case "response":
+        this.onReply(replyFromMessage(m.msg.value));
         return;
-      }
       case "helloReply": {
         if (this.state !== "handshake") throw localError("BAD_FRAME", "unexpected HelloReply");
         clearTimeout(this.handshakeTimer);

@@ -31,3 +31,4 @@ export {
 } from "./gamecache.js";
 export { MemorySlotgate, DEFAULT_KEYSPACES, type MemoryKeyspace, type MemorySlotgateOptions } from "./memory.js";
 export { globMatch, globEscape } from "./glob.js";
+export { readResponse, writeRequestFrame, requestSize, frameSize, newReq, replyFromMessage, type Reply, type Req, type KeyResultMsg } from "./wire.js";

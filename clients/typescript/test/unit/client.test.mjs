@@ -312,14 +312,24 @@ test("quit() lets calls in flight finish, refuses new ones, then closes", async 
   }
 });
 
-test("a pool spreads concurrent calls over its connections", async () => {
-  const srv = await startFakeServer({ onRequest: answerGet });
+test("a pool: calls of one turn share a connection's write; the next turn goes to the least loaded connection", async () => {
+  const held = [];
+  const srv = await startFakeServer({
+    onRequest: (conn, req) => {
+      held.push([conn, req]);
+      if (held.length === 30) for (const h of held) answerGet(...h);
+    },
+  });
   const c = client(srv.port, { poolSize: 3 });
   try {
     await until(() => c.diagnostics().ready === 3, "3 ready connections");
-    await Promise.all(Array.from({ length: 30 }, (_, i) => c.get(`k${i}`)));
-    const used = srv.conns.filter((x) => x.requests.length > 0).length;
-    assert.equal(used, 3);
+    const calls = [];
+    for (let turn = 0; turn < 3; turn++) {
+      for (let i = 0; i < 10; i++) calls.push(c.get(`k${turn}-${i}`));
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(calls);
+    assert.deepEqual(srv.conns.map((x) => x.requests.length).sort(), [10, 10, 10]);
   } finally {
     c.disconnect();
     await srv.close();
