@@ -5,9 +5,9 @@
 #      both from npm) and tsc
 #   3. unit tests, golden vectors, and the conformance scenarios that need no
 #      cluster against the in-memory fake (node --test)
-#   4. the whole conformance suite against a live slotgate and Redis Cluster,
-#      through tests/conformance/run.sh (which builds slotgate unless
-#      SLOTGATE_BIN is set)
+#   4. the whole conformance suite, then examples/game-server.mjs, against a
+#      live slotgate and Redis Cluster, through tests/conformance/run.sh
+#      (which builds slotgate unless SLOTGATE_BIN is set)
 # Exits non-zero if any step fails. SG_CONF_ONLY (comma-separated scenario
 # names) is passed through to the adapter.
 set -uo pipefail
@@ -31,9 +31,14 @@ npm run --silent build || die "build failed"
 rc=0
 echo "== unit tests, golden vectors, in-memory conformance"
 node --test --test-reporter=spec test/unit/ test/conformance/memory.test.mjs || rc=1
+echo "== example (in-memory)"
+node examples/game-server.mjs --memory || rc=1
 
-echo "== conformance suite against a live slotgate"
-"$TOP/tests/conformance/run.sh" -- node --test --test-reporter=spec "$HERE/test/conformance/proxy.test.mjs" || rc=1
+echo "== conformance suite and the example against a live slotgate"
+"$TOP/tests/conformance/run.sh" -- sh -c '
+    node --test --test-reporter=spec "$1/test/conformance/proxy.test.mjs" || exit 1
+    echo "== example (live slotgate)"
+    node "$1/examples/game-server.mjs"' sh "$HERE" || rc=1
 
 if [ "$rc" -eq 0 ]; then
     echo "clients/typescript/test.sh: all passed"
