@@ -138,7 +138,10 @@ func (s *slot) wait(ctx context.Context, deadline time.Time) (*conn, error) {
 			err := s.lastErr
 			s.mu.Unlock()
 			e := localError(CodeTimeout, "deadline passed waiting for a connection to %s", s.p.opt.Addr)
-			e.cause = err
+			if err != nil {
+				// Text only: errors.Is must not see the dial error's code.
+				e.Message += " (last attempt: " + err.Error() + ")"
+			}
 			return nil, e
 		case <-ctx.Done():
 			return nil, ctxError(ctx)
