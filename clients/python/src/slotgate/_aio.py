@@ -48,12 +48,14 @@ from .errors import (
     ClientClosed,
     ConnectionLost,
     InvalidArgument,
+    KeyTooLarge,
     SlotgateError,
     Timeout,
     UnsupportedVersion,
     AuthFailed,
     FrameTooLarge,
     UnknownCode,
+    ValueTooLarge,
     code_name,
     error_for_code,
 )
@@ -79,6 +81,15 @@ _LEASE_WAIT = 4
 _SHUTTING_DOWN = 106
 _VERSION_CONFLICT = 209
 
+# How _call checks a request against the announced limits: not at all (raw
+# requests), fully, or not again because _msg already did.
+_CHECK_NONE = 0
+_CHECK_FULL = 1
+_CHECK_PRE = 2
+
+# Period of the client-side deadline sweep (see Slotgate._sweep).
+_SWEEP_S = 0.025
+
 # Handshake errors after which retrying the connect cannot help.
 _FATAL_CONNECT = (AuthFailed, UnsupportedVersion, BadFrame, FrameTooLarge)
 
@@ -102,13 +113,15 @@ def _load_ssl(
 class _Call:
     """One request from submission to answer; survives a resend."""
 
-    __slots__ = ("msg", "fut", "timer", "conn", "check")
+    __slots__ = ("msg", "fut", "deadline", "conn", "check")
 
-    def __init__(self, msg: pb.ClientMessage, fut: "asyncio.Future[pb.Response]", check: bool) -> None:
+    def __init__(
+        self, msg: pb.ClientMessage, fut: "asyncio.Future[pb.Response]", check: bool, deadline: float
+    ) -> None:
         self.msg = msg
         self.fut = fut
         self.check = check
-        self.timer: Optional[asyncio.TimerHandle] = None
+        self.deadline = deadline  # loop.time() after which the client gives up
         self.conn: Optional[_Conn] = None
 
 
@@ -208,9 +221,6 @@ class _Conn(asyncio.Protocol):
         call = self.pending.pop(resp.id, None)
         if call is None:
             return  # answer to a call that already timed out
-        timer = call.timer
-        if timer is not None:
-            timer.cancel()
         fut = call.fut
         if not fut.done():
             fut.set_result(resp)
@@ -274,8 +284,6 @@ class _Conn(asyncio.Protocol):
             if resend or id(call) in unsent:
                 requeue.append(call)
             else:
-                if call.timer is not None:
-                    call.timer.cancel()
                 call.fut.set_exception(err)
         if self.transport is not None:
             self.transport.close()
@@ -350,6 +358,12 @@ class Slotgate:
         self._connector: Optional["asyncio.Task[None]"] = None
         self._connect_error: Optional[SlotgateError] = None
         self._limits: Optional[pb.Limits] = None
+        # The same limits as plain ints (0 = unlimited read as "no limit")
+        # for the fast single-key check of _msg.
+        self._max_key = 0
+        self._max_value = 0
+        self._max_single = 0
+        self._sweeper: Optional[asyncio.TimerHandle] = None
         self._info: Optional[ServerInfo] = None
         self._next_id = 1
         self._closed = False
@@ -397,6 +411,9 @@ class Slotgate:
             await asyncio.gather(*futs, return_exceptions=True)
         if self._connector is not None:
             self._connector.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self._conns):
             conn.fail(ClientClosed("client closed"), resend=False)
         self._conns.clear()
@@ -415,7 +432,16 @@ class Slotgate:
                 ms = (lim.default_deadline_ms if lim is not None else 0) or 1000
         return (ms + self.deadline_margin_ms) / 1000.0
 
-    async def _call(self, msg: pb.ClientMessage, deadline_ms: Optional[int], check: bool = True) -> pb.Response:
+    def _set_limits(self, lim: Optional[pb.Limits]) -> None:
+        self._limits = lim
+        if lim is not None:
+            self._max_key = lim.max_key_bytes
+            self._max_value = lim.max_value_bytes
+            # Past this many key + value bytes a single-key request might not
+            # fit max_frame_bytes: _msg then runs the full check.
+            self._max_single = max(0, lim.max_frame_bytes - 256) if lim.max_frame_bytes else 1 << 62
+
+    async def _call(self, msg: pb.ClientMessage, deadline_ms: Optional[int], check: int = _CHECK_FULL) -> pb.Response:
         if self._closed:
             raise ClientClosed("client closed")
         loop = self._loop
@@ -426,19 +452,21 @@ class Slotgate:
             deadline_ms = self.deadline_ms
         if deadline_ms:
             req.deadline_ms = deadline_ms
-        if check and self._limits is not None:
-            err = _codec.check_request(req, self._limits)
+        lim = self._limits
+        if check == _CHECK_FULL and lim is not None:
+            err = _codec.check_request(req, lim)
             if err is not None:
                 raise err
         fut: "asyncio.Future[pb.Response]" = loop.create_future()
-        call = _Call(msg, fut, check)
-        call.timer = loop.call_later(self._timeout_s(req.op, deadline_ms), self._expire, call)
+        # Before the first HelloReply the limits are checked when the call
+        # leaves the queue (_drain_into).
+        call = _Call(msg, fut, check != _CHECK_NONE and lim is None, loop.time() + self._timeout_s(req.op, deadline_ms))
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(_SWEEP_S, self._sweep)
         conn = self._pick()
         if conn is not None:
             conn.send(call)
         else:
-            # Before the first HelloReply the limits are checked when the
-            # call leaves the queue (_drain_into).
             self._waiting.append(call)
             self._ensure_connector()
         return await fut
@@ -457,6 +485,31 @@ class Slotgate:
                 if len(c.pending) < c.max_inflight and not c.closed:
                     return c
         return None
+
+    def _sweep(self) -> None:
+        """Fail the calls whose client-side deadline has passed. One timer
+        per client, every _SWEEP_S while calls are outstanding, instead of a
+        timer per call (a call may so settle up to _SWEEP_S late)."""
+        self._sweeper = None
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        outstanding = False
+        expired: List[_Call] = []
+        for call in self._waiting:
+            if not call.fut.done():
+                outstanding = True
+                if call.deadline <= now:
+                    expired.append(call)
+        for conn in self._conns:
+            for call in conn.pending.values():
+                outstanding = True
+                if call.deadline <= now:
+                    expired.append(call)
+        for call in expired:
+            self._expire(call)
+        if outstanding:
+            self._sweeper = loop.call_later(_SWEEP_S, self._sweep)
 
     def _expire(self, call: _Call) -> None:
         if call.fut.done():
@@ -485,8 +538,6 @@ class Slotgate:
             if call.check and conn.limits is not None:
                 err = _codec.check_request(call.msg.request, conn.limits)
                 if err is not None:
-                    if call.timer is not None:
-                        call.timer.cancel()
                     call.fut.set_exception(err)
                     continue
             conn.send(call)
@@ -553,8 +604,6 @@ class Slotgate:
         while self._waiting:
             call = self._waiting.popleft()
             if not call.fut.done():
-                if call.timer is not None:
-                    call.timer.cancel()
                 call.fut.set_exception(err)
 
     async def _open(self) -> _Conn:
@@ -584,7 +633,7 @@ class Slotgate:
                 conn.closed = True
                 conn.transport.close()
             raise
-        self._limits = conn.limits
+        self._set_limits(conn.limits)
         self._info = conn.info
         return conn
 
@@ -597,16 +646,31 @@ class Slotgate:
         key: Optional[Key] = None,
         value: Optional[Value] = None,
     ) -> pb.ClientMessage:
+        """A request message; with key (and value), the size limits are
+        checked here when known, so such calls pass _CHECK_PRE to _call."""
         msg = pb.ClientMessage()
         req = msg.request
         req.op = op  # type: ignore[assignment]
         ks = self.keyspace if keyspace is None else keyspace
         if ks:
             req.keyspace = ks
-        if key is not None:
-            req.keys.append(key if type(key) is bytes else to_bytes(key))
+        if key is None:
+            return msg
+        kb = key if type(key) is bytes else to_bytes(key)
+        req.keys.append(kb)
+        vb = b""
         if value is not None:
-            req.values.append(value if type(value) is bytes else to_bytes(value))
+            vb = value if type(value) is bytes else to_bytes(value)
+            req.values.append(vb)
+        if self._limits is not None:
+            if self._max_key and len(kb) > self._max_key:
+                raise KeyTooLarge(f"key of {len(kb)} bytes exceeds max_key_bytes {self._max_key}")
+            if self._max_value and len(vb) > self._max_value:
+                raise ValueTooLarge(f"value of {len(vb)} bytes exceeds max_value_bytes {self._max_value}")
+            if len(kb) + len(vb) > self._max_single:
+                err = _codec.check_request(req, self._limits)
+                if err is not None:
+                    raise err
         return msg
 
     async def request(self, request: pb.Request) -> pb.Response:
@@ -614,13 +678,13 @@ class Slotgate:
         return the Response whatever its code."""
         msg = pb.ClientMessage()
         msg.request.CopyFrom(request)
-        return await self._call(msg, request.deadline_ms or None, check=False)
+        return await self._call(msg, request.deadline_ms or None, check=_CHECK_NONE)
 
     # single-key operations
 
     async def ping(self, *, deadline_ms: Optional[int] = None) -> bool:
         """PING; True when the server answers."""
-        resp = await self._call(self._msg(pb.OP_PING, ""), deadline_ms)
+        resp = await self._call(self._msg(pb.OP_PING, ""), deadline_ms, _CHECK_PRE)
         if resp.code != _OK:
             raise error_for_code(resp.code, resp.message)
         return True
@@ -629,7 +693,7 @@ class Slotgate:
         self, key: Key, *, keyspace: Optional[str] = None, deadline_ms: Optional[int] = None
     ) -> Optional[bytes]:
         """The value of key, or None on a miss."""
-        resp = await self._call(self._msg(pb.OP_GET, keyspace, key), deadline_ms)
+        resp = await self._call(self._msg(pb.OP_GET, keyspace, key), deadline_ms, _CHECK_PRE)
         code = resp.code
         if code == _OK:
             return resp.value
@@ -661,7 +725,7 @@ class Slotgate:
             req.condition = pb.COND_NX
         elif xx:
             req.condition = pb.COND_XX
-        resp = await self._call(msg, deadline_ms)
+        resp = await self._call(msg, deadline_ms, _CHECK_PRE)
         code = resp.code
         if code == _OK:
             return True
@@ -673,7 +737,7 @@ class Slotgate:
         self, key: Key, *, keyspace: Optional[str] = None, deadline_ms: Optional[int] = None
     ) -> int:
         """Delete key; the number of keys removed (0 or 1)."""
-        resp = await self._call(self._msg(pb.OP_DELETE, keyspace, key), deadline_ms)
+        resp = await self._call(self._msg(pb.OP_DELETE, keyspace, key), deadline_ms, _CHECK_PRE)
         if resp.code == _OK:
             return int(resp.count) or 1
         if resp.code == _NOT_FOUND:
@@ -691,7 +755,7 @@ class Slotgate:
         """Set key's TTL; False if the key does not exist."""
         msg = self._msg(pb.OP_EXPIRE, keyspace, key)
         msg.request.ttl_ms = ttl_ms
-        resp = await self._call(msg, deadline_ms)
+        resp = await self._call(msg, deadline_ms, _CHECK_PRE)
         if resp.code == _OK:
             return True
         if resp.code == _NOT_FOUND:
@@ -841,7 +905,7 @@ class Slotgate:
         msg = self._msg(pb.OP_GET_OR_LEASE, keyspace, key)
         if ttl_ms:
             msg.request.ttl_ms = ttl_ms
-        resp = await self._call(msg, deadline_ms)
+        resp = await self._call(msg, deadline_ms, _CHECK_PRE)
         code = resp.code
         if code == _OK:
             return LeaseResult("OK", value=resp.value, version=resp.version)
@@ -875,7 +939,7 @@ class Slotgate:
         self, key: Key, *, keyspace: Optional[str] = None, deadline_ms: Optional[int] = None
     ) -> Optional[Versioned]:
         """The value and its version (0 = unversioned), or None on a miss."""
-        resp = await self._call(self._msg(pb.OP_GET_VERSIONED, keyspace, key), deadline_ms)
+        resp = await self._call(self._msg(pb.OP_GET_VERSIONED, keyspace, key), deadline_ms, _CHECK_PRE)
         if resp.code == _OK:
             return Versioned(resp.value, resp.version)
         if resp.code == _NOT_FOUND:
@@ -900,7 +964,7 @@ class Slotgate:
             msg.request.version = version
         if ttl_ms:
             msg.request.ttl_ms = ttl_ms
-        resp = await self._call(msg, deadline_ms)
+        resp = await self._call(msg, deadline_ms, _CHECK_PRE)
         if resp.code == _OK:
             return int(resp.version)
         if resp.code == _VERSION_CONFLICT:
@@ -909,7 +973,7 @@ class Slotgate:
 
     async def stats(self, *, deadline_ms: Optional[int] = None) -> Dict[str, int]:
         """The server's counters (PROTOCOL.md section 5, STATS)."""
-        resp = await self._call(self._msg(pb.OP_STATS, ""), deadline_ms)
+        resp = await self._call(self._msg(pb.OP_STATS, ""), deadline_ms, _CHECK_PRE)
         if resp.code != _OK:
             raise error_for_code(resp.code, resp.message)
         return dict(resp.stats)

@@ -445,7 +445,7 @@ class MemorySlotgate(_aio.Slotgate):
         options.setdefault("ssl", False)
         super().__init__(**options)
         self.backend = backend if backend is not None else MemoryBackend()
-        self._limits = self.backend.hello_limits()
+        self._set_limits(self.backend.hello_limits())
         self._info = ServerInfo("slotgate-memory", "0.1.0", 1, self.backend.limits)
 
     async def connect(self) -> ServerInfo:
@@ -457,11 +457,15 @@ class MemorySlotgate(_aio.Slotgate):
 
     close = aclose
 
-    async def _call(self, msg: pb.ClientMessage, deadline_ms: Optional[int], check: bool = True) -> pb.Response:
+    async def _call(
+        self, msg: pb.ClientMessage, deadline_ms: Optional[int], check: int = _aio._CHECK_FULL
+    ) -> pb.Response:
         if self._closed:
             raise ClientClosed("client closed")
         req = msg.request
-        if check and self._limits is not None:
+        if deadline_ms:
+            req.deadline_ms = deadline_ms
+        if check == _aio._CHECK_FULL and self._limits is not None:
             err = check_request(req, self._limits)
             if err is not None:
                 raise err
