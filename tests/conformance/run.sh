@@ -13,7 +13,7 @@
 # Environment (optional): SLOTGATE_BIN (the proxy to test), SG_CONF_ONLY
 # (passed through), SG_CONF_KEEP=1 (keep the scratch directory; it is kept
 # anyway when COMMAND fails), SG_CONF_TMP (parent of the scratch directory,
-# default ${TMPDIR:-/tmp}).
+# default ${TMPDIR:-/tmp}/slotgate-conformance).
 set -euo pipefail
 
 PROG=conformance/run.sh
@@ -22,6 +22,35 @@ TOP=$(cd "$HERE/../.." && pwd -P)
 
 die() { echo "$PROG: $*" >&2; exit 1; }
 log() { echo "$PROG: $*" >&2; }
+
+# stray_kill DIR: SIGKILL every redis-server/slotgate (first word of its
+# command line) whose command line names DIR/. Works without any file in DIR.
+stray_kill() {
+    local dir=$1 p pid cmd first left
+    for _ in 1 2 3 4 5; do
+        left=""
+        for p in /proc/[0-9]*; do
+            pid=${p#/proc/}
+            cmd=$(tr '\0' ' ' 2>/dev/null < "$p/cmdline") || continue
+            [[ $cmd == *"$dir/"* ]] || continue
+            first=${cmd%% *}
+            case "${first##*/}" in redis-server|slotgate) left="$left $pid" ;; esac
+        done
+        [ -z "$left" ] && return 0
+        # shellcheck disable=SC2086
+        kill -CONT $left 2>/dev/null || true
+        # shellcheck disable=SC2086
+        kill -KILL $left 2>/dev/null || true
+        sleep 0.1
+    done
+}
+
+# Internal: run.sh --teardown DIR (the watchdog's cleanup).
+if [ "${1:-}" = --teardown ]; then
+    [ -f "$2/ctl.env" ] && SG_CONF_DIR=$2 "$HERE/ctl" teardown >/dev/null 2>&1
+    stray_kill "$2"
+    exit 0
+fi
 
 [ "${1:-}" = -- ] && shift
 [ $# -ge 1 ] || die "usage: tests/conformance/run.sh -- COMMAND [ARGS...]"
@@ -42,9 +71,9 @@ fi
 SLOTGATE_BIN=$(cd "$(dirname "$SLOTGATE_BIN")" && pwd -P)/$(basename "$SLOTGATE_BIN")
 
 # ---- scratch directory and teardown -------------------------------------------
-TMPROOT=${SG_CONF_TMP:-${TMPDIR:-/tmp}}
+TMPROOT=${SG_CONF_TMP:-${TMPDIR:-/tmp}/slotgate-conformance}
 mkdir -p "$TMPROOT"
-DIR=$(mktemp -d "$TMPROOT/sg-conformance.XXXXXX")
+DIR=$(mktemp -d "$TMPROOT/run.XXXXXX")
 DIR=$(cd "$DIR" && pwd -P)
 CHILD=""
 WATCHDOG=""
@@ -66,6 +95,7 @@ teardown() {
         kill -KILL -- "-$CHILD" 2>/dev/null || kill -KILL "$CHILD" 2>/dev/null || true
     fi
     [ -f "$DIR/ctl.env" ] && SG_CONF_DIR=$DIR "$HERE/ctl" teardown || true
+    stray_kill "$DIR"
     [ -n "$WATCHDOG" ] && kill -KILL -- "-$WATCHDOG" 2>/dev/null || true
     if [ "$RC" -eq 0 ] && [ "${SG_CONF_KEEP:-0}" != 1 ]; then
         rm -rf "$DIR"
@@ -79,9 +109,8 @@ trap 'RC=143; exit 143' TERM
 
 # A watchdog in its own session cleans up if this script dies without running
 # its traps (SIGKILL, e.g. a test runner's timeout).
-setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
-    [ -f "$2/ctl.env" ] && SG_CONF_DIR=$2 exec "$3" teardown' \
-    conformance-watchdog $$ "$DIR" "$HERE/ctl" > /dev/null 2>&1 < /dev/null &
+setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; exec "$3" --teardown "$2"' \
+    conformance-watchdog $$ "$DIR" "$HERE/run.sh" > /dev/null 2>&1 < /dev/null &
 WATCHDOG=$!
 disown "$WATCHDOG"
 

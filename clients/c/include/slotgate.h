@@ -91,6 +91,23 @@ struct sg_client_options {
     size_t auth_token_len;
     int timeout_ms; /* connect and per-call I/O timeout; 0 = 5000 */
     int skip_hello; /* testing only: connect without the handshake */
+    /*
+     * Resilience; 0 (the default) keeps the behaviour described above. Either
+     * one makes the client track every request it sends until its response
+     * arrives ("tracking mode", below).
+     * reconnect: 1 = when the server ends the connection with SHUTTING_DOWN,
+     *   reconnect (backoff with jitter, for up to timeout_ms) and resend every
+     *   request still unanswered: the server never executed them. After any
+     *   other loss (EOF, I/O error, another ConnectionError) the outcome of
+     *   unanswered requests is unknown: they fail (SG_CLIENT_IO, or the
+     *   ConnectionError's code) and the next call reconnects.
+     * deadline_margin_ms: > 0 = a request with deadline_ms fails locally with
+     *   SG_TIMEOUT once deadline_ms + deadline_margin_ms have passed since it
+     *   was sent without a response (a hung proxy); a late response to it is
+     *   dropped. The connection stays open.
+     */
+    int reconnect;
+    int deadline_margin_ms;
 };
 
 /* Server limits, as announced in HelloReply. */
@@ -171,6 +188,16 @@ void sg_response_free(struct sg_response *r);
  * (see sg_client_errstr). If the server sends a ConnectionError,
  * sg_client_recv returns a response with id 0 and that code, and the client
  * is closed afterwards.
+ *
+ * Tracking mode (options reconnect or deadline_margin_ms): every request
+ * that sg_client_send accepted (returned 0) gets exactly one response from
+ * sg_client_recv, either the server's or one the client made up with the
+ * request's id and a failure code (SG_TIMEOUT for a passed client deadline,
+ * SG_CLIENT_IO or a ConnectionError code for a lost connection, message
+ * says which). No id-0 response is returned; sg_client_recv returns -1 only
+ * when nothing is outstanding and the connection is gone, or on timeout_ms.
+ * sg_client_send reconnects a closed client first (reconnect). The fd may
+ * change after a reconnect: read sg_client_fd again before each poll().
  */
 int sg_client_send(struct sg_client *c, const struct sg_request *r);
 int sg_client_recv(struct sg_client *c, struct sg_response **out);
@@ -192,7 +219,11 @@ int sg_set(struct sg_client *c, const char *keyspace, const void *key, size_t kl
 int sg_del(struct sg_client *c, const char *keyspace, const void *key, size_t klen);
 int sg_expire(struct sg_client *c, const char *keyspace, const void *key, size_t klen,
               uint64_t ttl_ms);
-/* General form: send r, wait for the response with r's id. */
+/*
+ * General form: send r, wait for the response with r's id. In tracking mode
+ * the wait also ends at r's client deadline (SG_TIMEOUT, *out set), and a
+ * closed client is reconnected first (reconnect).
+ */
 int sg_call(struct sg_client *c, const struct sg_request *r, struct sg_response **out);
 /* Next request id this client would assign (monotonic, starts at 1). */
 uint64_t sg_client_next_id(struct sg_client *c);

@@ -5,16 +5,33 @@
  * syscalls) and decoded only when complete. Responses that arrive while
  * sg_call waits for a different id are parked in a FIFO that
  * sg_client_recv drains first, so blocking and pipelined use can be mixed.
+ *
+ * Tracking mode (options reconnect / deadline_margin_ms) keeps a record of
+ * every request in flight: its client deadline and, for a resend, its frame.
+ * That is what lets the client resend after SHUTTING_DOWN, fail exactly the
+ * requests a lost connection took with it, and time out a hung server.
  */
+#include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
 #define SG_READ_CHUNK 16384
+/* Reconnect rounds after SHUTTING_DOWN before unanswered requests fail. */
+#define SG_RESEND_ROUNDS 5
+
+/* A request sent and not yet answered (tracking mode). */
+struct sg_pending {
+    uint64_t id;
+    uint8_t *frame; /* the encoded frame, kept for a resend (reconnect) */
+    size_t len;
+    int64_t deadline; /* client-side deadline, monotonic ms; 0 = none */
+};
 
 struct sg_client {
     struct sg_transport t;
@@ -31,10 +48,20 @@ struct sg_client {
     uint64_t next_id;
     struct sg_response **queue; /* ring of parked responses */
     size_t qhead, qlen, qcap;
+    /* tracking mode */
+    int track;                    /* reconnect || deadline_margin_ms > 0 */
+    struct sg_client_options opt; /* own copy of the options, for reconnects */
+    char *opt_strs[6];            /* the strings opt points to */
+    uint8_t *opt_token;
+    struct sg_pending *pend; /* in send order */
+    size_t npend, cappend;
+    int shutdown_seen; /* this connection ended with SHUTTING_DOWN */
+    unsigned rnd;      /* backoff jitter */
 };
 
 static void sg_client_fail(struct sg_client *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static size_t sg_client_pend_earliest(const struct sg_client *c);
 
 /* Record a failure; I/O and protocol failures both end the connection. */
 static void sg_client_fail(struct sg_client *c, int code, const char *fmt, ...)
@@ -259,14 +286,17 @@ static struct sg_response *sg_client_queue_pop(struct sg_client *c)
  * the caller owns. A ConnectionError closes the client (the server hangs
  * up after sending it).
  */
-static int sg_client_read_response(struct sg_client *c, int64_t deadline, struct sg_response **out)
+static int sg_client_read_response_ex(struct sg_client *c, int64_t deadline,
+                                      struct sg_response **out, int *conn_error)
 {
     Slotgate__V1__ServerMessage *msg;
     int is_error;
 
+    *conn_error = 0;
     if (sg_client_read_message(c, deadline, &msg) < 0)
         return -1;
     is_error = msg->msg_case == SLOTGATE__V1__SERVER_MESSAGE__MSG_ERROR;
+    *conn_error = is_error;
     *out = sg_response_wrap(msg);
     if (*out == NULL) {
         sg_client_fail(c, SG_CLIENT_PROTOCOL, "server sent an unexpected message kind");
@@ -280,6 +310,13 @@ static int sg_client_read_response(struct sg_client *c, int64_t deadline, struct
         c->closed = 1;
     }
     return 0;
+}
+
+static int sg_client_read_response(struct sg_client *c, int64_t deadline, struct sg_response **out)
+{
+    int conn_error;
+
+    return sg_client_read_response_ex(c, deadline, out, &conn_error);
 }
 
 /* Hello exchange: send Hello, require HelloReply, keep limits/version. */
@@ -330,6 +367,7 @@ static int sg_client_handshake(struct sg_client *c, const struct sg_client_optio
         c->limits.default_deadline_ms = l->default_deadline_ms;
         c->limits.max_batch_bytes = l->max_batch_bytes;
     }
+    free(c->server_version);
     c->server_version =
         sg_xstrdup(msg->hello_reply->server_version ? msg->hello_reply->server_version : "");
     slotgate__v1__server_message__free_unpacked(msg, NULL);
@@ -341,6 +379,31 @@ static int sg_client_handshake(struct sg_client *c, const struct sg_client_optio
  * success, the server's code when it refused the Hello, else SG_CLIENT_IO or
  * SG_CLIENT_PROTOCOL. On success the caller owns *out (sg_client_free).
  */
+/* Keep a private copy of opt (strings included) for reconnects. */
+static void sg_client_keep_options(struct sg_client *c, const struct sg_client_options *opt)
+{
+    const char **fields[6];
+    size_t i;
+
+    c->opt = *opt;
+    fields[0] = &c->opt.host;
+    fields[1] = &c->opt.cacert;
+    fields[2] = &c->opt.cert;
+    fields[3] = &c->opt.key;
+    fields[4] = &c->opt.sni;
+    fields[5] = &c->opt.client_name;
+    for (i = 0; i < 6; i++) {
+        if (*fields[i] != NULL) {
+            c->opt_strs[i] = sg_xstrdup(*fields[i]);
+            *fields[i] = c->opt_strs[i];
+        }
+    }
+    if (opt->auth_token != NULL && opt->auth_token_len > 0) {
+        c->opt_token = sg_xmemdup(opt->auth_token, opt->auth_token_len);
+        c->opt.auth_token = c->opt_token;
+    }
+}
+
 int sg_client_connect(const struct sg_client_options *opt, struct sg_client **out, int *code,
                       char *err, size_t errlen)
 {
@@ -365,6 +428,10 @@ int sg_client_connect(const struct sg_client_options *opt, struct sg_client **ou
     c->t.fd = -1;
     c->timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms : 5000;
     c->next_id = 1;
+    c->track = opt->reconnect || opt->deadline_margin_ms > 0;
+    c->rnd = (unsigned)sg_now_ms() ^ (unsigned)(uintptr_t)c;
+    if (c->track)
+        sg_client_keep_options(c, opt);
     if (sg_transport_open(&c->t, opt, sg_client_deadline(c)) < 0) {
         if (code)
             *code = SG_CLIENT_IO;
@@ -385,12 +452,19 @@ int sg_client_connect(const struct sg_client_options *opt, struct sg_client **ou
 void sg_client_free(struct sg_client *c)
 {
     struct sg_response *r;
+    size_t i;
 
     if (c == NULL)
         return;
     while ((r = sg_client_queue_pop(c)) != NULL)
         sg_response_free(r);
     sg_transport_close(&c->t);
+    for (i = 0; i < c->npend; i++)
+        free(c->pend[i].frame);
+    free(c->pend);
+    for (i = 0; i < 6; i++)
+        free(c->opt_strs[i]);
+    free(c->opt_token);
     free(c->queue);
     free(c->rbuf);
     free(c->server_version);
@@ -428,9 +502,16 @@ int sg_client_pending(const struct sg_client *c)
     size_t avail = c->rlen - c->rpos;
     const uint8_t *p = c->rbuf + c->rpos;
     uint32_t len;
+    size_t i;
 
     if (c->qlen > 0 || sg_transport_pending(&c->t))
         return 1;
+    if (c->track) {
+        i = sg_client_pend_earliest(c);
+        if ((i < c->npend && c->pend[i].deadline <= sg_now_ms()) ||
+            (c->npend > 0 && (c->closed || c->dead)))
+            return 1;
+    }
     if (avail < 4)
         return 0;
     len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -440,6 +521,374 @@ int sg_client_pending(const struct sg_client *c)
 uint64_t sg_client_next_id(struct sg_client *c)
 {
     return c->next_id++;
+}
+
+/* ---- tracking mode: deadlines, loss, reconnect and resend ----------------- */
+
+static void sg_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* Record a request just encoded; takes ownership of frame. */
+static void sg_client_pend_add(struct sg_client *c, uint64_t id, uint8_t *frame, size_t len,
+                               uint32_t deadline_ms)
+{
+    struct sg_pending *p;
+
+    if (c->npend == c->cappend) {
+        c->cappend = c->cappend ? c->cappend * 2 : 16;
+        c->pend = sg_xrealloc(c->pend, c->cappend * sizeof(*c->pend));
+    }
+    p = &c->pend[c->npend++];
+    p->id = id;
+    p->frame = frame;
+    p->len = len;
+    p->deadline = deadline_ms > 0 && c->opt.deadline_margin_ms > 0
+                      ? sg_now_ms() + deadline_ms + c->opt.deadline_margin_ms
+                      : 0;
+}
+
+/* Index of the pending request id, or c->npend. Answers come mostly in send order. */
+static size_t sg_client_pend_find(const struct sg_client *c, uint64_t id)
+{
+    size_t i;
+
+    for (i = 0; i < c->npend; i++)
+        if (c->pend[i].id == id)
+            break;
+    return i;
+}
+
+static void sg_client_pend_remove(struct sg_client *c, size_t i)
+{
+    free(c->pend[i].frame);
+    memmove(&c->pend[i], &c->pend[i + 1], (c->npend - i - 1) * sizeof(*c->pend));
+    c->npend--;
+}
+
+/* The pending request whose client deadline comes first, or c->npend. */
+static size_t sg_client_pend_earliest(const struct sg_client *c)
+{
+    size_t i, best = c->npend;
+
+    for (i = 0; i < c->npend; i++)
+        if (c->pend[i].deadline != 0 &&
+            (best == c->npend || c->pend[i].deadline < c->pend[best].deadline))
+            best = i;
+    return best;
+}
+
+/* Settle every pending request with a made-up failure response, parked in order. */
+static void sg_client_fail_pending(struct sg_client *c, int code, const char *why)
+{
+    while (c->npend > 0) {
+        sg_client_queue_push(c, sg_response_synth(c->pend[0].id, code, why));
+        sg_client_pend_remove(c, 0);
+    }
+}
+
+/* Remove and return the parked response for id, or NULL. */
+static struct sg_response *sg_client_queue_take(struct sg_client *c, uint64_t id)
+{
+    struct sg_response *r;
+    size_t i, j;
+
+    for (i = 0; i < c->qlen; i++) {
+        r = c->queue[(c->qhead + i) % c->qcap];
+        if (r->id != id)
+            continue;
+        for (j = i; j + 1 < c->qlen; j++)
+            c->queue[(c->qhead + j) % c->qcap] = c->queue[(c->qhead + j + 1) % c->qcap];
+        c->qlen--;
+        return r;
+    }
+    return NULL;
+}
+
+/*
+ * A response read in tracking mode: 1 if it answers a pending request (now
+ * settled), else 0 and it is freed (a late answer to a request whose client
+ * deadline passed).
+ */
+static int sg_client_settle(struct sg_client *c, struct sg_response *r)
+{
+    size_t i = sg_client_pend_find(c, r->id);
+
+    if (i == c->npend) {
+        sg_response_free(r);
+        return 0;
+    }
+    sg_client_pend_remove(c, i);
+    return 1;
+}
+
+/*
+ * Open a new connection with the kept options. Transient failures (I/O,
+ * TOO_MANY_CONNECTIONS, SHUTTING_DOWN: a restarting server refuses or drains)
+ * are retried with exponential backoff, 10 ms doubling to 500 ms with +-50%
+ * jitter, until deadline. Returns 0, or -1 with *code the last reason (a
+ * refusal such as AUTH_FAILED ends the attempts at once).
+ */
+static int sg_client_reopen(struct sg_client *c, int64_t deadline, int *code)
+{
+    int64_t delay = 10, wait;
+    char err[200];
+
+    for (;;) {
+        sg_transport_close(&c->t);
+        c->rpos = c->rlen = 0;
+        c->closed = c->dead = c->eof = 0;
+        c->shutdown_seen = 0;
+        c->errstr[0] = '\0';
+        *code = 0;
+        if (sg_transport_open(&c->t, &c->opt, deadline) < 0) {
+            *code = SG_CLIENT_IO;
+            snprintf(c->errstr, sizeof(c->errstr), "reconnect: %.200s", c->t.err);
+        } else if (c->opt.skip_hello ||
+                   sg_client_handshake(c, &c->opt, code, err, sizeof(err)) == 0) {
+            return 0;
+        } else {
+            snprintf(c->errstr, sizeof(c->errstr), "reconnect: %.200s", err);
+            sg_transport_close(&c->t);
+        }
+        c->closed = 1;
+        c->errcode = SG_CLIENT_IO;
+        if (*code != SG_CLIENT_IO && *code != SG_TOO_MANY_CONNECTIONS && *code != SG_SHUTTING_DOWN)
+            return -1;
+        wait = delay / 2 + (int64_t)(rand_r(&c->rnd) % (unsigned)(delay + 1));
+        if (sg_now_ms() + wait >= deadline)
+            return -1;
+        sg_sleep_ms(wait);
+        delay = delay * 2 > 500 ? 500 : delay * 2;
+    }
+}
+
+/*
+ * After a failed write: read what the server sent before the connection
+ * broke (answers, and maybe the ConnectionError that says why), so that a
+ * SHUTTING_DOWN is not missed. Bounded by 1 s (or timeout_ms if shorter).
+ */
+static void sg_client_salvage(struct sg_client *c)
+{
+    int64_t deadline = sg_now_ms() + (c->timeout_ms < 1000 ? c->timeout_ms : 1000);
+    struct sg_response *r;
+    int conn_error;
+
+    while (!c->dead && c->t.fd >= 0 &&
+           sg_client_read_response_ex(c, deadline, &r, &conn_error) == 0) {
+        if (conn_error) {
+            c->shutdown_seen = r->code == SG_SHUTTING_DOWN;
+            sg_response_free(r);
+            break;
+        }
+        if (sg_client_settle(c, r))
+            sg_client_queue_push(c, r);
+    }
+}
+
+/*
+ * The connection is gone. After SHUTTING_DOWN with reconnect on, open a new
+ * one and resend every unanswered request in send order: the server never
+ * executed them. Otherwise, or if that fails, every unanswered request is
+ * settled with a made-up failure (code; SHUTTING_DOWN if the server went
+ * away before executing them and no new connection could be made). Nothing
+ * pending: nothing to do, the next send reconnects. Returns 0 if the
+ * requests are on a new connection.
+ */
+static int sg_client_recover(struct sg_client *c, int code)
+{
+    int64_t deadline = sg_now_ms() + c->timeout_ms;
+    char why[300];
+    int rounds, rc;
+    size_t i;
+
+    snprintf(why, sizeof(why), "connection lost before the answer (outcome unknown): %.200s",
+             c->errstr);
+    for (rounds = 0; c->opt.reconnect && c->shutdown_seen && c->npend > 0; rounds++) {
+        if (rounds == SG_RESEND_ROUNDS) {
+            code = SG_SHUTTING_DOWN;
+            snprintf(why, sizeof(why), "server shut down %d times while resending; not executed",
+                     SG_RESEND_ROUNDS);
+            break;
+        }
+        if (sg_client_reopen(c, deadline, &rc) < 0) {
+            code = rc == SG_CLIENT_IO ? SG_SHUTTING_DOWN : rc;
+            snprintf(why, sizeof(why), "server shut down before executing it; %.200s", c->errstr);
+            break;
+        }
+        for (i = 0; i < c->npend; i++)
+            if (sg_client_write_all(c, c->pend[i].frame, c->pend[i].len, deadline) < 0)
+                break;
+        if (i == c->npend)
+            return 0;
+        sg_client_salvage(c);
+        snprintf(why, sizeof(why), "connection lost while resending (outcome unknown): %.200s",
+                 c->errstr);
+        code = SG_CLIENT_IO;
+    }
+    sg_client_fail_pending(c, code, why);
+    return -1;
+}
+
+/*
+ * Tracking mode: read one message before deadline and act on it. Returns 1
+ * with *out a response that settles a pending request; 0 if something else
+ * was handled (a late answer dropped, a lost connection recovered or its
+ * requests failed into the parked queue): look again; -1 on timeout with the
+ * connection intact; -2 if the connection is gone with nothing pending.
+ */
+static int sg_client_step(struct sg_client *c, int64_t deadline, struct sg_response **out)
+{
+    struct sg_response *r;
+    int conn_error, code;
+
+    *out = NULL;
+    if (c->closed || c->dead) {
+        if (c->npend == 0)
+            return -2;
+        sg_client_recover(c, SG_CLIENT_IO);
+        return 0;
+    }
+    if (sg_client_read_response_ex(c, deadline, &r, &conn_error) < 0) {
+        if (!c->closed && !c->dead)
+            return -1;
+        if (c->npend == 0)
+            return -2;
+        sg_client_recover(c, SG_CLIENT_IO);
+        return 0;
+    }
+    if (conn_error) {
+        code = r->code;
+        c->shutdown_seen = code == SG_SHUTTING_DOWN;
+        sg_response_free(r);
+        if (c->npend == 0)
+            return -2;
+        sg_client_recover(c, code);
+        return 0;
+    }
+    if (!sg_client_settle(c, r))
+        return 0;
+    *out = r;
+    return 1;
+}
+
+/*
+ * Tracking mode: record and write one request; takes ownership of frame.
+ * Returns 0 once the request is recorded (it will get exactly one response),
+ * -1 if the client is closed and cannot (or may not) reconnect.
+ */
+static int sg_client_send_tracked(struct sg_client *c, uint64_t id, uint32_t deadline_ms,
+                                  uint8_t *frame, size_t len)
+{
+    int code;
+
+    if (c->closed || c->dead) {
+        if (c->npend > 0)
+            sg_client_recover(c, SG_CLIENT_IO);
+        if ((c->closed || c->dead) &&
+            (!c->opt.reconnect || sg_client_reopen(c, sg_client_deadline(c), &code) < 0)) {
+            free(frame);
+            if (c->errstr[0] == '\0')
+                snprintf(c->errstr, sizeof(c->errstr), "connection is closed");
+            c->errcode = c->opt.reconnect && code != 0 ? code : SG_CLIENT_IO;
+            return -1;
+        }
+    }
+    sg_client_pend_add(c, id, frame, len, deadline_ms);
+    if (sg_client_write_all(c, frame, len, sg_client_deadline(c)) < 0) {
+        sg_client_salvage(c);
+        sg_client_recover(c, SG_CLIENT_IO);
+    }
+    return 0;
+}
+
+/* Tracking mode: sg_client_recv. */
+static int sg_client_recv_tracked(struct sg_client *c, struct sg_response **out)
+{
+    int64_t limit = sg_client_deadline(c), dl;
+    size_t i;
+    int rc;
+
+    for (;;) {
+        if ((*out = sg_client_queue_pop(c)) != NULL)
+            return 0;
+        i = sg_client_pend_earliest(c);
+        if (i < c->npend && c->pend[i].deadline <= sg_now_ms()) {
+            *out = sg_response_synth(c->pend[i].id, SG_TIMEOUT,
+                                     "client-side deadline passed without an answer");
+            sg_client_pend_remove(c, i);
+            return 0;
+        }
+        dl = i < c->npend && c->pend[i].deadline < limit ? c->pend[i].deadline : limit;
+        rc = sg_client_step(c, dl, out);
+        if (rc == 1)
+            return 0;
+        if (rc == 0 || (rc == -1 && sg_now_ms() < limit))
+            continue;
+        if (rc == -2 && c->errstr[0] == '\0')
+            snprintf(c->errstr, sizeof(c->errstr), "connection is closed");
+        c->errcode = SG_CLIENT_IO;
+        return -1;
+    }
+}
+
+/* Tracking mode: sg_call. */
+static int sg_call_tracked(struct sg_client *c, const struct sg_request *r, struct sg_response **out)
+{
+    struct sg_response *resp;
+    int64_t limit, dl;
+    uint8_t *frame;
+    size_t len, i;
+    int rc;
+
+    frame = sg_frame_request(r, &len);
+    if (frame == NULL) {
+        snprintf(c->errstr, sizeof(c->errstr), "request does not fit in one frame");
+        c->errcode = SG_CLIENT_PROTOCOL;
+        return SG_CLIENT_PROTOCOL;
+    }
+    if (sg_client_send_tracked(c, r->id, r->deadline_ms, frame, len) < 0)
+        return c->errcode;
+    limit = sg_client_deadline(c);
+    for (;;) {
+        if ((*out = sg_client_queue_take(c, r->id)) != NULL)
+            return (*out)->code;
+        i = sg_client_pend_find(c, r->id);
+        if (i == c->npend) { /* neither pending nor parked: a duplicate id */
+            snprintf(c->errstr, sizeof(c->errstr), "request id %llu was answered twice",
+                     (unsigned long long)r->id);
+            c->errcode = SG_CLIENT_PROTOCOL;
+            return SG_CLIENT_PROTOCOL;
+        }
+        if (c->pend[i].deadline != 0 && c->pend[i].deadline <= sg_now_ms()) {
+            sg_client_pend_remove(c, i);
+            *out = sg_response_synth(r->id, SG_TIMEOUT,
+                                     "client-side deadline passed without an answer");
+            return SG_TIMEOUT;
+        }
+        dl = c->pend[i].deadline != 0 && c->pend[i].deadline < limit ? c->pend[i].deadline : limit;
+        rc = sg_client_step(c, dl, &resp);
+        if (rc == 1) {
+            if (resp->id == r->id) {
+                *out = resp;
+                return resp->code;
+            }
+            sg_client_queue_push(c, resp);
+            continue;
+        }
+        if (rc == 0 || (rc == -1 && sg_now_ms() < limit))
+            continue;
+        /* timeout_ms passed: give the request up, as the untracked client does */
+        i = sg_client_pend_find(c, r->id);
+        if (i < c->npend)
+            sg_client_pend_remove(c, i);
+        c->errcode = SG_CLIENT_IO;
+        return SG_CLIENT_IO;
+    }
 }
 
 int sg_client_send(struct sg_client *c, const struct sg_request *r)
@@ -454,6 +903,8 @@ int sg_client_send(struct sg_client *c, const struct sg_request *r)
         c->errcode = SG_CLIENT_PROTOCOL;
         return -1;
     }
+    if (c->track)
+        return sg_client_send_tracked(c, r->id, r->deadline_ms, frame, len);
     rc = sg_client_write_all(c, frame, len, sg_client_deadline(c));
     free(frame);
     return rc;
@@ -461,6 +912,8 @@ int sg_client_send(struct sg_client *c, const struct sg_request *r)
 
 int sg_client_recv(struct sg_client *c, struct sg_response **out)
 {
+    if (c->track)
+        return sg_client_recv_tracked(c, out);
     *out = sg_client_queue_pop(c);
     if (*out != NULL)
         return 0;
@@ -487,6 +940,8 @@ int sg_call(struct sg_client *c, const struct sg_request *r, struct sg_response 
     int rc;
 
     *out = NULL;
+    if (c->track)
+        return sg_call_tracked(c, r, out);
     frame = sg_frame_request(r, &len);
     if (frame == NULL) {
         snprintf(c->errstr, sizeof(c->errstr), "request does not fit in one frame");

@@ -74,5 +74,6 @@ struct sg_request {
 uint8_t *sg_frame_request(const struct sg_request *r, size_t *len);
 uint8_t *sg_frame_hello(const char *client_name, const void *token, size_t token_len, size_t *len);
 struct sg_response *sg_response_wrap(Slotgate__V1__ServerMessage *msg);
+struct sg_response *sg_response_synth(uint64_t id, int code, const char *message);
 
 #endif

@@ -5,6 +5,7 @@
  * ServerMessage: the response keeps the protobuf message alive and points
  * into it, so decoding copies no keys or values.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,4 +175,34 @@ void sg_response_free(struct sg_response *r)
     free(b->stat_names);
     free(b->stat_values);
     free(b);
+}
+
+/*
+ * A response the client makes up for request id (a passed client deadline, a
+ * lost connection): encoded and decoded like a server's, so it is owned and
+ * freed exactly like one.
+ */
+struct sg_response *sg_response_synth(uint64_t id, int code, const char *message)
+{
+    Slotgate__V1__Response resp = SLOTGATE__V1__RESPONSE__INIT;
+    Slotgate__V1__ServerMessage m = SLOTGATE__V1__SERVER_MESSAGE__INIT;
+    Slotgate__V1__ServerMessage *msg;
+    uint8_t *buf;
+    size_t len;
+
+    resp.id = id;
+    resp.code = (Slotgate__V1__Code)code;
+    resp.message = (char *)message;
+    m.msg_case = SLOTGATE__V1__SERVER_MESSAGE__MSG_RESPONSE;
+    m.response = &resp;
+    len = slotgate__v1__server_message__get_packed_size(&m);
+    buf = sg_xmalloc(len);
+    slotgate__v1__server_message__pack(&m, buf);
+    msg = slotgate__v1__server_message__unpack(NULL, len, buf);
+    free(buf);
+    if (msg == NULL) {
+        fprintf(stderr, "libslotgate: cannot decode a response it encoded\n");
+        abort();
+    }
+    return sg_response_wrap(msg);
 }
