@@ -331,14 +331,16 @@ def test_blocking_client_from_many_threads() -> None:
     connection (the peer accepts exactly one)."""
 
     async def serve() -> None:
+        stop.append(asyncio.Event())  # made inside the loop (Python 3.9 binds it at creation)
         async with FakeServer(serve_ok) as srv:
             port_box.append(srv.port)
-            await stop.wait()
-            assert srv.accepted == 1
+            await stop[0].wait()
+            accepted.append(srv.accepted)
 
     port_box: List[int] = []
+    accepted: List[int] = []
+    stop: List[asyncio.Event] = []
     loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
     t = threading.Thread(target=loop.run_until_complete, args=(serve(),))
     t.start()
     try:
@@ -358,6 +360,7 @@ def test_blocking_client_from_many_threads() -> None:
             for n in range(8):
                 assert out[n] == [f"t{n}-{i}".encode() for i in range(50)]
     finally:
-        loop.call_soon_threadsafe(stop.set)
+        loop.call_soon_threadsafe(stop[0].set)
         t.join()
         loop.close()
+    assert accepted == [1]
