@@ -96,6 +96,14 @@ teardown() {
     fi
     [ -f "$DIR/ctl.env" ] && SG_CONF_DIR=$DIR "$HERE/ctl" teardown || true
     stray_kill "$DIR"
+    # A sanitizer build of slotgate reports into its log (it is not our
+    # child, so its exit status is not seen): any report fails the run.
+    if [ -f "$DIR/slotgate.log" ] &&
+        grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$DIR/slotgate.log"; then
+        log "slotgate's log has sanitizer reports:"
+        grep -E -A12 'ERROR: (Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$DIR/slotgate.log" | head -60 >&2
+        [ "$RC" -eq 0 ] && RC=1
+    fi
     [ -n "$WATCHDOG" ] && kill -KILL -- "-$WATCHDOG" 2>/dev/null || true
     if [ "$RC" -eq 0 ] && [ "${SG_CONF_KEEP:-0}" != 1 ]; then
         rm -rf "$DIR"
