@@ -30,7 +30,7 @@ npm run --silent build || die "build failed"
 
 rc=0
 echo "== unit tests, golden vectors, in-memory conformance"
-node --test --test-reporter=spec test/unit/ test/conformance/memory.test.mjs || rc=1
+node --test --test-reporter=spec test/unit/*.test.mjs test/conformance/memory.test.mjs || rc=1
 echo "== example (in-memory)"
 node examples/game-server.mjs --memory || rc=1
 

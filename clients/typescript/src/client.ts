@@ -207,16 +207,26 @@ export class Slotgate extends EventEmitter {
     }
     if (this.status === "ready") return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const onReady = () => {
+      const done = () => {
+        this.off("ready", onReady);
         this.off("end", onEnd);
+        this.off("fatal", onFatal);
+      };
+      const onReady = () => {
+        done();
         resolve();
       };
       const onEnd = () => {
-        this.off("ready", onReady);
+        done();
         reject(localError("CLIENT_CLOSED", "client closed before it was ready"));
       };
-      this.once("ready", onReady);
-      this.once("end", onEnd);
+      const onFatal = (err: SlotgateError) => {
+        done();
+        reject(err);
+      };
+      this.on("ready", onReady);
+      this.on("end", onEnd);
+      this.on("fatal", onFatal);
     });
   }
 
@@ -268,6 +278,7 @@ export class Slotgate extends EventEmitter {
     if (!closing && !err.local && !wasReady && (err.code === "AUTH_FAILED" || err.code === "UNSUPPORTED_VERSION")) {
       // No retry fixes these: fail what waits instead of letting it time out.
       this.fatal = err;
+      this.emit("fatal", err);
     }
     this.emit("close");
     if (!closing && !(err.local && err.code === "CLIENT_CLOSED")) {

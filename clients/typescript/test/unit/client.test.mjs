@@ -260,6 +260,7 @@ test("AUTH_FAILED in the handshake fails the calls with AUTH_FAILED", async () =
     assert.equal(e.local, false);
     assert.equal(e.retriable, false);
     await rejects(c.set("a", "b"), "AUTH_FAILED");
+    await rejects(c.connect(), "AUTH_FAILED");
   } finally {
     c.disconnect();
     await srv.close();
