@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Coroutine, Dict, List, TypeVar
+from typing import Any, Coroutine, Dict, List, Tuple, TypeVar
 
 import pytest
 
@@ -364,3 +364,73 @@ def test_blocking_client_from_many_threads() -> None:
         t.join()
         loop.close()
     assert accepted == [1]
+
+
+def test_requests_not_yet_written_are_resent_after_a_connection_loss() -> None:
+    seen: Dict[int, List[bytes]] = {}
+
+    async def script(peer: Peer) -> None:
+        await peer.handshake()
+        while True:
+            req = await peer.read_request()
+            if req is None:
+                return
+            seen.setdefault(peer.index, []).append(req.keys[0])
+            peer.respond(req.id, value=req.keys[0])
+
+    async def main() -> None:
+        async with FakeServer(script) as srv:
+            sg = client(srv.port)
+            await sg.connect()
+            tasks = [asyncio.ensure_future(sg.set(f"w{i}", "v")) for i in range(3)]
+            await asyncio.sleep(0)  # the calls are queued on the connection, not yet flushed
+            conn = sg._conns[0]
+            assert len(conn.out_calls) == 3
+            conn.fail(slotgate.ConnectionLost("lost before the flush"), resend=False)
+            assert await asyncio.gather(*tasks) == [True, True, True]
+            assert 0 not in seen and seen[1] == [b"w0", b"w1", b"w2"]
+            assert sg.resent == 3
+            await sg.aclose()
+
+    run(main())
+
+
+def test_unreachable_server_fails_calls_at_their_deadline() -> None:
+    async def main() -> None:
+        async with FakeServer(serve_ok) as srv:
+            port = srv.port
+        sg = client(port)  # nothing listens there any more
+        with pytest.raises(slotgate.ConnectionLost) as info:
+            await sg.get("k", deadline_ms=200)
+        assert "no connection before the deadline" in info.value.message
+        await sg.aclose()
+
+    run(main())
+
+
+def test_pool_opens_another_connection_when_one_is_full() -> None:
+    """max_inflight 2 and no answer before 6 requests are outstanding in
+    all: only a pool of 3 connections can get there."""
+    held: List[Tuple[Peer, pb.Request]] = []
+
+    async def script(peer: Peer) -> None:
+        await peer.handshake(max_inflight=2)
+        while True:
+            req = await peer.read_request()
+            if req is None:
+                return
+            held.append((peer, req))
+            if len(held) == 6:
+                for p, r in held:
+                    p.respond(r.id, value=r.keys[0])
+                held.clear()
+
+    async def main() -> None:
+        async with FakeServer(script) as srv:
+            sg = client(srv.port, pool_size=3)
+            got = await asyncio.gather(*(sg.get(f"k{i}") for i in range(6)))
+            assert got == [f"k{i}".encode() for i in range(6)]
+            assert srv.accepted == 3
+            await sg.aclose()
+
+    run(main())
