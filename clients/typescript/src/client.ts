@@ -418,7 +418,7 @@ export class Slotgate extends EventEmitter {
     let best: Connection | null = null;
     for (const s of this.slots) {
       const c = s.conn;
-      if (c === null || c.state !== "ready") continue;
+      if (c === null || !c.accepting) continue;
       const max = c.limits?.maxInflight || 1024;
       if (c.load >= max) continue;
       if (c.flushScheduled) return c;

@@ -62,6 +62,9 @@ export interface ConnectionOwner {
   onClose(c: Connection, err: SlotgateError, unsent: Call[], unanswered: Call[], neverExecuted: boolean): void;
 }
 
+/** How long a socket whose write failed is kept open for reading (see holdOnWriteError). */
+const WRITE_ERROR_GRACE_MS = 1000;
+
 export type ConnectionState = "connecting" | "handshake" | "ready" | "closed";
 
 export class Connection {
@@ -80,6 +83,8 @@ export class Connection {
   private handshakeTimer: NodeJS.Timeout | undefined;
   private closeErr: SlotgateError | undefined;
   private neverExecuted = false;
+  private writeError: Error | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
   /** Socket writes of request frames, and frames written (for diagnostics). */
   writes = 0;
   framesWritten = 0;
@@ -99,12 +104,52 @@ export class Connection {
       this.fail(localError("CONNECTION_LOST", `no HelloReply within ${cfg.connectTimeoutMs} ms`));
     }, cfg.connectTimeoutMs);
     this.socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    this.holdOnWriteError();
+    this.socket.on("end", () => {
+      // The read side ended: nothing more can arrive.
+      if (this.writeError !== undefined) this.socket.destroy();
+    });
     this.socket.on("error", (e: Error) => {
       this.fail(localError("CONNECTION_LOST", `connection to ${cfg.host}:${cfg.port} failed: ${e.message}`, e));
     });
     this.socket.on("close", () => {
       this.fail(localError("CONNECTION_LOST", `connection to ${cfg.host}:${cfg.port} closed`));
     });
+  }
+
+  /**
+   * A failed write (EPIPE, ECONNRESET) means the peer has closed, but the
+   * kernel may still hold frames it sent before closing, such as the
+   * SHUTTING_DOWN that says which calls were never executed (PROTOCOL.md
+   * section 3). Node destroys a socket on a write error at once, before it
+   * reads those bytes; so a write error only stops writing, and the socket
+   * stays open for reading until the read side ends (EOF, reset, a
+   * ConnectionError) or WRITE_ERROR_GRACE_MS pass.
+   */
+  private holdOnWriteError(): void {
+    const sock = this.socket;
+    const destroy = sock.destroy.bind(sock);
+    sock.destroy = ((err?: Error) => {
+      const e = err as NodeJS.ErrnoException | undefined;
+      if (e !== undefined && e.syscall === "write" && this.state !== "closed") {
+        if (this.writeError === undefined) {
+          this.writeError = e;
+          this.graceTimer = setTimeout(() => destroy(e), WRITE_ERROR_GRACE_MS);
+        }
+        // The failed write also marked the readable side errored, which makes
+        // Node drop what is still read; undo that, only for this error.
+        const rs = (sock as unknown as { _readableState?: { errored?: unknown } })._readableState;
+        if (rs !== undefined && rs.errored === e) rs.errored = null;
+        return sock;
+      }
+      clearTimeout(this.graceTimer);
+      return destroy(err);
+    }) as typeof sock.destroy;
+  }
+
+  /** Ready, and its socket still writable: the pool may give it calls. */
+  get accepting(): boolean {
+    return this.state === "ready" && this.writeError === undefined;
   }
 
   /** Number of calls the server may still owe an answer for (plus those about to be written). */
@@ -146,6 +191,7 @@ export class Connection {
   private flush(): void {
     this.flushScheduled = false;
     if (this.state !== "ready") return; // fail() already handed them back
+    if (this.writeError !== undefined) return; // fail() will hand them back as unsent
     const calls = this.out;
     this.out = [];
     const sizes: number[] = [];
@@ -240,6 +286,7 @@ export class Connection {
     this.state = "closed";
     this.closeErr = err;
     clearTimeout(this.handshakeTimer);
+    clearTimeout(this.graceTimer);
     this.socket.destroy();
     const unsent: Call[] = [];
     const sent = new Set<Call>();

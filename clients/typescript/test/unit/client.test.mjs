@@ -163,6 +163,44 @@ test("after SHUTTING_DOWN, calls the server never answered are resent on a new c
   }
 });
 
+test("a SHUTTING_DOWN sent just before the server reset the connection is still read after a failed write", async () => {
+  let c;
+  let late;
+  const srv = await startFakeServer({
+    onRequest: (conn, req) => {
+      if (srv.state.hellos > 1) {
+        conn.send(response({ id: req.id }));
+        return;
+      }
+      if (conn.requests.length !== 2) return;
+      // The server drains: SHUTTING_DOWN, then it closes with input unread,
+      // which resets the connection. Holding the event loop until the reset
+      // has reached the client's socket, then making a call, orders things
+      // as they race in production: the client's next write fails before it
+      // has read the SHUTTING_DOWN.
+      conn.socket.write(connectionError(Code.SHUTTING_DOWN, "server is shutting down"), () => {
+        conn.socket.resetAndDestroy();
+        const until = Date.now() + 50;
+        while (Date.now() < until);
+        late = c.set("late", "3");
+      });
+    },
+  });
+  c = client(srv.port);
+  try {
+    const early = await Promise.all([c.set("a", "1"), c.set("b", "2")]);
+    assert.deepEqual(early, ["OK", "OK"]);
+    assert.equal(await late, "OK");
+    assert.deepEqual(
+      srv.conns[1].requests.map((r) => Buffer.from(r.keys[0]).toString()).sort(),
+      ["a", "b", "late"],
+    );
+  } finally {
+    c.disconnect();
+    await srv.close();
+  }
+});
+
 test("a lost connection fails unanswered writes with CONNECTION_LOST and resends reads", async () => {
   const srv = await startFakeServer({
     onRequest: (conn, req) => {
