@@ -29,6 +29,8 @@ echo "== build (codegen + tsc)"
 npm run --silent build || die "build failed"
 
 rc=0
+echo "== type declarations, as a TypeScript user sees them"
+npx --no-install tsc -p test/types/tsconfig.json || rc=1
 echo "== unit tests, golden vectors, in-memory conformance"
 node --test --test-reporter=spec test/unit/*.test.mjs test/conformance/memory.test.mjs || rc=1
 echo "== example (in-memory)"
