@@ -49,6 +49,7 @@ struct aclient {
     char name[64];
     int pool;
     struct sg_client **conns;
+    int *inflight; /* per connection, requests sent and not yet settled */
     char *token; /* NULL: the environment's */
 };
 
@@ -395,6 +396,7 @@ static void client_close(struct aclient *ac)
     for (i = 0; i < ac->pool; i++)
         sg_client_free(ac->conns[i]);
     free(ac->conns);
+    free(ac->inflight);
     free(ac->token);
     free(ac);
 }
@@ -406,6 +408,7 @@ static struct aclient *client_new(const char *name, int pool, const char *token)
     snprintf(ac->name, sizeof(ac->name), "%s", name);
     ac->pool = pool > 0 ? pool : CF_DEFAULT_POOL;
     ac->conns = xmalloc((size_t)ac->pool * sizeof(*ac->conns));
+    ac->inflight = xmalloc((size_t)ac->pool * sizeof(*ac->inflight));
     ac->token = token ? strdup(token) : NULL;
     return ac;
 }
@@ -1182,6 +1185,8 @@ static void job_settled(struct engine *g, struct job *j, struct outcome *o)
 {
     json_t *exp;
 
+    if (j->busy)
+        j->ac->inflight[j->conn]--;
     j->busy = 0;
     g->completed++;
     if (g->kind == JOB_LEASE) {
@@ -1330,6 +1335,10 @@ static int engine_run(struct engine *g)
                 job_settled(g, j, &o);
                 continue;
             }
+            /* never more than the announced max_inflight on one connection */
+            if (sg_client_limits(j->c)->max_inflight > 0 &&
+                j->ac->inflight[j->conn] >= (int)sg_client_limits(j->c)->max_inflight)
+                continue;
             j->id = sg_client_next_id(j->c);
             r = job_request(g, j, j->id);
             if (r == NULL) {
@@ -1341,6 +1350,7 @@ static int engine_run(struct engine *g)
                 job_settled(g, j, &o);
             } else {
                 j->busy = 1;
+                j->ac->inflight[j->conn]++;
             }
             sg_request_free(r);
         }
