@@ -784,7 +784,7 @@ static int sg_client_step(struct sg_client *c, int64_t deadline, struct sg_respo
 static int sg_client_send_tracked(struct sg_client *c, uint64_t id, uint32_t deadline_ms,
                                   uint8_t *frame, size_t len)
 {
-    int code;
+    int code = 0;
 
     if (c->closed || c->dead) {
         if (c->npend > 0)
@@ -837,7 +837,8 @@ static int sg_client_recv_tracked(struct sg_client *c, struct sg_response **out)
 }
 
 /* Tracking mode: sg_call. */
-static int sg_call_tracked(struct sg_client *c, const struct sg_request *r, struct sg_response **out)
+static int sg_call_tracked(struct sg_client *c, const struct sg_request *r,
+                           struct sg_response **out)
 {
     struct sg_response *resp;
     int64_t limit, dl;

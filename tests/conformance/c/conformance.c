@@ -50,7 +50,7 @@ struct aclient {
     int pool;
     struct sg_client **conns;
     int *inflight; /* per connection, requests sent and not yet settled */
-    char *token; /* NULL: the environment's */
+    char *token;   /* NULL: the environment's */
 };
 
 struct var {
@@ -176,14 +176,36 @@ static const char *show(const struct bytes *b, char *buf, size_t cap)
 
 /* ---- codes ------------------------------------------------------------------ */
 
-static const int known_codes[] = {
-    SG_OK, SG_NOT_FOUND, SG_NOT_APPLIED, SG_LEASE_GRANTED, SG_LEASE_WAIT, SG_BAD_FRAME,
-    SG_FRAME_TOO_LARGE, SG_HANDSHAKE_REQUIRED, SG_UNSUPPORTED_VERSION, SG_AUTH_FAILED,
-    SG_TOO_MANY_CONNECTIONS, SG_SHUTTING_DOWN, SG_UNKNOWN_OP, SG_INVALID_ARGUMENT, SG_INVALID_KEY,
-    SG_KEY_TOO_LARGE, SG_VALUE_TOO_LARGE, SG_BATCH_TOO_LARGE, SG_UNKNOWN_KEYSPACE,
-    SG_TTL_OUT_OF_RANGE, SG_LEASE_INVALID, SG_VERSION_CONFLICT, SG_TIMEOUT, SG_SHARD_UNAVAILABLE,
-    SG_CLUSTER_DOWN, SG_BACKEND_ERROR, SG_CORRUPT_VALUE, SG_INTERNAL, SG_CLIENT_IO,
-    SG_CLIENT_PROTOCOL};
+static const int known_codes[] = {SG_OK,
+                                  SG_NOT_FOUND,
+                                  SG_NOT_APPLIED,
+                                  SG_LEASE_GRANTED,
+                                  SG_LEASE_WAIT,
+                                  SG_BAD_FRAME,
+                                  SG_FRAME_TOO_LARGE,
+                                  SG_HANDSHAKE_REQUIRED,
+                                  SG_UNSUPPORTED_VERSION,
+                                  SG_AUTH_FAILED,
+                                  SG_TOO_MANY_CONNECTIONS,
+                                  SG_SHUTTING_DOWN,
+                                  SG_UNKNOWN_OP,
+                                  SG_INVALID_ARGUMENT,
+                                  SG_INVALID_KEY,
+                                  SG_KEY_TOO_LARGE,
+                                  SG_VALUE_TOO_LARGE,
+                                  SG_BATCH_TOO_LARGE,
+                                  SG_UNKNOWN_KEYSPACE,
+                                  SG_TTL_OUT_OF_RANGE,
+                                  SG_LEASE_INVALID,
+                                  SG_VERSION_CONFLICT,
+                                  SG_TIMEOUT,
+                                  SG_SHARD_UNAVAILABLE,
+                                  SG_CLUSTER_DOWN,
+                                  SG_BACKEND_ERROR,
+                                  SG_CORRUPT_VALUE,
+                                  SG_INTERNAL,
+                                  SG_CLIENT_IO,
+                                  SG_CLIENT_PROTOCOL};
 
 static int code_of_name(const char *name)
 {
@@ -248,11 +270,17 @@ static json_t *subst(const json_t *j, const char *run, long idx)
         return out;
     case JSON_ARRAY:
         out = json_array();
-        json_array_foreach(j, i, v) json_array_append_new(out, subst(v, run, idx));
+        json_array_foreach(j, i, v)
+        {
+            json_array_append_new(out, subst(v, run, idx));
+        }
         return out;
     case JSON_OBJECT:
         out = json_object();
-        json_object_foreach((json_t *)j, k, v) json_object_set_new(out, k, subst(v, run, idx));
+        json_object_foreach((json_t *)j, k, v)
+        {
+            json_object_set_new(out, k, subst(v, run, idx));
+        }
         return out;
     default:
         return json_deep_copy(j);
@@ -472,13 +500,20 @@ static const struct {
 static const struct {
     const char *name;
     int op;
-} op_names[] = {{"OP_UNSPECIFIED", 0},    {"OP_PING", 1},
-                {"OP_GET", 2},            {"OP_SET", 3},
-                {"OP_DELETE", 4},         {"OP_EXPIRE", 5},
-                {"OP_MGET", 10},          {"OP_MSET", 11},
-                {"OP_MDELETE", 12},       {"OP_INVALIDATE", 20},
-                {"OP_GET_OR_LEASE", 21},  {"OP_SET_WITH_LEASE", 22},
-                {"OP_SET_VERSIONED", 23}, {"OP_GET_VERSIONED", 24},
+} op_names[] = {{"OP_UNSPECIFIED", 0},
+                {"OP_PING", 1},
+                {"OP_GET", 2},
+                {"OP_SET", 3},
+                {"OP_DELETE", 4},
+                {"OP_EXPIRE", 5},
+                {"OP_MGET", 10},
+                {"OP_MSET", 11},
+                {"OP_MDELETE", 12},
+                {"OP_INVALIDATE", 20},
+                {"OP_GET_OR_LEASE", 21},
+                {"OP_SET_WITH_LEASE", 22},
+                {"OP_SET_VERSIONED", 23},
+                {"OP_GET_VERSIONED", 24},
                 {"OP_STATS", 30}};
 
 /* Which args each call accepts (anything else is a scenario-file error). */
@@ -679,10 +714,12 @@ static struct sg_request *build_request(struct ctx *x, const char *call, const j
         fail(x, "unknown call %s", call);
         return NULL;
     }
-    json_object_foreach((json_t *)args, k, v) if (!arg_allowed(call, k))
+    json_object_foreach((json_t *)args, k, v)
     {
-        fail(x, "call %s takes no argument %s", call, k);
-        return NULL;
+        if (!arg_allowed(call, k)) {
+            fail(x, "call %s takes no argument %s", call, k);
+            return NULL;
+        }
     }
     r = sg_request_new(id, op);
     if ((v = json_object_get(args, "keyspace")) != NULL && json_is_string(v))
@@ -694,14 +731,22 @@ static struct sg_request *build_request(struct ctx *x, const char *call, const j
     }
     if ((v = json_object_get(args, "key")) != NULL && add_key_arg(x, r, v, 1) < 0)
         goto bad;
-    if ((v = json_object_get(args, "keys")) != NULL)
-        json_array_foreach(v, i, it) if (add_key_arg(x, r, it, 1) < 0) goto bad;
+    if ((v = json_object_get(args, "keys")) != NULL) {
+        json_array_foreach(v, i, it)
+        {
+            if (add_key_arg(x, r, it, 1) < 0)
+                goto bad;
+        }
+    }
     if ((v = json_object_get(args, "value")) != NULL && add_key_arg(x, r, v, 0) < 0)
         goto bad;
     if ((v = json_object_get(args, "items")) != NULL) {
         int any_ttl = 0;
 
-        json_array_foreach(v, i, it) any_ttl |= json_object_get(it, "ttl_ms") != NULL;
+        json_array_foreach(v, i, it)
+        {
+            any_ttl |= json_object_get(it, "ttl_ms") != NULL;
+        }
         json_array_foreach(v, i, it)
         {
             if (add_key_arg(x, r, json_object_get(it, "key"), 1) < 0 ||
@@ -859,7 +904,8 @@ static int match_int(struct ctx *x, const json_t *exp, int64_t got, const char *
         mn = json_object_get(exp, "min");
         mx = json_object_get(exp, "max");
         if ((mn && got < json_integer_value(mn)) || (mx && got > json_integer_value(mx)))
-            return fail(x, "%s: %" PRId64 ", expected %" JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT,
+            return fail(x,
+                        "%s: %" PRId64 ", expected %" JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT,
                         what, got, mn ? json_integer_value(mn) : INT64_MIN,
                         mx ? json_integer_value(mx) : INT64_MAX);
         return 0;
@@ -896,8 +942,8 @@ static int match(struct ctx *x, const struct outcome *o, const json_t *exp)
                 return -1;
         } else if (strcmp(k, "results") == 0) {
             if (json_array_size(v) != o->nres)
-                return fail(x, "%zu results, expected %zu (code %s)", o->nres,
-                            json_array_size(v), sg_code_name(o->code));
+                return fail(x, "%zu results, expected %zu (code %s)", o->nres, json_array_size(v),
+                            sg_code_name(o->code));
             json_array_foreach(v, i, e)
             {
                 snprintf(what, sizeof(what), "results[%zu]", i);
@@ -929,7 +975,8 @@ static int match(struct ctx *x, const struct outcome *o, const json_t *exp)
             }
         } else if (strcmp(k, "within_ms") == 0) {
             if (o->elapsed_ms > json_integer_value(v))
-                return fail(x, "settled after %" PRId64 " ms, expected within %" JSON_INTEGER_FORMAT,
+                return fail(x,
+                            "settled after %" PRId64 " ms, expected within %" JSON_INTEGER_FORMAT,
                             o->elapsed_ms, json_integer_value(v));
         } else {
             return fail(x, "unknown expectation key %s", k);
@@ -1167,7 +1214,8 @@ static struct sg_request *job_request(struct engine *g, struct job *j, uint64_t 
     return r;
 }
 
-static void engine_fail(struct engine *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void engine_fail(struct engine *g, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void engine_fail(struct engine *g, const char *fmt, ...)
 {
     va_list ap;
@@ -1505,7 +1553,8 @@ static int do_load(struct ctx *x, const json_t *step)
      * before its fault did not test much. */
     fprintf(stderr, "    load: %ld calls, %ld failed, %s %s\n", g.count, g.failed,
             g.during ? g.during : "-",
-            g.ctl_running_at_end ? "still running when the last call settled" : "done within the load");
+            g.ctl_running_at_end ? "still running when the last call settled"
+                                 : "done within the load");
     if (rc == 0 && g.during && ctl_status_ok(x, g.during, g.ctl_status) < 0)
         rc = -1;
     if (rc == 0 && exp && json_object_get(exp, "failed") &&
@@ -1533,7 +1582,8 @@ static int do_stampede(struct ctx *x, const json_t *step)
     g.x = x;
     g.kind = JOB_LEASE;
     callers = (long)json_integer_value(json_object_get(s, "callers"));
-    nclients = json_object_get(s, "clients") ? (long)json_integer_value(json_object_get(s, "clients")) : 1;
+    nclients =
+        json_object_get(s, "clients") ? (long)json_integer_value(json_object_get(s, "clients")) : 1;
     if (nclients < 1 || nclients > CF_MAX_CLIENTS || callers < 1)
         return fail(x, "stampede: bad callers/clients");
     g.keyspace = json_string_value(json_object_get(s, "keyspace"));
@@ -1691,8 +1741,8 @@ static int run_scenario(struct env *e, const json_t *sc, int seq)
     int rc = 0, k;
 
     x->env = e;
-    snprintf(x->run, sizeof(x->run), "c%x%x%d", (unsigned)getpid(), (unsigned)(now_ms() & 0xfffffff),
-             seq);
+    snprintf(x->run, sizeof(x->run), "c%x%x%d", (unsigned)getpid(),
+             (unsigned)(now_ms() & 0xfffffff), seq);
     x->clients[x->nclients++] = client_new("default", 0, NULL);
     json_array_foreach(steps, i, raw)
     {
