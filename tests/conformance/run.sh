@@ -47,6 +47,11 @@ stray_kill() {
 
 # Internal: run.sh --teardown DIR (the watchdog's cleanup).
 if [ "${1:-}" = --teardown ]; then
+    if [ -s "$2/command.pgid" ]; then
+        pg=$(cat "$2/command.pgid")
+        kill -TERM -- "-$pg" 2>/dev/null && sleep 1
+        kill -KILL -- "-$pg" 2>/dev/null || true
+    fi
     [ -f "$2/ctl.env" ] && SG_CONF_DIR=$2 "$HERE/ctl" teardown >/dev/null 2>&1
     stray_kill "$2"
     exit 0
@@ -268,6 +273,7 @@ log "slotgate on 127.0.0.1:$PORT (admin $ADMIN), Redis masters $REDIS_LIST, scra
 set +e
 setsid "$@" &
 CHILD=$!
+echo "$CHILD" > "$DIR/command.pgid"
 wait "$CHILD"
 RC=$?
 CHILD=""
