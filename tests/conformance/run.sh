@@ -60,7 +60,7 @@ fi
 [ "${1:-}" = -- ] && shift
 [ $# -ge 1 ] || die "usage: tests/conformance/run.sh -- COMMAND [ARGS...]"
 
-for t in redis-server redis-cli openssl ss flock setsid; do
+for t in redis-server redis-cli openssl flock setsid; do
     command -v "$t" >/dev/null 2>&1 || die "$t not found in PATH (scripts/deps.sh installs it)"
 done
 
@@ -130,7 +130,12 @@ disown "$WATCHDOG"
 # ---- ports ----------------------------------------------------------------------
 # Redis bases in 15000..22000 (bus +10000 stays below the ephemeral range, as
 # scripts/cluster.sh recommends); slotgate and admin in 22010..24990.
-in_use() { ss -Htan "( sport = :$1 )" 2>/dev/null | grep -qv '^TIME-WAIT'; }
+# in_use PORT: a local socket holds PORT (without ss: only a listener).
+if command -v ss >/dev/null 2>&1; then
+    in_use() { ss -Htan "( sport = :$1 )" 2>/dev/null | grep -qv '^TIME-WAIT'; }
+else
+    in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+fi
 rnd() { echo $(( ($(od -An -N4 -tu4 /dev/urandom) % $1) )); }
 
 pick_redis_base() {
