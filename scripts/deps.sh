@@ -6,7 +6,12 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config
       libevent-dev libssl-dev openssl libhiredis-dev
       libprotobuf-c-dev protobuf-c-compiler libsnappy-dev libyaml-dev
-      libcmocka-dev libjansson-dev redis-server redis-tools procps)
+      libcmocka-dev libjansson-dev redis-server redis-tools procps
+      python3 python3-venv protobuf-compiler)
+# The clients' toolchains: Node.js (TypeScript client) and Go come with the
+# machine image; take Debian's only where they are missing.
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
+command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ] || PKGS+=(golang-go)
 
 missing=()
 for p in "${PKGS[@]}"; do
