@@ -35,10 +35,7 @@ static void usage(FILE *f)
 static struct {
     struct event_base *base;
     const char *config_path;
-    struct sg_config *cfg;  /* the one in force */
-    struct sg_config **old; /* every config ever loaded: freed at exit */
-    int n_old;
-    SSL_CTX *server_tls; /* owned: the one in force */
+    struct sg_snapshot *snap; /* owned reference: the one in force */
     struct sg_worker **workers;
     int n_workers;
     struct sg_admin *admin;
@@ -47,52 +44,48 @@ static struct {
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
     sg_log_info("signal %d: draining (up to %u ms), then stopping", (int)sig,
-                app.cfg->drain_timeout_ms);
+                app.snap->cfg.drain_timeout_ms);
     sg_admin_set_draining(app.admin, 1);
     event_base_loopbreak(app.base);
 }
 
 /*
- * SIGHUP: load and validate the file again. On success new connections and
- * new requests use the new limits, keyspaces, tokens, TLS certificates and
- * log level; listen address, workers and redis settings need a restart
- * (a change there is logged and ignored). On failure nothing changes.
+ * SIGHUP: load and validate the whole file into a scratch config; refuse
+ * it whole if it changes a restart-only key (compared before anything is
+ * built, sg_config_reload_check); build its server TLS context; then
+ * publish config + context as one new snapshot and post it to every
+ * worker. Any failure logs "reload refused" with the file, line and key
+ * and leaves the running snapshot in force: there is no path on which a
+ * listener changes between TLS and plaintext, or on which part of the
+ * process takes new values and part keeps old ones.
  */
 static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 {
     char err[1024];
     struct sg_config *next = sg_calloc(1, sizeof(*next));
-    if (sg_config_load(next, app.config_path, err, sizeof(err)) != 0) {
+    const struct sg_config *running = &app.snap->cfg;
+    SSL_CTX *tls = NULL;
+    if (sg_config_load(next, app.config_path, err, sizeof(err)) != 0 ||
+        sg_config_reload_check(running, next, err, sizeof(err)) != 0) {
         sg_log_error("reload refused, keeping the running config: %s", err);
         free(next);
         return;
     }
-    SSL_CTX *tls = NULL;
     if (!next->plaintext && (tls = sg_tls_server_ctx(next, err, sizeof(err))) == NULL) {
         sg_log_error("reload refused, keeping the running config: %s: %s", app.config_path, err);
         free(next);
         return;
     }
-    if (next->plaintext != app.cfg->plaintext || next->workers != app.cfg->workers ||
-        strcmp(next->listen.host, app.cfg->listen.host) != 0 ||
-        next->listen.port != app.cfg->listen.port)
-        sg_log_warn("reload: listen.* changes need a restart; keeping the running listeners");
-    next->plaintext = app.cfg->plaintext;
-    next->listen = app.cfg->listen;
-    next->workers = app.cfg->workers;
-    /* The topology manager keeps the redis settings it started with. */
-    memcpy(next->seeds, app.cfg->seeds, sizeof(next->seeds));
-    next->n_seeds = app.cfg->n_seeds;
-    app.old = sg_realloc(app.old, sizeof(*app.old) * (size_t)(app.n_old + 1));
-    app.old[app.n_old++] = next;
-    app.cfg = next;
-    sg_log_set_level(next->log_level);
+    struct sg_snapshot *snap = sg_snapshot_new(next, tls, app.snap->generation + 1);
+    free(next);
+    sg_snapshot_publish(snap);
+    sg_log_set_level(snap->cfg.log_level);
     for (int i = 0; i < app.n_workers; i++)
-        sg_worker_post_config(app.workers[i], next, tls);
-    if (app.server_tls != NULL)
-        SSL_CTX_free(app.server_tls);
-    app.server_tls = tls;
-    sg_log_info("reloaded %s", app.config_path);
+        sg_worker_post_snapshot(app.workers[i], snap);
+    sg_snapshot_unref(app.snap);
+    app.snap = snap;
+    sg_log_info("reloaded %s (config generation %llu)", app.config_path,
+                (unsigned long long)snap->generation);
 }
 
 /* Keep asking the seeds until one answers or a signal asks us to stop. */
@@ -156,10 +149,12 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* The start-up config stays alive until exit: the topology manager and
+     * the admin listener keep pointers to it (they only read restart-only
+     * keys). Workers serve from snapshots. */
     static struct sg_config cfg;
     char err[1024];
     app.config_path = config_path;
-    app.cfg = &cfg;
     if (sg_config_load(&cfg, config_path, err, sizeof(err)) != 0) {
         fprintf(stderr, "slotgate: %s\n", err);
         return 1;
@@ -205,11 +200,14 @@ int main(int argc, char **argv)
     int n_workers = cfg.workers > 0 ? cfg.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n_workers < 1)
         n_workers = 1;
+    app.snap = sg_snapshot_new(&cfg, server_tls, 1); /* owns server_tls from here */
+    server_tls = NULL;
+    sg_snapshot_publish(app.snap);
     struct sg_worker **workers = sg_calloc((size_t)n_workers, sizeof(*workers));
     int rc = 1;
     int started = 0;
     for (int i = 0; i < n_workers; i++) {
-        workers[i] = sg_worker_new(i, &cfg, server_tls, redis_tls, topo, err, sizeof(err));
+        workers[i] = sg_worker_new(i, app.snap, redis_tls, topo, err, sizeof(err));
         if (workers[i] == NULL) {
             fprintf(stderr, "slotgate: %s\n", err);
             goto out;
@@ -278,12 +276,9 @@ out:
         sg_worker_free(workers[i]);
     free(workers);
     sg_topology_unref(topo);
-    SSL_CTX_free(server_tls);
     SSL_CTX_free(redis_tls);
-    SSL_CTX_free(app.server_tls);
-    for (int i = 0; i < app.n_old; i++)
-        free(app.old[i]);
-    free(app.old);
+    sg_snapshot_publish(NULL);
+    sg_snapshot_unref(app.snap);
     sg_log_info("slotgate stopped");
     return rc;
 }

@@ -17,6 +17,7 @@
     X(moved) X(ask) X(tryagain) X(clusterdown) \
     X(link_resets) X(backend_writes) X(backend_commands) X(backend_replies) \
     X(retries) X(orphaned_replies) X(coalesced_gets) X(bytes_in) \
+    X(proxy_untrusted) X(proxy_bad_header) X(proxy_timeouts) X(connections_rejected_ip) \
     X(bytes_out)
 /* clang-format on */
 
