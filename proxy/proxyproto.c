@@ -276,6 +276,7 @@ static int pp_v2(const uint8_t *buf, size_t len, struct sg_pp_header *out, const
 int sg_proxyproto_parse(const uint8_t *buf, size_t len, int mode, struct sg_pp_header *out,
                         const char **why)
 {
+    memset(out, 0, sizeof *out); /* src/dst all zero unless set below */
     if (mode != SG_PP_V1 && mode != SG_PP_V2 && mode != SG_PP_ANY)
         return pp_fail(why, "PROXY protocol is off");
     if (len == 0)
