@@ -9,9 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/http.h>
+#include <time.h>
 
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <hiredis/hiredis.h>
+#include <openssl/crypto.h>
+
+#include "metrics.h"
 #include "stats.h"
 #include "topology.h"
 #include "util.h"
@@ -22,6 +28,7 @@ struct sg_admin {
     struct sg_worker **workers;
     int n;
     int draining;
+    time_t started;
 };
 
 static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *body)
@@ -49,29 +56,109 @@ static void on_readyz(struct evhttp_request *req, void *arg)
         reply_text(req, 200, "OK", "ready");
 }
 
-static void metrics_visit(const char *name, uint64_t value, void *arg)
+/* Process, readiness and topology families: what is not a worker counter. */
+static void metrics_process(struct sg_admin *a, struct sg_text *t)
 {
-    struct evbuffer *b = arg;
-    char metric[128];
-    snprintf(metric, sizeof(metric), "%s", name);
-    for (char *p = metric; *p; p++)
-        if (*p == '.')
-            *p = '_';
-    name = metric;
-    int gauge = strcmp(name, "workers") == 0 || strcmp(name, "connections_active") == 0;
-    evbuffer_add_printf(b, "# TYPE slotgate_%s %s\nslotgate_%s %llu\n", name,
-                        gauge ? "gauge" : "counter", name, (unsigned long long)value);
+    char hiredis[32];
+    snprintf(hiredis, sizeof(hiredis), "%d.%d.%d", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+    const char *build[] = {"version",  SG_VERSION,
+                           "openssl",  OpenSSL_version(OPENSSL_VERSION_STRING),
+                           "libevent", event_get_version(),
+                           "hiredis",  hiredis,
+                           NULL};
+    sg_metrics_family(t, "slotgate_build_info", "gauge",
+                      "Always 1; the labels say which build and libraries run.");
+    sg_metrics_u64(t, "slotgate_build_info", build, 1);
+    sg_metrics_family(t, "slotgate_start_time_seconds", "gauge",
+                      "Unix time the process started, in seconds.");
+    sg_metrics_u64(t, "slotgate_start_time_seconds", NULL, (uint64_t)a->started);
+    sg_metrics_family(t, "slotgate_workers", "gauge", "Worker threads.");
+    sg_metrics_u64(t, "slotgate_workers", NULL, (uint64_t)a->n);
+    sg_metrics_family(t, "slotgate_ready", "gauge",
+                      "1 when /readyz answers 200 (topology known, not draining).");
+    sg_metrics_u64(t, "slotgate_ready", NULL, sg_topology_ready() && !a->draining);
+    sg_metrics_family(t, "slotgate_draining", "gauge",
+                      "1 once SIGTERM/SIGINT started the drain.");
+    sg_metrics_u64(t, "slotgate_draining", NULL, a->draining != 0);
+
+    sg_metrics_family(t, "slotgate_topology_refreshes_total", "counter",
+                      "Cluster topology refreshes attempted (timer, MOVED, link loss).");
+    sg_metrics_u64(t, "slotgate_topology_refreshes_total", NULL, sg_topology_refresh_count());
+    sg_metrics_family(t, "slotgate_topology_refresh_failures_total", "counter",
+                      "Topology refreshes that no node answered.");
+    sg_metrics_u64(t, "slotgate_topology_refresh_failures_total", NULL,
+                   sg_topology_refresh_failures());
+    uint64_t last = sg_topology_last_refresh_ms(), now = sg_now_ms();
+    sg_metrics_family(t, "slotgate_topology_last_refresh_age_seconds", "gauge",
+                      "Seconds since a topology refresh last got an answer.");
+    sg_metrics_f64(t, "slotgate_topology_last_refresh_age_seconds", NULL,
+                   last && now > last ? (double)(now - last) / 1e3 : 0.0);
+
+    struct sg_topology *topo = sg_topology_current();
+    int covered = 0, replicas = 0;
+    int *slots = NULL;
+    if (topo != NULL) {
+        slots = sg_calloc((size_t)topo->n_shards + 1, sizeof(*slots));
+        for (int s = 0; s < SG_SLOTS; s++)
+            if (topo->slot_shard[s] != SG_NO_SHARD) {
+                covered++;
+                slots[topo->slot_shard[s]]++;
+            }
+        for (int i = 0; i < topo->n_shards; i++)
+            replicas += topo->shards[i].n_replicas;
+    }
+    sg_metrics_family(t, "slotgate_topology_slots_covered", "gauge",
+                      "Hash slots (of 16384) that have a master in the current topology.");
+    sg_metrics_u64(t, "slotgate_topology_slots_covered", NULL, (uint64_t)covered);
+    sg_metrics_family(t, "slotgate_topology_masters", "gauge",
+                      "Masters (shards) in the current topology.");
+    sg_metrics_u64(t, "slotgate_topology_masters", NULL, topo ? (uint64_t)topo->n_shards : 0);
+    sg_metrics_family(t, "slotgate_topology_replicas", "gauge",
+                      "Replicas in the current topology.");
+    sg_metrics_u64(t, "slotgate_topology_replicas", NULL, (uint64_t)replicas);
+    sg_metrics_family(t, "slotgate_topology_epoch", "gauge",
+                      "Increases each time a changed topology is published.");
+    sg_metrics_u64(t, "slotgate_topology_epoch", NULL, topo ? topo->epoch : 0);
+    sg_metrics_family(t, "slotgate_topology_shard_slots", "gauge",
+                      "Hash slots owned by each shard (label shard: its master's address).");
+    for (int i = 0; topo != NULL && i < topo->n_shards; i++) {
+        char shard[300];
+        const struct sg_addr *m = &topo->shards[i].master;
+        snprintf(shard, sizeof(shard), strchr(m->host, ':') ? "[%s]:%d" : "%s:%d", m->host,
+                 m->port);
+        const char *labels[] = {"shard", shard, NULL};
+        sg_metrics_u64(t, "slotgate_topology_shard_slots", labels, (uint64_t)slots[i]);
+    }
+    sg_metrics_family(t, "slotgate_topology_shard_replicas", "gauge",
+                      "Replicas of each shard in the current topology.");
+    for (int i = 0; topo != NULL && i < topo->n_shards; i++) {
+        char shard[300];
+        const struct sg_addr *m = &topo->shards[i].master;
+        snprintf(shard, sizeof(shard), strchr(m->host, ':') ? "[%s]:%d" : "%s:%d", m->host,
+                 m->port);
+        const char *labels[] = {"shard", shard, NULL};
+        sg_metrics_u64(t, "slotgate_topology_shard_replicas", labels,
+                       (uint64_t)topo->shards[i].n_replicas);
+    }
+    free(slots);
+    sg_topology_unref(topo);
 }
 
+/*
+ * /metrics: Prometheus text format 0.0.4. Families are written one after
+ * the other with every sample of a family together, as the format requires.
+ */
 static void on_metrics(struct evhttp_request *req, void *arg)
 {
     struct sg_admin *a = arg;
+    struct sg_text t = {0};
+    metrics_process(a, &t);
+    sg_stats_prometheus(a->workers, a->n, &t);
     struct evbuffer *b = evbuffer_new();
-    sg_stats_collect(a->workers, a->n, metrics_visit, b);
-    evbuffer_add_printf(b, "# TYPE slotgate_ready gauge\nslotgate_ready %d\n",
-                        sg_topology_ready() && !a->draining);
+    evbuffer_add(b, t.buf, t.len);
+    free(t.buf);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4");
+                      "text/plain; version=0.0.4; charset=utf-8");
     evhttp_send_reply(req, 200, "OK", b);
     evbuffer_free(b);
 }
@@ -84,6 +171,7 @@ struct sg_admin *sg_admin_new(struct event_base *base, const struct sg_config *c
     struct sg_admin *a = sg_calloc(1, sizeof(*a));
     a->workers = workers;
     a->n = n;
+    a->started = time(NULL);
     a->http = evhttp_new(base);
     if (a->http == NULL ||
         evhttp_bind_socket(a->http, cfg->admin.host, (ev_uint16_t)cfg->admin.port) != 0) {
