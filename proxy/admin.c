@@ -56,6 +56,13 @@ static void on_readyz(struct evhttp_request *req, void *arg)
         reply_text(req, 200, "OK", "ready");
 }
 
+/* A shard's label: its master's "host:port" ("[v6]:port"), as the links name nodes. */
+static const char *shard_name(const struct sg_addr *m, char *buf, size_t len)
+{
+    snprintf(buf, len, strchr(m->host, ':') ? "[%s]:%d" : "%s:%d", m->host, m->port);
+    return buf;
+}
+
 /* Process, readiness and topology families: what is not a worker counter. */
 static void metrics_process(struct sg_admin *a, struct sg_text *t)
 {
@@ -121,22 +128,17 @@ static void metrics_process(struct sg_admin *a, struct sg_text *t)
     sg_metrics_u64(t, "slotgate_topology_epoch", NULL, topo ? topo->epoch : 0);
     sg_metrics_family(t, "slotgate_topology_shard_slots", "gauge",
                       "Hash slots owned by each shard (label shard: its master's address).");
+    char shard[300];
     for (int i = 0; topo != NULL && i < topo->n_shards; i++) {
-        char shard[300];
-        const struct sg_addr *m = &topo->shards[i].master;
-        snprintf(shard, sizeof(shard), strchr(m->host, ':') ? "[%s]:%d" : "%s:%d", m->host,
-                 m->port);
-        const char *labels[] = {"shard", shard, NULL};
+        const char *labels[] = {"shard", shard_name(&topo->shards[i].master, shard, sizeof(shard)),
+                                NULL};
         sg_metrics_u64(t, "slotgate_topology_shard_slots", labels, (uint64_t)slots[i]);
     }
     sg_metrics_family(t, "slotgate_topology_shard_replicas", "gauge",
                       "Replicas of each shard in the current topology.");
     for (int i = 0; topo != NULL && i < topo->n_shards; i++) {
-        char shard[300];
-        const struct sg_addr *m = &topo->shards[i].master;
-        snprintf(shard, sizeof(shard), strchr(m->host, ':') ? "[%s]:%d" : "%s:%d", m->host,
-                 m->port);
-        const char *labels[] = {"shard", shard, NULL};
+        const char *labels[] = {"shard", shard_name(&topo->shards[i].master, shard, sizeof(shard)),
+                                NULL};
         sg_metrics_u64(t, "slotgate_topology_shard_replicas", labels,
                        (uint64_t)topo->shards[i].n_replicas);
     }
