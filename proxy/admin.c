@@ -68,11 +68,10 @@ static void metrics_process(struct sg_admin *a, struct sg_text *t)
 {
     char hiredis[32];
     snprintf(hiredis, sizeof(hiredis), "%d.%d.%d", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
-    const char *build[] = {"version",  SG_VERSION,
-                           "openssl",  OpenSSL_version(OPENSSL_VERSION_STRING),
-                           "libevent", event_get_version(),
-                           "hiredis",  hiredis,
-                           NULL};
+    const char *build[] = {
+        "version",  SG_VERSION,          "openssl", OpenSSL_version(OPENSSL_VERSION_STRING),
+        "libevent", event_get_version(), "hiredis", hiredis,
+        NULL};
     sg_metrics_family(t, "slotgate_build_info", "gauge",
                       "Always 1; the labels say which build and libraries run.");
     sg_metrics_u64(t, "slotgate_build_info", build, 1);
@@ -84,8 +83,7 @@ static void metrics_process(struct sg_admin *a, struct sg_text *t)
     sg_metrics_family(t, "slotgate_ready", "gauge",
                       "1 when /readyz answers 200 (topology known, not draining).");
     sg_metrics_u64(t, "slotgate_ready", NULL, sg_topology_ready() && !a->draining);
-    sg_metrics_family(t, "slotgate_draining", "gauge",
-                      "1 once SIGTERM/SIGINT started the drain.");
+    sg_metrics_family(t, "slotgate_draining", "gauge", "1 once SIGTERM/SIGINT started the drain.");
     sg_metrics_u64(t, "slotgate_draining", NULL, a->draining != 0);
 
     sg_metrics_family(t, "slotgate_topology_refreshes_total", "counter",

@@ -15,12 +15,12 @@
 /* 100 us .. 10 s: a cache answers in well under a millisecond, a sick shard
  * or a deadline shows up in the upper buckets. */
 const uint32_t sg_hist_bounds_us[SG_HIST_BOUNDS] = {
-    100,    250,    500,     1000,    2500,    5000,    10000,   25000,
+    100,   250,    500,    1000,   2500,    5000,    10000,   25000,
     50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
 
 static const char *const op_names[SG_OP_N] = {
-    "unknown",      "ping",       "get",          "set",           "delete",
-    "expire",       "mget",       "mset",         "mdelete",       "invalidate",
+    "unknown",      "ping",           "get",           "set",           "delete",
+    "expire",       "mget",           "mset",          "mdelete",       "invalidate",
     "get_or_lease", "set_with_lease", "set_versioned", "get_versioned", "stats"};
 
 const char *sg_metrics_op_name(int i)
@@ -175,8 +175,7 @@ void sg_metrics_family(struct sg_text *t, const char *name, const char *type, co
 
 /* name{a="x",b="y"} with an optional extra label (le) last. */
 static void sample_head(struct sg_text *t, const char *name, const char *suffix,
-                        const char *const *labels, const char *extra_name,
-                        const char *extra_value)
+                        const char *const *labels, const char *extra_name, const char *extra_value)
 {
     sg_text_printf(t, "%s%s", name, suffix);
     int first = 1;

@@ -36,21 +36,36 @@ static inline int sg_hist_bucket(uint64_t us)
 static inline int sg_metrics_op_index(int op)
 {
     switch (op) {
-    case 1: return 1;   /* ping */
-    case 2: return 2;   /* get */
-    case 3: return 3;   /* set */
-    case 4: return 4;   /* delete */
-    case 5: return 5;   /* expire */
-    case 10: return 6;  /* mget */
-    case 11: return 7;  /* mset */
-    case 12: return 8;  /* mdelete */
-    case 20: return 9;  /* invalidate */
-    case 21: return 10; /* get_or_lease */
-    case 22: return 11; /* set_with_lease */
-    case 23: return 12; /* set_versioned */
-    case 24: return 13; /* get_versioned */
-    case 30: return 14; /* stats */
-    default: return 0;
+    case 1:
+        return 1; /* ping */
+    case 2:
+        return 2; /* get */
+    case 3:
+        return 3; /* set */
+    case 4:
+        return 4; /* delete */
+    case 5:
+        return 5; /* expire */
+    case 10:
+        return 6; /* mget */
+    case 11:
+        return 7; /* mset */
+    case 12:
+        return 8; /* mdelete */
+    case 20:
+        return 9; /* invalidate */
+    case 21:
+        return 10; /* get_or_lease */
+    case 22:
+        return 11; /* set_with_lease */
+    case 23:
+        return 12; /* set_versioned */
+    case 24:
+        return 13; /* get_versioned */
+    case 30:
+        return 14; /* stats */
+    default:
+        return 0;
     }
 }
 /* "get", "mget", ... for index i; "unknown" for 0. */

@@ -31,8 +31,8 @@ int sg_stats_keyspace_slot(struct sg_stats *st, const struct sg_keyspace_config 
     size_t h = ((uintptr_t)ks / sizeof(*ks)) % (sizeof(st->ks_cache) / sizeof(st->ks_cache[0]));
     /* The cached slot is trusted only if its name is still ks's name: a
      * freed config's address may come back holding other keyspaces. */
-    if (st->ks_cache[h].ks == ks && strcmp(sg_names_get(&ks_names, st->ks_cache[h].slot),
-                                           ks->name) == 0)
+    if (st->ks_cache[h].ks == ks &&
+        strcmp(sg_names_get(&ks_names, st->ks_cache[h].slot), ks->name) == 0)
         return st->ks_cache[h].slot;
     pthread_once(&names_once, names_init);
     int slot = sg_names_slot(&ks_names, ks->name);
@@ -100,7 +100,7 @@ void sg_stats_collect(struct sg_worker **workers, int n, sg_stats_visit_fn fn, v
         char name[SG_NAME_LEN + 32];
         int nk = sg_names_count(&ks_names);
         for (int k = 0; k < nk; k++) {
-#define SG_KS_VISIT(field)                                                     \
+#define SG_KS_VISIT(field)                                                 \
     snprintf(name, sizeof(name), "keyspace.%s.%s", ks_display(k), #field); \
     fn(name, LOAD(sum->ks[k].field), arg);
             SG_KS_STATS_FIELDS(SG_KS_VISIT)
@@ -152,7 +152,8 @@ static const struct {
      "GETs answered from an identical GET already in flight."},
     {"bytes_in", "slotgate_client_received_bytes_total", "counter",
      "Bytes of client frames received."},
-    {"bytes_out", "slotgate_client_sent_bytes_total", "counter", "Bytes of frames sent to clients."},
+    {"bytes_out", "slotgate_client_sent_bytes_total", "counter",
+     "Bytes of frames sent to clients."},
     {"proxy_untrusted", "slotgate_proxy_protocol_untrusted_total", "counter",
      "Connections closed: from a source outside listen.proxy_trusted while the PROXY "
      "protocol is on."},
@@ -220,19 +221,19 @@ static void prom_keyspaces(struct sg_text *out, const struct sg_stats *sum)
 {
     int nk = sg_names_count(&ks_names);
     char fallback[128];
-#define SG_KS_PROM(field)                                                       \
-    {                                                                           \
-        const char *help;                                                       \
-        const char *name = ks_prom_name(#field, &help);                         \
-        if (name == NULL) {                                                     \
+#define SG_KS_PROM(field)                                                               \
+    {                                                                                   \
+        const char *help;                                                               \
+        const char *name = ks_prom_name(#field, &help);                                 \
+        if (name == NULL) {                                                             \
             snprintf(fallback, sizeof(fallback), "slotgate_keyspace_%s_total", #field); \
-            name = fallback;                                                    \
-        }                                                                       \
-        sg_metrics_family(out, name, "counter", help);                          \
-        for (int k = 0; k < nk; k++) {                                          \
-            const char *labels[] = {"keyspace", ks_display(k), NULL};           \
-            sg_metrics_u64(out, name, labels, LOAD(sum->ks[k].field));          \
-        }                                                                       \
+            name = fallback;                                                            \
+        }                                                                               \
+        sg_metrics_family(out, name, "counter", help);                                  \
+        for (int k = 0; k < nk; k++) {                                                  \
+            const char *labels[] = {"keyspace", ks_display(k), NULL};                   \
+            sg_metrics_u64(out, name, labels, LOAD(sum->ks[k].field));                  \
+        }                                                                               \
     }
     SG_KS_STATS_FIELDS(SG_KS_PROM)
 #undef SG_KS_PROM

@@ -29,18 +29,18 @@ static int admin_port;
 static char extra_yaml[512];
 
 /* Keyspaces before the reload: "room-a" (a dash, compressed) and "user_b". */
-#define KS_BEFORE                                                                                  \
-    "keyspaces:\n"                                                                                 \
-    "  room-a:\n"                                                                                  \
-    "    compression: always\n"                                                                    \
-    "  user_b:\n"                                                                                  \
+#define KS_BEFORE               \
+    "keyspaces:\n"              \
+    "  room-a:\n"               \
+    "    compression: always\n" \
+    "  user_b:\n"               \
     "    prefix: \"ub:\"\n"
 /* After: user_b renamed room-c (same prefix), placed where room-a was. */
-#define KS_AFTER                                                                                   \
-    "keyspaces:\n"                                                                                 \
-    "  room-c:\n"                                                                                  \
-    "    prefix: \"ub:\"\n"                                                                        \
-    "  room-a:\n"                                                                                  \
+#define KS_AFTER            \
+    "keyspaces:\n"          \
+    "  room-c:\n"           \
+    "    prefix: \"ub:\"\n" \
+    "  room-a:\n"           \
     "    compression: always\n"
 
 static void set_extra(const char *keyspaces)
@@ -381,12 +381,9 @@ static void test_health_endpoints(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_health_endpoints),
-        cmocka_unit_test(test_promtool_check),
-        cmocka_unit_test(test_documented_families),
-        cmocka_unit_test(test_counters_move),
-        cmocka_unit_test(test_dashboard_metrics_exist),
-        cmocka_unit_test(test_reload_keeps_names),
+        cmocka_unit_test(test_health_endpoints),        cmocka_unit_test(test_promtool_check),
+        cmocka_unit_test(test_documented_families),     cmocka_unit_test(test_counters_move),
+        cmocka_unit_test(test_dashboard_metrics_exist), cmocka_unit_test(test_reload_keeps_names),
     };
     int failed = cmocka_run_group_tests_name("itest_metrics", tests, group_setup, group_teardown);
     failed += h_stop_failed;
