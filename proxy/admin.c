@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dirent.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -63,6 +66,60 @@ static const char *shard_name(const struct sg_addr *m, char *buf, size_t len)
     return buf;
 }
 
+/*
+ * The standard process_* families (the names Prometheus client libraries
+ * use), from /proc/self: CPU, resident memory and descriptors are what the
+ * sizing in docs/OPERATIONS.md is about. A file that cannot be read leaves
+ * its sample out, never the scrape.
+ */
+static void metrics_os_process(struct sg_admin *a, struct sg_text *t)
+{
+    sg_metrics_family(t, "process_start_time_seconds", "gauge",
+                      "Start time of the process since the Unix epoch, in seconds.");
+    sg_metrics_u64(t, "process_start_time_seconds", NULL, (uint64_t)a->started);
+    long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    unsigned long utime = 0, stime = 0, rss_pages = 0;
+    FILE *f = fopen("/proc/self/stat", "r");
+    char buf[1024];
+    int have_stat = 0;
+    if (f != NULL) {
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        /* fields after "(comm)": state is field 3, utime 14, stime 15, rss 24 */
+        char *p = strrchr(buf, ')');
+        have_stat = p != NULL && sscanf(p + 2,
+                                        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu "
+                                        "%*d %*d %*d %*d %*d %*d %*u %*u %lu",
+                                        &utime, &stime, &rss_pages) == 3;
+    }
+    sg_metrics_family(t, "process_cpu_seconds_total", "counter",
+                      "User and system CPU time spent, in seconds.");
+    if (have_stat && tick > 0)
+        sg_metrics_f64(t, "process_cpu_seconds_total", NULL,
+                       (double)(utime + stime) / (double)tick);
+    sg_metrics_family(t, "process_resident_memory_bytes", "gauge",
+                      "Resident memory size in bytes.");
+    if (have_stat && page > 0)
+        sg_metrics_u64(t, "process_resident_memory_bytes", NULL,
+                       (uint64_t)rss_pages * (uint64_t)page);
+    int fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        while (readdir(d) != NULL)
+            fds++;
+        closedir(d);
+        fds -= 3; /* ".", "..", and the descriptor of the listing itself */
+    }
+    sg_metrics_family(t, "process_open_fds", "gauge", "Open file descriptors.");
+    if (d != NULL)
+        sg_metrics_u64(t, "process_open_fds", NULL, (uint64_t)(fds > 0 ? fds : 0));
+    struct rlimit rl;
+    sg_metrics_family(t, "process_max_fds", "gauge", "Limit on open file descriptors.");
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        sg_metrics_u64(t, "process_max_fds", NULL, (uint64_t)rl.rlim_cur);
+}
+
 /* Process, readiness and topology families: what is not a worker counter. */
 static void metrics_process(struct sg_admin *a, struct sg_text *t)
 {
@@ -75,9 +132,7 @@ static void metrics_process(struct sg_admin *a, struct sg_text *t)
     sg_metrics_family(t, "slotgate_build_info", "gauge",
                       "Always 1; the labels say which build and libraries run.");
     sg_metrics_u64(t, "slotgate_build_info", build, 1);
-    sg_metrics_family(t, "slotgate_start_time_seconds", "gauge",
-                      "Unix time the process started, in seconds.");
-    sg_metrics_u64(t, "slotgate_start_time_seconds", NULL, (uint64_t)a->started);
+    metrics_os_process(a, t);
     sg_metrics_family(t, "slotgate_workers", "gauge", "Worker threads.");
     sg_metrics_u64(t, "slotgate_workers", NULL, (uint64_t)a->n);
     sg_metrics_family(t, "slotgate_ready", "gauge",

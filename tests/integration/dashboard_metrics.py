@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Print every slotgate_* sample name the PromQL queries of a Grafana
+"""Print every slotgate_* and process_* sample name the PromQL queries of a Grafana
 dashboard use (targets[].expr and templating queries), one per line, so
 itest_metrics can check each one against a live /metrics scrape."""
 import json
@@ -26,7 +26,7 @@ def main(path):
         dash = json.load(f)
     names = set()
     for e in exprs(dash):
-        names.update(re.findall(r"\bslotgate_[A-Za-z0-9_]+", e))
+        names.update(re.findall(r"\b(?:slotgate|process)_[A-Za-z0-9_]+", e))
     if not names:
         print("no slotgate_ metric in any query of " + path, file=sys.stderr)
         return 1

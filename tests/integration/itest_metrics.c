@@ -160,7 +160,7 @@ static void test_promtool_check(void **state)
     free(text);
 }
 
-/* Names in the families table of docs/OPERATIONS.md: lines "| `slotgate_...` |". */
+/* Family names in the table of docs/OPERATIONS.md: "| `slotgate_...` |", "| `process_...` |". */
 static int documented(char names[][96], int max)
 {
     FILE *f = fopen(SG_SOURCE_DIR "/docs/OPERATIONS.md", "r");
@@ -168,7 +168,7 @@ static int documented(char names[][96], int max)
     char line[1024];
     int n = 0;
     while (fgets(line, sizeof(line), f) && n < max)
-        if (strncmp(line, "| `slotgate_", 12) == 0) {
+        if (strncmp(line, "| `slotgate_", 12) == 0 || strncmp(line, "| `process_", 11) == 0) {
             char *end = strchr(line + 3, '`');
             if (end != NULL && end - (line + 3) < 96) {
                 memcpy(names[n], line + 3, (size_t)(end - (line + 3)));
@@ -212,6 +212,10 @@ static void test_documented_families(void **state)
     assert_int_equal(must(text, "slotgate_ready"), 1);
     assert_int_equal(must(text, "slotgate_workers"), 2);
     assert_true(must(text, "slotgate_topology_last_refresh_age_seconds") < 3600);
+    assert_true(must(text, "process_resident_memory_bytes") > 1000000);
+    assert_true(must(text, "process_open_fds") >= 3);
+    assert_true(must(text, "process_max_fds") >= must(text, "process_open_fds"));
+    assert_true(must(text, "process_cpu_seconds_total") >= 0);
     free(text);
 }
 
