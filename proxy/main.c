@@ -3,9 +3,12 @@
  * builds the TLS contexts, discovers the cluster (retrying the seeds until
  * one answers), starts the topology manager and the workers, then runs the
  * main thread's loop for signals and the admin listener. SIGINT/SIGTERM
- * stop everything and free it, so sanitizer builds can check for leaks.
+ * drain: /readyz turns 503 at once and keeps answering while the workers
+ * finish their in-flight requests; when the last worker's loop has ended
+ * everything is stopped and freed, so sanitizer builds can check for leaks.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,15 +41,41 @@ static struct {
     struct sg_snapshot *snap; /* owned reference: the one in force */
     struct sg_worker **workers;
     int n_workers;
+    int n_started; /* worker threads running */
+    int n_exited;  /* of those, loops that have ended */
+    int draining;
     struct sg_admin *admin;
 } app;
 
+/*
+ * SIGTERM/SIGINT: the drain. /readyz answers 503 from now on (a load
+ * balancer stops sending new connections), every worker stops accepting
+ * and drains its sessions, and this loop keeps running (the admin
+ * listener with it) until the last worker reports its loop has ended.
+ */
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
+    if (app.draining)
+        return;
+    app.draining = 1;
     sg_log_info("signal %d: draining (up to %u ms), then stopping", (int)sig,
                 app.snap->cfg.drain_timeout_ms);
     sg_admin_set_draining(app.admin, 1);
-    event_base_loopbreak(app.base);
+    for (int i = 0; i < app.n_started; i++)
+        sg_worker_drain(app.workers[i]);
+    if (app.n_started == 0)
+        event_base_loopbreak(app.base);
+}
+
+/* A worker's loop has ended (one byte each on the exit pipe). */
+static void on_worker_exit(evutil_socket_t fd, short what, void *arg)
+{
+    char buf[64];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        app.n_exited += (int)n;
+    if (app.n_exited >= app.n_started)
+        event_base_loopbreak(app.base);
 }
 
 /*
@@ -228,6 +257,14 @@ int main(int argc, char **argv)
     evsignal_add(sigint, NULL);
     evsignal_add(sigterm, NULL);
     evsignal_add(sighup, NULL);
+    int exit_pipe[2] = {-1, -1};
+    struct event *exits = NULL;
+    if (pipe2(exit_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
+        for (int i = 0; i < n_workers; i++)
+            workers[i]->exit_fd = exit_pipe[1];
+        exits = event_new(base, exit_pipe[0], EV_READ | EV_PERSIST, on_worker_exit, NULL);
+        event_add(exits, NULL);
+    }
     struct sg_admin *admin = sg_admin_new(base, &cfg, workers, n_workers, err, sizeof(err));
     app.admin = admin;
     if (admin == NULL && cfg.admin.port != 0) {
@@ -238,11 +275,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "slotgate: cannot start the topology manager\n");
         goto out_admin;
     }
-    for (; started < n_workers; started++)
+    for (; started < n_workers; started++) {
         if (sg_worker_start(workers[started]) != 0) {
             fprintf(stderr, "slotgate: cannot start worker %d\n", started);
             goto out_workers;
         }
+        app.n_started = started + 1;
+    }
     sg_log_info("slotgate %s listening on %s:%d (%s), %d worker(s)", SG_VERSION, cfg.listen.host,
                 cfg.listen.port,
                 cfg.plaintext          ? "plaintext"
@@ -267,6 +306,12 @@ out_workers:
 out_admin:
     sg_admin_free(admin);
 out_base:
+    if (exits != NULL)
+        event_free(exits);
+    if (exit_pipe[0] >= 0) {
+        close(exit_pipe[0]);
+        close(exit_pipe[1]);
+    }
     event_free(sigint);
     event_free(sigterm);
     event_free(sighup);

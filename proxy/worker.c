@@ -284,6 +284,7 @@ struct sg_worker *sg_worker_new(int id, struct sg_snapshot *snap, SSL_CTX *redis
     const struct sg_config *cfg = &snap->cfg;
     struct sg_worker *w = sg_calloc(1, sizeof(*w));
     w->notify_fd = -1;
+    w->exit_fd = -1;
     w->id = id;
     worker_set_snapshot(w, sg_snapshot_ref(snap));
     w->redis_tls = redis_tls;
@@ -319,6 +320,11 @@ static void *worker_main(void *arg)
 {
     struct sg_worker *w = arg;
     event_base_dispatch(w->base);
+    if (w->exit_fd >= 0) {
+        char b = 'x';
+        ssize_t n = write(w->exit_fd, &b, 1);
+        (void)n;
+    }
     return NULL;
 }
 

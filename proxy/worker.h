@@ -110,6 +110,9 @@ struct sg_worker {
     int draining;
     /* Config mailbox (SIGHUP reload), under mbox_lock like the topology. */
     struct sg_snapshot *mbox_snap;
+    /* Written one byte when the worker's loop has ended (main waits for
+     * all of them while it keeps serving /readyz during a drain); -1: none. */
+    int exit_fd;
     /* Rate limit of the PROXY-header rejection log lines (session.c). */
     uint64_t pp_log_ms;
     uint32_t pp_log_suppressed;

@@ -7,9 +7,10 @@ PKGS=(build-essential cmake ninja-build pkg-config
       libevent-dev libssl-dev openssl libhiredis-dev
       libprotobuf-c-dev protobuf-c-compiler libsnappy-dev libyaml-dev
       libcmocka-dev redis-server redis-tools procps
-      prometheus systemd python3 python3-yaml)
+      prometheus systemd python3 python3-yaml haproxy)
 # prometheus: promtool (itest_metrics lints a live /metrics scrape);
 # systemd: systemd-analyze (deploy_systemd_verify); python3-yaml: deploy_manifests.
+# haproxy: itest_haproxy puts Debian's haproxy in front of two slotgates.
 
 missing=()
 for p in "${PKGS[@]}"; do
