@@ -421,9 +421,15 @@ static void session_start(struct sg_session *s)
 {
     struct sg_worker *w = s->worker;
     const struct sg_config *cfg = w->cfg;
+    SSL *ssl = NULL;
+    if (w->server_tls != NULL && (ssl = SSL_new(w->server_tls)) == NULL) {
+        /* Never fall back to plaintext on a TLS listener. */
+        sg_log_error("session %s: SSL_new failed; closed", s->peer);
+        sg_session_free(s);
+        return;
+    }
     int fd = s->fd;
     s->fd = -1;
-    SSL *ssl = w->server_tls != NULL ? SSL_new(w->server_tls) : NULL;
     s->conn = sg_conn_new(w->base, fd, ssl, 1, 0, 0, &session_cbs, s);
     s->resume_ev = event_new(w->base, -1, 0, on_resume, s);
     s->state = SG_SESS_HANDSHAKE;
@@ -474,6 +480,13 @@ static void on_pp_read(evutil_socket_t fd, short what, void *arg)
     ssize_t n = recv(fd, s->pp_buf + s->pp_len, room, MSG_PEEK);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
+    if (n == 0 && s->pp_len == 0) {
+        /* Connected and closed without a byte: a TCP-level probe (some
+         * balancers' health checks), not a bad header. */
+        sg_log_debug("session %s: closed before sending anything", s->peer);
+        sg_session_free(s);
+        return;
+    }
     if (n <= 0) {
         session_pp_reject(s, n == 0 ? "closed before the header ended" : strerror(errno));
         return;
