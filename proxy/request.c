@@ -416,7 +416,7 @@ static void send_response(struct sg_request *r, Slotgate__V1__Response *resp)
         SG_STAT_INC(st, errors);
     SG_STAT_INC(st, responses);
     SG_STAT_DEC(st, inflight);
-    sg_stats_request_done(st, r->rq->op, resp->code, sg_stats_now_us() - r->start_us);
+    sg_stats_request_done(st, r->rq->op, resp->code, sg_stats_clock(st) - r->start_us);
     if (r->session != NULL) {
         struct sg_session *s = r->session;
         sg_session_send(s, &m);
@@ -625,7 +625,7 @@ static void request_answer_stats(struct sg_request *r)
     free(b.names);
 }
 
-void sg_request_start(struct sg_session *s, struct sg_request *r)
+static void request_start(struct sg_session *s, struct sg_request *r)
 {
     struct sg_worker *w = s->worker;
     r->rq = r->msg->request;
@@ -635,6 +635,7 @@ void sg_request_start(struct sg_session *s, struct sg_request *r)
     SG_STAT_INC(&w->stats, requests);
     SG_STAT_INC(&w->stats, inflight);
     r->start_us = sg_stats_now_us();
+    w->stats.clock_us = r->start_us; /* its sub-ops leave now too */
 
     if (r->rq->op == SLOTGATE__V1__OP__OP_PING) {
         request_answer_now(r, SLOTGATE__V1__CODE__CODE_OK, "PONG");
@@ -678,4 +679,14 @@ void sg_request_start(struct sg_session *s, struct sg_request *r)
             request_finish(r);
         request_maybe_free(r);
     }
+}
+
+/* The clock read at arrival serves the sub-ops dispatched here and, for an
+ * answer given at once, the answer; then it is cleared (the session may be
+ * gone by then: the worker is taken first). */
+void sg_request_start(struct sg_session *s, struct sg_request *r)
+{
+    struct sg_worker *w = s->worker;
+    request_start(s, r);
+    w->stats.clock_us = 0;
 }

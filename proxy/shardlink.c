@@ -134,13 +134,25 @@ static void on_stall_check(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us);
+
 /*
  * Match every complete reply in the reader to the FIFO head. Returns 0, or
- * -1 when the link was reset (the caller must not touch it any more).
+ * -1 when the link was reset (the caller must not touch it any more). The
+ * clock is read once for the batch: replies read together arrived together,
+ * and requests they complete are answered at that time.
  */
 static int link_take_replies(struct sg_shardlink *l)
 {
-    uint64_t now_us = sg_stats_now_us(); /* one clock read per batch read */
+    struct sg_stats *st = &l->worker->stats;
+    uint64_t now_us = st->clock_us = sg_stats_now_us(); /* one read per batch */
+    int rc = link_take_replies_at(l, now_us);
+    st->clock_us = 0;
+    return rc;
+}
+
+static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us)
+{
     for (;;) {
         void *r = NULL;
         if (redisReaderGetReply(l->reader, &r) != REDIS_OK) {
@@ -378,7 +390,7 @@ int sg_shardlink_send(struct sg_shardlink *l, struct sg_subop *op)
     sg_request_format(op, out);
     TAILQ_INSERT_TAIL(&l->fifo, op, entry);
     op->link = l;
-    op->sent_us = sg_stats_now_us();
+    op->sent_us = sg_stats_clock(&l->worker->stats);
     l->n_pending++;
     link_publish_pending(l);
     sg_conn_flush_soon(l->conn);
