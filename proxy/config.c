@@ -77,13 +77,14 @@ struct cfg_ctx {
 #define POS 1, UINT32_MAX
 #define NONNEG 0, UINT32_MAX
 
-static const struct cfg_key listen_keys[] = {{"address", T_HOST, CF(listen.host), 0, 0, NULL},
-                                             {"port", T_INT, CF(listen.port), 1, 65535, NULL},
-                                             {"plaintext", T_BOOL, CF(plaintext), 0, 0, NULL},
-                                             {"workers", T_INT, CF(workers), 0, 1024, NULL},
-                                             {"proxy_protocol", T_PPMODE, CF(proxy_protocol), 0, 0, NULL},
-                                             {"proxy_trusted", T_CIDRS, CF(proxy_trusted), 0, 0, NULL},
-                                             {NULL, T_STR, 0, 0, 0, 0, NULL}};
+static const struct cfg_key listen_keys[] = {
+    {"address", T_HOST, CF(listen.host), 0, 0, NULL},
+    {"port", T_INT, CF(listen.port), 1, 65535, NULL},
+    {"plaintext", T_BOOL, CF(plaintext), 0, 0, NULL},
+    {"workers", T_INT, CF(workers), 0, 1024, NULL},
+    {"proxy_protocol", T_PPMODE, CF(proxy_protocol), 0, 0, NULL},
+    {"proxy_trusted", T_CIDRS, CF(proxy_trusted), 0, 0, NULL},
+    {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
 static const struct cfg_key tls_keys[] = {
     {"cert", T_PATH, CF(tls_cert), 0, 0, NULL},
@@ -736,7 +737,8 @@ static int cfg_validate(struct cfg_ctx *ctx)
     if (cfg->tls_client_ca[0] == '\0')
         cfg->tls_require_client_cert = 0;
     if (cfg->proxy_protocol != SG_PP_OFF && cfg->n_proxy_trusted == 0)
-        return cfg_error(ctx, cfg_line_of(ctx, "listen.proxy_trusted", "listen.proxy_protocol", NULL),
+        return cfg_error(ctx,
+                         cfg_line_of(ctx, "listen.proxy_trusted", "listen.proxy_protocol", NULL),
                          "listen.proxy_trusted",
                          "required when listen.proxy_protocol is on: the networks of the load "
                          "balancers allowed to send a PROXY header");
@@ -826,8 +828,8 @@ static void cfg_record_restart_lines(struct cfg_ctx *ctx)
     }
 }
 
-int sg_config_reload_check(const struct sg_config *running, const struct sg_config *next,
-                           char *err, size_t errlen)
+int sg_config_reload_check(const struct sg_config *running, const struct sg_config *next, char *err,
+                           size_t errlen)
 {
     for (int i = 0; i < SG_CFG_RESTART_KEYS; i++) {
         const char *a = (const char *)running + restart_keys[i].off;

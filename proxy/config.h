@@ -58,20 +58,20 @@ struct sg_config {
     char tokens[SG_MAX_TOKENS][256];
 
     /* limits: */
-    uint32_t max_frame_bytes;       /* default 8 MiB */
-    uint32_t max_key_bytes;         /* default 1024 */
-    uint32_t max_value_bytes;       /* default 4 MiB */
-    uint32_t max_batch_keys;        /* default 1000 */
-    uint32_t max_batch_bytes;       /* default 8 MiB */
-    uint32_t max_connections;       /* per process, default 20000 */
+    uint32_t max_frame_bytes;        /* default 8 MiB */
+    uint32_t max_key_bytes;          /* default 1024 */
+    uint32_t max_value_bytes;        /* default 4 MiB */
+    uint32_t max_batch_keys;         /* default 1000 */
+    uint32_t max_batch_bytes;        /* default 8 MiB */
+    uint32_t max_connections;        /* per process, default 20000 */
     uint32_t max_connections_per_ip; /* per client address, 0 = no limit (default) */
-    uint32_t max_inflight;          /* per connection, default 1024 */
-    uint32_t output_high_watermark; /* bytes, default 4 MiB */
-    uint32_t request_deadline_ms;   /* default 1000 */
-    uint32_t max_deadline_ms;       /* cap on client deadline, default 30000 */
-    uint32_t handshake_timeout_ms;  /* default 5000 */
-    uint32_t idle_timeout_ms;       /* 0 = none (default) */
-    uint32_t drain_timeout_ms;      /* SIGTERM: max wait for in-flight, default 5000 */
+    uint32_t max_inflight;           /* per connection, default 1024 */
+    uint32_t output_high_watermark;  /* bytes, default 4 MiB */
+    uint32_t request_deadline_ms;    /* default 1000 */
+    uint32_t max_deadline_ms;        /* cap on client deadline, default 30000 */
+    uint32_t handshake_timeout_ms;   /* default 5000 */
+    uint32_t idle_timeout_ms;        /* 0 = none (default) */
+    uint32_t drain_timeout_ms;       /* SIGTERM: max wait for in-flight, default 5000 */
 
     /* redis: */
     int n_seeds;
@@ -136,8 +136,8 @@ int sg_config_load_string(struct sg_config *cfg, const char *yaml, const char *n
  * connect_timeout_ms, topology_refresh_ms, topology_min_interval_ms), and
  * admin.*. Everything else reloads, in every worker; PROTOCOL.md section 3.
  */
-int sg_config_reload_check(const struct sg_config *running, const struct sg_config *next,
-                           char *err, size_t errlen);
+int sg_config_reload_check(const struct sg_config *running, const struct sg_config *next, char *err,
+                           size_t errlen);
 
 /* Keyspace by name ("" = default); NULL if unknown. */
 const struct sg_keyspace_config *sg_config_keyspace(const struct sg_config *cfg, const char *name);

@@ -103,8 +103,7 @@ static int pp_v1_line(const char *line, size_t n, struct sg_pp_header *out, cons
     size_t lens[5];
     int nf = 0;
 
-    if ((size_t)(end - p) >= 7 && memcmp(p, "UNKNOWN", 7) == 0 &&
-        (end - p == 7 || p[7] == ' ')) {
+    if ((size_t)(end - p) >= 7 && memcmp(p, "UNKNOWN", 7) == 0 && (end - p == 7 || p[7] == ' ')) {
         out->local = 1; /* the rest of the line is ignored (spec) */
         return 0;
     }

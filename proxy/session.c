@@ -175,8 +175,8 @@ static void session_pp_log(struct sg_session *s, const char *what, const char *w
         w->pp_log_suppressed++;
         return;
     }
-    sg_log_warn("session %s: %s%s%s; closed (PROXY protocol; %u similar not logged)", s->peer,
-                what, why != NULL ? ": " : "", why != NULL ? why : "", w->pp_log_suppressed);
+    sg_log_warn("session %s: %s%s%s; closed (PROXY protocol; %u similar not logged)", s->peer, what,
+                why != NULL ? ": " : "", why != NULL ? why : "", w->pp_log_suppressed);
     w->pp_log_ms = now;
     w->pp_log_suppressed = 0;
 }
@@ -446,8 +446,8 @@ static void session_start(struct sg_session *s)
         s->ip_counted = 1;
         if (from_ip > cfg->max_connections_per_ip) {
             SG_STAT_INC(&w->stats, connections_rejected_ip);
-            sg_log_warn("session %s: rejected, limits.max_connections_per_ip (%u) reached",
-                        s->peer, cfg->max_connections_per_ip);
+            sg_log_warn("session %s: rejected, limits.max_connections_per_ip (%u) reached", s->peer,
+                        cfg->max_connections_per_ip);
             sg_session_fail(s, SLOTGATE__V1__CODE__CODE_TOO_MANY_CONNECTIONS,
                             "too many connections from this address");
             return;

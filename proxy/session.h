@@ -36,7 +36,7 @@ struct sg_session {
      * else the socket's peer. peer is its "ip:port" text for logs. */
     struct sockaddr_storage client;
     char peer[72];
-    char via[72]; /* the load balancer's "ip:port" when PROXY, else "" */
+    char via[72];       /* the load balancer's "ip:port" when PROXY, else "" */
     uint8_t ip_counted; /* counted in limits.max_connections_per_ip */
     /* SG_SESS_PROXY: the socket and what has been read of the header. */
     int fd;

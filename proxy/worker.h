@@ -83,7 +83,7 @@ struct sg_worker {
      * first); an older one is dropped once nothing can reach it. */
     struct sg_snapshot_use *uses;
     int n_uses, cap_uses;
-    SSL_CTX *redis_tls;  /* NULL when redis.tls is off */
+    SSL_CTX *redis_tls; /* NULL when redis.tls is off */
     struct sg_listener *listener;
     struct sg_topology *topo; /* owned reference */
     struct sg_shardlink **links;

@@ -562,8 +562,8 @@ static int proxy_spawn(struct h_env *e, int i)
         _exit(127);
     }
     p->pid = pid;
-    h_log("slotgate pid %d on port %d%s (config %s)", (int)pid, p->port,
-          p->mtls ? " (mTLS)" : "", p->config);
+    h_log("slotgate pid %d on port %d%s (config %s)", (int)pid, p->port, p->mtls ? " (mTLS)" : "",
+          p->config);
     if (proxy_wait_ready(e, i) != 0) {
         h_proxy_stop(e, i);
         return -1;

@@ -99,8 +99,8 @@ static int write_haproxy_cfg(void)
         if (strncmp(t, "server ", 7) == 0) {
             if (!servers_written)
                 for (int i = 0; i < 2; i++)
-                    fprintf(out, "    server sg%d 127.0.0.1:%d port %d\n", i + 1,
-                            H.proxies[i].port, H.proxies[i].admin_port);
+                    fprintf(out, "    server sg%d 127.0.0.1:%d port %d\n", i + 1, H.proxies[i].port,
+                            H.proxies[i].admin_port);
             servers_written = 1;
             continue;
         }
@@ -330,8 +330,8 @@ static void test_client_address_through_haproxy(void **state)
     socklen_t bl = sizeof b;
     assert_int_equal(getsockname(fd, (struct sockaddr *)&b, &bl), 0);
     char needle[128];
-    snprintf(needle, sizeof needle, "session 127.0.0.77:%d: accepted via 127.0.0.1:",
-             ntohs(b.sin_port));
+    snprintf(needle, sizeof needle,
+             "session 127.0.0.77:%d: accepted via 127.0.0.1:", ntohs(b.sin_port));
     wait_any_log(needle);
     close(fd);
 
@@ -342,8 +342,8 @@ static void test_client_address_through_haproxy(void **state)
     struct sockaddr_in me;
     socklen_t ml = sizeof me;
     assert_int_equal(getsockname(sg_client_fd(c), (struct sockaddr *)&me, &ml), 0);
-    snprintf(needle, sizeof needle, "session 127.0.0.1:%d: accepted via 127.0.0.1:",
-             ntohs(me.sin_port));
+    snprintf(needle, sizeof needle,
+             "session 127.0.0.1:%d: accepted via 127.0.0.1:", ntohs(me.sin_port));
     wait_any_log(needle);
     h_log("seen through HAProxy: %s", needle);
     sg_client_free(c);
@@ -356,10 +356,10 @@ struct loader {
     int id;
     const char *phase;
     volatile int *stop;
-    long next;                /* keys phase:id:0 .. next-1 are acknowledged */
-    long resent;              /* after SHUTTING_DOWN: never executed, sent again */
-    long io_errors;           /* connection lost without SHUTTING_DOWN */
-    long failed;              /* answered with an error code */
+    long next;      /* keys phase:id:0 .. next-1 are acknowledged */
+    long resent;    /* after SHUTTING_DOWN: never executed, sent again */
+    long io_errors; /* connection lost without SHUTTING_DOWN */
+    long failed;    /* answered with an error code */
     long connects, connect_failures;
     char last[256];
 };
@@ -524,8 +524,8 @@ static void restart_one(int i, struct loader *ls, int n)
     /* HAProxy takes it out, and sends it nothing new from then on. */
     int64_t down_ms = wait_status(sv, "DOWN", 20000);
     long long stot = server_stot(sv);
-    h_log("%s draining: /readyz 503, HAProxy DOWN after %lld ms (checks every %d ms, fall %d)",
-          sv, (long long)down_ms, HA.check_inter_ms, HA.fall);
+    h_log("%s draining: /readyz 503, HAProxy DOWN after %lld ms (checks every %d ms, fall %d)", sv,
+          (long long)down_ms, HA.check_inter_ms, HA.fall);
     assert_true(h_proxy_alive(&H, i)); /* still draining: the slow request holds it */
     assert_int_equal(h_proxy_wait_exit(&H, i, 20000), 0);
     assert_int_equal(server_stot(sv), stot);

@@ -168,7 +168,8 @@ static void send_bytes(int fd, const void *buf, size_t len)
 static void test_v2_source_is_client_address(void **state)
 {
     uint8_t hdr[32];
-    struct h_relay *r = h_relay_start(H.proxies[0].port, hdr, v2_tcp4(hdr, "10.20.30.40", 5555, 7420));
+    struct h_relay *r =
+        h_relay_start(H.proxies[0].port, hdr, v2_tcp4(hdr, "10.20.30.40", 5555, 7420));
     assert_non_null(r);
     int code;
     struct sg_client *c = connect_via(r, &code);
@@ -176,7 +177,8 @@ static void test_v2_source_is_client_address(void **state)
     assert_int_equal(sg_ping(c), SG_OK);
     assert_int_equal(h_check_set_get(c, "pp-v2"), 0);
     /* The session is known by the header's source, not by the relay's. */
-    assert_int_equal(h_wait_lines(LOG(), "session 10.20.30.40:5555: accepted via 127.0.0.1:", 1, 5000), 0);
+    assert_int_equal(
+        h_wait_lines(LOG(), "session 10.20.30.40:5555: accepted via 127.0.0.1:", 1, 5000), 0);
     sg_client_free(c);
     h_relay_stop(r);
 }
@@ -185,8 +187,8 @@ static void test_v1_tcp4_tcp6_unknown(void **state)
 {
     const char *hdrs[] = {"PROXY TCP4 192.0.2.7 127.0.0.1 4444 7420\r\n",
                           "PROXY TCP6 2001:db8::5 ::1 6000 7420\r\n", "PROXY UNKNOWN\r\n"};
-    const char *logged[] = {"session 192.0.2.7:4444: accepted via", "session [2001:db8::5]:6000: accepted via",
-                            "(PROXY v1, LOCAL"};
+    const char *logged[] = {"session 192.0.2.7:4444: accepted via",
+                            "session [2001:db8::5]:6000: accepted via", "(PROXY v1, LOCAL"};
     for (int i = 0; i < 3; i++) {
         int before = h_count_lines(LOG(), logged[i]);
         struct h_relay *r = h_relay_start(H.proxies[0].port, hdrs[i], strlen(hdrs[i]));
@@ -229,9 +231,9 @@ static void test_missing_header(void **state)
 static void test_malformed_headers(void **state)
 {
     static const char *v1[] = {
-        "PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",         "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",
-        "PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",        "PROXY TCP4 1.2.3.999 5.6.7.8 1 2\r\n",
-        "PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n",    "GET /readyz HTTP/1.0\r\n\r\n",
+        "PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",       "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",
+        "PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",     "PROXY TCP4 1.2.3.999 5.6.7.8 1 2\r\n",
+        "PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n", "GET /readyz HTTP/1.0\r\n\r\n",
         "PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n",
     };
     int64_t before = stat("proxy_bad_header");
@@ -356,7 +358,8 @@ static void test_max_connections_per_ip_uses_header_address(void **state)
     assert_null(c3);
     assert_int_equal(code, SG_TOO_MANY_CONNECTIONS);
     assert_int_equal(stat("connections_rejected_ip"), before + 1);
-    assert_true(h_count_lines(LOG(), "session 10.9.9.9:1000: rejected, limits.max_connections_per_ip") >= 1);
+    assert_true(h_count_lines(
+                    LOG(), "session 10.9.9.9:1000: rejected, limits.max_connections_per_ip") >= 1);
     /* ...while 10.9.9.10 (same relay socket address 127.0.0.1) is not. */
     struct sg_client *d = connect_via(b, &code);
     assert_non_null(d);

@@ -284,8 +284,8 @@ static void test_cert_rotation_under_load(void **state)
             h_log("load %d: %ld failed, last: %s", i, loads[i].failed, loads[i].last_error);
         assert_true(loads[i].connections >= conns[i] + 3);
     }
-    h_log("rotation under load: %ld requests ok, %ld failed, %ld connections; cert now '%s'",
-          ok, failed, connections, after);
+    h_log("rotation under load: %ld requests ok, %ld failed, %ld connections; cert now '%s'", ok,
+          failed, connections, after);
     assert_int_equal(failed, 0);
     assert_true(ok > 300);
 }

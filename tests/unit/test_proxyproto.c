@@ -210,9 +210,9 @@ static void test_v2_proxy_tcp6(void **state)
     uint8_t body[36] = {0}, buf[64];
     struct sg_pp_header h;
     body[0] = 0x20, body[1] = 0x01, body[2] = 0x0d, body[3] = 0xb8, body[15] = 7; /* 2001:db8::7 */
-    body[31] = 1;                                                              /* ::1 */
-    body[32] = 0x30, body[33] = 0x39;                                          /* 12345 */
-    body[34] = 0x1c, body[35] = 0xfc;                                          /* 7420 */
+    body[31] = 1;                                                                 /* ::1 */
+    body[32] = 0x30, body[33] = 0x39;                                             /* 12345 */
+    body[34] = 0x1c, body[35] = 0xfc;                                             /* 7420 */
     size_t n = v2(buf, 0x21, 0x21, body, sizeof body);
     expect_whole(buf, n, SG_PP_ANY, &h);
     assert_int_equal(h.local, 0);
@@ -258,7 +258,7 @@ static void test_v2_tlvs_skipped(void **state)
     size_t n = 0;
     memcpy(body, V4_BODY, 12);
     n = 12;
-    const uint8_t tlvs[] = {0x01, 0x00, 0x02, 'h', '2',        /* ALPN */
+    const uint8_t tlvs[] = {0x01, 0x00, 0x02, 'h',  '2',        /* ALPN */
                             0x04, 0x00, 0x03, 0x00, 0x00, 0x00, /* NOOP */
                             0x05, 0x00, 0x00};                  /* UNIQUE_ID, empty */
     memcpy(body + n, tlvs, sizeof tlvs);
@@ -286,7 +286,7 @@ static void test_v2_malformed(void **state)
     n = v2(buf, 0x21, 0x11, V4_BODY, 12);
     buf[5] ^= 0xff; /* signature */
     expect_bad(buf, n, SG_PP_V2);
-    expect_bad(buf, 6, SG_PP_V2); /* refused as soon as the byte is seen */
+    expect_bad(buf, 6, SG_PP_V2);         /* refused as soon as the byte is seen */
     n = v2(buf, 0x11, 0x11, V4_BODY, 12); /* version 1 */
     expect_bad(buf, n, SG_PP_V2);
     expect_bad(buf, 13, SG_PP_V2);
@@ -386,8 +386,8 @@ static void test_cidr(void **state)
     assert_true(matches(&all, 1, "8.8.8.8"));
     assert_false(matches(&all, 1, "::1"));
 
-    const char *bad[] = {"10.0.0.1/8", "1.2.3.4/33", "::/129", "abc", "1.2.3.4/", "/8",
-                         "1.2.3.4/x", "1.2.3.4/-1", "", "1.2.3.4/0008", "::1/12a"};
+    const char *bad[] = {"10.0.0.1/8", "1.2.3.4/33", "::/129", "abc",          "1.2.3.4/", "/8",
+                         "1.2.3.4/x",  "1.2.3.4/-1", "",       "1.2.3.4/0008", "::1/12a"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         why = NULL;
         if (sg_cidr_parse(bad[i], &c[0], &why) != -1)
@@ -412,12 +412,12 @@ static void test_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_v1_tcp4),          cmocka_unit_test(test_v1_tcp6),
-        cmocka_unit_test(test_v1_unknown),       cmocka_unit_test(test_v1_malformed),
-        cmocka_unit_test(test_v2_proxy_tcp4),    cmocka_unit_test(test_v2_proxy_tcp6),
-        cmocka_unit_test(test_v2_local),         cmocka_unit_test(test_v2_other_families),
-        cmocka_unit_test(test_v2_tlvs_skipped),  cmocka_unit_test(test_v2_malformed),
-        cmocka_unit_test(test_modes),            cmocka_unit_test(test_cidr),
+        cmocka_unit_test(test_v1_tcp4),         cmocka_unit_test(test_v1_tcp6),
+        cmocka_unit_test(test_v1_unknown),      cmocka_unit_test(test_v1_malformed),
+        cmocka_unit_test(test_v2_proxy_tcp4),   cmocka_unit_test(test_v2_proxy_tcp6),
+        cmocka_unit_test(test_v2_local),        cmocka_unit_test(test_v2_other_families),
+        cmocka_unit_test(test_v2_tlvs_skipped), cmocka_unit_test(test_v2_malformed),
+        cmocka_unit_test(test_modes),           cmocka_unit_test(test_cidr),
         cmocka_unit_test(test_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

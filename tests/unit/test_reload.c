@@ -66,20 +66,20 @@ static void load(struct sg_config *cfg, const char *name, const char *yaml)
         fail_msg("%s", errbuf);
 }
 
-#define BASE_TLS                        \
-    "listen:\n"                         \
-    "  address: 127.0.0.1\n"            \
-    "  port: 7420\n"                    \
-    "  workers: 2\n"                    \
-    "tls:\n"                            \
-    "  cert: a.pem\n"                   \
-    "  key: a-key.pem\n"                \
-    "redis:\n"                          \
-    "  seeds: [\"127.0.0.1:7000\"]\n"   \
-    "  max_redirects: 5\n"              \
-    "limits:\n"                         \
-    "  max_key_bytes: 100\n"            \
-    "keyspaces:\n"                      \
+#define BASE_TLS                          \
+    "listen:\n"                           \
+    "  address: 127.0.0.1\n"              \
+    "  port: 7420\n"                      \
+    "  workers: 2\n"                      \
+    "tls:\n"                              \
+    "  cert: a.pem\n"                     \
+    "  key: a-key.pem\n"                  \
+    "redis:\n"                            \
+    "  seeds: [\"127.0.0.1:7000\"]\n"     \
+    "  max_redirects: 5\n"                \
+    "limits:\n"                           \
+    "  max_key_bytes: 100\n"              \
+    "keyspaces:\n"                        \
     "  players: {default_ttl_ms: 1000}\n" \
     "  sessions: {}\n"
 
@@ -204,8 +204,10 @@ static void test_redis_refused(void **state)
     snprintf(buf, sizeof buf, "%s  connect_timeout_ms: 99\n", tail);
     expect_refused(BASE_TLS, buf, "redis.connect_timeout_ms", 10);
     /* Keys only workers read reload. */
-    snprintf(buf, sizeof buf, "%s  max_redirects: 7\n  coalesce_gets: false\n"
-             "  retry_backoff_ms: 5\n  link_stall_ms: 0\n", tail);
+    snprintf(buf, sizeof buf,
+             "%s  max_redirects: 7\n  coalesce_gets: false\n"
+             "  retry_backoff_ms: 5\n  link_stall_ms: 0\n",
+             tail);
     expect_allowed(BASE_TLS, buf);
 }
 
@@ -218,15 +220,14 @@ static void test_reloadable_changes(void **state)
 {
     /* New certificate, limits, tokens, log level, keyspaces renamed and
      * reordered: all reload. */
-    expect_allowed(BASE_TLS,
-                   "listen:\n  address: 127.0.0.1\n  port: 7420\n  workers: 2\n"
-                   "tls:\n  cert: b.pem\n  key: b-key.pem\n"
-                   "auth:\n  tokens: [t1, t2]\n"
-                   "redis:\n  seeds: [\"127.0.0.1:7000\"]\n"
-                   "limits:\n  max_key_bytes: 50\n  max_connections_per_ip: 10\n"
-                   "  handshake_timeout_ms: 100\n"
-                   "log:\n  level: debug\n"
-                   "keyspaces:\n  sessions: {}\n  gamers: {prefix: \"players:\"}\n");
+    expect_allowed(BASE_TLS, "listen:\n  address: 127.0.0.1\n  port: 7420\n  workers: 2\n"
+                             "tls:\n  cert: b.pem\n  key: b-key.pem\n"
+                             "auth:\n  tokens: [t1, t2]\n"
+                             "redis:\n  seeds: [\"127.0.0.1:7000\"]\n"
+                             "limits:\n  max_key_bytes: 50\n  max_connections_per_ip: 10\n"
+                             "  handshake_timeout_ms: 100\n"
+                             "log:\n  level: debug\n"
+                             "keyspaces:\n  sessions: {}\n  gamers: {prefix: \"players:\"}\n");
 }
 
 static void test_new_keys(void **state)
