@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1195,7 +1196,7 @@ int h_http_status(int port, const char *path)
 struct h_relay {
     int lfd, port, target;
     pthread_t thread;
-    volatile int stop;
+    atomic_int stop;
     pthread_mutex_t lock;
     uint8_t header[600];
     size_t header_len;

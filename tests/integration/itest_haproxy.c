@@ -24,6 +24,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -355,12 +356,12 @@ struct loader {
     pthread_t thread;
     int id;
     const char *phase;
-    volatile int *stop;
-    long next;      /* keys phase:id:0 .. next-1 are acknowledged */
-    long resent;    /* after SHUTTING_DOWN: never executed, sent again */
-    long io_errors; /* connection lost without SHUTTING_DOWN */
-    long failed;    /* answered with an error code */
-    long connects, connect_failures;
+    atomic_int *stop;
+    _Atomic long next;      /* keys phase:id:0 .. next-1 are acknowledged */
+    _Atomic long resent;    /* after SHUTTING_DOWN: never executed, sent again */
+    _Atomic long io_errors; /* connection lost without SHUTTING_DOWN */
+    _Atomic long failed;    /* answered with an error code */
+    _Atomic long connects, connect_failures;
     char last[256];
 };
 
@@ -447,7 +448,7 @@ static void verify_acked(struct loader *ls, int n)
     sg_client_free(c);
 }
 
-static void start_loaders(struct loader *ls, int n, const char *phase, volatile int *stop)
+static void start_loaders(struct loader *ls, int n, const char *phase, atomic_int *stop)
 {
     memset(ls, 0, sizeof(*ls) * (size_t)n);
     for (int i = 0; i < n; i++) {
@@ -458,7 +459,7 @@ static void start_loaders(struct loader *ls, int n, const char *phase, volatile 
     }
 }
 
-static void stop_loaders(struct loader *ls, int n, volatile int *stop)
+static void stop_loaders(struct loader *ls, int n, atomic_int *stop)
 {
     *stop = 1;
     for (int i = 0; i < n; i++)
@@ -542,7 +543,7 @@ static void restart_one(int i, struct loader *ls, int n)
 
 static void test_rolling_restart_loses_nothing(void **state)
 {
-    volatile int stop = 0;
+    atomic_int stop = 0;
     struct loader ls[4];
     start_loaders(ls, 4, "roll", &stop);
     wait_progress(ls, 4, 50);
@@ -567,7 +568,7 @@ static void test_rolling_restart_loses_nothing(void **state)
 
 static void test_sigkill_marked_down_retries_succeed(void **state)
 {
-    volatile int stop = 0;
+    atomic_int stop = 0;
     struct loader ls[4];
     start_loaders(ls, 4, "kill", &stop);
     wait_progress(ls, 4, 50);

@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -163,9 +164,9 @@ static int presented_subject(int port, char *out, size_t len)
 struct load {
     pthread_t thread;
     struct sg_client_options opt;
-    volatile int *stop;
+    atomic_int *stop;
     int id;
-    long ok, failed, connections;
+    _Atomic long ok, failed, connections;
     char last_error[256];
 };
 
@@ -231,7 +232,7 @@ static void test_cert_rotation_under_load(void **state)
              H.certs, marker),
         0);
 
-    volatile int stop = 0;
+    atomic_int stop = 0;
     struct load loads[3];
     memset(loads, 0, sizeof loads);
     for (int i = 0; i < 3; i++) {
