@@ -637,6 +637,7 @@ int h_env_start(struct h_env *e, const char *name, const struct h_opts *o)
         e->opts.refresh_ms = 1000;
     snprintf(e->scratch, sizeof(e->scratch), "%s/%s", SG_ITEST_SCRATCH, name);
     snprintf(e->certs, sizeof(e->certs), "%s/certs", e->scratch);
+    snprintf(e->ca_file, sizeof(e->ca_file), "%s/ca.pem", e->certs);
     snprintf(e->redis_dir, sizeof(e->redis_dir), "%s/redis", e->scratch);
     signal(SIGPIPE, SIG_IGN);
 
@@ -730,13 +731,11 @@ int h_env_stop(struct h_env *e)
 
 void h_client_opts(const struct h_env *e, int i, struct sg_client_options *opt)
 {
-    static char ca[H_MAX_PROXIES][H_PATH + 16];
     memset(opt, 0, sizeof(*opt));
-    snprintf(ca[i], sizeof(ca[i]), "%s/ca.pem", e->certs);
     opt->host = "127.0.0.1";
     opt->port = e->proxies[i].port;
     opt->tls = 1;
-    opt->cacert = ca[i];
+    opt->cacert = e->ca_file; /* written once by h_env_start: safe from any thread */
     opt->sni = "localhost";
     opt->client_name = e->name;
     opt->timeout_ms = 5000;

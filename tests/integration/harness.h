@@ -57,6 +57,7 @@ struct h_env {
     char name[64];
     char scratch[H_PATH - 96]; /* SG_ITEST_SCRATCH/<name> */
     char certs[H_PATH];        /* scratch/certs */
+    char ca_file[H_PATH + 16]; /* certs/ca.pem */
     char redis_dir[H_PATH];    /* scratch/redis (cluster.sh DIR) */
     struct h_opts opts;
     int n_nodes;

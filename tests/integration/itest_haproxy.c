@@ -507,7 +507,7 @@ static struct sg_client *slow_request(int i, struct h_relay **relay)
 
 static void restart_one(int i, struct loader *ls, int n)
 {
-    char sv[8];
+    char sv[16];
     snprintf(sv, sizeof sv, "sg%d", i + 1);
     struct h_relay *relay;
     struct sg_client *slow = slow_request(i, &relay);
