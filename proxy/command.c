@@ -92,7 +92,7 @@ int sg_command_is_write(int op)
 
 static struct sg_ks_stats *ks_stats(struct sg_request *r)
 {
-    return &r->worker->ks_stats[r->ks_index];
+    return &r->worker->stats.ks[r->ks_index];
 }
 
 static void put_u64be(uint8_t out[8], uint64_t v)
@@ -406,7 +406,7 @@ int sg_command_prepare(struct sg_request *r, const char **why)
     r->ks = sg_config_keyspace(cfg, rq->keyspace ? rq->keyspace : "");
     if (r->ks == NULL)
         return *why = "unknown keyspace", SLOTGATE__V1__CODE__CODE_UNKNOWN_KEYSPACE;
-    r->ks_index = (int)(r->ks - cfg->keyspaces);
+    r->ks_index = sg_stats_keyspace_slot(&r->worker->stats, r->ks); /* counters by name */
     code = check_limits(r, why);
     if (code != 0)
         return code;

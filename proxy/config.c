@@ -41,6 +41,8 @@ enum cfg_type {
     T_COMPRESSION, /* int: off | auto | always */
     T_TOKENS,      /* auth.tokens list */
     T_SEEDS,       /* redis.seeds list */
+    T_PPMODE,      /* int: off | v1 | v2 | any */
+    T_CIDRS,       /* listen.proxy_trusted list */
     T_MAP,         /* nested section, keys in sub */
     T_KEYSPACES    /* the keyspaces mapping */
 };
@@ -75,11 +77,14 @@ struct cfg_ctx {
 #define POS 1, UINT32_MAX
 #define NONNEG 0, UINT32_MAX
 
-static const struct cfg_key listen_keys[] = {{"address", T_HOST, CF(listen.host), 0, 0, NULL},
-                                             {"port", T_INT, CF(listen.port), 1, 65535, NULL},
-                                             {"plaintext", T_BOOL, CF(plaintext), 0, 0, NULL},
-                                             {"workers", T_INT, CF(workers), 0, 1024, NULL},
-                                             {NULL, T_STR, 0, 0, 0, 0, NULL}};
+static const struct cfg_key listen_keys[] = {
+    {"address", T_HOST, CF(listen.host), 0, 0, NULL},
+    {"port", T_INT, CF(listen.port), 1, 65535, NULL},
+    {"plaintext", T_BOOL, CF(plaintext), 0, 0, NULL},
+    {"workers", T_INT, CF(workers), 0, 1024, NULL},
+    {"proxy_protocol", T_PPMODE, CF(proxy_protocol), 0, 0, NULL},
+    {"proxy_trusted", T_CIDRS, CF(proxy_trusted), 0, 0, NULL},
+    {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
 static const struct cfg_key tls_keys[] = {
     {"cert", T_PATH, CF(tls_cert), 0, 0, NULL},
@@ -98,6 +103,7 @@ static const struct cfg_key limits_keys[] = {
     {"max_batch_keys", T_U32, CF(max_batch_keys), POS, NULL},
     {"max_batch_bytes", T_U32, CF(max_batch_bytes), POS, NULL},
     {"max_connections", T_U32, CF(max_connections), POS, NULL},
+    {"max_connections_per_ip", T_U32, CF(max_connections_per_ip), NONNEG, NULL},
     {"max_inflight", T_U32, CF(max_inflight), POS, NULL},
     {"output_high_watermark", T_U32, CF(output_high_watermark), POS, NULL},
     {"request_deadline_ms", T_U32, CF(request_deadline_ms), POS, NULL},
@@ -402,6 +408,32 @@ static int cfg_get_seeds(struct cfg_ctx *ctx, yaml_document_t *doc, const yaml_n
     return 0;
 }
 
+static int cfg_get_cidrs(struct cfg_ctx *ctx, yaml_document_t *doc, const yaml_node_t *v,
+                         const char *key)
+{
+    char buf[SG_CFG_SHOW_MAX + 8];
+    struct sg_config *cfg = ctx->cfg;
+    cfg->n_proxy_trusted = 0;
+    if (cfg_is_null(v))
+        return 0;
+    if (v->type != YAML_SEQUENCE_NODE)
+        return cfg_error(ctx, cfg_line(v), key, "expected a list of \"address/prefix\" strings");
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        yaml_node_t *item = yaml_document_get_node(doc, *it);
+        if (item->type != YAML_SCALAR_NODE)
+            return cfg_error(ctx, cfg_line(item), key, "expected an \"address/prefix\" string");
+        if (cfg->n_proxy_trusted == SG_MAX_TRUSTED)
+            return cfg_error(ctx, cfg_line(item), key, "at most %d networks", SG_MAX_TRUSTED);
+        const char *s = cfg_scalar(item), *why = "";
+        if (sg_cidr_parse(s, &cfg->proxy_trusted[cfg->n_proxy_trusted], &why) != 0)
+            return cfg_error(ctx, cfg_line(item), key, "'%s': %s", cfg_show(s, buf, sizeof buf),
+                             why);
+        cfg->n_proxy_trusted++;
+    }
+    return 0;
+}
+
 static int cfg_get_tokens(struct cfg_ctx *ctx, yaml_document_t *doc, const yaml_node_t *v,
                           const char *key)
 {
@@ -506,6 +538,25 @@ static int cfg_set_value(struct cfg_ctx *ctx, yaml_document_t *doc, const struct
             return cfg_error(ctx, cfg_line(v), full, "expected off|auto|always, got '%s'",
                              cfg_show(cfg_scalar(v), buf, sizeof buf));
         return 0;
+    case T_PPMODE:
+        if (cfg_expect_scalar(ctx, v, full, "off|v1|v2|any") != 0)
+            return -1;
+        if (strcasecmp(cfg_scalar(v), "off") == 0 ||
+            (v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+             strcasecmp(cfg_scalar(v), "false") == 0))
+            *(int *)field = SG_PP_OFF;
+        else if (strcasecmp(cfg_scalar(v), "v1") == 0)
+            *(int *)field = SG_PP_V1;
+        else if (strcasecmp(cfg_scalar(v), "v2") == 0)
+            *(int *)field = SG_PP_V2;
+        else if (strcasecmp(cfg_scalar(v), "any") == 0)
+            *(int *)field = SG_PP_ANY;
+        else
+            return cfg_error(ctx, cfg_line(v), full, "expected off|v1|v2|any, got '%s'",
+                             cfg_show(cfg_scalar(v), buf, sizeof buf));
+        return 0;
+    case T_CIDRS:
+        return cfg_get_cidrs(ctx, doc, v, full);
     case T_TOKENS:
         return cfg_get_tokens(ctx, doc, v, full);
     case T_SEEDS:
@@ -685,6 +736,12 @@ static int cfg_validate(struct cfg_ctx *ctx)
     }
     if (cfg->tls_client_ca[0] == '\0')
         cfg->tls_require_client_cert = 0;
+    if (cfg->proxy_protocol != SG_PP_OFF && cfg->n_proxy_trusted == 0)
+        return cfg_error(ctx,
+                         cfg_line_of(ctx, "listen.proxy_trusted", "listen.proxy_protocol", NULL),
+                         "listen.proxy_trusted",
+                         "required when listen.proxy_protocol is on: the networks of the load "
+                         "balancers allowed to send a PROXY header");
     if (cfg->redis_tls_cert[0] != '\0' && cfg->redis_tls_key[0] == '\0')
         return cfg_error(ctx, cfg_line_of(ctx, "redis.tls.cert", NULL), "redis.tls.key",
                          "required when redis.tls.cert is set");
@@ -706,6 +763,100 @@ static int cfg_validate(struct cfg_ctx *ctx)
                      cfg->reconnect_backoff_max_ms, "redis.reconnect_backoff_max_ms") != 0)
         return -1;
     return cfg_validate_keyspaces(ctx);
+}
+
+/* ---- reload ---------------------------------------------------------------- */
+
+enum cfg_cmp { CMP_STR, CMP_MEM, CMP_SET };
+
+/* The keys a reload may not change, and how to compare each. */
+static const struct {
+    const char *key;
+    size_t off, size;
+    enum cfg_cmp cmp;
+    const char *why;
+} restart_keys[] = {
+    {"listen.address", CF(listen.host), CMP_STR, "the listening sockets are bound at start"},
+    {"listen.port", CF(listen.port), CMP_MEM, "the listening sockets are bound at start"},
+    {"listen.plaintext", CF(plaintext), CMP_MEM,
+     "TLS on the client port is turned on or off only by a restart"},
+    {"listen.workers", CF(workers), CMP_MEM, "worker threads are started at start"},
+    {"listen.proxy_protocol", CF(proxy_protocol), CMP_MEM,
+     "what a connection must start with is fixed for the listener's life"},
+    {"listen.proxy_trusted", CF(proxy_trusted), CMP_MEM,
+     "what a connection must start with is fixed for the listener's life"},
+    {"listen.proxy_trusted", CF(n_proxy_trusted), CMP_MEM,
+     "what a connection must start with is fixed for the listener's life"},
+    {"tls.client_ca", CF(tls_client_ca), CMP_SET,
+     "client-certificate verification is turned on or off only by a restart"},
+    {"tls.require_client_cert", CF(tls_require_client_cert), CMP_MEM,
+     "client-certificate verification is turned on or off only by a restart"},
+    {"redis.tls.enabled", CF(redis_tls), CMP_MEM, "the Redis TLS context is built at start"},
+    {"redis.tls.ca", CF(redis_tls_ca), CMP_STR, "the Redis TLS context is built at start"},
+    {"redis.tls.cert", CF(redis_tls_cert), CMP_STR, "the Redis TLS context is built at start"},
+    {"redis.tls.key", CF(redis_tls_key), CMP_STR, "the Redis TLS context is built at start"},
+    {"redis.seeds", CF(seeds), CMP_MEM, "the topology manager keeps the values it started with"},
+    {"redis.seeds", CF(n_seeds), CMP_MEM, "the topology manager keeps the values it started with"},
+    {"redis.username", CF(redis_username), CMP_STR,
+     "the topology manager keeps the values it started with"},
+    {"redis.password", CF(redis_password), CMP_STR,
+     "the topology manager keeps the values it started with"},
+    {"redis.connect_timeout_ms", CF(connect_timeout_ms), CMP_MEM,
+     "the topology manager keeps the values it started with"},
+    {"redis.topology_refresh_ms", CF(topology_refresh_ms), CMP_MEM,
+     "the topology manager keeps the values it started with"},
+    {"redis.topology_min_interval_ms", CF(topology_min_interval_ms), CMP_MEM,
+     "the topology manager keeps the values it started with"},
+    {"admin.address", CF(admin.host), CMP_STR, "the admin listener is bound at start"},
+    {"admin.port", CF(admin.port), CMP_MEM, "the admin listener is bound at start"},
+};
+_Static_assert(sizeof restart_keys / sizeof restart_keys[0] == SG_CFG_RESTART_KEYS,
+               "SG_CFG_RESTART_KEYS must match restart_keys");
+
+/* The line of each restart-only key (or of its section) in this file. */
+static void cfg_record_restart_lines(struct cfg_ctx *ctx)
+{
+    char section[SG_CFG_KEY_MAX];
+    for (int i = 0; i < SG_CFG_RESTART_KEYS; i++) {
+        const char *key = restart_keys[i].key;
+        const char *dot = strrchr(key, '.');
+        snprintf(section, sizeof section, "%.*s", dot ? (int)(dot - key) : 0, key);
+        int line = cfg_seen_line(ctx, key);
+        if (line == 0 && section[0] != '\0')
+            line = cfg_seen_line(ctx, section);
+        ctx->cfg->restart_line[i] = line;
+    }
+}
+
+int sg_config_reload_check(const struct sg_config *running, const struct sg_config *next, char *err,
+                           size_t errlen)
+{
+    for (int i = 0; i < SG_CFG_RESTART_KEYS; i++) {
+        const char *a = (const char *)running + restart_keys[i].off;
+        const char *b = (const char *)next + restart_keys[i].off;
+        int same;
+        switch (restart_keys[i].cmp) {
+        case CMP_STR:
+            same = strcmp(a, b) == 0;
+            break;
+        case CMP_SET:
+            same = (a[0] != '\0') == (b[0] != '\0');
+            break;
+        default:
+            same = memcmp(a, b, restart_keys[i].size) == 0;
+            break;
+        }
+        if (same)
+            continue;
+        int line = next->restart_line[i] ? next->restart_line[i] : 1;
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen,
+                     "%s:%d: key '%s': changed, but only a restart can change it (%s); "
+                     "the file is refused as a whole",
+                     next->path, line, restart_keys[i].key, restart_keys[i].why);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- entry points -------------------------------------------------------- */
@@ -766,8 +917,10 @@ static int cfg_load_with(struct sg_config *cfg, yaml_parser_t *parser, const cha
     ctx->errlen = errlen;
     snprintf(ctx->basedir, sizeof ctx->basedir, "%s", basedir);
     int rc = cfg_parse(ctx, parser);
-    if (rc == 0)
+    if (rc == 0) {
+        cfg_record_restart_lines(ctx);
         *cfg = *tmp;
+    }
     free(tmp);
     free(ctx);
     return rc;

@@ -9,9 +9,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proxyproto.h"
+
 #define SG_MAX_SEEDS 32
 #define SG_MAX_TOKENS 16
 #define SG_MAX_KEYSPACES 32
+#define SG_MAX_TRUSTED 64
+/* Number of restart-only keys (the table in config.c). */
+#define SG_CFG_RESTART_KEYS 22
 
 enum sg_compression { SG_COMPRESS_OFF = 0, SG_COMPRESS_AUTO, SG_COMPRESS_ALWAYS };
 
@@ -38,6 +43,9 @@ struct sg_config {
     struct sg_addr listen; /* default 127.0.0.1:7420 */
     int plaintext;         /* listen.plaintext: default 0 (TLS) */
     int workers;           /* 0 = number of cores */
+    int proxy_protocol;    /* listen.proxy_protocol: enum sg_pp_mode, default off */
+    int n_proxy_trusted;   /* listen.proxy_trusted: who may send a PROXY header */
+    struct sg_cidr proxy_trusted[SG_MAX_TRUSTED];
 
     /* tls: (server side) required unless plaintext */
     char tls_cert[512];
@@ -50,19 +58,20 @@ struct sg_config {
     char tokens[SG_MAX_TOKENS][256];
 
     /* limits: */
-    uint32_t max_frame_bytes;       /* default 8 MiB */
-    uint32_t max_key_bytes;         /* default 1024 */
-    uint32_t max_value_bytes;       /* default 4 MiB */
-    uint32_t max_batch_keys;        /* default 1000 */
-    uint32_t max_batch_bytes;       /* default 8 MiB */
-    uint32_t max_connections;       /* per process, default 20000 */
-    uint32_t max_inflight;          /* per connection, default 1024 */
-    uint32_t output_high_watermark; /* bytes, default 4 MiB */
-    uint32_t request_deadline_ms;   /* default 1000 */
-    uint32_t max_deadline_ms;       /* cap on client deadline, default 30000 */
-    uint32_t handshake_timeout_ms;  /* default 5000 */
-    uint32_t idle_timeout_ms;       /* 0 = none (default) */
-    uint32_t drain_timeout_ms;      /* SIGTERM: max wait for in-flight, default 5000 */
+    uint32_t max_frame_bytes;        /* default 8 MiB */
+    uint32_t max_key_bytes;          /* default 1024 */
+    uint32_t max_value_bytes;        /* default 4 MiB */
+    uint32_t max_batch_keys;         /* default 1000 */
+    uint32_t max_batch_bytes;        /* default 8 MiB */
+    uint32_t max_connections;        /* per process, default 20000 */
+    uint32_t max_connections_per_ip; /* per client address, 0 = no limit (default) */
+    uint32_t max_inflight;           /* per connection, default 1024 */
+    uint32_t output_high_watermark;  /* bytes, default 4 MiB */
+    uint32_t request_deadline_ms;    /* default 1000 */
+    uint32_t max_deadline_ms;        /* cap on client deadline, default 30000 */
+    uint32_t handshake_timeout_ms;   /* default 5000 */
+    uint32_t idle_timeout_ms;        /* 0 = none (default) */
+    uint32_t drain_timeout_ms;       /* SIGTERM: max wait for in-flight, default 5000 */
 
     /* redis: */
     int n_seeds;
@@ -94,6 +103,10 @@ struct sg_config {
     /* keyspaces: (index 0 is always the default, name "") */
     int n_keyspaces;
     struct sg_keyspace_config keyspaces[SG_MAX_KEYSPACES];
+
+    /* Where each restart-only key was in the file (0: absent), so a refused
+     * reload can name the line. Filled by sg_config_load*. */
+    int restart_line[SG_CFG_RESTART_KEYS];
 };
 
 /* Fill cfg with defaults (no seeds, no TLS files). */
@@ -110,6 +123,21 @@ int sg_config_load(struct sg_config *cfg, const char *path, char *err, size_t er
 /* Same, from a string (name is used in messages in place of a file). */
 int sg_config_load_string(struct sg_config *cfg, const char *yaml, const char *name, char *err,
                           size_t errlen);
+
+/*
+ * Reload gate, run before anything is built from next: 0 when next differs
+ * from running only in keys that reload, else -1 with
+ * "FILE:LINE: key 'listen.plaintext': changes need a restart (...)" in err
+ * for the first restart-only key that differs. Restart-only: listen.*
+ * (address, port, plaintext i.e. TLS on/off, workers, proxy_protocol,
+ * proxy_trusted), turning client-certificate verification on or off
+ * (tls.client_ca set or unset, tls.require_client_cert), the redis.* keys
+ * the topology manager uses (seeds, username, password, tls.*,
+ * connect_timeout_ms, topology_refresh_ms, topology_min_interval_ms), and
+ * admin.*. Everything else reloads, in every worker; PROTOCOL.md section 3.
+ */
+int sg_config_reload_check(const struct sg_config *running, const struct sg_config *next, char *err,
+                           size_t errlen);
 
 /* Keyspace by name ("" = default); NULL if unknown. */
 const struct sg_keyspace_config *sg_config_keyspace(const struct sg_config *cfg, const char *name);

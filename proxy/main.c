@@ -3,9 +3,12 @@
  * builds the TLS contexts, discovers the cluster (retrying the seeds until
  * one answers), starts the topology manager and the workers, then runs the
  * main thread's loop for signals and the admin listener. SIGINT/SIGTERM
- * stop everything and free it, so sanitizer builds can check for leaks.
+ * drain: /readyz turns 503 at once and keeps answering while the workers
+ * finish their in-flight requests; when the last worker's loop has ended
+ * everything is stopped and freed, so sanitizer builds can check for leaks.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,64 +38,83 @@ static void usage(FILE *f)
 static struct {
     struct event_base *base;
     const char *config_path;
-    struct sg_config *cfg;  /* the one in force */
-    struct sg_config **old; /* every config ever loaded: freed at exit */
-    int n_old;
-    SSL_CTX *server_tls; /* owned: the one in force */
+    struct sg_snapshot *snap; /* owned reference: the one in force */
     struct sg_worker **workers;
     int n_workers;
+    int n_started; /* worker threads running */
+    int n_exited;  /* of those, loops that have ended */
+    int draining;
     struct sg_admin *admin;
 } app;
 
+/*
+ * SIGTERM/SIGINT: the drain. /readyz answers 503 from now on (a load
+ * balancer stops sending new connections), every worker stops accepting
+ * and drains its sessions, and this loop keeps running (the admin
+ * listener with it) until the last worker reports its loop has ended.
+ */
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
+    if (app.draining)
+        return;
+    app.draining = 1;
     sg_log_info("signal %d: draining (up to %u ms), then stopping", (int)sig,
-                app.cfg->drain_timeout_ms);
+                app.snap->cfg.drain_timeout_ms);
     sg_admin_set_draining(app.admin, 1);
-    event_base_loopbreak(app.base);
+    for (int i = 0; i < app.n_started; i++)
+        sg_worker_drain(app.workers[i]);
+    if (app.n_started == 0)
+        event_base_loopbreak(app.base);
+}
+
+/* A worker's loop has ended (one byte each on the exit pipe). */
+static void on_worker_exit(evutil_socket_t fd, short what, void *arg)
+{
+    char buf[64];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        app.n_exited += (int)n;
+    if (app.n_exited >= app.n_started)
+        event_base_loopbreak(app.base);
 }
 
 /*
- * SIGHUP: load and validate the file again. On success new connections and
- * new requests use the new limits, keyspaces, tokens, TLS certificates and
- * log level; listen address, workers and redis settings need a restart
- * (a change there is logged and ignored). On failure nothing changes.
+ * SIGHUP: load and validate the whole file into a scratch config; refuse
+ * it whole if it changes a restart-only key (compared before anything is
+ * built, sg_config_reload_check); build its server TLS context; then
+ * publish config + context as one new snapshot and post it to every
+ * worker. Any failure logs "reload refused" with the file, line and key
+ * and leaves the running snapshot in force: there is no path on which a
+ * listener changes between TLS and plaintext, or on which part of the
+ * process takes new values and part keeps old ones.
  */
 static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 {
     char err[1024];
     struct sg_config *next = sg_calloc(1, sizeof(*next));
-    if (sg_config_load(next, app.config_path, err, sizeof(err)) != 0) {
+    const struct sg_config *running = &app.snap->cfg;
+    SSL_CTX *tls = NULL;
+    if (sg_config_load(next, app.config_path, err, sizeof(err)) != 0 ||
+        sg_config_reload_check(running, next, err, sizeof(err)) != 0) {
         sg_log_error("reload refused, keeping the running config: %s", err);
         free(next);
         return;
     }
-    SSL_CTX *tls = NULL;
     if (!next->plaintext && (tls = sg_tls_server_ctx(next, err, sizeof(err))) == NULL) {
         sg_log_error("reload refused, keeping the running config: %s: %s", app.config_path, err);
         free(next);
         return;
     }
-    if (next->plaintext != app.cfg->plaintext || next->workers != app.cfg->workers ||
-        strcmp(next->listen.host, app.cfg->listen.host) != 0 ||
-        next->listen.port != app.cfg->listen.port)
-        sg_log_warn("reload: listen.* changes need a restart; keeping the running listeners");
-    next->plaintext = app.cfg->plaintext;
-    next->listen = app.cfg->listen;
-    next->workers = app.cfg->workers;
-    /* The topology manager keeps the redis settings it started with. */
-    memcpy(next->seeds, app.cfg->seeds, sizeof(next->seeds));
-    next->n_seeds = app.cfg->n_seeds;
-    app.old = sg_realloc(app.old, sizeof(*app.old) * (size_t)(app.n_old + 1));
-    app.old[app.n_old++] = next;
-    app.cfg = next;
-    sg_log_set_level(next->log_level);
+    struct sg_snapshot *snap = sg_snapshot_new(next, tls, app.snap->generation + 1);
+    free(next);
+    sg_snapshot_publish(snap);
+    sg_log_set_level(snap->cfg.log_level);
     for (int i = 0; i < app.n_workers; i++)
-        sg_worker_post_config(app.workers[i], next, tls);
-    if (app.server_tls != NULL)
-        SSL_CTX_free(app.server_tls);
-    app.server_tls = tls;
-    sg_log_info("reloaded %s", app.config_path);
+        sg_worker_post_snapshot(app.workers[i], snap);
+    sg_snapshot_unref(app.snap);
+    app.snap = snap;
+    sg_log_info("reloaded %s (config generation %llu)", app.config_path,
+                (unsigned long long)snap->generation);
 }
 
 /* Keep asking the seeds until one answers or a signal asks us to stop. */
@@ -156,10 +178,12 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* The start-up config stays alive until exit: the topology manager and
+     * the admin listener keep pointers to it (they only read restart-only
+     * keys). Workers serve from snapshots. */
     static struct sg_config cfg;
     char err[1024];
     app.config_path = config_path;
-    app.cfg = &cfg;
     if (sg_config_load(&cfg, config_path, err, sizeof(err)) != 0) {
         fprintf(stderr, "slotgate: %s\n", err);
         return 1;
@@ -205,11 +229,14 @@ int main(int argc, char **argv)
     int n_workers = cfg.workers > 0 ? cfg.workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n_workers < 1)
         n_workers = 1;
+    app.snap = sg_snapshot_new(&cfg, server_tls, 1); /* owns server_tls from here */
+    server_tls = NULL;
+    sg_snapshot_publish(app.snap);
     struct sg_worker **workers = sg_calloc((size_t)n_workers, sizeof(*workers));
     int rc = 1;
     int started = 0;
     for (int i = 0; i < n_workers; i++) {
-        workers[i] = sg_worker_new(i, &cfg, server_tls, redis_tls, topo, err, sizeof(err));
+        workers[i] = sg_worker_new(i, app.snap, redis_tls, topo, err, sizeof(err));
         if (workers[i] == NULL) {
             fprintf(stderr, "slotgate: %s\n", err);
             goto out;
@@ -230,6 +257,14 @@ int main(int argc, char **argv)
     evsignal_add(sigint, NULL);
     evsignal_add(sigterm, NULL);
     evsignal_add(sighup, NULL);
+    int exit_pipe[2] = {-1, -1};
+    struct event *exits = NULL;
+    if (pipe2(exit_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
+        for (int i = 0; i < n_workers; i++)
+            workers[i]->exit_fd = exit_pipe[1];
+        exits = event_new(base, exit_pipe[0], EV_READ | EV_PERSIST, on_worker_exit, NULL);
+        event_add(exits, NULL);
+    }
     struct sg_admin *admin = sg_admin_new(base, &cfg, workers, n_workers, err, sizeof(err));
     app.admin = admin;
     if (admin == NULL && cfg.admin.port != 0) {
@@ -240,11 +275,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "slotgate: cannot start the topology manager\n");
         goto out_admin;
     }
-    for (; started < n_workers; started++)
+    for (; started < n_workers; started++) {
         if (sg_worker_start(workers[started]) != 0) {
             fprintf(stderr, "slotgate: cannot start worker %d\n", started);
             goto out_workers;
         }
+        app.n_started = started + 1;
+    }
     sg_log_info("slotgate %s listening on %s:%d (%s), %d worker(s)", SG_VERSION, cfg.listen.host,
                 cfg.listen.port,
                 cfg.plaintext          ? "plaintext"
@@ -269,6 +306,12 @@ out_workers:
 out_admin:
     sg_admin_free(admin);
 out_base:
+    if (exits != NULL)
+        event_free(exits);
+    if (exit_pipe[0] >= 0) {
+        close(exit_pipe[0]);
+        close(exit_pipe[1]);
+    }
     event_free(sigint);
     event_free(sigterm);
     event_free(sighup);
@@ -278,12 +321,9 @@ out:
         sg_worker_free(workers[i]);
     free(workers);
     sg_topology_unref(topo);
-    SSL_CTX_free(server_tls);
     SSL_CTX_free(redis_tls);
-    SSL_CTX_free(app.server_tls);
-    for (int i = 0; i < app.n_old; i++)
-        free(app.old[i]);
-    free(app.old);
+    sg_snapshot_publish(NULL);
+    sg_snapshot_unref(app.snap);
     sg_log_info("slotgate stopped");
     return rc;
 }

@@ -411,9 +411,12 @@ static void send_response(struct sg_request *r, Slotgate__V1__Response *resp)
     m.msg_case = SLOTGATE__V1__SERVER_MESSAGE__MSG_RESPONSE;
     m.response = resp;
     r->answered = 1;
+    struct sg_stats *st = &r->worker->stats;
     if (resp->code >= 200)
-        SG_STAT_INC(&r->worker->stats, errors);
-    SG_STAT_INC(&r->worker->stats, responses);
+        SG_STAT_INC(st, errors);
+    SG_STAT_INC(st, responses);
+    SG_STAT_DEC(st, inflight);
+    sg_stats_request_done(st, r->rq->op, resp->code, sg_stats_clock(st) - r->start_us);
     if (r->session != NULL) {
         struct sg_session *s = r->session;
         sg_session_send(s, &m);
@@ -569,6 +572,7 @@ void sg_request_orphan(struct sg_request *r)
     r->session = NULL;
     if (!r->answered) {
         r->answered = 1;
+        SG_STAT_DEC(&r->worker->stats, inflight);
         if (r->deadline_armed) {
             event_del(&r->deadline_ev);
             r->deadline_armed = 0;
@@ -605,7 +609,7 @@ static void stats_visit(const char *name, uint64_t value, void *arg)
 
 static void request_answer_stats(struct sg_request *r)
 {
-    struct stats_build b = {.cap = 64 + SG_MAX_KEYSPACES * 16};
+    struct stats_build b = {.cap = 64 + SG_STATS_KEYSPACES * 16};
     b.entries = sg_calloc(b.cap, sizeof(*b.entries));
     b.ptrs = sg_calloc(b.cap, sizeof(*b.ptrs));
     b.names = sg_calloc(b.cap, 96);
@@ -621,7 +625,7 @@ static void request_answer_stats(struct sg_request *r)
     free(b.names);
 }
 
-void sg_request_start(struct sg_session *s, struct sg_request *r)
+static void request_start(struct sg_session *s, struct sg_request *r)
 {
     struct sg_worker *w = s->worker;
     r->rq = r->msg->request;
@@ -629,6 +633,9 @@ void sg_request_start(struct sg_session *s, struct sg_request *r)
     TAILQ_INSERT_TAIL(&s->requests, r, entry);
     s->inflight++;
     SG_STAT_INC(&w->stats, requests);
+    SG_STAT_INC(&w->stats, inflight);
+    r->start_us = sg_stats_now_us();
+    w->stats.clock_us = r->start_us; /* its sub-ops leave now too */
 
     if (r->rq->op == SLOTGATE__V1__OP__OP_PING) {
         request_answer_now(r, SLOTGATE__V1__CODE__CODE_OK, "PONG");
@@ -672,4 +679,14 @@ void sg_request_start(struct sg_session *s, struct sg_request *r)
             request_finish(r);
         request_maybe_free(r);
     }
+}
+
+/* The clock read at arrival serves the sub-ops dispatched here and, for an
+ * answer given at once, the answer; then it is cleared (the session may be
+ * gone by then: the worker is taken first). */
+void sg_request_start(struct sg_session *s, struct sg_request *r)
+{
+    struct sg_worker *w = s->worker;
+    request_start(s, r);
+    w->stats.clock_us = 0;
 }

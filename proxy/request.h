@@ -66,9 +66,10 @@ struct sg_request {
     Slotgate__V1__ClientMessage *msg; /* owned: decoded frame */
     Slotgate__V1__Request *rq;        /* points into msg */
     const struct sg_keyspace_config *ks;
-    int ks_index;
+    int ks_index; /* counter slot of the keyspace (by name, stats.h) */
     uint64_t deadline_ms;
-    uint64_t ttl_ms; /* resolved TTL for writes/EXPIRE */
+    uint64_t start_us; /* arrival, for the latency histogram */
+    uint64_t ttl_ms;   /* resolved TTL for writes/EXPIRE */
     struct event deadline_ev;
     uint32_t n_keys;
     uint32_t n_out; /* outcomes: n_keys, or 1 */

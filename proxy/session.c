@@ -1,6 +1,15 @@
 /*
  * session - one client connection, from accept to close.
  *
+ * With listen.proxy_protocol on, a connection starts in PROXY: the socket
+ * peer must be in listen.proxy_trusted, and the PROXY header is read off
+ * the raw socket before any TLS byte, peeking so that not one byte past
+ * the header is taken from the TLS stream; it is bounded in size by the
+ * parser (107 bytes for v1, 16 + 512 for v2) and in time by
+ * handshake_timeout_ms. Anything else closes the connection, counted and
+ * logged at most once a second per worker. The header's source address
+ * is the client's address from then on (logs, max_connections_per_ip).
+ *
  * States: HANDSHAKE (only a Hello is accepted, within handshake_timeout_ms),
  * READY (requests), CLOSING (a ConnectionError is being flushed; nothing
  * more is read). Frames are checked against max_frame_bytes from their
@@ -11,21 +20,114 @@
  */
 #include "session.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 
 #include "frame.h"
 #include "log.h"
+#include "proxyproto.h"
 #include "util.h"
 #include "worker.h"
 
 #define SG_CLOSE_LINGER_MS 2000
+#define SG_PP_LOG_EVERY_MS 1000
+#define SG_IP_BUCKETS 1024
+
+/* ---- connections per client address ---------------------------------------
+ * Process-wide (a client's connections land on any worker), so it takes a
+ * mutex: once when a connection is counted and once when it closes, never
+ * per request. Entries exist only while their count is above zero. */
+
+struct ip_entry {
+    struct ip_entry *next;
+    int family;
+    uint8_t addr[16];
+    uint32_t n;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct ip_entry *bucket[SG_IP_BUCKETS];
+} ip_table = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The address part of sa (v4-mapped IPv6 as IPv4); 0 or -1. */
+static int ip_key(const struct sockaddr *sa, int *family, uint8_t addr[16])
+{
+    memset(addr, 0, 16);
+    if (sa->sa_family == AF_INET) {
+        *family = AF_INET;
+        memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 0;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            *family = AF_INET;
+            memcpy(addr, (const uint8_t *)a6 + 12, 4);
+        } else {
+            *family = AF_INET6;
+            memcpy(addr, a6, 16);
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static struct ip_entry **ip_find(int family, const uint8_t addr[16])
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < 16; i++)
+        h = (h ^ addr[i]) * 16777619u;
+    struct ip_entry **pp = &ip_table.bucket[(h ^ (uint32_t)family) % SG_IP_BUCKETS];
+    while (*pp != NULL && ((*pp)->family != family || memcmp((*pp)->addr, addr, 16) != 0))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Count one more connection from sa; returns the new count (0: no address). */
+static uint32_t ip_take(const struct sockaddr *sa)
+{
+    int family;
+    uint8_t addr[16];
+    if (ip_key(sa, &family, addr) != 0)
+        return 0;
+    pthread_mutex_lock(&ip_table.lock);
+    struct ip_entry **pp = ip_find(family, addr);
+    if (*pp == NULL) {
+        struct ip_entry *e = sg_calloc(1, sizeof(*e));
+        e->family = family;
+        memcpy(e->addr, addr, 16);
+        *pp = e;
+    }
+    uint32_t n = ++(*pp)->n;
+    pthread_mutex_unlock(&ip_table.lock);
+    return n;
+}
+
+static void ip_release(const struct sockaddr *sa)
+{
+    int family;
+    uint8_t addr[16];
+    if (ip_key(sa, &family, addr) != 0)
+        return;
+    pthread_mutex_lock(&ip_table.lock);
+    struct ip_entry **pp = ip_find(family, addr);
+    struct ip_entry *e = *pp;
+    if (e != NULL && --e->n == 0) {
+        *pp = e->next;
+        free(e);
+    }
+    pthread_mutex_unlock(&ip_table.lock);
+}
 
 static void session_process(struct sg_session *s);
 
@@ -60,9 +162,34 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     session_process(arg);
 }
 
+/*
+ * A connection refused before TLS (PROXY header missing, malformed, slow,
+ * or from an untrusted peer): one log line per second per worker at most,
+ * saying how many were not logged, so a flood cannot fill the log.
+ */
+static void session_pp_log(struct sg_session *s, const char *what, const char *why)
+{
+    struct sg_worker *w = s->worker;
+    uint64_t now = sg_now_ms();
+    if (w->pp_log_ms != 0 && now - w->pp_log_ms < SG_PP_LOG_EVERY_MS) {
+        w->pp_log_suppressed++;
+        return;
+    }
+    sg_log_warn("session %s: %s%s%s; closed (PROXY protocol; %u similar not logged)", s->peer, what,
+                why != NULL ? ": " : "", why != NULL ? why : "", w->pp_log_suppressed);
+    w->pp_log_ms = now;
+    w->pp_log_suppressed = 0;
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_session *s = arg;
+    if (s->state == SG_SESS_PROXY) {
+        SG_STAT_INC(&s->worker->stats, proxy_timeouts);
+        session_pp_log(s, "no complete PROXY header within the handshake timeout", NULL);
+        sg_session_free(s);
+        return;
+    }
     if (s->state == SG_SESS_HANDSHAKE) {
         sg_log_debug("session %s: no Hello within the handshake timeout", s->peer);
         sg_session_fail(s, SLOTGATE__V1__CODE__CODE_HANDSHAKE_REQUIRED,
@@ -93,6 +220,10 @@ void sg_session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m)
 
 void sg_session_request_done(struct sg_session *s, struct sg_request *r)
 {
+    if (r == s->starting)
+        s->start_done = 1; /* answered inside sg_request_start: never held */
+    else
+        sg_worker_snapshot_drop(s->worker, r->ks, r->pending > 0);
     TAILQ_REMOVE(&s->requests, r, entry);
     r->session = NULL;
     s->inflight--;
@@ -105,6 +236,10 @@ void sg_session_request_done(struct sg_session *s, struct sg_request *r)
 
 void sg_session_drain(struct sg_session *s)
 {
+    if (s->state == SG_SESS_PROXY) {
+        sg_session_free(s); /* nothing was said yet: nothing to answer */
+        return;
+    }
     if (s->state == SG_SESS_CLOSING)
         return;
     s->draining = 1;
@@ -118,7 +253,7 @@ void sg_session_drain(struct sg_session *s)
 
 void sg_session_fail(struct sg_session *s, int code, const char *message)
 {
-    if (s->state == SG_SESS_CLOSING)
+    if (s->state == SG_SESS_CLOSING || s->conn == NULL)
         return;
     Slotgate__V1__ConnectionError e = SLOTGATE__V1__CONNECTION_ERROR__INIT;
     e.code = code;
@@ -202,7 +337,14 @@ static void session_message(struct sg_session *s, struct sg_request *r)
         sg_request_discard(r);
         return;
     }
+    /* Hold the config snapshot r->ks points into while r is in flight,
+     * unless sg_request_start answered it before returning. */
+    s->starting = r;
+    s->start_done = 0;
     sg_request_start(s, r);
+    if (!s->start_done && r->ks != NULL)
+        sg_worker_snapshot_hold(s->worker, r->ks);
+    s->starting = NULL;
 }
 
 /* Decode and handle every whole frame in the input buffer. */
@@ -271,34 +413,27 @@ static void on_event(void *arg, int what)
 
 static const struct sg_conn_cbs session_cbs = {on_read, on_drained, on_event};
 
-void sg_session_new(struct sg_worker *w, int fd, const struct sockaddr *sa, int salen)
+/*
+ * TLS (or plaintext) and the limits, once the client's address is known:
+ * straight after accept, or after the PROXY header.
+ */
+static void session_start(struct sg_session *s)
 {
+    struct sg_worker *w = s->worker;
     const struct sg_config *cfg = w->cfg;
-    struct sg_session *s = sg_calloc(1, sizeof(*s));
-    s->worker = w;
-    TAILQ_INIT(&s->requests);
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        evutil_inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
+    SSL *ssl = NULL;
+    if (w->server_tls != NULL && (ssl = SSL_new(w->server_tls)) == NULL) {
+        /* Never fall back to plaintext on a TLS listener. */
+        sg_log_error("session %s: SSL_new failed; closed", s->peer);
+        sg_session_free(s);
+        return;
     }
-    snprintf(s->peer, sizeof(s->peer), "%s:%d", host, port);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    SSL *ssl = w->server_tls != NULL ? SSL_new(w->server_tls) : NULL;
+    int fd = s->fd;
+    s->fd = -1;
     s->conn = sg_conn_new(w->base, fd, ssl, 1, 0, 0, &session_cbs, s);
-    s->timer = evtimer_new(w->base, on_timer, s);
     s->resume_ev = event_new(w->base, -1, 0, on_resume, s);
-    TAILQ_INSERT_TAIL(&w->sessions, s, entry);
-    uint32_t n = atomic_fetch_add(&sg_connections, 1) + 1;
-    SG_STAT_INC(&w->stats, connections_accepted);
-    SG_STAT_INC(&w->stats, connections_active);
+    s->state = SG_SESS_HANDSHAKE;
+    uint32_t n = atomic_load(&sg_connections);
     if (n > cfg->max_connections) {
         SG_STAT_INC(&w->stats, connections_rejected);
         sg_log_warn("session %s: rejected, limits.max_connections (%u) reached", s->peer,
@@ -306,6 +441,118 @@ void sg_session_new(struct sg_worker *w, int fd, const struct sockaddr *sa, int 
         sg_session_fail(s, SLOTGATE__V1__CODE__CODE_TOO_MANY_CONNECTIONS, "too many connections");
         return;
     }
+    if (cfg->max_connections_per_ip > 0) {
+        uint32_t from_ip = ip_take((const struct sockaddr *)&s->client);
+        s->ip_counted = 1;
+        if (from_ip > cfg->max_connections_per_ip) {
+            SG_STAT_INC(&w->stats, connections_rejected_ip);
+            sg_log_warn("session %s: rejected, limits.max_connections_per_ip (%u) reached", s->peer,
+                        cfg->max_connections_per_ip);
+            sg_session_fail(s, SLOTGATE__V1__CODE__CODE_TOO_MANY_CONNECTIONS,
+                            "too many connections from this address");
+            return;
+        }
+    }
+    uint32_t hs = cfg->handshake_timeout_ms;
+    struct timeval tv = {hs / 1000, (hs % 1000) * 1000};
+    evtimer_add(s->timer, &tv);
+}
+
+static void session_pp_reject(struct sg_session *s, const char *why)
+{
+    SG_STAT_INC(&s->worker->stats, proxy_bad_header);
+    session_pp_log(s, "bad or missing PROXY header", why);
+    sg_session_free(s);
+}
+
+/*
+ * The socket is readable in SG_SESS_PROXY. Peek at what is there after the
+ * bytes already taken; if it completes the header, take exactly the rest of
+ * the header; if the header is still incomplete, every peeked byte belongs
+ * to it (the parser's contract), so take them all (no busy loop on a
+ * level-triggered socket, nothing of the TLS stream consumed).
+ */
+static void on_pp_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_session *s = arg;
+    const struct sg_config *cfg = s->worker->cfg;
+    size_t room = SG_PP_MAX - s->pp_len;
+    ssize_t n = recv(fd, s->pp_buf + s->pp_len, room, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n == 0 && s->pp_len == 0) {
+        /* Connected and closed without a byte: a TCP-level probe (some
+         * balancers' health checks), not a bad header. */
+        sg_log_debug("session %s: closed before sending anything", s->peer);
+        sg_session_free(s);
+        return;
+    }
+    if (n <= 0) {
+        session_pp_reject(s, n == 0 ? "closed before the header ended" : strerror(errno));
+        return;
+    }
+    struct sg_pp_header h;
+    const char *why = NULL;
+    int rc = sg_proxyproto_parse(s->pp_buf, s->pp_len + (size_t)n, cfg->proxy_protocol, &h, &why);
+    if (rc < 0) {
+        session_pp_reject(s, why);
+        return;
+    }
+    size_t take = rc > 0 ? (size_t)rc - s->pp_len : (size_t)n;
+    if (recv(fd, s->pp_buf + s->pp_len, take, 0) != (ssize_t)take) {
+        session_pp_reject(s, "short read of peeked bytes");
+        return;
+    }
+    s->pp_len += take;
+    if (rc == 0)
+        return;
+    event_free(s->pp_ev);
+    s->pp_ev = NULL;
+    free(s->pp_buf);
+    s->pp_buf = NULL;
+    evtimer_del(s->timer);
+    snprintf(s->via, sizeof(s->via), "%s", s->peer);
+    if (!h.local) {
+        memcpy(&s->client, &h.src, sizeof(s->client));
+        sg_sockaddr_format((const struct sockaddr *)&s->client, s->peer, sizeof(s->peer));
+    }
+    sg_log_debug("session %s: accepted via %s (PROXY v%d%s)", s->peer, s->via, h.version,
+                 h.local ? ", LOCAL: the balancer's own connection" : "");
+    session_start(s);
+}
+
+void sg_session_new(struct sg_worker *w, int fd, const struct sockaddr *sa, int salen)
+{
+    const struct sg_config *cfg = w->cfg;
+    struct sg_session *s = sg_calloc(1, sizeof(*s));
+    s->worker = w;
+    s->fd = fd;
+    TAILQ_INIT(&s->requests);
+    if ((size_t)salen <= sizeof(s->client))
+        memcpy(&s->client, sa, (size_t)salen);
+    sg_sockaddr_format(sa, s->peer, sizeof(s->peer));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    s->timer = evtimer_new(w->base, on_timer, s);
+    TAILQ_INSERT_TAIL(&w->sessions, s, entry);
+    atomic_fetch_add(&sg_connections, 1);
+    SG_STAT_INC(&w->stats, connections_accepted);
+    SG_STAT_INC(&w->stats, connections_active);
+    if (cfg->proxy_protocol == SG_PP_OFF) {
+        sg_log_debug("session %s: accepted", s->peer);
+        session_start(s);
+        return;
+    }
+    if (!sg_cidr_match(cfg->proxy_trusted, cfg->n_proxy_trusted, sa)) {
+        SG_STAT_INC(&w->stats, proxy_untrusted);
+        session_pp_log(s, "peer not in listen.proxy_trusted", NULL);
+        sg_session_free(s);
+        return;
+    }
+    s->state = SG_SESS_PROXY;
+    s->pp_buf = sg_malloc(SG_PP_MAX);
+    s->pp_ev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_pp_read, s);
+    event_add(s->pp_ev, NULL);
     uint32_t hs = cfg->handshake_timeout_ms;
     struct timeval tv = {hs / 1000, (hs % 1000) * 1000};
     evtimer_add(s->timer, &tv);
@@ -318,14 +565,25 @@ void sg_session_free(struct sg_session *s)
     struct sg_request *r;
     while ((r = TAILQ_FIRST(&s->requests)) != NULL) {
         TAILQ_REMOVE(&s->requests, r, entry);
+        if (r != s->starting)
+            sg_worker_snapshot_drop(s->worker, r->ks, r->pending > 0);
         sg_request_orphan(r);
     }
     TAILQ_REMOVE(&s->worker->sessions, s, entry);
     atomic_fetch_sub(&sg_connections, 1);
     SG_STAT_DEC(&s->worker->stats, connections_active);
+    if (s->ip_counted)
+        ip_release((const struct sockaddr *)&s->client);
     event_free(s->timer);
-    event_free(s->resume_ev);
-    sg_conn_free(s->conn);
+    if (s->resume_ev != NULL)
+        event_free(s->resume_ev);
+    if (s->pp_ev != NULL)
+        event_free(s->pp_ev);
+    free(s->pp_buf);
+    if (s->conn != NULL)
+        sg_conn_free(s->conn);
+    else if (s->fd >= 0)
+        close(s->fd);
     struct sg_worker *w = s->worker;
     free(s);
     sg_worker_session_closed(w);

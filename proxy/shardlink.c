@@ -28,11 +28,37 @@
 #include "log.h"
 #include "request.h"
 #include "resp.h"
+#include "stats.h"
 #include "topology.h"
 #include "util.h"
 #include "worker.h"
 
 static void link_connect(struct sg_shardlink *l);
+
+/* The worker's counters for this link's node (stats.h). */
+static struct sg_node_stats *link_stats(struct sg_shardlink *l)
+{
+    return &l->worker->stats.node[l->stats_slot];
+}
+
+/* Every state change goes through here, so /metrics counts links per state. */
+static void link_set_state(struct sg_shardlink *l, int state)
+{
+    l->state = state;
+    if (l->stats_state == state)
+        return;
+    struct sg_node_stats *ns = link_stats(l);
+    if (l->stats_state >= 0)
+        SG_STAT_SET(ns, links[l->stats_state], 0);
+    SG_STAT_SET(ns, links[state], 1);
+    l->stats_state = state;
+}
+
+/* Queue depth gauge: commands written and owed a reply. */
+static void link_publish_pending(struct sg_shardlink *l)
+{
+    SG_STAT_SET(link_stats(l), pending, l->n_pending);
+}
 
 static void link_schedule_reconnect(struct sg_shardlink *l)
 {
@@ -55,15 +81,17 @@ static void link_reset(struct sg_shardlink *l, const char *why)
     sg_log_warn("worker %d: link %s:%d reset: %s (%u pending)", l->worker->id, l->addr.host,
                 l->addr.port, why, l->n_pending);
     SG_STAT_INC(&l->worker->stats, link_resets);
+    SG_STAT_INC(link_stats(l), resets);
     sg_conn_free(l->conn);
     l->conn = NULL;
     redisReaderFree(l->reader);
     l->reader = NULL;
-    l->state = SG_LINK_DOWN;
+    link_set_state(l, SG_LINK_DOWN);
     l->down_since_ms = sg_now_ms();
     struct sg_subop_fifo failed = TAILQ_HEAD_INITIALIZER(failed);
     TAILQ_CONCAT(&failed, &l->fifo, entry);
     l->n_pending = 0;
+    link_publish_pending(l);
     sg_topology_request_refresh();
     if (was_ready) {
         l->backoff_ms = 0;
@@ -106,11 +134,24 @@ static void on_stall_check(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us);
+
 /*
  * Match every complete reply in the reader to the FIFO head. Returns 0, or
- * -1 when the link was reset (the caller must not touch it any more).
+ * -1 when the link was reset (the caller must not touch it any more). The
+ * clock is read once for the batch: replies read together arrived together,
+ * and requests they complete are answered at that time.
  */
 static int link_take_replies(struct sg_shardlink *l)
+{
+    struct sg_stats *st = &l->worker->stats;
+    uint64_t now_us = st->clock_us = sg_stats_now_us(); /* one read per batch */
+    int rc = link_take_replies_at(l, now_us);
+    st->clock_us = 0;
+    return rc;
+}
+
+static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us)
 {
     for (;;) {
         void *r = NULL;
@@ -118,8 +159,10 @@ static int link_take_replies(struct sg_shardlink *l)
             link_reset(l, "protocol error from Redis");
             return -1;
         }
-        if (r == NULL)
+        if (r == NULL) {
+            link_publish_pending(l);
             return 0;
+        }
         redisReply *reply = r;
         struct sg_subop *op = TAILQ_FIRST(&l->fifo);
         if (op == NULL) {
@@ -144,12 +187,13 @@ static int link_take_replies(struct sg_shardlink *l)
                              op == &l->auth_op ? "AUTH" : "READONLY", reply->str);
             freeReplyObject(reply);
             if (bad) {
-                l->state = SG_LINK_CONNECTING; /* back off instead of reconnecting */
+                link_set_state(l, SG_LINK_CONNECTING); /* back off, do not reconnect */
                 link_reset(l, "link set-up command failed");
                 return -1;
             }
             continue;
         }
+        sg_stats_backend_reply(&l->worker->stats, l->stats_slot, now_us - op->sent_us);
         struct sg_conn *before = l->conn;
         sg_request_on_reply(op, reply);
         if (l->conn != before)
@@ -188,7 +232,7 @@ static void on_event(void *arg, int what)
     if (what == SG_CONN_CONNECTED) {
         int one = 1;
         setsockopt(sg_conn_fd(l->conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        l->state = SG_LINK_READY;
+        link_set_state(l, SG_LINK_READY);
         l->backoff_ms = 0;
         sg_log_debug("worker %d: link %s:%d up", l->worker->id, l->addr.host, l->addr.port);
         return;
@@ -265,7 +309,7 @@ static void link_connect(struct sg_shardlink *l)
         sg_log_warn("link %s:%d: connect: %s", l->addr.host, l->addr.port, strerror(errno));
         if (fd >= 0)
             close(fd);
-        l->state = SG_LINK_DOWN;
+        link_set_state(l, SG_LINK_DOWN);
         link_schedule_reconnect(l);
         return;
     }
@@ -278,7 +322,7 @@ static void link_connect(struct sg_shardlink *l)
      * writable event, so CONNECTED always arrives from the loop. */
     l->conn = sg_conn_new(w->base, fd, ssl, 0, 1, (int)w->cfg->connect_timeout_ms, &link_cbs, l);
     l->reader = redisReaderCreate();
-    l->state = SG_LINK_CONNECTING;
+    link_set_state(l, SG_LINK_CONNECTING);
     link_queue_auth(l);
     link_queue_readonly(l);
 }
@@ -289,6 +333,8 @@ struct sg_shardlink *sg_shardlink_new(struct sg_worker *w, const struct sg_addr 
     l->worker = w;
     l->readonly = readonly;
     l->addr = *addr;
+    l->stats_slot = sg_stats_node_slot(addr, readonly);
+    l->stats_state = -1;
     TAILQ_INIT(&l->fifo);
     l->reconnect_ev = evtimer_new(w->base, on_reconnect, l);
     l->stall_ev = event_new(w->base, -1, EV_PERSIST, on_stall_check, l);
@@ -308,6 +354,10 @@ void sg_shardlink_free(struct sg_shardlink *l)
     sg_conn_free(l->conn);
     l->conn = NULL;
     l->state = SG_LINK_DOWN;
+    if (l->stats_state >= 0) /* no link to this node any more */
+        SG_STAT_SET(link_stats(l), links[l->stats_state], 0);
+    l->n_pending = 0;
+    link_publish_pending(l);
     struct sg_subop *op;
     while ((op = TAILQ_FIRST(&l->fifo)) != NULL) {
         TAILQ_REMOVE(&l->fifo, op, entry);
@@ -340,7 +390,9 @@ int sg_shardlink_send(struct sg_shardlink *l, struct sg_subop *op)
     sg_request_format(op, out);
     TAILQ_INSERT_TAIL(&l->fifo, op, entry);
     op->link = l;
+    op->sent_us = sg_stats_clock(&l->worker->stats);
     l->n_pending++;
+    link_publish_pending(l);
     sg_conn_flush_soon(l->conn);
     SG_STAT_INC(&l->worker->stats, backend_commands);
     return 0;

@@ -45,6 +45,7 @@ struct sg_subop {
     uint8_t done;
     uint8_t internal;           /* link's own command (AUTH, READONLY) */
     uint8_t co_role;            /* SG_CO_*: identical-GET coalescing */
+    uint64_t sent_us;           /* when queued on its link (backend latency) */
     struct sg_subop *co_next;   /* leader: first follower; follower: next */
     struct sg_subop *co_leader; /* follower: the sub-op it waits on */
     struct event retry_ev;
@@ -67,6 +68,8 @@ struct sg_shardlink {
     struct event *stall_ev;    /* periodic check for a hung node */
     uint64_t last_progress_ms; /* last reply, or first command owed */
     int readonly;              /* replica link: READONLY after connect */
+    int stats_slot;            /* node counters (stats.h), by address and role */
+    int stats_state;           /* state last published to them, -1: none */
     struct sg_subop auth_op, readonly_op;
 };
 

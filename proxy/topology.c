@@ -210,8 +210,41 @@ static struct {
     atomic_int stop;
     atomic_int ready;
     _Atomic uint64_t refreshes;
+    _Atomic uint64_t refresh_failures;
+    _Atomic uint64_t last_ok_ms;
+    /* Taken to swap current (manager thread) and by other threads to take
+     * a reference to it; never by workers. */
+    pthread_mutex_t current_lock;
     int running;
-} mgr = {.pipe_rd = -1, .pipe_wr = -1};
+} mgr = {.pipe_rd = -1, .pipe_wr = -1, .current_lock = PTHREAD_MUTEX_INITIALIZER};
+
+struct sg_topology *sg_topology_current(void)
+{
+    pthread_mutex_lock(&mgr.current_lock);
+    struct sg_topology *t = sg_topology_ref(mgr.current);
+    pthread_mutex_unlock(&mgr.current_lock);
+    return t;
+}
+
+uint64_t sg_topology_last_refresh_ms(void)
+{
+    return atomic_load_explicit(&mgr.last_ok_ms, memory_order_relaxed);
+}
+
+uint64_t sg_topology_refresh_failures(void)
+{
+    return atomic_load_explicit(&mgr.refresh_failures, memory_order_relaxed);
+}
+
+/* Replace the current snapshot (manager thread); takes over t's reference. */
+static void set_current(struct sg_topology *t)
+{
+    pthread_mutex_lock(&mgr.current_lock);
+    struct sg_topology *old = mgr.current;
+    mgr.current = t;
+    pthread_mutex_unlock(&mgr.current_lock);
+    sg_topology_unref(old);
+}
 
 void sg_topology_request_refresh(void)
 {
@@ -263,9 +296,11 @@ static void refresh_once(void)
     free(nodes);
     atomic_fetch_add_explicit(&mgr.refreshes, 1, memory_order_relaxed);
     if (t == NULL) {
+        atomic_fetch_add_explicit(&mgr.refresh_failures, 1, memory_order_relaxed);
         sg_log_warn("topology refresh failed: %s", err);
         return;
     }
+    atomic_store_explicit(&mgr.last_ok_ms, sg_now_ms(), memory_order_relaxed);
     if (sg_topology_same(t, mgr.current)) {
         sg_topology_unref(t);
         return;
@@ -278,8 +313,7 @@ static void refresh_once(void)
                     t->shards[i].master.port, t->shards[i].n_replicas);
     for (int i = 0; i < mgr.n_workers; i++)
         sg_worker_post_topology(mgr.workers[i], t);
-    sg_topology_unref(mgr.current);
-    mgr.current = t;
+    set_current(t);
     atomic_store(&mgr.ready, all_covered(t));
 }
 
@@ -324,7 +358,8 @@ int sg_topology_manager_start(const struct sg_config *cfg, SSL_CTX *tls,
     mgr.tls = tls;
     mgr.workers = workers;
     mgr.n_workers = n_workers;
-    mgr.current = sg_topology_ref(initial);
+    set_current(sg_topology_ref(initial));
+    atomic_store_explicit(&mgr.last_ok_ms, sg_now_ms(), memory_order_relaxed);
     mgr.pipe_rd = fds[0];
     mgr.pipe_wr = fds[1];
     atomic_store(&mgr.stop, 0);
@@ -346,6 +381,5 @@ void sg_topology_manager_stop(void)
     close(mgr.pipe_rd);
     close(mgr.pipe_wr);
     mgr.pipe_rd = mgr.pipe_wr = -1;
-    sg_topology_unref(mgr.current);
-    mgr.current = NULL;
+    set_current(NULL);
 }

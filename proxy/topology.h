@@ -73,4 +73,14 @@ uint64_t sg_topology_refresh_count(void);
 /* 1 once a topology with all slots covered is known (for /readyz). */
 int sg_topology_ready(void);
 
+/*
+ * For /metrics (any thread): the manager's current snapshot with a new
+ * reference (drop it with sg_topology_unref), or NULL before the manager
+ * starts; the sg_now_ms() of the last refresh that got an answer (the
+ * manager's start counts as one); refreshes that got none.
+ */
+struct sg_topology *sg_topology_current(void);
+uint64_t sg_topology_last_refresh_ms(void);
+uint64_t sg_topology_refresh_failures(void);
+
 #endif

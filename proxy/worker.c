@@ -3,8 +3,15 @@
  * (sessions, shard links, requests) is touched only by its thread, and its
  * event_base is created without locks. Other threads reach a worker only
  * through worker_notify: a bit in notify_bits plus a write to its eventfd.
- * The mailbox (topology snapshot, reloaded config) sits under mbox_lock,
+ * The mailbox (topology snapshot, config snapshot) sits under mbox_lock,
  * taken only when something changes, never per request.
+ *
+ * Config snapshots: the worker serves with w->snap and keeps, in w->uses,
+ * every older snapshot that a request in flight may still read (r->ks
+ * points into its keyspace table). Sessions report requests starting and
+ * ending (sg_worker_snapshot_hold/drop, worker thread only, no atomics);
+ * an older snapshot is unreferenced as soon as none is left, so a reload
+ * costs memory only while requests that began before it are in flight.
  */
 #include "worker.h"
 
@@ -26,6 +33,151 @@ _Atomic uint32_t sg_connections;
 
 enum { SG_NOTIFY_MAILBOX = 1, SG_NOTIFY_DRAIN = 2, SG_NOTIFY_STOP = 4 };
 
+/* ---- config snapshots ------------------------------------------------------ */
+
+struct sg_snapshot *sg_snapshot_new(const struct sg_config *cfg, SSL_CTX *server_tls,
+                                    uint64_t generation)
+{
+    struct sg_snapshot *s = sg_calloc(1, sizeof(*s));
+    atomic_init(&s->refs, 1);
+    s->generation = generation;
+    s->cfg = *cfg;
+    s->server_tls = server_tls;
+    return s;
+}
+
+struct sg_snapshot *sg_snapshot_ref(struct sg_snapshot *s)
+{
+    if (s != NULL)
+        atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
+void sg_snapshot_unref(struct sg_snapshot *s)
+{
+    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    if (s->server_tls != NULL)
+        SSL_CTX_free(s->server_tls);
+    free(s);
+}
+
+static struct {
+    pthread_mutex_t lock;
+    struct sg_snapshot *current;
+} snapshots = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void sg_snapshot_publish(struct sg_snapshot *s)
+{
+    sg_snapshot_ref(s);
+    pthread_mutex_lock(&snapshots.lock);
+    struct sg_snapshot *old = snapshots.current;
+    snapshots.current = s;
+    pthread_mutex_unlock(&snapshots.lock);
+    sg_snapshot_unref(old);
+}
+
+struct sg_snapshot *sg_snapshot_acquire(void)
+{
+    pthread_mutex_lock(&snapshots.lock);
+    struct sg_snapshot *s = sg_snapshot_ref(snapshots.current);
+    pthread_mutex_unlock(&snapshots.lock);
+    return s;
+}
+
+void sg_snapshot_release(struct sg_snapshot *s)
+{
+    sg_snapshot_unref(s);
+}
+
+static void worker_use_add(struct sg_worker *w, struct sg_snapshot *snap)
+{
+    if (w->n_uses == w->cap_uses) {
+        w->cap_uses = w->cap_uses ? w->cap_uses * 2 : 4;
+        w->uses = sg_realloc(w->uses, sizeof(*w->uses) * (size_t)w->cap_uses);
+    }
+    /* The current one goes first: most requests find it at index 0. */
+    memmove(w->uses + 1, w->uses, sizeof(*w->uses) * (size_t)w->n_uses);
+    w->uses[0] = (struct sg_snapshot_use){.snap = snap};
+    w->n_uses++;
+}
+
+static struct sg_snapshot_use *worker_use_of(struct sg_worker *w,
+                                             const struct sg_keyspace_config *ks)
+{
+    for (int i = 0; i < w->n_uses; i++) {
+        const struct sg_keyspace_config *t = w->uses[i].snap->cfg.keyspaces;
+        if (ks >= t && ks < t + SG_MAX_KEYSPACES)
+            return &w->uses[i];
+    }
+    return NULL;
+}
+
+static int worker_links_idle(const struct sg_worker *w)
+{
+    for (int i = 0; i < w->n_links; i++)
+        if (w->links[i]->n_pending > 0)
+            return 0;
+    return 1;
+}
+
+/* Drop older snapshots nothing can reach any more. */
+static void worker_retire_snapshots(struct sg_worker *w)
+{
+    if (w->n_uses <= 1)
+        return;
+    int idle = -1;
+    for (int i = w->n_uses - 1; i >= 1; i--) {
+        struct sg_snapshot_use *u = &w->uses[i];
+        if (u->requests > 0)
+            continue;
+        if (u->lingering > 0) {
+            if (idle < 0)
+                idle = worker_links_idle(w);
+            if (!idle)
+                continue;
+        }
+        sg_log_debug("worker %d: config generation %llu released", w->id,
+                     (unsigned long long)u->snap->generation);
+        sg_snapshot_unref(u->snap);
+        memmove(u, u + 1, sizeof(*u) * (size_t)(w->n_uses - i - 1));
+        w->n_uses--;
+    }
+    if (idle == 1)
+        for (int i = 0; i < w->n_uses; i++)
+            w->uses[i].lingering = 0;
+}
+
+void sg_worker_snapshot_hold(struct sg_worker *w, const struct sg_keyspace_config *ks)
+{
+    struct sg_snapshot_use *u = worker_use_of(w, ks);
+    if (u != NULL)
+        u->requests++;
+}
+
+void sg_worker_snapshot_drop(struct sg_worker *w, const struct sg_keyspace_config *ks,
+                             int lingering)
+{
+    struct sg_snapshot_use *u = worker_use_of(w, ks);
+    if (u == NULL || u->requests == 0)
+        return;
+    u->requests--;
+    if (lingering)
+        u->lingering++;
+    if (w->n_uses > 1)
+        worker_retire_snapshots(w);
+}
+
+/* Serve with snap from now on (takes over the caller's reference). */
+static void worker_set_snapshot(struct sg_worker *w, struct sg_snapshot *snap)
+{
+    w->snap = snap;
+    w->cfg = &snap->cfg;
+    w->server_tls = snap->server_tls;
+    worker_use_add(w, snap);
+    worker_retire_snapshots(w);
+}
+
 static void worker_notify(struct sg_worker *w, unsigned bit)
 {
     atomic_fetch_or(&w->notify_bits, bit);
@@ -39,12 +191,8 @@ static void on_mailbox(struct sg_worker *w)
     pthread_mutex_lock(&w->mbox_lock);
     struct sg_topology *t = w->mbox_topo;
     w->mbox_topo = NULL;
-    int has_cfg = w->mbox_has_cfg;
-    const struct sg_config *cfg = w->mbox_cfg;
-    SSL_CTX *tls = w->mbox_tls;
-    w->mbox_has_cfg = 0;
-    w->mbox_cfg = NULL;
-    w->mbox_tls = NULL;
+    struct sg_snapshot *snap = w->mbox_snap;
+    w->mbox_snap = NULL;
     pthread_mutex_unlock(&w->mbox_lock);
     if (t != NULL) {
         sg_topology_unref(w->topo);
@@ -52,13 +200,12 @@ static void on_mailbox(struct sg_worker *w)
         free(w->master_links);
         w->master_links = NULL;
     }
-    if (has_cfg) {
-        /* Requests in flight keep pointers into the old config: it stays
-         * alive (main keeps every loaded config until exit). */
-        w->cfg = cfg;
-        if (w->server_tls != NULL)
-            SSL_CTX_free(w->server_tls);
-        w->server_tls = tls;
+    if (snap != NULL) {
+        /* Requests in flight keep pointers into the old one (r->ks): it
+         * stays in w->uses until they are done. */
+        sg_log_debug("worker %d: config generation %llu in force", w->id,
+                     (unsigned long long)snap->generation);
+        worker_set_snapshot(w, snap);
     }
 }
 
@@ -120,32 +267,26 @@ void sg_worker_drain(struct sg_worker *w)
     worker_notify(w, SG_NOTIFY_DRAIN);
 }
 
-void sg_worker_post_config(struct sg_worker *w, const struct sg_config *cfg, SSL_CTX *tls)
+void sg_worker_post_snapshot(struct sg_worker *w, struct sg_snapshot *snap)
 {
-    if (tls != NULL)
-        SSL_CTX_up_ref(tls);
+    sg_snapshot_ref(snap);
     pthread_mutex_lock(&w->mbox_lock);
-    SSL_CTX *old = w->mbox_has_cfg ? w->mbox_tls : NULL;
-    w->mbox_cfg = cfg;
-    w->mbox_tls = tls;
-    w->mbox_has_cfg = 1;
+    struct sg_snapshot *old = w->mbox_snap; /* never taken: superseded */
+    w->mbox_snap = snap;
     pthread_mutex_unlock(&w->mbox_lock);
-    if (old != NULL)
-        SSL_CTX_free(old);
+    sg_snapshot_unref(old);
     worker_notify(w, SG_NOTIFY_MAILBOX);
 }
 
-struct sg_worker *sg_worker_new(int id, const struct sg_config *cfg, SSL_CTX *server_tls,
-                                SSL_CTX *redis_tls, struct sg_topology *topo, char *err,
-                                size_t errlen)
+struct sg_worker *sg_worker_new(int id, struct sg_snapshot *snap, SSL_CTX *redis_tls,
+                                struct sg_topology *topo, char *err, size_t errlen)
 {
+    const struct sg_config *cfg = &snap->cfg;
     struct sg_worker *w = sg_calloc(1, sizeof(*w));
     w->notify_fd = -1;
+    w->exit_fd = -1;
     w->id = id;
-    w->cfg = cfg;
-    w->server_tls = server_tls;
-    if (server_tls != NULL)
-        SSL_CTX_up_ref(server_tls);
+    worker_set_snapshot(w, sg_snapshot_ref(snap));
     w->redis_tls = redis_tls;
     w->topo = sg_topology_ref(topo);
     TAILQ_INIT(&w->sessions);
@@ -179,6 +320,11 @@ static void *worker_main(void *arg)
 {
     struct sg_worker *w = arg;
     event_base_dispatch(w->base);
+    if (w->exit_fd >= 0) {
+        char b = 'x';
+        ssize_t n = write(w->exit_fd, &b, 1);
+        (void)n;
+    }
     return NULL;
 }
 
@@ -221,10 +367,10 @@ void sg_worker_free(struct sg_worker *w)
         close(w->notify_fd);
     if (w->drain_timer)
         event_free(w->drain_timer);
-    if (w->server_tls)
-        SSL_CTX_free(w->server_tls);
-    if (w->mbox_tls)
-        SSL_CTX_free(w->mbox_tls);
+    for (int i = 0; i < w->n_uses; i++)
+        sg_snapshot_unref(w->uses[i].snap);
+    free(w->uses);
+    sg_snapshot_unref(w->mbox_snap);
     if (w->base)
         event_base_free(w->base);
     sg_topology_unref(w->mbox_topo);

@@ -7,7 +7,13 @@ PKGS=(build-essential cmake ninja-build pkg-config
       libevent-dev libssl-dev openssl libhiredis-dev
       libprotobuf-c-dev protobuf-c-compiler libsnappy-dev libyaml-dev
       libcmocka-dev libjansson-dev redis-server redis-tools procps
-      python3 python3-venv protobuf-compiler)
+      python3 python3-venv python3-yaml protobuf-compiler
+      prometheus systemd haproxy)
+# python3-venv: the Python client's test venv; protobuf-compiler: the Go
+# client's generated-code check; prometheus: promtool (itest_metrics lints a
+# live /metrics scrape); systemd: systemd-analyze (deploy_systemd_verify);
+# python3-yaml: deploy_manifests; haproxy: itest_haproxy puts Debian's haproxy
+# in front of two slotgates.
 # The clients' toolchains: Node.js (TypeScript client) and Go come with the
 # machine image; take Debian's only where they are missing.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)

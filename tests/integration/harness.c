@@ -13,9 +13,12 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -328,11 +331,15 @@ static int write_config(const struct h_env *e, struct h_proxy *p)
             "listen:\n"
             "  address: 127.0.0.1\n"
             "  port: %d\n"
-            "  workers: %d\n"
+            "  workers: %d\n",
+            p->port, o->workers);
+    if (o->listen_yaml)
+        fprintf(f, "%s\n", o->listen_yaml);
+    fprintf(f,
             "tls:\n"
             "  cert: \"%s/server.pem\"\n"
             "  key: \"%s/server-key.pem\"\n",
-            p->port, o->workers, e->certs, e->certs);
+            e->certs, e->certs);
     if (p->mtls)
         fprintf(f,
                 "  client_ca: \"%s/ca.pem\"\n"
@@ -348,6 +355,8 @@ static int write_config(const struct h_env *e, struct h_proxy *p)
     if (o->redis_yaml)
         fprintf(f, "%s\n", o->redis_yaml);
     fprintf(f, "log:\n  level: debug\n");
+    if (p->admin_port > 0)
+        fprintf(f, "admin:\n  address: 127.0.0.1\n  port: %d\n", p->admin_port);
     if (o->extra_yaml)
         fprintf(f, "%s\n", o->extra_yaml);
     return fclose(f) == 0 ? 0 : -1;
@@ -472,11 +481,22 @@ static int proxy_wait_ready(struct h_env *e, int i)
 {
     int64_t deadline = h_now_ms() + 30000;
     char err[256] = "";
+    int via_admin = e->opts.listen_yaml != NULL &&
+                    strstr(e->opts.listen_yaml, "proxy_protocol") != NULL &&
+                    e->proxies[i].admin_port > 0;
     while (h_now_ms() < deadline) {
         if (!h_proxy_alive(e, i)) {
             h_log("slotgate exited before it was ready");
             tail_file(e->proxies[i].log, 40);
             return -1;
+        }
+        if (via_admin) {
+            int st = h_http_status(e->proxies[i].admin_port, "/readyz");
+            if (st == 200)
+                return 0;
+            snprintf(err, sizeof(err), "/readyz answered %d", st);
+            h_poll_pause();
+            continue;
         }
         struct sg_client_options opt;
         h_client_opts(e, i, &opt);
@@ -504,19 +524,11 @@ static int proxy_wait_ready(struct h_env *e, int i)
     return -1;
 }
 
-int h_proxy_start(struct h_env *e, int mtls)
+/* Write proxy i's config, fork and exec slotgate, wait until it is ready. */
+static int proxy_spawn(struct h_env *e, int i)
 {
-    if (e->n_proxies >= H_MAX_PROXIES)
-        return -1;
-    int i = e->n_proxies;
     struct h_proxy *p = &e->proxies[i];
-    memset(p, 0, sizeof(*p));
-    p->mtls = mtls;
-    p->port = h_free_port();
-    if (p->port < 0)
-        return -1;
-    snprintf(p->config, sizeof(p->config), "%s/slotgate-%d.yaml", e->scratch, i);
-    snprintf(p->log, sizeof(p->log), "%s/slotgate-%d.log", e->scratch, i);
+    p->pid = 0;
     if (write_config(e, p) != 0) {
         h_log("cannot write %s", p->config);
         return -1;
@@ -531,7 +543,7 @@ int h_proxy_start(struct h_env *e, int mtls)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(1);
-        int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
@@ -551,14 +563,53 @@ int h_proxy_start(struct h_env *e, int mtls)
         _exit(127);
     }
     p->pid = pid;
-    e->n_proxies++;
-    h_log("slotgate pid %d on port %d%s (config %s)", (int)pid, p->port, mtls ? " (mTLS)" : "",
+    h_log("slotgate pid %d on port %d%s (config %s)", (int)pid, p->port, p->mtls ? " (mTLS)" : "",
           p->config);
     if (proxy_wait_ready(e, i) != 0) {
         h_proxy_stop(e, i);
         return -1;
     }
-    return i;
+    return 0;
+}
+
+int h_proxy_start(struct h_env *e, int mtls)
+{
+    if (e->n_proxies >= H_MAX_PROXIES)
+        return -1;
+    int i = e->n_proxies;
+    struct h_proxy *p = &e->proxies[i];
+    memset(p, 0, sizeof(*p));
+    p->mtls = mtls;
+    p->port = h_free_port();
+    if (p->port < 0)
+        return -1;
+    if (e->opts.admin && (p->admin_port = h_free_port()) < 0)
+        return -1;
+    snprintf(p->config, sizeof(p->config), "%s/slotgate-%d.yaml", e->scratch, i);
+    snprintf(p->log, sizeof(p->log), "%s/slotgate-%d.log", e->scratch, i);
+    int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0)
+        close(fd);
+    e->n_proxies++;
+    return proxy_spawn(e, i) == 0 ? i : -1;
+}
+
+int h_proxy_kill(struct h_env *e, int i)
+{
+    struct h_proxy *p = &e->proxies[i];
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    p->pid = 0;
+    return 0;
+}
+
+int h_proxy_respawn(struct h_env *e, int i)
+{
+    if (i < 0 || i >= e->n_proxies || h_proxy_alive(e, i))
+        return -1;
+    return proxy_spawn(e, i);
 }
 
 /* ---- environment ------------------------------------------------------------ */
@@ -586,6 +637,7 @@ int h_env_start(struct h_env *e, const char *name, const struct h_opts *o)
         e->opts.refresh_ms = 1000;
     snprintf(e->scratch, sizeof(e->scratch), "%s/%s", SG_ITEST_SCRATCH, name);
     snprintf(e->certs, sizeof(e->certs), "%s/certs", e->scratch);
+    snprintf(e->ca_file, sizeof(e->ca_file), "%s/ca.pem", e->certs);
     snprintf(e->redis_dir, sizeof(e->redis_dir), "%s/redis", e->scratch);
     signal(SIGPIPE, SIG_IGN);
 
@@ -679,13 +731,11 @@ int h_env_stop(struct h_env *e)
 
 void h_client_opts(const struct h_env *e, int i, struct sg_client_options *opt)
 {
-    static char ca[H_MAX_PROXIES][H_PATH + 16];
     memset(opt, 0, sizeof(*opt));
-    snprintf(ca[i], sizeof(ca[i]), "%s/ca.pem", e->certs);
     opt->host = "127.0.0.1";
     opt->port = e->proxies[i].port;
     opt->tls = 1;
-    opt->cacert = ca[i];
+    opt->cacert = e->ca_file; /* written once by h_env_start: safe from any thread */
     opt->sni = "localhost";
     opt->client_name = e->name;
     opt->timeout_ms = 5000;
@@ -1096,4 +1146,220 @@ int h_group_stop(struct h_env *e, struct sg_client **c)
     sg_client_free(*c);
     *c = NULL;
     return h_env_stop(e);
+}
+
+/* ---- HTTP and a PROXY-protocol relay ----------------------------------------- */
+
+static int tcp_connect_local(int port, int timeout_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int h_http_status(int port, const char *path)
+{
+    int fd = tcp_connect_local(port, 1000);
+    if (fd < 0)
+        return -1;
+    char req[256], resp[256];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t have = 0;
+    ssize_t r;
+    while (have < sizeof(resp) - 1 && (r = read(fd, resp + have, sizeof(resp) - 1 - have)) > 0)
+        have += (size_t)r;
+    close(fd);
+    resp[have] = '\0';
+    int status = -1;
+    if (sscanf(resp, "HTTP/%*d.%*d %d", &status) != 1)
+        return -1;
+    return status;
+}
+
+#define H_RELAY_MAX 64
+
+struct h_relay {
+    int lfd, port, target;
+    pthread_t thread;
+    atomic_int stop;
+    pthread_mutex_t lock;
+    uint8_t header[600];
+    size_t header_len;
+    int n;
+    int fds[H_RELAY_MAX][2]; /* client side, server side */
+};
+
+static void relay_close(struct h_relay *r, int k)
+{
+    close(r->fds[k][0]);
+    close(r->fds[k][1]);
+    r->fds[k][0] = r->fds[k][1] = -1;
+}
+
+static void relay_accept(struct h_relay *r)
+{
+    int c = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0)
+        return;
+    int k = 0;
+    while (k < H_RELAY_MAX && r->fds[k][0] >= 0)
+        k++;
+    int s = k < H_RELAY_MAX ? tcp_connect_local(r->target, 1000) : -1;
+    if (s < 0) {
+        close(c);
+        return;
+    }
+    pthread_mutex_lock(&r->lock);
+    ssize_t w = r->header_len ? write(s, r->header, r->header_len) : 0;
+    pthread_mutex_unlock(&r->lock);
+    if (w < 0) {
+        close(c);
+        close(s);
+        return;
+    }
+    r->fds[k][0] = c;
+    r->fds[k][1] = s;
+}
+
+/* Copy what is readable on side `from` of pair k to the other side. */
+static int relay_copy(struct h_relay *r, int k, int from)
+{
+    char buf[16384];
+    ssize_t n = read(r->fds[k][from], buf, sizeof(buf));
+    if (n <= 0)
+        return -1;
+    for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(r->fds[k][!from], buf + off, (size_t)(n - off));
+        if (w <= 0)
+            return -1;
+        off += w;
+    }
+    return 0;
+}
+
+static void *relay_main(void *arg)
+{
+    struct h_relay *r = arg;
+    while (!r->stop) {
+        struct pollfd p[1 + 2 * H_RELAY_MAX];
+        int idx[1 + 2 * H_RELAY_MAX];
+        int n = 0;
+        p[n].fd = r->lfd;
+        p[n].events = POLLIN;
+        idx[n++] = -1;
+        for (int k = 0; k < H_RELAY_MAX; k++)
+            if (r->fds[k][0] >= 0)
+                for (int side = 0; side < 2; side++) {
+                    p[n].fd = r->fds[k][side];
+                    p[n].events = POLLIN;
+                    idx[n++] = k * 2 + side;
+                }
+        if (poll(p, (nfds_t)n, 100) <= 0)
+            continue;
+        for (int i = 0; i < n; i++) {
+            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            if (idx[i] < 0) {
+                relay_accept(r);
+                continue;
+            }
+            int k = idx[i] / 2, side = idx[i] % 2;
+            if (r->fds[k][0] >= 0 && relay_copy(r, k, side) != 0)
+                relay_close(r, k);
+        }
+    }
+    return NULL;
+}
+
+struct h_relay *h_relay_start(int target, const void *header, size_t len)
+{
+    struct h_relay *r = calloc(1, sizeof(*r));
+    r->target = target;
+    pthread_mutex_init(&r->lock, NULL);
+    for (int k = 0; k < H_RELAY_MAX; k++)
+        r->fds[k][0] = r->fds[k][1] = -1;
+    h_relay_set_header(r, header, len);
+    r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof(a);
+    if (r->lfd < 0 || bind(r->lfd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        listen(r->lfd, 64) != 0 || getsockname(r->lfd, (struct sockaddr *)&a, &al) != 0 ||
+        pthread_create(&r->thread, NULL, relay_main, r) != 0) {
+        if (r->lfd >= 0)
+            close(r->lfd);
+        free(r);
+        return NULL;
+    }
+    r->port = ntohs(a.sin_port);
+    return r;
+}
+
+int h_relay_port(const struct h_relay *r)
+{
+    return r->port;
+}
+
+void h_relay_set_header(struct h_relay *r, const void *header, size_t len)
+{
+    pthread_mutex_lock(&r->lock);
+    if (len > sizeof(r->header))
+        len = sizeof(r->header);
+    memcpy(r->header, header, len);
+    r->header_len = len;
+    pthread_mutex_unlock(&r->lock);
+}
+
+void h_relay_stop(struct h_relay *r)
+{
+    if (r == NULL)
+        return;
+    r->stop = 1;
+    pthread_join(r->thread, NULL);
+    for (int k = 0; k < H_RELAY_MAX; k++)
+        if (r->fds[k][0] >= 0)
+            relay_close(r, k);
+    close(r->lfd);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+int h_count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+int h_wait_lines(const char *path, const char *needle, int n, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    while (h_count_lines(path, needle) < n) {
+        if (h_now_ms() > deadline) {
+            h_log("no %d line(s) with \"%s\" in %s within %d ms", n, needle, path, timeout_ms);
+            return -1;
+        }
+        h_poll_pause();
+    }
+    return 0;
 }

@@ -38,13 +38,16 @@ struct h_opts {
     const char *limits_yaml; /* extra lines under limits:, indented 2 */
     const char *redis_yaml;  /* extra lines under redis:, indented 2 */
     const char *extra_yaml;  /* extra top-level sections (e.g. keyspaces:), appended */
+    const char *listen_yaml; /* extra lines under listen:, indented 2 */
+    int admin;               /* 1: each proxy gets an admin HTTP port */
 };
 
 /* One running slotgate process. */
 struct h_proxy {
     pid_t pid; /* 0: not running */
     int port;
-    int bad_exit; /* crashed, exited non-zero, or needed SIGKILL */
+    int admin_port; /* 0 unless opts.admin */
+    int bad_exit;   /* crashed, exited non-zero, or needed SIGKILL */
     int mtls;
     char config[H_PATH];
     char log[H_PATH];
@@ -54,6 +57,7 @@ struct h_env {
     char name[64];
     char scratch[H_PATH - 96]; /* SG_ITEST_SCRATCH/<name> */
     char certs[H_PATH];        /* scratch/certs */
+    char ca_file[H_PATH + 16]; /* certs/ca.pem */
     char redis_dir[H_PATH];    /* scratch/redis (cluster.sh DIR) */
     struct h_opts opts;
     int n_nodes;
@@ -86,8 +90,16 @@ void h_env_dump_logs(const struct h_env *e, int lines);
 int h_group_start(struct h_env *e, const char *name, const struct h_opts *o, struct sg_client **c);
 int h_group_stop(struct h_env *e, struct sg_client **c);
 
-/* Start one more slotgate against e's redis; returns its index or -1. */
+/*
+ * Start one more slotgate against e's redis; returns its index or -1.
+ * Ready means PING answers over TLS, or, when listen_yaml turns the PROXY
+ * protocol on (a bare client cannot talk to it), /readyz answers 200.
+ */
 int h_proxy_start(struct h_env *e, int mtls);
+/* Start proxy i again (after it stopped) on the same ports; 0 or -1. */
+int h_proxy_respawn(struct h_env *e, int i);
+/* SIGKILL proxy i on purpose and reap it (not counted as a bad exit). */
+int h_proxy_kill(struct h_env *e, int i);
 /* SIGTERM (then SIGKILL after a bound) and reap proxy i; 0 if it exited
  * with status 0, -1 otherwise (also recorded in bad_exit). */
 int h_proxy_stop(struct h_env *e, int i);
@@ -164,7 +176,31 @@ int h_wait_failover(const struct h_env *e, int dead_port, int timeout_ms);
 /* WAIT for every master's replicas to acknowledge writes so far; 0 or -1. */
 int h_sync_replicas(const struct h_env *e);
 
+/* ---- HTTP and a PROXY-protocol relay ---------------------------------------- */
+
+/* GET path from 127.0.0.1:port (1 s timeout); the HTTP status, or -1. */
+int h_http_status(int port, const char *path);
+
+/*
+ * A TCP relay on a free loopback port that, for each connection it
+ * accepts, connects to 127.0.0.1:target, writes the header bytes first (a
+ * PROXY header as a load balancer would), then copies both ways until
+ * either side closes. Lets the unmodified client library talk to a
+ * PROXY-protocol listener. One thread; up to 64 connections at a time.
+ */
+struct h_relay;
+struct h_relay *h_relay_start(int target, const void *header, size_t len);
+int h_relay_port(const struct h_relay *r);
+/* The header written on connections accepted from now on. */
+void h_relay_set_header(struct h_relay *r, const void *header, size_t len);
+void h_relay_stop(struct h_relay *r);
+
 /* ---- misc ---------------------------------------------------------------- */
+
+/* Lines of file path that contain needle (0 if it cannot be read). */
+int h_count_lines(const char *path, const char *needle);
+/* Wait (bounded) until at least n lines of path contain needle; 0 or -1. */
+int h_wait_lines(const char *path, const char *needle, int n, int timeout_ms);
 
 /* Monotonic milliseconds. */
 int64_t h_now_ms(void);
