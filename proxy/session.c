@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -263,7 +264,16 @@ void sg_session_fail(struct sg_session *s, int code, const char *message)
     m.error = &e;
     sg_session_send(s, &m);
     s->state = SG_SESS_CLOSING;
-    sg_conn_read_enable(s->conn, 0);
+    /*
+     * Lingering close, as HAProxy and nginx do: keep reading and discarding
+     * what the client still sends until it has seen the ConnectionError and
+     * closed, or the linger timer fires. Closing a socket with unread input
+     * makes the kernel send a reset, and a client still writing would then get
+     * EPIPE/ECONNRESET before it reads the SHUTTING_DOWN that tells it its
+     * unanswered requests were never executed.
+     */
+    s->paused = 0;
+    sg_conn_read_enable(s->conn, 1);
     struct timeval tv = {SG_CLOSE_LINGER_MS / 1000, (SG_CLOSE_LINGER_MS % 1000) * 1000};
     evtimer_add(s->timer, &tv);
 }
@@ -388,14 +398,22 @@ static void session_process(struct sg_session *s)
 
 static void on_read(void *arg)
 {
-    session_process(arg);
+    struct sg_session *s = arg;
+    if (s->state == SG_SESS_CLOSING) {
+        struct evbuffer *in = sg_conn_input(s->conn);
+        evbuffer_drain(in, evbuffer_get_length(in)); /* never read or executed */
+        return;
+    }
+    session_process(s);
 }
 
 static void on_drained(void *arg)
 {
     struct sg_session *s = arg;
     if (s->state == SG_SESS_CLOSING) {
-        sg_session_free(s);
+        /* Everything is out, ConnectionError last: half-close and free on the
+         * client's EOF or at the linger timer (on_timer). */
+        shutdown(sg_conn_fd(s->conn), SHUT_WR);
         return;
     }
     session_maybe_resume(s);
