@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 #include <openssl/crypto.h>
 
+#include "clientlist.h"
 #include "metrics.h"
 #include "stats.h"
 #include "topology.h"
@@ -27,7 +28,13 @@
 #include "worker.h"
 
 struct sg_admin {
+    struct event_base *base;
     struct evhttp *http;
+    /* The /clients request being answered (one at a time), its listing and
+     * the event on the listing's eventfd. */
+    struct evhttp_request *clients_req;
+    struct sg_clientlist *clients;
+    struct event *clients_ev;
     struct sg_worker **workers;
     int n;
     int draining;
@@ -218,6 +225,62 @@ static void on_metrics(struct evhttp_request *req, void *arg)
     evbuffer_free(b);
 }
 
+#define SG_CLIENTS_WAIT_MS 1000
+
+static void clients_finish(struct sg_admin *a)
+{
+    size_t len;
+    int missing;
+    char *text = sg_clientlist_text(a->clients, &len, &missing);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, text, len);
+    if (missing > 0)
+        evbuffer_add_printf(b, "# %d worker(s) did not answer within %d ms\n", missing,
+                            SG_CLIENTS_WAIT_MS);
+    free(text);
+    evhttp_add_header(evhttp_request_get_output_headers(a->clients_req), "Content-Type",
+                      "text/plain; charset=utf-8");
+    evhttp_send_reply(a->clients_req, 200, "OK", b);
+    evbuffer_free(b);
+    event_free(a->clients_ev);
+    a->clients_ev = NULL;
+    sg_clientlist_unref(a->clients);
+    a->clients = NULL;
+    a->clients_req = NULL;
+}
+
+static void on_clients_done(evutil_socket_t fd, short what, void *arg)
+{
+    clients_finish(arg); /* all answered, or EV_TIMEOUT */
+}
+
+/*
+ * /clients: one line per client connection, with the client's own address
+ * (the PROXY header's source behind a load balancer) and the balancer's.
+ * Each worker lists its own sessions on its own thread (clientlist.c); the
+ * reply goes out when all have answered, or after SG_CLIENTS_WAIT_MS with a
+ * note naming how many did not (a worker whose loop has already ended).
+ */
+static void on_clients(struct evhttp_request *req, void *arg)
+{
+    struct sg_admin *a = arg;
+    if (a->clients_req != NULL) {
+        reply_text(req, 503, "Service Unavailable", "another /clients listing is in progress");
+        return;
+    }
+    a->clients = sg_clientlist_new(a->n);
+    if (a->clients == NULL) {
+        reply_text(req, 503, "Service Unavailable", "cannot make an eventfd");
+        return;
+    }
+    a->clients_ev = event_new(a->base, sg_clientlist_fd(a->clients), EV_READ, on_clients_done, a);
+    a->clients_req = req;
+    struct timeval tv = {SG_CLIENTS_WAIT_MS / 1000, (SG_CLIENTS_WAIT_MS % 1000) * 1000};
+    event_add(a->clients_ev, &tv);
+    for (int i = 0; i < a->n; i++)
+        sg_worker_post_clientlist(a->workers[i], a->clients);
+}
+
 struct sg_admin *sg_admin_new(struct event_base *base, const struct sg_config *cfg,
                               struct sg_worker **workers, int n, char *err, size_t errlen)
 {
@@ -227,6 +290,7 @@ struct sg_admin *sg_admin_new(struct event_base *base, const struct sg_config *c
     a->workers = workers;
     a->n = n;
     a->started = time(NULL);
+    a->base = base;
     a->http = evhttp_new(base);
     if (a->http == NULL ||
         evhttp_bind_socket(a->http, cfg->admin.host, (ev_uint16_t)cfg->admin.port) != 0) {
@@ -238,6 +302,7 @@ struct sg_admin *sg_admin_new(struct event_base *base, const struct sg_config *c
     evhttp_set_cb(a->http, "/healthz", on_healthz, a);
     evhttp_set_cb(a->http, "/readyz", on_readyz, a);
     evhttp_set_cb(a->http, "/metrics", on_metrics, a);
+    evhttp_set_cb(a->http, "/clients", on_clients, a);
     return a;
 }
 
@@ -251,6 +316,9 @@ void sg_admin_free(struct sg_admin *a)
 {
     if (a == NULL)
         return;
+    if (a->clients_ev != NULL)
+        event_free(a->clients_ev);
+    sg_clientlist_unref(a->clients);
     if (a->http != NULL)
         evhttp_free(a->http);
     free(a);

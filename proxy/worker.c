@@ -21,6 +21,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "clientlist.h"
 #include "coalesce.h"
 #include "listener.h"
 #include "request.h"
@@ -193,7 +194,13 @@ static void on_mailbox(struct sg_worker *w)
     w->mbox_topo = NULL;
     struct sg_snapshot *snap = w->mbox_snap;
     w->mbox_snap = NULL;
+    struct sg_clientlist *clients = w->mbox_clients;
+    w->mbox_clients = NULL;
     pthread_mutex_unlock(&w->mbox_lock);
+    if (clients != NULL) {
+        sg_clientlist_answer(clients, w);
+        sg_clientlist_unref(clients);
+    }
     if (t != NULL) {
         sg_topology_unref(w->topo);
         w->topo = t;
@@ -275,6 +282,20 @@ void sg_worker_post_snapshot(struct sg_worker *w, struct sg_snapshot *snap)
     w->mbox_snap = snap;
     pthread_mutex_unlock(&w->mbox_lock);
     sg_snapshot_unref(old);
+    worker_notify(w, SG_NOTIFY_MAILBOX);
+}
+
+void sg_worker_post_clientlist(struct sg_worker *w, struct sg_clientlist *l)
+{
+    sg_clientlist_ref(l);
+    pthread_mutex_lock(&w->mbox_lock);
+    struct sg_clientlist *old = w->mbox_clients;
+    w->mbox_clients = l;
+    pthread_mutex_unlock(&w->mbox_lock);
+    if (old != NULL) {
+        sg_clientlist_skip(old);
+        sg_clientlist_unref(old);
+    }
     worker_notify(w, SG_NOTIFY_MAILBOX);
 }
 
@@ -371,6 +392,10 @@ void sg_worker_free(struct sg_worker *w)
         sg_snapshot_unref(w->uses[i].snap);
     free(w->uses);
     sg_snapshot_unref(w->mbox_snap);
+    if (w->mbox_clients != NULL) {
+        sg_clientlist_skip(w->mbox_clients);
+        sg_clientlist_unref(w->mbox_clients);
+    }
     if (w->base)
         event_base_free(w->base);
     sg_topology_unref(w->mbox_topo);

@@ -110,6 +110,8 @@ struct sg_worker {
     int draining;
     /* Config mailbox (SIGHUP reload), under mbox_lock like the topology. */
     struct sg_snapshot *mbox_snap;
+    /* An admin /clients listing to answer (clientlist.c), under mbox_lock. */
+    struct sg_clientlist *mbox_clients;
     /* Written one byte when the worker's loop has ended (main waits for
      * all of them while it keeps serving /readyz during a drain); -1: none. */
     int exit_fd;
@@ -145,6 +147,10 @@ void sg_worker_session_closed(struct sg_worker *w);
  * requests use it, requests in flight finish with the one they started on.
  */
 void sg_worker_post_snapshot(struct sg_worker *w, struct sg_snapshot *snap);
+/* Thread-safe: ask the worker to add its sessions to an admin listing (a
+ * reference is taken; a listing still posted is superseded). */
+struct sg_clientlist;
+void sg_worker_post_clientlist(struct sg_worker *w, struct sg_clientlist *l);
 
 /*
  * Worker thread only, used by sessions: a request has started (hold) or

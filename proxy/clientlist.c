@@ -1,0 +1,152 @@
+/*
+ * clientlist - the admin's /clients view. The admin thread makes one
+ * listing per HTTP request and posts it to every worker's mailbox; each
+ * worker writes a line per session it owns (the client's address, from the
+ * PROXY header when there is one, and the balancer's) and the last one to
+ * answer wakes the admin through the listing's eventfd. The listing is
+ * refcounted because a worker may answer after the admin gave up waiting.
+ */
+#include "clientlist.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "session.h"
+#include "util.h"
+#include "worker.h"
+
+struct sg_clientlist {
+    _Atomic int refs;
+    int done_fd;
+    pthread_mutex_t lock; /* guards pending and the text */
+    int pending;          /* workers that have not answered */
+    char *text;
+    size_t len, cap;
+};
+
+struct sg_clientlist *sg_clientlist_new(int n_workers)
+{
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct sg_clientlist *l = sg_calloc(1, sizeof(*l));
+    atomic_init(&l->refs, 1);
+    l->done_fd = fd;
+    l->pending = n_workers;
+    pthread_mutex_init(&l->lock, NULL);
+    if (n_workers == 0) {
+        uint64_t one = 1;
+        ssize_t n = write(fd, &one, sizeof(one));
+        (void)n;
+    }
+    return l;
+}
+
+void sg_clientlist_ref(struct sg_clientlist *l)
+{
+    atomic_fetch_add(&l->refs, 1);
+}
+
+void sg_clientlist_unref(struct sg_clientlist *l)
+{
+    if (l == NULL || atomic_fetch_sub(&l->refs, 1) != 1)
+        return;
+    close(l->done_fd);
+    pthread_mutex_destroy(&l->lock);
+    free(l->text);
+    free(l);
+}
+
+int sg_clientlist_fd(const struct sg_clientlist *l)
+{
+    return l->done_fd;
+}
+
+/* Under l->lock. */
+static void clientlist_append(struct sg_clientlist *l, const char *s, size_t n)
+{
+    if (l->len + n + 1 > l->cap) {
+        size_t cap = l->cap ? l->cap : 1024;
+        while (cap < l->len + n + 1)
+            cap *= 2;
+        l->text = sg_realloc(l->text, cap);
+        l->cap = cap;
+    }
+    memcpy(l->text + l->len, s, n);
+    l->len += n;
+    l->text[l->len] = '\0';
+}
+
+/* Under l->lock: one worker fewer to wait for; wake the admin after the last. */
+static void clientlist_done(struct sg_clientlist *l)
+{
+    if (--l->pending == 0) {
+        uint64_t one = 1;
+        ssize_t n = write(l->done_fd, &one, sizeof(one));
+        (void)n;
+    }
+}
+
+static const char *state_name(int state)
+{
+    switch (state) {
+    case SG_SESS_PROXY:
+        return "proxy-header";
+    case SG_SESS_HANDSHAKE:
+        return "handshake";
+    case SG_SESS_READY:
+        return "ready";
+    case SG_SESS_CLOSING:
+        return "closing";
+    }
+    return "unknown";
+}
+
+void sg_clientlist_answer(struct sg_clientlist *l, struct sg_worker *w)
+{
+    /* Render outside the lock: the sessions are this thread's alone. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f != NULL) {
+        struct sg_session *s;
+        TAILQ_FOREACH(s, &w->sessions, entry)
+        {
+            fprintf(f, "worker=%d client=%s via=%s state=%s inflight=%u paused=%u\n", w->id,
+                    s->peer[0] ? s->peer : "-", s->via[0] ? s->via : "-", state_name(s->state),
+                    s->inflight, (unsigned)s->paused);
+        }
+        fclose(f);
+    }
+    pthread_mutex_lock(&l->lock);
+    if (buf != NULL)
+        clientlist_append(l, buf, len);
+    clientlist_done(l);
+    pthread_mutex_unlock(&l->lock);
+    free(buf);
+}
+
+void sg_clientlist_skip(struct sg_clientlist *l)
+{
+    pthread_mutex_lock(&l->lock);
+    clientlist_done(l);
+    pthread_mutex_unlock(&l->lock);
+}
+
+char *sg_clientlist_text(struct sg_clientlist *l, size_t *len, int *missing)
+{
+    pthread_mutex_lock(&l->lock);
+    char *t = sg_malloc(l->len + 1);
+    memcpy(t, l->text ? l->text : "", l->len);
+    t[l->len] = '\0';
+    *len = l->len;
+    *missing = l->pending;
+    pthread_mutex_unlock(&l->lock);
+    return t;
+}
