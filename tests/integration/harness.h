@@ -135,6 +135,29 @@ int64_t h_stat(struct sg_client *c, const char *name);
  * of a GET, discarding the value.
  */
 struct sg_response *h_call(struct sg_client *c, struct sg_request *r);
+
+/*
+ * The C client's calls in the form these tests were written for: the
+ * server's code, or the context's error code (c->err: SG_CLIENT_IO,
+ * SG_TIMEOUT, a ConnectionError's code) when no reply came. hc_get stores a
+ * malloc'ed copy of the value (free()). hc_call leaves *out NULL then.
+ */
+int hc_ping(struct sg_client *c);
+int hc_get(struct sg_client *c, const char *keyspace, const void *key, size_t klen, void **val,
+           size_t *vlen);
+int hc_set(struct sg_client *c, const char *keyspace, const void *key, size_t klen,
+           const void *val, size_t vlen, uint64_t ttl_ms, int cond);
+int hc_del(struct sg_client *c, const char *keyspace, const void *key, size_t klen);
+int hc_expire(struct sg_client *c, const char *keyspace, const void *key, size_t klen,
+              uint64_t ttl_ms);
+int hc_call(struct sg_client *c, const struct sg_request *r, struct sg_response **out);
+/*
+ * sg_client_send / sg_client_recv with the test's own request ids: responses
+ * to a request sent with test_id != 0 come back from hc_recv carrying
+ * test_id instead of the library's id. Thread-safe across connections.
+ */
+int hc_send(struct sg_client *c, const struct sg_request *r, uint64_t test_id);
+int hc_recv(struct sg_client *c, struct sg_response **out);
 void h_expect_value(struct sg_client *c, const void *key, size_t klen, const void *val,
                     size_t vlen);
 int h_get_code(struct sg_client *c, const void *key, size_t klen);

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "slotgate_testing.h"
 
 #define MAX_FRAME 1048576
 #define MAX_KEY 256
@@ -100,11 +101,20 @@ static struct sg_client *connect_raw(int skip_hello)
 {
     struct sg_client_options opt;
     h_client_opts(&H, 0, &opt);
-    opt.skip_hello = skip_hello;
     opt.timeout_ms = 4000;
     char err[256];
     int code;
-    struct sg_client *c = h_connect_opts(&opt, &code, err, sizeof(err));
+    struct sg_client *c;
+    if (skip_hello) {
+        c = sg_client_connect_nohello(&opt);
+        if (c->err) {
+            snprintf(err, sizeof(err), "%s", c->errstr);
+            sg_client_free(c);
+            c = NULL;
+        }
+    } else {
+        c = h_connect_opts(&opt, &code, err, sizeof(err));
+    }
     if (!c)
         fail_msg("connect (skip_hello=%d) failed: %s", skip_hello, err);
     return c;
@@ -141,11 +151,11 @@ static void expect_conn_error(struct sg_client *c, int code, const char *what)
     int fd = dup(sg_client_fd(c));
     assert_true(fd >= 0);
     struct sg_response *resp = NULL;
-    int rc = sg_client_recv(c, &resp);
+    int rc = hc_recv(c, &resp);
     if (rc != 0 || !resp) {
         close(fd);
         fail_msg("%s: expected ConnectionError %s, got no message (%s)", what, sg_code_name(code),
-                 sg_client_errstr(c));
+                 c->errstr);
     }
     int got = resp->code;
     uint64_t id = resp->id;
@@ -207,8 +217,8 @@ static void test_bad_frame(void **state)
 static void test_request_before_hello(void **state)
 {
     struct sg_client *c = connect_raw(1);
-    struct sg_request *r = sg_request_new(1, SG_OP_PING);
-    assert_int_equal(sg_client_send(c, r), 0);
+    struct sg_request *r = sg_request_new(SG_OP_PING);
+    assert_int_equal(hc_send(c, r, 0), 0);
     sg_request_free(r);
     expect_conn_error(c, SG_HANDSHAKE_REQUIRED, "request before hello");
     sg_client_free(c);
@@ -244,13 +254,13 @@ static void test_unknown_op(void **state)
 {
     struct sg_client *c = h_connect(&H, 0, H_CERT_NONE);
     assert_non_null(c);
-    struct sg_request *r = sg_request_new(sg_client_next_id(c), 77);
+    struct sg_request *r = sg_request_new(77);
     sg_request_add_key(r, "k", 1);
     assert_int_equal(call_code(c, r), SG_UNKNOWN_OP);
-    assert_int_equal(sg_ping(c), SG_OK);
-    r = sg_request_new(sg_client_next_id(c), 0);
+    assert_int_equal(hc_ping(c), SG_OK);
+    r = sg_request_new(0);
     assert_int_equal(call_code(c, r), SG_UNKNOWN_OP);
-    assert_int_equal(sg_ping(c), SG_OK);
+    assert_int_equal(hc_ping(c), SG_OK);
     sg_client_free(c);
     healthy_check("unknown op");
 }
@@ -260,20 +270,20 @@ static void test_invalid_requests(void **state)
     struct sg_client *c = h_connect(&H, 0, H_CERT_NONE);
     assert_non_null(c);
 
-    struct sg_request *r = sg_request_new(sg_client_next_id(c), SG_OP_GET);
+    struct sg_request *r = sg_request_new(SG_OP_GET);
     assert_int_equal(call_code(c, r), SG_INVALID_ARGUMENT);
-    assert_int_equal(sg_ping(c), SG_OK);
+    assert_int_equal(hc_ping(c), SG_OK);
 
-    r = sg_request_new(sg_client_next_id(c), SG_OP_SET);
+    r = sg_request_new(SG_OP_SET);
     sg_request_add_key(r, "novalue", 7);
     assert_int_equal(call_code(c, r), SG_INVALID_ARGUMENT);
-    assert_int_equal(sg_ping(c), SG_OK);
+    assert_int_equal(hc_ping(c), SG_OK);
 
-    r = sg_request_new(sg_client_next_id(c), SG_OP_GET);
+    r = sg_request_new(SG_OP_GET);
     sg_request_add_key(r, "", 0);
     assert_int_equal(call_code(c, r), SG_INVALID_KEY);
-    assert_int_equal(sg_ping(c), SG_OK);
-    assert_int_equal(sg_set(c, "", "", 0, "v", 1, 0, SG_COND_NONE), SG_INVALID_KEY);
+    assert_int_equal(hc_ping(c), SG_OK);
+    assert_int_equal(hc_set(c, "", "", 0, "v", 1, 0, SG_COND_NONE), SG_INVALID_KEY);
 
     const struct sg_limits *lim = sg_client_limits(c);
     assert_int_equal(lim->max_key_bytes, MAX_KEY);
@@ -283,15 +293,15 @@ static void test_invalid_requests(void **state)
     memset(big, 'k', MAX_VALUE + 1);
     assert_int_equal(h_get_code(c, big, MAX_KEY), SG_NOT_FOUND); /* exactly the limit: fine */
     assert_int_equal(h_get_code(c, big, MAX_KEY + 1), SG_KEY_TOO_LARGE);
-    assert_int_equal(sg_set(c, "", big, MAX_KEY + 1, "v", 1, 0, SG_COND_NONE), SG_KEY_TOO_LARGE);
-    assert_int_equal(sg_ping(c), SG_OK);
+    assert_int_equal(hc_set(c, "", big, MAX_KEY + 1, "v", 1, 0, SG_COND_NONE), SG_KEY_TOO_LARGE);
+    assert_int_equal(hc_ping(c), SG_OK);
 
-    assert_int_equal(sg_set(c, "", "bad:bigval", 10, big, MAX_VALUE + 1, 0, SG_COND_NONE),
+    assert_int_equal(hc_set(c, "", "bad:bigval", 10, big, MAX_VALUE + 1, 0, SG_COND_NONE),
                      SG_VALUE_TOO_LARGE);
-    assert_int_equal(sg_ping(c), SG_OK);
+    assert_int_equal(hc_ping(c), SG_OK);
     assert_int_equal(h_get_code(c, "bad:bigval", 10), SG_NOT_FOUND);
     /* exactly at the limit is accepted and round-trips */
-    assert_int_equal(sg_set(c, "", "bad:maxval", 10, big, MAX_VALUE, 0, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(c, "", "bad:maxval", 10, big, MAX_VALUE, 0, SG_COND_NONE), SG_OK);
     h_expect_value(c, "bad:maxval", 10, big, MAX_VALUE);
     free(big);
 
@@ -342,18 +352,27 @@ static void fifo_key(int i, char *key, size_t kl, char *val, size_t vl)
     val[n] = 0;
 }
 
-/* Pipeline FIFO_REQS GETs on c with ids base+j; no reads. */
-static void send_gets(struct sg_client *c, uint64_t base)
+/* Pipeline FIFO_REQS GETs on c; no reads. Returns the first id: the
+ * library numbers a connection's requests consecutively, so GET j has id
+ * base+j. */
+static uint64_t send_gets(struct sg_client *c)
 {
     char key[64], val[128];
+    uint64_t base = 0, id;
     for (int j = 0; j < FIFO_REQS; j++) {
         fifo_key(j % FIFO_KEYS, key, sizeof(key), val, sizeof(val));
-        struct sg_request *r = sg_request_new(base + (uint64_t)j, SG_OP_GET);
+        struct sg_request *r = sg_request_new(SG_OP_GET);
         sg_request_add_key(r, key, strlen(key));
-        if (sg_client_send(c, r) != 0)
-            fail_msg("send GET %d: %s", j, sg_client_errstr(c));
+        if (sg_client_send(c, r, &id) != 0)
+            fail_msg("send GET %d: %s", j, c->errstr);
+        if (j == 0)
+            base = id;
+        else if (id != base + (uint64_t)j)
+            fail_msg("GET %d got id %llu, not %llu", j, (unsigned long long)id,
+                     (unsigned long long)(base + (uint64_t)j));
         sg_request_free(r);
     }
+    return base;
 }
 
 /* Receive FIFO_REQS responses with ids base.., check each value. */
@@ -364,8 +383,8 @@ static void recv_and_check(struct sg_client *c, uint64_t base)
     memset(seen, 0, sizeof(seen));
     for (int n = 0; n < FIFO_REQS; n++) {
         struct sg_response *resp = NULL;
-        if (sg_client_recv(c, &resp) != 0)
-            fail_msg("recv %d of %d: %s", n, FIFO_REQS, sg_client_errstr(c));
+        if (hc_recv(c, &resp) != 0)
+            fail_msg("recv %d of %d: %s", n, FIFO_REQS, c->errstr);
         if (resp->id < base || resp->id >= base + FIFO_REQS)
             fail_msg("response with unexpected id %llu", (unsigned long long)resp->id);
         int j = (int)(resp->id - base);
@@ -397,7 +416,7 @@ static void test_abrupt_disconnect_inflight(void **state)
     char key[64], val[128];
     for (int i = 0; i < FIFO_KEYS; i++) {
         fifo_key(i, key, sizeof(key), val, sizeof(val));
-        assert_int_equal(sg_set(HEALTHY, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE),
+        assert_int_equal(hc_set(HEALTHY, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE),
                          SG_OK);
     }
     struct sg_client *b = h_connect(&H, 0, H_CERT_NONE);
@@ -405,16 +424,17 @@ static void test_abrupt_disconnect_inflight(void **state)
     for (int round = 0; round < 4; round++) {
         struct sg_client *a = h_connect(&H, 0, H_CERT_NONE);
         assert_non_null(a);
-        send_gets(a, 1000000);
+        uint64_t base;
+        send_gets(a);
         if (round % 2) {
             /* b's requests share the shard links with a's orphans */
-            send_gets(b, (uint64_t)round * 10000);
+            base = send_gets(b);
             abort_client(a);
         } else {
             abort_client(a);
-            send_gets(b, (uint64_t)round * 10000);
+            base = send_gets(b);
         }
-        recv_and_check(b, (uint64_t)round * 10000);
+        recv_and_check(b, base);
     }
     sg_client_free(b);
     healthy_check("abrupt disconnect with requests in flight");
@@ -425,7 +445,7 @@ static void test_proxy_still_alive(void **state)
     assert_true(h_proxy_alive(&H, 0));
     struct sg_client *c = h_connect(&H, 0, H_CERT_NONE);
     assert_non_null(c);
-    assert_int_equal(sg_ping(c), SG_OK);
+    assert_int_equal(hc_ping(c), SG_OK);
     sg_client_free(c);
     healthy_check("the whole group");
 }

@@ -31,7 +31,7 @@ static int group_teardown(void **state)
 
 static void test_ping(void **state)
 {
-    assert_int_equal(sg_ping(C), SG_OK);
+    assert_int_equal(hc_ping(C), SG_OK);
     const struct sg_limits *lim = sg_client_limits(C);
     assert_non_null(lim);
     assert_true(lim->max_frame_bytes > 0);
@@ -42,10 +42,10 @@ static void test_ping(void **state)
 static void test_set_get(void **state)
 {
     const char *k = "basic:setget", *v = "hello over tls";
-    assert_int_equal(sg_set(C, "", k, strlen(k), v, strlen(v), 0, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(C, "", k, strlen(k), v, strlen(v), 0, SG_COND_NONE), SG_OK);
     h_expect_value(C, k, strlen(k), v, strlen(v));
     const char *v2 = "overwritten";
-    assert_int_equal(sg_set(C, "", k, strlen(k), v2, strlen(v2), 0, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(C, "", k, strlen(k), v2, strlen(v2), 0, SG_COND_NONE), SG_OK);
     h_expect_value(C, k, strlen(k), v2, strlen(v2));
 }
 
@@ -62,7 +62,7 @@ static void test_tls_verification(void **state)
     struct sg_client *c = h_connect_opts(&opt, &code, err, sizeof(err));
     if (!c)
         fail_msg("verification by IP SAN 127.0.0.1 failed: %s", err);
-    assert_int_equal(sg_ping(c), SG_OK);
+    assert_int_equal(hc_ping(c), SG_OK);
     sg_client_free(c);
 
     h_client_opts(&H, 0, &opt);
@@ -90,12 +90,12 @@ static void test_tls_verification(void **state)
     int64_t t0 = h_now_ms();
     c = h_connect_opts(&opt, &code, err, sizeof(err));
     if (c) {
-        int rc = sg_ping(c);
+        int rc = hc_ping(c);
         sg_client_free(c);
         assert_int_not_equal(rc, SG_OK);
     }
     assert_true(h_now_ms() - t0 < 4000);
-    assert_int_equal(sg_ping(C), SG_OK);
+    assert_int_equal(hc_ping(C), SG_OK);
 }
 
 static void test_mtls(void **state)
@@ -105,27 +105,27 @@ static void test_mtls(void **state)
 
     struct sg_client *good = h_connect(&H, i, H_CERT_CLIENT);
     assert_non_null(good);
-    assert_int_equal(sg_ping(good), SG_OK);
+    assert_int_equal(hc_ping(good), SG_OK);
     const char *k = "basic:mtls", *v = "mutual";
-    assert_int_equal(sg_set(good, "", k, strlen(k), v, strlen(v), 0, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(good, "", k, strlen(k), v, strlen(v), 0, SG_COND_NONE), SG_OK);
     h_expect_value(good, k, strlen(k), v, strlen(v));
 
     /* No client certificate: refused (in TLS 1.3 possibly only at Hello). */
     struct sg_client *none = h_connect(&H, i, H_CERT_NONE);
     if (none) {
-        int rc = sg_ping(none);
+        int rc = hc_ping(none);
         sg_client_free(none);
         fail_msg("client without certificate was accepted (PING: %s)", sg_code_name(rc));
     }
     /* A certificate from a CA the server does not trust: refused. */
     struct sg_client *other = h_connect(&H, i, H_CERT_OTHER);
     if (other) {
-        int rc = sg_ping(other);
+        int rc = hc_ping(other);
         sg_client_free(other);
         fail_msg("client with an untrusted certificate was accepted (PING: %s)", sg_code_name(rc));
     }
     /* The refused clients did not disturb the accepted one. */
-    assert_int_equal(sg_ping(good), SG_OK);
+    assert_int_equal(hc_ping(good), SG_OK);
     sg_client_free(good);
     assert_true(h_proxy_alive(&H, i));
     assert_int_equal(h_proxy_stop(&H, i), 0); /* clean exit on SIGTERM */
@@ -134,7 +134,7 @@ static void test_mtls(void **state)
 static void test_set_ttl(void **state)
 {
     const char *k = "basic:ttl", *v = "short-lived";
-    assert_int_equal(sg_set(C, "", k, strlen(k), v, strlen(v), 5000, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(C, "", k, strlen(k), v, strlen(v), 5000, SG_COND_NONE), SG_OK);
     long long pttl = h_owner_pttl(&H, k);
     if (pttl <= 0 || pttl > 5000)
         fail_msg("PTTL on the owning node is %lld, expected 1..5000", pttl);
@@ -144,22 +144,22 @@ static void test_set_ttl(void **state)
 static void test_nx_xx(void **state)
 {
     const char *k = "basic:cond";
-    sg_del(C, "", k, strlen(k));
-    assert_int_equal(sg_set(C, "", k, strlen(k), "x1", 2, 0, SG_COND_XX), SG_NOT_APPLIED);
+    hc_del(C, "", k, strlen(k));
+    assert_int_equal(hc_set(C, "", k, strlen(k), "x1", 2, 0, SG_COND_XX), SG_NOT_APPLIED);
     assert_int_equal(h_get_code(C, k, strlen(k)), SG_NOT_FOUND);
-    assert_int_equal(sg_set(C, "", k, strlen(k), "n1", 2, 0, SG_COND_NX), SG_OK);
-    assert_int_equal(sg_set(C, "", k, strlen(k), "n2", 2, 0, SG_COND_NX), SG_NOT_APPLIED);
+    assert_int_equal(hc_set(C, "", k, strlen(k), "n1", 2, 0, SG_COND_NX), SG_OK);
+    assert_int_equal(hc_set(C, "", k, strlen(k), "n2", 2, 0, SG_COND_NX), SG_NOT_APPLIED);
     h_expect_value(C, k, strlen(k), "n1", 2);
-    assert_int_equal(sg_set(C, "", k, strlen(k), "x2", 2, 0, SG_COND_XX), SG_OK);
+    assert_int_equal(hc_set(C, "", k, strlen(k), "x2", 2, 0, SG_COND_XX), SG_OK);
     h_expect_value(C, k, strlen(k), "x2", 2);
 }
 
 static void test_delete(void **state)
 {
     const char *k = "basic:del";
-    assert_int_equal(sg_set(C, "", k, strlen(k), "d", 1, 0, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(C, "", k, strlen(k), "d", 1, 0, SG_COND_NONE), SG_OK);
 
-    struct sg_request *r = sg_request_new(sg_client_next_id(C), SG_OP_DELETE);
+    struct sg_request *r = sg_request_new(SG_OP_DELETE);
     sg_request_add_key(r, k, strlen(k));
     struct sg_response *resp = h_call(C, r);
     assert_int_equal(resp->code, SG_OK);
@@ -172,25 +172,25 @@ static void test_delete(void **state)
     assert_int_equal(rr->integer, 0);
     freeReplyObject(rr);
 
-    r = sg_request_new(sg_client_next_id(C), SG_OP_DELETE);
+    r = sg_request_new(SG_OP_DELETE);
     sg_request_add_key(r, k, strlen(k));
     resp = h_call(C, r);
     assert_int_equal(resp->code, SG_NOT_FOUND);
     assert_int_equal(resp->count, 0);
     sg_response_free(resp);
-    assert_int_equal(sg_del(C, "", k, strlen(k)), SG_NOT_FOUND);
+    assert_int_equal(hc_del(C, "", k, strlen(k)), SG_NOT_FOUND);
 }
 
 static void test_expire(void **state)
 {
     const char *k = "basic:expire";
-    assert_int_equal(sg_set(C, "", k, strlen(k), "e", 1, 0, SG_COND_NONE), SG_OK);
-    assert_int_equal(sg_expire(C, "", k, strlen(k), 3000), SG_OK);
+    assert_int_equal(hc_set(C, "", k, strlen(k), "e", 1, 0, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_expire(C, "", k, strlen(k), 3000), SG_OK);
     long long pttl = h_owner_pttl(&H, k);
     if (pttl <= 0 || pttl > 3000)
         fail_msg("PTTL after EXPIRE 3000 is %lld", pttl);
     const char *missing = "basic:expire:missing";
-    assert_int_equal(sg_expire(C, "", missing, strlen(missing), 3000), SG_NOT_FOUND);
+    assert_int_equal(hc_expire(C, "", missing, strlen(missing), 3000), SG_NOT_FOUND);
 }
 
 static void test_get_miss(void **state)
@@ -198,10 +198,10 @@ static void test_get_miss(void **state)
     const char *k = "basic:never-written";
     void *v = NULL;
     size_t vl = 99;
-    assert_int_equal(sg_get(C, "", k, strlen(k), &v, &vl), SG_NOT_FOUND);
+    assert_int_equal(hc_get(C, "", k, strlen(k), &v, &vl), SG_NOT_FOUND);
     free(v);
 
-    struct sg_request *r = sg_request_new(sg_client_next_id(C), SG_OP_GET);
+    struct sg_request *r = sg_request_new(SG_OP_GET);
     sg_request_add_key(r, k, strlen(k));
     struct sg_response *resp = h_call(C, r);
     assert_int_equal(resp->code, SG_NOT_FOUND);
@@ -217,7 +217,7 @@ static void test_binary(void **state)
         val[i] = (unsigned char)(i * 7);
     val[0] = 0;
     val[sizeof(val) - 1] = 0;
-    assert_int_equal(sg_set(C, "", key, sizeof(key), val, sizeof(val), 0, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(C, "", key, sizeof(key), val, sizeof(val), 0, SG_COND_NONE), SG_OK);
     h_expect_value(C, key, sizeof(key), val, sizeof(val));
 
     /* The key is stored as exactly these bytes on its owner. */
@@ -237,12 +237,12 @@ static void test_binary(void **state)
     /* Values that are all NULs, a single NUL, and empty. */
     unsigned char zeros[300] = {0};
     const char *k3 = "basic:zeros";
-    assert_int_equal(sg_set(C, "", k3, strlen(k3), zeros, sizeof(zeros), 0, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(C, "", k3, strlen(k3), zeros, sizeof(zeros), 0, SG_COND_NONE), SG_OK);
     h_expect_value(C, k3, strlen(k3), zeros, sizeof(zeros));
-    assert_int_equal(sg_set(C, "", k3, strlen(k3), zeros, 1, 0, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(C, "", k3, strlen(k3), zeros, 1, 0, SG_COND_NONE), SG_OK);
     h_expect_value(C, k3, strlen(k3), zeros, 1);
     const char *k4 = "basic:empty";
-    assert_int_equal(sg_set(C, "", k4, strlen(k4), "", 0, 0, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(C, "", k4, strlen(k4), "", 0, 0, SG_COND_NONE), SG_OK);
     h_expect_value(C, k4, strlen(k4), "", 0);
 }
 
@@ -257,7 +257,7 @@ static void test_spread(void **state)
     for (int i = 0; i < 300; i++) {
         snprintf(key, sizeof(key), "spread:%d", i);
         snprintf(val, sizeof(val), "value-%d", i);
-        assert_int_equal(sg_set(C, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE), SG_OK);
+        assert_int_equal(hc_set(C, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE), SG_OK);
     }
     for (int i = 0; i < 300; i++) {
         snprintf(key, sizeof(key), "spread:%d", i);
@@ -292,7 +292,7 @@ static void test_spread(void **state)
 
 static void test_stats(void **state)
 {
-    struct sg_request *r = sg_request_new(sg_client_next_id(C), SG_OP_STATS);
+    struct sg_request *r = sg_request_new(SG_OP_STATS);
     struct sg_response *resp = h_call(C, r);
     assert_int_equal(resp->code, SG_OK);
     static const char *want[] = {

@@ -120,7 +120,7 @@ static void test_batch_across_shards(void **state)
     /* MSET of the written keys: per-item TTLs for some, the batch default
      * (ttl_ms) for those whose ttls_ms entry is 0. */
     const uint64_t batch_ttl = 50000;
-    struct sg_request *r = sg_request_new(sg_client_next_id(C), SG_OP_MSET);
+    struct sg_request *r = sg_request_new(SG_OP_MSET);
     int widx[NB], nw = 0;
     for (int i = 0; i < NB; i++) {
         if (!b_written(i))
@@ -154,7 +154,7 @@ static void test_batch_across_shards(void **state)
     int order[NB];
     for (int i = 0; i < NB; i++)
         order[i] = (i * 7 + 3) % NB;
-    r = sg_request_new(sg_client_next_id(C), SG_OP_MGET);
+    r = sg_request_new(SG_OP_MGET);
     for (int j = 0; j < NB; j++) {
         b_key(pfx, order[j], k, sizeof(k));
         sg_request_add_key(r, k, strlen(k));
@@ -171,7 +171,7 @@ static void test_batch_across_shards(void **state)
     sg_response_free(resp);
 
     /* MDELETE of all keys (plus one duplicate key at the end). */
-    r = sg_request_new(sg_client_next_id(C), SG_OP_MDELETE);
+    r = sg_request_new(SG_OP_MDELETE);
     for (int j = 0; j < NB; j++) {
         b_key(pfx, order[j], k, sizeof(k));
         sg_request_add_key(r, k, strlen(k));
@@ -190,7 +190,7 @@ static void test_batch_across_shards(void **state)
     }
 
     /* Deleting again: nothing removed, every key NOT_FOUND. */
-    r = sg_request_new(sg_client_next_id(C), SG_OP_MDELETE);
+    r = sg_request_new(SG_OP_MDELETE);
     for (int j = 0; j < NB; j++) {
         b_key(pfx, j, k, sizeof(k));
         sg_request_add_key(r, k, strlen(k));
@@ -214,7 +214,7 @@ static void test_batch_hash_tag(void **state)
         assert_int_equal(h_keyslot(&H, k, strlen(k)), slot0);
     }
     /* every 7th key is missing */
-    struct sg_request *r = sg_request_new(sg_client_next_id(C), SG_OP_MSET);
+    struct sg_request *r = sg_request_new(SG_OP_MSET);
     int nw = 0;
     for (int i = 1; i <= 50; i++) {
         if (i % 7 == 0)
@@ -233,7 +233,7 @@ static void test_batch_hash_tag(void **state)
     sg_response_free(resp);
 
     /* client order reversed */
-    r = sg_request_new(sg_client_next_id(C), SG_OP_MGET);
+    r = sg_request_new(SG_OP_MGET);
     for (int i = 50; i >= 1; i--) {
         snprintf(k, sizeof(k), "{t}:%d", i);
         sg_request_add_key(r, k, strlen(k));
@@ -267,7 +267,7 @@ static void test_batch_limits(void **state)
     /* one key over max_batch_keys, for each batch op */
     static const int ops[] = {SG_OP_MGET, SG_OP_MSET, SG_OP_MDELETE};
     for (size_t o = 0; o < 3; o++) {
-        struct sg_request *r = sg_request_new(sg_client_next_id(C), ops[o]);
+        struct sg_request *r = sg_request_new(ops[o]);
         for (int i = 0; i < MAX_BATCH_KEYS + 1; i++) {
             b_key("lim", i, k, sizeof(k));
             sg_request_add_key(r, k, strlen(k));
@@ -288,7 +288,7 @@ static void test_batch_limits(void **state)
     }
 
     /* exactly max_batch_keys is accepted */
-    struct sg_request *r = sg_request_new(sg_client_next_id(C), SG_OP_MGET);
+    struct sg_request *r = sg_request_new(SG_OP_MGET);
     for (int i = 0; i < MAX_BATCH_KEYS; i++) {
         b_key("lim", i, k, sizeof(k));
         sg_request_add_key(r, k, strlen(k));
@@ -301,7 +301,7 @@ static void test_batch_limits(void **state)
     /* bytes: 3 values of 6000 bytes (18000 + keys > 16384) */
     static char big[6000];
     memset(big, 'b', sizeof(big));
-    r = sg_request_new(sg_client_next_id(C), SG_OP_MSET);
+    r = sg_request_new(SG_OP_MSET);
     for (int i = 0; i < 3; i++) {
         b_key("limb", i, k, sizeof(k));
         sg_request_add_key(r, k, strlen(k));
@@ -316,7 +316,7 @@ static void test_batch_limits(void **state)
 
     /* MGET whose keys alone exceed max_batch_bytes: 60 keys of 300 bytes */
     char lk[301];
-    r = sg_request_new(sg_client_next_id(C), SG_OP_MGET);
+    r = sg_request_new(SG_OP_MGET);
     for (int i = 0; i < 60; i++) {
         memset(lk, 'k', 300);
         int n = snprintf(lk, sizeof(lk), "limk:%d:", i);
@@ -329,7 +329,7 @@ static void test_batch_limits(void **state)
     sg_response_free(resp);
 
     /* two values of 6000 bytes fit, and the connection still works */
-    r = sg_request_new(sg_client_next_id(C), SG_OP_MSET);
+    r = sg_request_new(SG_OP_MSET);
     for (int i = 0; i < 2; i++) {
         b_key("limb", i, k, sizeof(k));
         sg_request_add_key(r, k, strlen(k));
@@ -342,7 +342,7 @@ static void test_batch_limits(void **state)
     sg_response_free(resp);
     b_key("limb", 1, k, sizeof(k));
     h_expect_value(C, k, strlen(k), big, sizeof(big));
-    assert_int_equal(sg_ping(C), SG_OK);
+    assert_int_equal(hc_ping(C), SG_OK);
     assert_int_equal(h_check_set_get(C, "batch-limits"), 0);
 }
 
@@ -370,7 +370,7 @@ static long co_parse(const uint8_t *v, size_t len)
 static void test_coalesce_read_your_writes(void **state)
 {
     const char *key = "co:ryw";
-    sg_del(C, "", key, strlen(key));
+    hc_del(C, "", key, strlen(key));
     enum { N = 3000 };
     static long expect_min[N + 1]; /* per id: last write sent before it; -2 for a SET */
     static long set_of[N + 1];
@@ -379,20 +379,21 @@ static void test_coalesce_read_your_writes(void **state)
     char v[32];
     for (int i = 1; i <= N; i++) {
         struct sg_request *r;
+        uint64_t tid = base + (uint64_t)i;
         if (i % 4 == 2 || i % 11 == 0) {
             writes++;
             int n = snprintf(v, sizeof(v), "co-%ld", writes);
-            r = sg_request_new(base + (uint64_t)i, SG_OP_SET);
+            r = sg_request_new(SG_OP_SET);
             sg_request_add_key(r, key, strlen(key));
             sg_request_add_value(r, v, (size_t)n);
             expect_min[i] = -2;
             set_of[i] = writes;
         } else {
-            r = sg_request_new(base + (uint64_t)i, SG_OP_GET);
+            r = sg_request_new(SG_OP_GET);
             sg_request_add_key(r, key, strlen(key));
             expect_min[i] = writes; /* 0: nothing written yet, a miss is fine */
         }
-        assert_int_equal(sg_client_send(C, r), 0);
+        assert_int_equal(hc_send(C, r, tid), 0);
         sg_request_free(r);
     }
     static uint8_t seen[N + 1];
@@ -401,8 +402,8 @@ static void test_coalesce_read_your_writes(void **state)
     char first[256] = "";
     for (int n = 0; n < N; n++) {
         struct sg_response *resp = NULL;
-        if (sg_client_recv(C, &resp) != 0)
-            fail_msg("recv %d of %d: %s", n, N, sg_client_errstr(C));
+        if (hc_recv(C, &resp) != 0)
+            fail_msg("recv %d of %d: %s", n, N, C->errstr);
         uint64_t id = resp->id;
         if (id <= base || id > base + N || seen[id - base]++)
             fail_msg("unexpected or duplicate id %llu", (unsigned long long)id);
@@ -464,29 +465,29 @@ static void *co_reader_main(void *arg)
     char v[32];
     int w = 0;
     for (int i = 0; i < CO_GETS; i++) {
-        struct sg_request *r = sg_request_new((uint64_t)i + 1, SG_OP_GET);
+        struct sg_request *r = sg_request_new(SG_OP_GET);
         sg_request_add_key(r, CO_KEY, strlen(CO_KEY));
-        int rc = sg_client_send(R->c, r);
+        int rc = hc_send(R->c, r, (uint64_t)i + 1);
         sg_request_free(r);
         if (rc == 0 && R->writer && i % (CO_GETS / CO_WRITES) == 7 && w < CO_WRITES) {
             w++;
             int n = snprintf(v, sizeof(v), "co-%d", w);
-            r = sg_request_new(100000 + (uint64_t)w, SG_OP_SET);
+            r = sg_request_new(SG_OP_SET);
             sg_request_add_key(r, CO_KEY, strlen(CO_KEY));
             sg_request_add_value(r, v, (size_t)n);
-            rc = sg_client_send(R->c, r);
+            rc = hc_send(R->c, r, 100000 + (uint64_t)w);
             sg_request_free(r);
         }
         if (rc != 0) {
-            snprintf(R->problem, sizeof(R->problem), "send: %s", sg_client_errstr(R->c));
+            snprintf(R->problem, sizeof(R->problem), "send: %.200s", R->c->errstr);
             return NULL;
         }
     }
     total = CO_GETS + w;
     for (int n = 0; n < total; n++) {
         struct sg_response *resp = NULL;
-        if (sg_client_recv(R->c, &resp) != 0) {
-            snprintf(R->problem, sizeof(R->problem), "recv: %s", sg_client_errstr(R->c));
+        if (hc_recv(R->c, &resp) != 0) {
+            snprintf(R->problem, sizeof(R->problem), "recv: %.200s", R->c->errstr);
             return NULL;
         }
         R->answered++;
@@ -538,7 +539,7 @@ static void co_burst(void)
 
 static void test_coalesce_burst(void **state)
 {
-    assert_int_equal(sg_set(C, "", CO_KEY, strlen(CO_KEY), "co-0", 4, 0, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(C, "", CO_KEY, strlen(CO_KEY), "co-0", 4, 0, SG_COND_NONE), SG_OK);
     int64_t before = h_stat(C, "coalesced_gets");
     assert_true(before >= 0);
     int64_t after = before;
@@ -607,16 +608,16 @@ static int ord_phase(struct orderer *O, int get_phase)
         /* in the GET phase, every 5th request rewrites a key with its own value */
         int get = get_phase && j % 5 != 4;
         ord_key(O->t, i, k, sizeof(k));
-        struct sg_request *r = sg_request_new(ord_id(O->t, get, i), get ? SG_OP_GET : SG_OP_SET);
+        struct sg_request *r = sg_request_new(get ? SG_OP_GET : SG_OP_SET);
         sg_request_add_key(r, k, strlen(k));
         if (!get) {
             int n = ord_val(O->t, i, v, sizeof(v));
             sg_request_add_value(r, v, (size_t)n);
         }
-        int rc = sg_client_send(O->c, r);
+        int rc = hc_send(O->c, r, ord_id(O->t, get, i));
         sg_request_free(r);
         if (rc != 0) {
-            ord_problem(O, "send: %s", sg_client_errstr(O->c));
+            ord_problem(O, "send: %s", O->c->errstr);
             return -1;
         }
         n_sent++;
@@ -624,8 +625,8 @@ static int ord_phase(struct orderer *O, int get_phase)
     uint8_t *seen = calloc(2 * ORD_KEYS, 1);
     for (int n = 0; n < n_sent; n++) {
         struct sg_response *resp = NULL;
-        if (sg_client_recv(O->c, &resp) != 0) {
-            ord_problem(O, "recv %d of %d: %s", n, n_sent, sg_client_errstr(O->c));
+        if (hc_recv(O->c, &resp) != 0) {
+            ord_problem(O, "recv %d of %d: %s", n, n_sent, O->c->errstr);
             free(seen);
             return -1;
         }
@@ -715,7 +716,7 @@ static void test_batch_dead_shard(void **state)
     const char *pfx = "dead";
     assert_int_equal(distinct_owners(pfx, NB), 3);
     char k[64], v[96];
-    struct sg_request *r = sg_request_new(sg_client_next_id(C), SG_OP_MSET);
+    struct sg_request *r = sg_request_new(SG_OP_MSET);
     for (int i = 0; i < NB; i++) {
         b_key(pfx, i, k, sizeof(k));
         b_val(pfx, i, v, sizeof(v));
@@ -753,7 +754,7 @@ static void test_batch_dead_shard(void **state)
     assert_int_equal(h_node_signal(&H, victim, SIGKILL), 0);
 
     /* MGET in client order with two never-written keys in the middle */
-    r = sg_request_new(sg_client_next_id(C), SG_OP_MGET);
+    r = sg_request_new(SG_OP_MGET);
     for (int i = 0; i < NB; i++) {
         b_key(pfx, i, k, sizeof(k));
         sg_request_add_key(r, k, strlen(k));
@@ -807,7 +808,7 @@ static void test_batch_dead_shard(void **state)
     /* (MGET failures are reported after the MSET check below) */
 
     /* MSET: healthy shards' keys are written, the dead shard's fail */
-    r = sg_request_new(sg_client_next_id(C), SG_OP_MSET);
+    r = sg_request_new(SG_OP_MSET);
     for (int i = 0; i < NB; i++) {
         b_key(pfx, i, k, sizeof(k));
         snprintf(v, sizeof(v), "rewritten-%d", i);
@@ -830,7 +831,7 @@ static void test_batch_dead_shard(void **state)
         snprintf(v, sizeof(v), "rewritten-%d", i);
         h_expect_value(C, k, strlen(k), v, strlen(v));
     }
-    assert_int_equal(sg_ping(C), SG_OK);
+    assert_int_equal(hc_ping(C), SG_OK);
     assert_true(h_proxy_alive(&H, 0));
     if (wrong)
         fail_msg("MGET with master %d dead: %d of %d results wrong; first: %s", victim, wrong,

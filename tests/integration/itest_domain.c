@@ -132,7 +132,7 @@ static void node_set(const char *ks, const void *key, size_t klen, const void *v
 static int ks_set(struct sg_client *c, const char *ks, const char *key, const void *val,
                   size_t vlen)
 {
-    return sg_set(c, ks, key, strlen(key), val, vlen, 0, SG_COND_NONE);
+    return hc_set(c, ks, key, strlen(key), val, vlen, 0, SG_COND_NONE);
 }
 
 /* GET key in ks and assert OK with exactly (val, vlen). */
@@ -141,7 +141,7 @@ static void ks_expect(struct sg_client *c, const char *ks, const void *key, size
 {
     void *got = NULL;
     size_t glen = 0;
-    int rc = sg_get(c, ks, key, klen, &got, &glen);
+    int rc = hc_get(c, ks, key, klen, &got, &glen);
     if (rc != SG_OK)
         fail_msg("GET [%s] %.*s answered %s", ks, (int)klen, (const char *)key, sg_code_name(rc));
     if (glen != vlen || (vlen && memcmp(got, val, vlen) != 0))
@@ -154,7 +154,7 @@ static int ks_get_code(struct sg_client *c, const char *ks, const char *key)
 {
     void *got = NULL;
     size_t glen = 0;
-    int rc = sg_get(c, ks, key, strlen(key), &got, &glen);
+    int rc = hc_get(c, ks, key, strlen(key), &got, &glen);
     free(got);
     return rc;
 }
@@ -162,7 +162,7 @@ static int ks_get_code(struct sg_client *c, const char *ks, const char *key)
 static struct sg_response *ks_call(struct sg_client *c, int op, const char *ks, const void *key,
                                    size_t klen, const void *val, size_t vlen)
 {
-    struct sg_request *r = sg_request_new(sg_client_next_id(c), op);
+    struct sg_request *r = sg_request_new(op);
     sg_request_keyspace(r, ks);
     if (key)
         sg_request_add_key(r, key, klen);
@@ -191,20 +191,20 @@ static void test_keyspace_ttls(void **state)
                      cases[i].ks, ks_prefix(cases[i].ks), key, pttl, want);
     }
     /* an explicit TTL overrides the default */
-    assert_int_equal(sg_set(C, "session", key, strlen(key), "t", 1, 60000, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(C, "session", key, strlen(key), "t", 1, 60000, SG_COND_NONE), SG_OK);
     long long pttl = node_int("session", key, "PTTL");
     assert_true(pttl > 55000 && pttl <= 60000);
 
     /* max_ttl_ms: exactly the max is fine, above it is refused (and nothing written) */
     const char *k2 = "ttl:max";
-    assert_int_equal(sg_set(C, "session", k2, strlen(k2), "m", 1, 86400000, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(C, "session", k2, strlen(k2), "m", 1, 86400000, SG_COND_NONE), SG_OK);
     const char *k3 = "ttl:toolong";
-    assert_int_equal(sg_set(C, "session", k3, strlen(k3), "m", 1, 86400001, SG_COND_NONE),
+    assert_int_equal(hc_set(C, "session", k3, strlen(k3), "m", 1, 86400001, SG_COND_NONE),
                      SG_TTL_OUT_OF_RANGE);
     assert_int_equal(ks_get_code(C, "session", k3), SG_NOT_FOUND);
     assert_int_equal(node_int("session", k3, "EXISTS"), 0);
-    assert_int_equal(sg_expire(C, "session", k2, strlen(k2), 86400001), SG_TTL_OUT_OF_RANGE);
-    struct sg_request *r = sg_request_new(sg_client_next_id(C), SG_OP_MSET);
+    assert_int_equal(hc_expire(C, "session", k2, strlen(k2), 86400001), SG_TTL_OUT_OF_RANGE);
+    struct sg_request *r = sg_request_new(SG_OP_MSET);
     sg_request_keyspace(r, "session");
     sg_request_add_key(r, "ttl:m1", 6);
     sg_request_add_value(r, "1", 1);
@@ -217,16 +217,16 @@ static void test_keyspace_ttls(void **state)
     sg_response_free(resp);
     assert_int_equal(ks_get_code(C, "session", "ttl:m1"), SG_NOT_FOUND);
     /* no max in room: a long TTL is accepted there */
-    assert_int_equal(sg_set(C, "room", k3, strlen(k3), "m", 1, 86400001, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(C, "room", k3, strlen(k3), "m", 1, 86400001, SG_COND_NONE), SG_OK);
 
     /* unknown keyspaces, including the reserved name "default" */
     static const char *unknown[] = {"nope", "default", "Session", "session:"};
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
-        assert_int_equal(sg_set(C, unknown[i], key, strlen(key), "u", 1, 0, SG_COND_NONE),
+        assert_int_equal(hc_set(C, unknown[i], key, strlen(key), "u", 1, 0, SG_COND_NONE),
                          SG_UNKNOWN_KEYSPACE);
         assert_int_equal(ks_get_code(C, unknown[i], key), SG_UNKNOWN_KEYSPACE);
     }
-    assert_int_equal(sg_ping(C), SG_OK);
+    assert_int_equal(hc_ping(C), SG_OK);
 }
 
 /* ---- 2. envelope --------------------------------------------------------------------- */
@@ -351,7 +351,7 @@ static void test_corrupt_envelope(void **state)
 
         /* in a batch, only that key fails */
         assert_int_equal(ks_set(C, ks, "env:good", "good", 4), SG_OK);
-        struct sg_request *r = sg_request_new(sg_client_next_id(C), SG_OP_MGET);
+        struct sg_request *r = sg_request_new(SG_OP_MGET);
         sg_request_keyspace(r, ks);
         sg_request_add_key(r, "env:good", 8);
         sg_request_add_key(r, "env:corrupt", 11);
@@ -375,7 +375,7 @@ static void test_corrupt_envelope(void **state)
         free(st);
     }
     /* the connection, and the proxy, keep working */
-    assert_int_equal(sg_ping(C), SG_OK);
+    assert_int_equal(hc_ping(C), SG_OK);
     assert_int_equal(h_check_set_get(C, "after-corrupt"), 0);
     struct sg_client *c2 = h_connect(&H, 0, H_CERT_NONE);
     assert_non_null(c2);
@@ -401,7 +401,7 @@ static void inv_write_user(int u)
     snprintf(k, sizeof(k), "{user:%d}:inventory", u);
     snprintf(v, sizeof(v), "inventory-of-%d", u);
     assert_int_equal(ks_set(C, "gamesystem", k, v, strlen(v)), SG_OK);
-    struct sg_request *r = sg_request_new(sg_client_next_id(C), SG_OP_MSET);
+    struct sg_request *r = sg_request_new(SG_OP_MSET);
     for (int i = 0; i < INV_KEYS; i++) {
         snprintf(k, sizeof(k), "{user:%d}:k%d", u, i);
         snprintf(v, sizeof(v), "u%d-k%d", u, i);
@@ -457,7 +457,7 @@ static void inv_check_user(int u, int which, int want)
     }
     if (!(which & 8))
         return;
-    struct sg_request *r = sg_request_new(sg_client_next_id(C), SG_OP_MGET);
+    struct sg_request *r = sg_request_new(SG_OP_MGET);
     for (int i = 0; i < INV_KEYS; i++) {
         snprintf(k, sizeof(k), "{user:%d}:k%d", u, i);
         sg_request_add_key(r, k, strlen(k));
@@ -516,7 +516,7 @@ static void inv_check_room(int room, int want)
 
 static int64_t invalidate(const char *ks, const char *pattern, int *code)
 {
-    struct sg_request *r = sg_request_new(sg_client_next_id(C), SG_OP_INVALIDATE);
+    struct sg_request *r = sg_request_new(SG_OP_INVALIDATE);
     sg_request_keyspace(r, ks);
     sg_request_pattern(r, pattern, strlen(pattern));
     struct sg_response *resp = h_call(C, r);
@@ -597,15 +597,15 @@ static void *leaser_main(void *arg)
     pthread_barrier_wait(&lease_barrier);
     int64_t deadline = h_now_ms() + 40000;
     while (!L->done && h_now_ms() < deadline) {
-        struct sg_request *r = sg_request_new(sg_client_next_id(L->c), SG_OP_GET_OR_LEASE);
+        struct sg_request *r = sg_request_new(SG_OP_GET_OR_LEASE);
         sg_request_keyspace(r, "session");
         sg_request_add_key(r, LEASE_KEY, strlen(LEASE_KEY));
         struct sg_response *resp = NULL;
-        int rc = sg_call(L->c, r, &resp);
+        int rc = hc_call(L->c, r, &resp);
         sg_request_free(r);
         if (!resp) {
-            snprintf(L->problem, sizeof(L->problem), "GET_OR_LEASE: %s (%s)", sg_code_name(rc),
-                     sg_client_errstr(L->c));
+            snprintf(L->problem, sizeof(L->problem), "GET_OR_LEASE: %s (%.200s)", sg_code_name(rc),
+                     L->c->errstr);
             return NULL;
         }
         if (resp->code == SG_OK) {
@@ -627,13 +627,13 @@ static void *leaser_main(void *arg)
                 h_poll_pause();
             char v[64];
             int n = snprintf(v, sizeof(v), "filled-by-%d", L->t);
-            struct sg_request *f = sg_request_new(sg_client_next_id(L->c), SG_OP_SET_WITH_LEASE);
+            struct sg_request *f = sg_request_new(SG_OP_SET_WITH_LEASE);
             sg_request_keyspace(f, "session");
             sg_request_add_key(f, LEASE_KEY, strlen(LEASE_KEY));
             sg_request_add_value(f, v, (size_t)n);
             sg_request_lease(f, resp->lease, resp->lease_len);
             struct sg_response *fr = NULL;
-            int frc = sg_call(L->c, f, &fr);
+            int frc = hc_call(L->c, f, &fr);
             sg_request_free(f);
             if (frc != SG_OK) {
                 snprintf(L->problem, sizeof(L->problem), "SET_WITH_LEASE answered %s",
@@ -667,7 +667,7 @@ static void *leaser_main(void *arg)
 
 static void test_lease_stampede(void **state)
 {
-    sg_del(C, "session", LEASE_KEY, strlen(LEASE_KEY));
+    hc_del(C, "session", LEASE_KEY, strlen(LEASE_KEY));
     int64_t grants_before = h_stat(C, "keyspace.session.lease_grants");
     struct leaser *L = calloc(LEASE_CALLERS, sizeof(*L));
     for (int t = 0; t < LEASE_CALLERS; t++) {
@@ -732,7 +732,7 @@ static void test_lease_stampede(void **state)
 static int get_or_lease(struct sg_client *c, const char *key, uint64_t ttl_ms, uint32_t deadline_ms,
                         char *tok, size_t toklen, uint32_t *retry_after)
 {
-    struct sg_request *r = sg_request_new(sg_client_next_id(c), SG_OP_GET_OR_LEASE);
+    struct sg_request *r = sg_request_new(SG_OP_GET_OR_LEASE);
     sg_request_keyspace(r, "session");
     sg_request_add_key(r, key, strlen(key));
     if (ttl_ms)
@@ -755,7 +755,7 @@ static int get_or_lease(struct sg_client *c, const char *key, uint64_t ttl_ms, u
 
 static int set_with_lease(struct sg_client *c, const char *key, const char *val, const char *tok)
 {
-    struct sg_request *r = sg_request_new(sg_client_next_id(c), SG_OP_SET_WITH_LEASE);
+    struct sg_request *r = sg_request_new(SG_OP_SET_WITH_LEASE);
     sg_request_keyspace(r, "session");
     sg_request_add_key(r, key, strlen(key));
     sg_request_add_value(r, val, strlen(val));
@@ -769,7 +769,7 @@ static int set_with_lease(struct sg_client *c, const char *key, const char *val,
 static void test_lease_stale_and_foreign(void **state)
 {
     const char *key = "lease:stale";
-    sg_del(C, "session", key, strlen(key));
+    hc_del(C, "session", key, strlen(key));
     char tok[128], tok2[128];
     assert_int_equal(get_or_lease(C, key, 200, 0, tok, sizeof(tok), NULL), SG_LEASE_GRANTED);
     assert_true(strlen(tok) > 0);
@@ -842,10 +842,10 @@ static void *versioner_main(void *arg)
     int64_t deadline = h_now_ms() + 60000;
     int counter = 0;
     while (V->successes < VER_SUCCESSES && h_now_ms() < deadline) {
-        struct sg_request *r = sg_request_new(sg_client_next_id(V->c), SG_OP_GET_VERSIONED);
+        struct sg_request *r = sg_request_new(SG_OP_GET_VERSIONED);
         sg_request_add_key(r, V->key, strlen(V->key));
         struct sg_response *resp = NULL;
-        int rc = sg_call(V->c, r, &resp);
+        int rc = hc_call(V->c, r, &resp);
         sg_request_free(r);
         if (!resp || (rc != SG_OK && rc != SG_NOT_FOUND)) {
             snprintf(V->problem, sizeof(V->problem), "GET_VERSIONED answered %s", sg_code_name(rc));
@@ -863,11 +863,11 @@ static void *versioner_main(void *arg)
 
         char v[32];
         int n = snprintf(v, sizeof(v), "t%d-%d", V->t, ++counter);
-        r = sg_request_new(sg_client_next_id(V->c), SG_OP_SET_VERSIONED);
+        r = sg_request_new(SG_OP_SET_VERSIONED);
         sg_request_add_key(r, V->key, strlen(V->key));
         sg_request_add_value(r, v, (size_t)n);
         sg_request_version(r, ver);
-        rc = sg_call(V->c, r, &resp);
+        rc = hc_call(V->c, r, &resp);
         sg_request_free(r);
         if (rc == SG_OK) {
             if (resp->version != ver + 1 || ver + 1 > VER_MAX) {
@@ -904,7 +904,7 @@ static void *versioner_main(void *arg)
 static void test_versioned_writers(void **state)
 {
     const char *key = "ver:contended";
-    sg_del(C, "", key, strlen(key));
+    hc_del(C, "", key, strlen(key));
     memset(ver_written, 0, sizeof(ver_written));
     struct versioner V[VER_THREADS];
     memset(V, 0, sizeof(V));
@@ -969,7 +969,7 @@ static void test_versioned_writers(void **state)
 static void test_versioned_race(void **state)
 {
     const char *key = "ver:race";
-    sg_del(C, "", key, strlen(key));
+    hc_del(C, "", key, strlen(key));
     struct sg_client *c[2] = {h_connect(&H, 0, H_CERT_NONE), h_connect(&H, 0, H_CERT_NONE)};
     assert_non_null(c[0]);
     assert_non_null(c[1]);
@@ -983,18 +983,18 @@ static void test_versioned_race(void **state)
         for (int w = 0; w < 2; w++) {
             char v[32];
             int n = snprintf(v, sizeof(v), "race-%d-w%d", round, w);
-            struct sg_request *r = sg_request_new(5000 + (uint64_t)round, SG_OP_SET_VERSIONED);
+            struct sg_request *r = sg_request_new(SG_OP_SET_VERSIONED);
             sg_request_add_key(r, key, strlen(key));
             sg_request_add_value(r, v, (size_t)n);
             sg_request_version(r, ver);
-            assert_int_equal(sg_client_send(c[w], r), 0);
+            assert_int_equal(hc_send(c[w], r, 5000 + (uint64_t)round), 0);
             sg_request_free(r);
         }
         int ok = 0, conflict = 0, winner = -1;
         for (int w = 0; w < 2; w++) {
             struct sg_response *resp = NULL;
-            if (sg_client_recv(c[w], &resp) != 0)
-                fail_msg("recv: %s", sg_client_errstr(c[w]));
+            if (hc_recv(c[w], &resp) != 0)
+                fail_msg("recv: %s", c[w]->errstr);
             assert_int_equal(resp->id, 5000 + (uint64_t)round);
             if (resp->code == SG_OK) {
                 ok++;
@@ -1043,7 +1043,7 @@ static void test_reload(void **state)
     char longkey[101];
     memset(longkey, 'L', 100);
     longkey[100] = 0;
-    assert_int_equal(sg_set(c, "", longkey, 100, "long", 4, 0, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(c, "", longkey, 100, "long", 4, 0, SG_COND_NONE), SG_OK);
 
     /* smaller max_key_bytes, then SIGHUP */
     const char *saved = H.opts.limits_yaml;
@@ -1058,7 +1058,7 @@ static void test_reload(void **state)
     while (h_now_ms() < deadline) {
         void *v = NULL;
         size_t vl = 0;
-        rc = sg_get(c, "", longkey, 100, &v, &vl);
+        rc = hc_get(c, "", longkey, 100, &v, &vl);
         free(v);
         if (rc != SG_OK)
             break;
@@ -1069,12 +1069,12 @@ static void test_reload(void **state)
     assert_true(count_in_file(H.proxies[p].log, "reloaded ") > reloaded_before);
     /* the existing connection works with keys within the new limit */
     assert_int_equal(h_check_set_get(c, "reload"), 0);
-    assert_int_equal(sg_ping(c), SG_OK);
+    assert_int_equal(hc_ping(c), SG_OK);
     /* a new connection is told the new limit */
     struct sg_client *c2 = h_connect(&H, p, H_CERT_NONE);
     assert_non_null(c2);
     assert_int_equal(sg_client_limits(c2)->max_key_bytes, 64);
-    assert_int_equal(sg_set(c2, "", longkey, 100, "x", 1, 0, SG_COND_NONE), SG_KEY_TOO_LARGE);
+    assert_int_equal(hc_set(c2, "", longkey, 100, "x", 1, 0, SG_COND_NONE), SG_KEY_TOO_LARGE);
     sg_client_free(c2);
 
     /* an invalid file is refused and the running config stays */
@@ -1126,7 +1126,7 @@ static void drain_problem(struct drain_state *d, const char *fmt, ...)
 static int drain_recv_one(struct sg_client *cb, struct drain_state *d)
 {
     struct sg_response *resp = NULL;
-    if (sg_client_recv(cb, &resp) != 0)
+    if (hc_recv(cb, &resp) != 0)
         return -1;
     int ret = 0;
     uint64_t id = resp->id;
@@ -1177,10 +1177,10 @@ static void test_drain(void **state)
     for (int i = 0; i < DRAIN_GETS; i++) {
         snprintf(k, sizeof(k), "drain:k%d", i);
         snprintf(v, sizeof(v), "drain-value-%d", i);
-        assert_int_equal(sg_set(C, "", k, strlen(k), v, strlen(v), 0, SG_COND_NONE), SG_OK);
+        assert_int_equal(hc_set(C, "", k, strlen(k), v, strlen(v), 0, SG_COND_NONE), SG_OK);
     }
     const char *lk = "drain:lease";
-    sg_del(C, "session", lk, strlen(lk));
+    hc_del(C, "session", lk, strlen(lk));
     char tok[128];
     assert_int_equal(get_or_lease(C, lk, 0, 0, tok, sizeof(tok), NULL), SG_LEASE_GRANTED);
 
@@ -1188,29 +1188,32 @@ static void test_drain(void **state)
     for (int i = 0; i < DRAIN_IDLE; i++) {
         idle[i] = h_connect(&H, p, H_CERT_NONE);
         assert_non_null(idle[i]);
-        assert_int_equal(sg_ping(idle[i]), SG_OK);
+        assert_int_equal(hc_ping(idle[i]), SG_OK);
     }
     struct sg_client *cb = h_connect(&H, p, H_CERT_NONE);
     assert_non_null(cb);
     int g = 0;
     for (int i = 0; i < DRAIN_GETS + DRAIN_LEASES; i++) {
         struct sg_request *r;
+        uint64_t tid;
         if (i % 3 == 1 && i / 3 < DRAIN_LEASES) {
-            r = sg_request_new(2000 + (uint64_t)(i / 3), SG_OP_GET_OR_LEASE);
+            tid = 2000 + (uint64_t)(i / 3);
+            r = sg_request_new(SG_OP_GET_OR_LEASE);
             sg_request_keyspace(r, "session");
             sg_request_add_key(r, lk, strlen(lk));
             sg_request_deadline(r, 10000);
         } else {
             snprintf(k, sizeof(k), "drain:k%d", g);
-            r = sg_request_new(1000 + (uint64_t)g++, SG_OP_GET);
+            tid = 1000 + (uint64_t)g++;
+            r = sg_request_new(SG_OP_GET);
             sg_request_add_key(r, k, strlen(k));
         }
-        assert_int_equal(sg_client_send(cb, r), 0);
+        assert_int_equal(hc_send(cb, r, tid), 0);
         sg_request_free(r);
     }
     /* a fence: once PING is answered, every request before it has been read */
-    struct sg_request *ping = sg_request_new(9999, SG_OP_PING);
-    assert_int_equal(sg_client_send(cb, ping), 0);
+    struct sg_request *ping = sg_request_new(SG_OP_PING);
+    assert_int_equal(hc_send(cb, ping, 9999), 0);
     sg_request_free(ping);
 
     struct drain_state d;
@@ -1218,7 +1221,7 @@ static void test_drain(void **state)
     while (!d.pong) {
         int rr = drain_recv_one(cb, &d);
         if (rr != 0)
-            fail_msg("before SIGTERM: %s", rr < 0 ? sg_client_errstr(cb) : "ConnectionError");
+            fail_msg("before SIGTERM: %s", rr < 0 ? cb->errstr : "ConnectionError");
     }
     int leases_before = d.n_leases;
 
@@ -1227,8 +1230,8 @@ static void test_drain(void **state)
     /* idle connections are told at once */
     for (int i = 0; i < DRAIN_IDLE; i++) {
         struct sg_response *resp = NULL;
-        if (sg_client_recv(idle[i], &resp) != 0)
-            fail_msg("idle connection %d: %s", i, sg_client_errstr(idle[i]));
+        if (hc_recv(idle[i], &resp) != 0)
+            fail_msg("idle connection %d: %s", i, idle[i]->errstr);
         assert_int_equal(resp->id, 0);
         assert_int_equal(resp->code, SG_SHUTTING_DOWN);
         sg_response_free(resp);
@@ -1242,7 +1245,7 @@ static void test_drain(void **state)
         ;
     if (rr < 0)
         fail_msg("connection ended without SHUTTING_DOWN: %s (%d GETs, %d leases answered)",
-                 sg_client_errstr(cb), d.n_gets, d.n_leases);
+                 cb->errstr, d.n_gets, d.n_leases);
     h_log("drain: %d GETs and %d lease requests answered (%d after SIGTERM, %d with the value "
           "filled during the drain), then SHUTTING_DOWN",
           d.n_gets, d.n_leases, d.n_leases - leases_before, d.lease_ok);
@@ -1255,7 +1258,7 @@ static void test_drain(void **state)
     assert_true(d.lease_ok > 0);
     /* nothing after the ConnectionError: the connection is closed */
     struct sg_response *after = NULL;
-    assert_int_not_equal(sg_client_recv(cb, &after), 0);
+    assert_int_not_equal(hc_recv(cb, &after), 0);
     sg_response_free(after);
     sg_client_free(cb);
     assert_int_equal(h_proxy_wait_exit(&H, p, 15000), 0);

@@ -50,7 +50,7 @@ static int group_setup(void **state)
     for (int i = 0; i < NKEYS; i++) {
         fo_key(i, k, sizeof(k));
         fo_val(i, v, sizeof(v));
-        if (sg_set(C, "", k, strlen(k), v, strlen(v), 0, SG_COND_NONE) != SG_OK)
+        if (hc_set(C, "", k, strlen(k), v, strlen(v), 0, SG_COND_NONE) != SG_OK)
             return -1;
     }
     /* the replicas must hold the data before any master is harmed */
@@ -87,7 +87,7 @@ static int wait_key_ok(struct sg_client *c, int i, int timeout_ms)
     while (h_now_ms() < deadline) {
         void *got = NULL;
         size_t glen = 0;
-        rc = sg_get(c, "", k, strlen(k), &got, &glen);
+        rc = hc_get(c, "", k, strlen(k), &got, &glen);
         int ok = rc == SG_OK && glen == strlen(v) && memcmp(got, v, glen) == 0;
         free(got);
         if (ok)
@@ -127,26 +127,26 @@ static void test_hung_master(void **state)
     int64_t t0 = h_now_ms();
 
     /* first the request that cannot be answered, then 30 that can */
-    struct sg_request *r = sg_request_new(1, SG_OP_GET);
+    struct sg_request *r = sg_request_new(SG_OP_GET);
     fo_key(on[0], k, sizeof(k));
     sg_request_add_key(r, k, strlen(k));
     sg_request_deadline(r, 800);
-    assert_int_equal(sg_client_send(C, r), 0);
+    assert_int_equal(hc_send(C, r, 1), 0);
     sg_request_free(r);
     for (int j = 0; j < 30; j++) {
-        r = sg_request_new(100 + (uint64_t)j, SG_OP_GET);
+        r = sg_request_new(SG_OP_GET);
         fo_key(off[j], k, sizeof(k));
         sg_request_add_key(r, k, strlen(k));
-        assert_int_equal(sg_client_send(C, r), 0);
+        assert_int_equal(hc_send(C, r, 100 + (uint64_t)j), 0);
         sg_request_free(r);
     }
     int got_hung = 0, got_ok = 0, hung_code = -1;
     int64_t hung_ms = 0, slowest_ok = 0;
     for (int n = 0; n < 31; n++) {
         struct sg_response *resp = NULL;
-        if (sg_client_recv(C, &resp) != 0) {
+        if (hc_recv(C, &resp) != 0) {
             h_node_signal(&H, victim, SIGCONT);
-            fail_msg("recv %d of 31: %s", n, sg_client_errstr(C));
+            fail_msg("recv %d of 31: %s", n, C->errstr);
         }
         int64_t dt = h_now_ms() - t0;
         if (resp->id == 1) {
@@ -199,7 +199,7 @@ static void test_hung_master(void **state)
     /* the node may or may not have been failed over meanwhile; either way */
     assert_int_equal(h_wait_cluster(&H, 30000), 0);
     check_all_keys(C);
-    assert_int_equal(sg_ping(C), SG_OK);
+    assert_int_equal(hc_ping(C), SG_OK);
 }
 
 /* ---- killed master under pipelined load ------------------------------------- */
@@ -240,23 +240,23 @@ static void *loader_main(void *arg)
             uint64_t id = ++L->sent;
             int ki = (int)((id * 7 + (uint64_t)L->n * 13) % NKEYS);
             fo_key(ki, k, sizeof(k));
-            struct sg_request *r = sg_request_new(id, SG_OP_GET);
+            struct sg_request *r = sg_request_new(SG_OP_GET);
             sg_request_add_key(r, k, strlen(k));
-            int rc = sg_client_send(L->c, r);
+            int rc = hc_send(L->c, r, id);
             sg_request_free(r);
             if (rc != 0) {
                 L->io_error++;
-                problem(L, "send id %llu: %s", (unsigned long long)id, sg_client_errstr(L->c));
+                problem(L, "send id %llu: %s", (unsigned long long)id, L->c->errstr);
                 return NULL;
             }
         }
         if (L->answered == L->sent && (stopping || L->sent >= MAXREQ))
             return NULL;
         struct sg_response *resp = NULL;
-        if (sg_client_recv(L->c, &resp) != 0) {
+        if (hc_recv(L->c, &resp) != 0) {
             L->io_error++;
             problem(L, "recv with %llu outstanding: %s",
-                    (unsigned long long)(L->sent - L->answered), sg_client_errstr(L->c));
+                    (unsigned long long)(L->sent - L->answered), L->c->errstr);
             return NULL;
         }
         __atomic_fetch_add(&L->answered, 1, __ATOMIC_RELAXED);

@@ -391,12 +391,12 @@ static void *loader_main(void *arg)
         }
         snprintf(key, sizeof key, "%s:%d:%ld", l->phase, l->id, l->next);
         snprintf(val, sizeof val, "value-%ld", l->next);
-        int rc = sg_set(c, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE);
+        int rc = hc_set(c, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE);
         if (rc == SG_OK) {
             l->next++;
             continue;
         }
-        snprintf(l->last, sizeof l->last, "%s: %s", sg_code_name(rc), sg_client_errstr(c));
+        snprintf(l->last, sizeof l->last, "%s: %.200s", sg_code_name(rc), c->errstr);
         if (rc == SG_SHUTTING_DOWN)
             l->resent++;
         else if (rc == SG_CLIENT_IO)
@@ -495,12 +495,12 @@ static struct sg_client *slow_request(int i, struct h_relay **relay)
     for (int k = 0; k < 20; k++) {
         char key[32];
         snprintf(key, sizeof key, "k%d", k);
-        assert_int_equal(sg_set(c, "slow", key, strlen(key), "x", 1, 0, SG_COND_NONE), SG_OK);
+        assert_int_equal(hc_set(c, "slow", key, strlen(key), "x", 1, 0, SG_COND_NONE), SG_OK);
     }
-    struct sg_request *r = sg_request_new(sg_client_next_id(c), SG_OP_INVALIDATE);
+    struct sg_request *r = sg_request_new(SG_OP_INVALIDATE);
     sg_request_keyspace(r, "slow");
     sg_request_pattern(r, "*", 1);
-    assert_int_equal(sg_client_send(c, r), 0);
+    assert_int_equal(hc_send(c, r, 0), 0);
     sg_request_free(r);
     return c;
 }

@@ -148,7 +148,7 @@ static void test_promtool_check(void **state)
 {
     /* Some traffic first, so labelled families have samples. */
     assert_int_equal(h_check_set_get(C, "promtool"), 0);
-    assert_int_equal(sg_set(C, "room-a", "k", 1, "v", 1, 0, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(C, "room-a", "k", 1, "v", 1, 0, SG_COND_NONE), SG_OK);
     char *text = scrape();
     char path[H_PATH + 32];
     save(text, path, sizeof(path), "promtool");
@@ -227,7 +227,7 @@ static void test_counters_move(void **state)
     char key[32];
     for (int i = 0; i < 20; i++) {
         snprintf(key, sizeof(key), "move:%d", i);
-        assert_int_equal(sg_set(C, "room-a", key, strlen(key), val, sizeof(val), 0, SG_COND_NONE),
+        assert_int_equal(hc_set(C, "room-a", key, strlen(key), val, sizeof(val), 0, SG_COND_NONE),
                          SG_OK);
         assert_int_equal(h_get_code(C, key, strlen(key)), SG_NOT_FOUND); /* default: a miss */
     }
@@ -235,7 +235,7 @@ static void test_counters_move(void **state)
         snprintf(key, sizeof(key), "move:%d", i);
         void *v = NULL;
         size_t vl = 0;
-        assert_int_equal(sg_get(C, "room-a", key, strlen(key), &v, &vl), SG_OK);
+        assert_int_equal(hc_get(C, "room-a", key, strlen(key), &v, &vl), SG_OK);
         assert_int_equal(vl, sizeof(val));
         free(v);
     }
@@ -305,7 +305,7 @@ static int64_t stats_sets(const char *ks)
 static void test_reload_keeps_names(void **state)
 {
     for (int i = 0; i < 3; i++)
-        assert_int_equal(sg_set(C, "user_b", "b", 1, "v", 1, 0, SG_COND_NONE), SG_OK);
+        assert_int_equal(hc_set(C, "user_b", "b", 1, "v", 1, 0, SG_COND_NONE), SG_OK);
     char *before = scrape();
     double a0 = ks_sets(before, "room-a"), b0 = ks_sets(before, "user_b");
     assert_true(a0 >= 20 && b0 == 3);
@@ -319,11 +319,11 @@ static void test_reload_keeps_names(void **state)
     assert_int_equal(h_proxy_signal(&H, 0, SIGHUP), 0);
     int64_t deadline = h_now_ms() + 10000;
     int rc;
-    while ((rc = sg_set(C, "room-c", "c", 1, "v", 1, 0, SG_COND_NONE)) != SG_OK &&
+    while ((rc = hc_set(C, "room-c", "c", 1, "v", 1, 0, SG_COND_NONE)) != SG_OK &&
            h_now_ms() < deadline)
         h_poll_pause();
     assert_int_equal(rc, SG_OK);
-    assert_int_equal(sg_set(C, "user_b", "b", 1, "v", 1, 0, SG_COND_NONE), SG_UNKNOWN_KEYSPACE);
+    assert_int_equal(hc_set(C, "user_b", "b", 1, "v", 1, 0, SG_COND_NONE), SG_UNKNOWN_KEYSPACE);
 
     char *after = scrape();
     /* room-a now sits where user_b was, room-c where room-a was: each name
@@ -333,7 +333,7 @@ static void test_reload_keeps_names(void **state)
     assert_int_equal(ks_sets(after, "user_b"), 3); /* kept until restart */
     assert_int_equal(stats_sets("room-a"), (int64_t)a0);
     assert_int_equal(stats_sets("room-c"), 1);
-    assert_int_equal(sg_set(C, "room-a", "a", 1, "v", 1, 0, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(C, "room-a", "a", 1, "v", 1, 0, SG_COND_NONE), SG_OK);
     char *last = scrape();
     assert_int_equal(ks_sets(last, "room-a"), a0 + 1);
     assert_int_equal(ks_sets(last, "room-c"), 1);

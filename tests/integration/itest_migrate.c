@@ -73,14 +73,14 @@ static void *bg_main(void *arg)
     for (long i = 0; !__atomic_load_n(&b->stop, __ATOMIC_ACQUIRE); i++) {
         snprintf(key, sizeof(key), "{mig}:bg:%ld", i % NBG);
         snprintf(val, sizeof(val), "bg-%ld", i);
-        int rc = sg_set(c, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE);
+        int rc = hc_set(c, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE);
         if (rc != SG_OK) {
             bg_error(b, "SET %s: %s", key, sg_code_name(rc));
             continue;
         }
         void *got = NULL;
         size_t glen = 0;
-        rc = sg_get(c, "", key, strlen(key), &got, &glen);
+        rc = hc_get(c, "", key, strlen(key), &got, &glen);
         if (rc != SG_OK)
             bg_error(b, "GET %s: %s", key, sg_code_name(rc));
         else if (glen != strlen(val) || memcmp(got, val, glen) != 0)
@@ -115,14 +115,14 @@ static void round_trip(int gen, const char *phase)
             mig_val(gen - 1, i, val, sizeof(val));
             void *got = NULL;
             size_t glen = 0;
-            int rc = sg_get(C, "", key, strlen(key), &got, &glen);
+            int rc = hc_get(C, "", key, strlen(key), &got, &glen);
             if (rc != SG_OK || glen != strlen(val) || memcmp(got, val, glen) != 0)
                 fail_msg("%s: GET %s answered %s \"%.*s\", want \"%s\"", phase, key,
                          sg_code_name(rc), (int)glen, got ? (char *)got : "", val);
             free(got);
         }
         mig_val(gen, i, val, sizeof(val));
-        int rc = sg_set(C, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE);
+        int rc = hc_set(C, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE);
         if (rc != SG_OK)
             fail_msg("%s: SET %s answered %s", phase, key, sg_code_name(rc));
         h_expect_value(C, key, strlen(key), val, strlen(val));
@@ -268,7 +268,7 @@ static void test_other_slots_unaffected(void **state)
     for (int i = 0; i < 100; i++) {
         snprintf(key, sizeof(key), "other:%d", i);
         snprintf(val, sizeof(val), "o%d", i);
-        assert_int_equal(sg_set(C, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE), SG_OK);
+        assert_int_equal(hc_set(C, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE), SG_OK);
         h_expect_value(C, key, strlen(key), val, strlen(val));
     }
 }

@@ -30,7 +30,7 @@ static int group_teardown(void **state)
 
 static void test_ping(void **state)
 {
-    assert_int_equal(sg_ping(C), SG_OK);
+    assert_int_equal(hc_ping(C), SG_OK);
 }
 
 static void test_set_get_delete(void **state)
@@ -40,7 +40,7 @@ static void test_set_get_delete(void **state)
     for (int i = 0; i < 100; i++) {
         snprintf(key, sizeof(key), "plain:%d", i);
         snprintf(val, sizeof(val), "plain-value-%d", i);
-        assert_int_equal(sg_set(C, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE), SG_OK);
+        assert_int_equal(hc_set(C, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE), SG_OK);
     }
     for (int i = 0; i < 100; i++) {
         snprintf(key, sizeof(key), "plain:%d", i);
@@ -55,7 +55,7 @@ static void test_set_get_delete(void **state)
 
     for (int i = 0; i < 100; i += 2) {
         snprintf(key, sizeof(key), "plain:%d", i);
-        assert_int_equal(sg_del(C, "", key, strlen(key)), SG_OK);
+        assert_int_equal(hc_del(C, "", key, strlen(key)), SG_OK);
     }
     for (int i = 0; i < 100; i++) {
         snprintf(key, sizeof(key), "plain:%d", i);
@@ -70,13 +70,13 @@ static void test_set_get_delete(void **state)
 static void test_ttl_and_conditions(void **state)
 {
     const char *k = "plain:ttl";
-    assert_int_equal(sg_set(C, "", k, strlen(k), "t", 1, 4000, SG_COND_NONE), SG_OK);
+    assert_int_equal(hc_set(C, "", k, strlen(k), "t", 1, 4000, SG_COND_NONE), SG_OK);
     redisReply *r = h_redis_cmd(H.nodes[0], "PTTL %s", k);
     assert_non_null(r);
     assert_true(r->integer > 0 && r->integer <= 4000);
     freeReplyObject(r);
-    assert_int_equal(sg_set(C, "", k, strlen(k), "u", 1, 0, SG_COND_NX), SG_NOT_APPLIED);
-    assert_int_equal(sg_set(C, "", k, strlen(k), "u", 1, 0, SG_COND_XX), SG_OK);
+    assert_int_equal(hc_set(C, "", k, strlen(k), "u", 1, 0, SG_COND_NX), SG_NOT_APPLIED);
+    assert_int_equal(hc_set(C, "", k, strlen(k), "u", 1, 0, SG_COND_XX), SG_OK);
     h_expect_value(C, k, strlen(k), "u", 1);
 }
 

@@ -174,7 +174,7 @@ static void test_v2_source_is_client_address(void **state)
     int code;
     struct sg_client *c = connect_via(r, &code);
     assert_non_null(c);
-    assert_int_equal(sg_ping(c), SG_OK);
+    assert_int_equal(hc_ping(c), SG_OK);
     assert_int_equal(h_check_set_get(c, "pp-v2"), 0);
     /* The session is known by the header's source, not by the relay's. */
     assert_int_equal(
@@ -196,7 +196,7 @@ static void test_v1_tcp4_tcp6_unknown(void **state)
         int code;
         struct sg_client *c = connect_via(r, &code);
         assert_non_null(c);
-        assert_int_equal(sg_ping(c), SG_OK);
+        assert_int_equal(hc_ping(c), SG_OK);
         assert_int_equal(h_wait_lines(LOG(), logged[i], before + 1, 5000), 0);
         sg_client_free(c);
         h_relay_stop(r);
@@ -207,7 +207,7 @@ static void test_v2_local_health_check(void **state)
 {
     /* The group's client came through a LOCAL header: the balancer's own
      * connection, known by the socket's address. */
-    assert_int_equal(sg_ping(C), SG_OK);
+    assert_int_equal(hc_ping(C), SG_OK);
     assert_true(h_count_lines(LOG(), "(PROXY v2, LOCAL") >= 1);
 }
 
@@ -225,7 +225,7 @@ static void test_missing_header(void **state)
     struct sg_client *c = h_connect_opts(&opt, &code, err, sizeof(err));
     assert_null(c);
     wait_stat("proxy_bad_header", before + 1);
-    assert_int_equal(sg_ping(C), SG_OK);
+    assert_int_equal(hc_ping(C), SG_OK);
 }
 
 static void test_malformed_headers(void **state)
@@ -270,7 +270,7 @@ static void test_malformed_headers(void **state)
         expect_closed(fd, "malformed v2");
     }
     wait_stat("proxy_bad_header", before + n);
-    assert_int_equal(sg_ping(C), SG_OK);
+    assert_int_equal(hc_ping(C), SG_OK);
 }
 
 static void test_slow_header_times_out(void **state)
@@ -280,7 +280,7 @@ static void test_slow_header_times_out(void **state)
     send_bytes(fd, SIG, 5); /* a valid beginning, then nothing */
     expect_closed(fd, "header never completed");
     wait_stat("proxy_timeouts", before + 1);
-    assert_int_equal(sg_ping(C), SG_OK);
+    assert_int_equal(hc_ping(C), SG_OK);
 }
 
 static void test_untrusted_source(void **state)
@@ -293,7 +293,7 @@ static void test_untrusted_source(void **state)
     send_bytes(fd, h, v2_tcp4(h, "10.1.1.1", 1, 2));
     expect_closed(fd, "untrusted source");
     wait_stat("proxy_untrusted", before + 1);
-    assert_int_equal(sg_ping(C), SG_OK);
+    assert_int_equal(hc_ping(C), SG_OK);
 }
 
 static void test_rejects_rate_limited(void **state)
@@ -334,7 +334,7 @@ static void test_rejects_rate_limited(void **state)
     fclose(f);
     h_log("the next line reports %u not logged", suppressed);
     assert_true(suppressed > 0);
-    assert_int_equal(sg_ping(C), SG_OK);
+    assert_int_equal(hc_ping(C), SG_OK);
     assert_int_equal(h_check_set_get(C, "after-burst"), 0);
 }
 
@@ -363,8 +363,8 @@ static void test_max_connections_per_ip_uses_header_address(void **state)
     /* ...while 10.9.9.10 (same relay socket address 127.0.0.1) is not. */
     struct sg_client *d = connect_via(b, &code);
     assert_non_null(d);
-    assert_int_equal(sg_ping(d), SG_OK);
-    assert_int_equal(sg_ping(c1), SG_OK);
+    assert_int_equal(hc_ping(d), SG_OK);
+    assert_int_equal(hc_ping(c1), SG_OK);
     /* Closing one of 10.9.9.9's makes room again (the close is seen by the
      * server asynchronously: retry until it is, bounded). */
     sg_client_free(c2);
@@ -374,7 +374,7 @@ static void test_max_connections_per_ip_uses_header_address(void **state)
         assert_true(h_now_ms() < deadline);
         h_poll_pause();
     }
-    assert_int_equal(sg_ping(c3), SG_OK);
+    assert_int_equal(hc_ping(c3), SG_OK);
     sg_client_free(c1);
     sg_client_free(c3);
     sg_client_free(d);

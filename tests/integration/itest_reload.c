@@ -74,7 +74,7 @@ static int long_key_code(struct sg_client *c)
 {
     char key[100];
     memset(key, 'k', sizeof key);
-    return sg_set(c, "", key, sizeof key, "v", 1, 0, SG_COND_NONE);
+    return hc_set(c, "", key, sizeof key, "v", 1, 0, SG_COND_NONE);
 }
 
 static void test_reload_to_plaintext_refused(void **state)
@@ -189,11 +189,11 @@ static void *load_main(void *arg)
         for (int i = 0; i < 10; i++, n++) {
             snprintf(key, sizeof key, "rot:%d:%ld", l->id, n);
             snprintf(val, sizeof val, "v%ld", n);
-            int rc = sg_set(c, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE);
+            int rc = hc_set(c, "", key, strlen(key), val, strlen(val), 0, SG_COND_NONE);
             void *got = NULL;
             size_t glen = 0;
             if (rc == SG_OK)
-                rc = sg_get(c, "", key, strlen(key), &got, &glen);
+                rc = hc_get(c, "", key, strlen(key), &got, &glen);
             if (rc == SG_OK && (glen != strlen(val) || memcmp(got, val, glen) != 0))
                 rc = -1000;
             free(got);
@@ -201,8 +201,8 @@ static void *load_main(void *arg)
                 l->ok++;
             } else {
                 l->failed++;
-                snprintf(l->last_error, sizeof l->last_error, "%s: %s", sg_code_name(rc),
-                         sg_client_errstr(c));
+                snprintf(l->last_error, sizeof l->last_error, "%s: %.200s", sg_code_name(rc),
+                         c->errstr);
             }
         }
         sg_client_free(c);

@@ -40,7 +40,7 @@ static int with_bytes(const json_t *v, struct sg_request *r,
  * (sg_request_new and the sg_request_* setters), as an application would.
  * Returns NULL with a reason for a field the API cannot express.
  */
-static struct sg_request *request_from_json(const json_t *j, const char **why)
+static struct sg_request *request_from_json(const json_t *j, uint64_t *idp, const char **why)
 {
     const char *key;
     const json_t *v, *e;
@@ -54,7 +54,9 @@ static struct sg_request *request_from_json(const json_t *j, const char **why)
         *why = "bad id or op";
         return NULL;
     }
-    r = sg_request_new(id, op);
+    r = sg_request_new((enum sg_op)op);
+    *idp = id;
+    sg_request_skip_checks(r);
     json_object_foreach((json_t *)j, key, v)
     {
         if (strcmp(key, "id") == 0 || strcmp(key, "op") == 0) {
@@ -76,7 +78,7 @@ static struct sg_request *request_from_json(const json_t *j, const char **why)
             sg_request_ttl(r, u);
         } else if (strcmp(key, "condition") == 0) {
             bad |= pbjson_enum(&slotgate__v1__condition__descriptor, v, &n);
-            sg_request_condition(r, n);
+            sg_request_condition(r, (enum sg_cond)n);
         } else if (strcmp(key, "deadlineMs") == 0) {
             bad |= pbjson_u64(v, &u) < 0 || u > UINT32_MAX;
             sg_request_deadline(r, (uint32_t)u);
@@ -108,6 +110,7 @@ uint8_t *vc_client_frame(const json_t *j, size_t *len, const char **why)
     uint8_t *frame, *tok;
     size_t toklen;
     const char *name;
+    uint64_t id;
 
     if (json_object_size(j) != 1 || (h == NULL && rq == NULL)) {
         *why = "not a hello or a request";
@@ -126,14 +129,14 @@ uint8_t *vc_client_frame(const json_t *j, size_t *len, const char **why)
             *why = "bad authToken";
             return NULL;
         }
-        frame = sg_frame_hello(name ? name : "", tok, toklen, len);
+        frame = sg_encode_hello(name ? name : "", tok, toklen, len);
         free(tok);
         return frame;
     }
-    r = request_from_json(rq, why);
+    r = request_from_json(rq, &id, why);
     if (r == NULL)
         return NULL;
-    frame = sg_frame_request(r, len);
+    frame = sg_encode_request(r, id, len);
     sg_request_free(r);
     return frame;
 }
@@ -241,7 +244,10 @@ int vc_client_read(const uint8_t *frame, size_t len, const json_t *j, char *err,
 {
     Slotgate__V1__ServerMessage *m;
     struct sg_response *r;
+    enum sg_msg_kind kind;
+    struct sg_limits lim;
     const char *why;
+    size_t body;
 
     if (len < 4 || (m = slotgate__v1__server_message__unpack(NULL, len - 4, frame + 4)) == NULL) {
         snprintf(err, errlen, "unpack: does not decode");
@@ -256,6 +262,23 @@ int vc_client_read(const uint8_t *frame, size_t len, const json_t *j, char *err,
     sg_response_free(r);
     if (why != NULL) {
         snprintf(err, errlen, "struct sg_response: %s", why);
+        return -1;
+    }
+    /* The public codec gives the same view (HelloReply: the limits). */
+    if (sg_decode_frame_len(frame, len, &body) != 1 || body != len - 4 ||
+        sg_decode_response(frame + 4, body, &r, &kind, &lim) < 0) {
+        snprintf(err, errlen, "sg_decode_response: does not decode");
+        return -1;
+    }
+    if (r != NULL) {
+        why = view_check(j, r);
+        sg_response_free(r);
+        if (why != NULL) {
+            snprintf(err, errlen, "sg_decode_response: %s", why);
+            return -1;
+        }
+    } else if (kind != SG_MSG_HELLO_REPLY) {
+        snprintf(err, errlen, "sg_decode_response: no reply and not a HelloReply");
         return -1;
     }
     return 0;
@@ -394,12 +417,12 @@ static const char *vc_client_play(int port, const json_t *hello, const struct vc
                                   size_t errlen)
 {
     struct sg_client_options o;
-    struct sg_client *c = NULL;
+    struct sg_client *c;
     struct sg_response *r;
     const char *why = NULL;
     uint8_t *token;
     size_t token_len, i;
-    int code;
+    uint64_t id;
 
     memset(&o, 0, sizeof(o));
     o.host = "127.0.0.1";
@@ -411,21 +434,26 @@ static const char *vc_client_play(int port, const json_t *hello, const struct vc
     o.auth_token = token;
     o.auth_token_len = token_len;
     o.timeout_ms = 10000;
-    if (sg_client_connect(&o, &c, &code, err, errlen) < 0) {
+    c = sg_client_connect(&o);
+    if (c->err) {
+        snprintf(err, errlen, "%s", c->errstr);
+        sg_client_free(c);
         free(token);
         return err;
     }
     why = vc_check_hello(c, hello_reply);
     for (i = 0; why == NULL && i < n_requests; i++) {
         struct sg_request *rq =
-            request_from_json(json_object_get(requests[i].json, "request"), &why);
-        if (rq != NULL && sg_client_send(c, rq) < 0)
-            why = sg_client_errstr(c);
+            request_from_json(json_object_get(requests[i].json, "request"), &id, &why);
+        if (rq != NULL && sg_client_send(c, rq, &id) < 0)
+            why = c->errstr;
+        else if (rq != NULL && id != i + 1)
+            why = "the library did not assign ids 1, 2, ... in send order";
         sg_request_free(rq);
     }
     for (i = 0; why == NULL && i < n_replies; i++) {
         if (sg_client_recv(c, &r) < 0) {
-            snprintf(err, errlen, "sg_client_recv of reply %zu: %s", i, sg_client_errstr(c));
+            snprintf(err, errlen, "sg_client_recv of reply %zu: %s", i, c->errstr);
             why = err;
         } else {
             why = view_check(replies[i].json, r);
@@ -447,28 +475,41 @@ int vc_client_session(const struct vc_frame *hello, const struct vc_frame *hello
 {
     struct vc_server s;
     pthread_t th;
-    uint8_t *sent, *out;
-    size_t i, sent_len = hello->len, out_len = 0;
-    const char *why;
+    uint8_t *sent = NULL, *out = NULL, **frames;
+    size_t i, sent_len = hello->len, out_len = 0, *lens;
+    const char *why = NULL;
+    uint64_t id;
     int port, rc = -1;
 
     memset(&s, 0, sizeof(s));
-    for (i = 0; i < n_requests; i++)
-        sent_len += requests[i].len;
+    /* The library numbers requests 1, 2, ...: expect each case's frame
+     * re-encoded with that id (the codec itself is checked byte for byte
+     * against the vectors' ids in vc_client_frame). */
+    frames = calloc(n_requests + 1, sizeof(*frames));
+    lens = calloc(n_requests + 1, sizeof(*lens));
+    for (i = 0; frames != NULL && lens != NULL && i < n_requests; i++) {
+        struct sg_request *rq =
+            request_from_json(json_object_get(requests[i].json, "request"), &id, &why);
+        if (rq == NULL) {
+            snprintf(err, errlen, "request %zu: %s", i, why);
+            goto out;
+        }
+        frames[i] = sg_encode_request(rq, i + 1, &lens[i]);
+        sg_request_free(rq);
+        sent_len += lens[i];
+    }
     for (i = 0; i < n_replies; i++)
         out_len += replies[i].len;
     sent = malloc(sent_len);
     out = malloc(out_len + 1);
-    if (sent == NULL || out == NULL) {
-        free(sent);
-        free(out);
+    if (sent == NULL || out == NULL || frames == NULL || lens == NULL) {
         snprintf(err, errlen, "out of memory");
-        return -1;
+        goto out;
     }
     memcpy(sent, hello->bytes, hello->len);
     for (i = 0, sent_len = hello->len; i < n_requests; i++) {
-        memcpy(sent + sent_len, requests[i].bytes, requests[i].len);
-        sent_len += requests[i].len;
+        memcpy(sent + sent_len, frames[i], lens[i]);
+        sent_len += lens[i];
     }
     for (i = 0, out_len = 0; i < n_replies; i++) {
         memcpy(out + out_len, replies[i].bytes, replies[i].len);
@@ -501,6 +542,11 @@ int vc_client_session(const struct vc_frame *hello, const struct vc_frame *hello
     }
     if (s.lfd >= 0)
         close(s.lfd);
+out:
+    for (i = 0; frames != NULL && i < n_requests; i++)
+        free(frames[i]);
+    free(frames);
+    free(lens);
     free(s.got);
     free(sent);
     free(out);

@@ -230,10 +230,10 @@ static void sg_cli_print_quoted(const uint8_t *p, size_t len)
     putchar('"');
 }
 
-/* One request of the given op with the CLI's keyspace and the next id. */
-static struct sg_request *sg_cli_request(struct sg_cli *cli, int op)
+/* One request of the given op with the CLI's keyspace. */
+static struct sg_request *sg_cli_request(struct sg_cli *cli, enum sg_op op)
 {
-    struct sg_request *r = sg_request_new(sg_client_next_id(cli->client), op);
+    struct sg_request *r = sg_request_new(op);
 
     if (r != NULL && cli->keyspace)
         sg_request_keyspace(r, cli->keyspace);
@@ -252,12 +252,13 @@ static void sg_cli_add_key(struct sg_request *r, const char *key)
  */
 static int sg_cli_call(struct sg_cli *cli, struct sg_request *r, struct sg_response **out)
 {
-    int code = sg_call(cli->client, r, out);
+    int rc = sg_call(cli->client, r, out), code;
 
     sg_request_free(r);
-    if (*out == NULL)
-        return sg_cli_fail(SG_CLI_EXIT_ERROR, "%s: %s", sg_code_name(code),
-                           sg_client_errstr(cli->client));
+    if (rc < 0)
+        return sg_cli_fail(SG_CLI_EXIT_ERROR, "%s: %s", sg_code_name(cli->client->err),
+                           cli->client->errstr);
+    code = (*out)->code;
     if (code >= 100) {
         int status = (*out)->message[0] ? sg_cli_fail(SG_CLI_EXIT_ERROR, "%s: %s",
                                                       sg_code_name(code), (*out)->message)
@@ -621,7 +622,6 @@ int main(int argc, char **argv)
 {
     struct sg_cli cli;
     const struct sg_cli_command *cmd = NULL;
-    char err[512];
     size_t i;
     int rc;
 
@@ -646,8 +646,8 @@ int main(int argc, char **argv)
         return rc;
     }
     rc = sg_cli_check(&cli, cmd);
-    if (rc == 0 && sg_client_connect(&cli.opt, &cli.client, NULL, err, sizeof(err)) < 0)
-        rc = sg_cli_fail(SG_CLI_EXIT_ERROR, "%s", err);
+    if (rc == 0 && (cli.client = sg_client_connect(&cli.opt))->err)
+        rc = sg_cli_fail(SG_CLI_EXIT_ERROR, "%s", cli.client->errstr);
     if (rc == 0)
         rc = cmd->run(&cli);
     if (fflush(stdout) != 0 && rc == 0)

@@ -1,9 +1,10 @@
 /*
- * example.c - a minimal libslotgate program.
+ * example.c - the blocking API of libslotgate.
  *
  * Connects over TLS (CA file from argv), does one SET and one GET with the
- * blocking calls, then keeps 100 GETs in flight with sg_client_send and
- * matches the responses, which may arrive in any order, by request id.
+ * typed calls, then keeps 100 GETs in flight with sg_client_send and matches
+ * the responses, which may arrive in any order, by the ids the library
+ * assigned.
  *
  * Usage: slotgate-example CA_FILE [HOST [PORT]]
  */
@@ -11,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "slotgate.h"
+#include <slotgate.h>
 
 #define N_PIPELINED 100
 
@@ -20,13 +21,10 @@ int main(int argc, char **argv)
     struct sg_client_options opt;
     struct sg_client *c;
     struct sg_request *r;
-    struct sg_response *resp;
-    uint64_t first_id = 0, id;
+    struct sg_response *reply;
+    uint64_t ids[N_PIPELINED];
     int seen[N_PIPELINED] = {0};
-    char err[256];
-    void *val;
-    size_t vlen;
-    int i, rc, hits = 0;
+    int i, j, hits = 0;
 
     if (argc < 2) {
         fprintf(stderr, "usage: %s CA_FILE [HOST [PORT]]\n", argv[0]);
@@ -38,58 +36,62 @@ int main(int argc, char **argv)
     opt.host = argc > 2 ? argv[2] : "127.0.0.1";
     opt.port = argc > 3 ? atoi(argv[3]) : 7420;
     opt.client_name = "slotgate-example";
-    if (sg_client_connect(&opt, &c, NULL, err, sizeof(err)) < 0) {
-        fprintf(stderr, "connect: %s\n", err);
+    c = sg_client_connect(&opt);
+    if (c->err) {
+        fprintf(stderr, "connect: %s: %s\n", sg_code_name(c->err), c->errstr);
+        sg_client_free(c);
         return 1;
     }
     printf("connected to slotgate %s\n", sg_client_server_version(c));
 
-    rc = sg_set(c, NULL, "example:greeting", 16, "hello", 5, 60000, SG_COND_NONE);
-    if (rc != SG_OK) {
-        fprintf(stderr, "set: %s %s\n", sg_code_name(rc), sg_client_errstr(c));
+    reply = sg_set(c, NULL, "example:greeting", 16, "hello", 5, 60000, SG_COND_NONE);
+    if (reply == NULL || reply->code != SG_OK) {
+        fprintf(stderr, "set: %s\n", reply ? sg_code_name(reply->code) : c->errstr);
+        sg_response_free(reply);
         sg_client_free(c);
         return 1;
     }
-    rc = sg_get(c, NULL, "example:greeting", 16, &val, &vlen);
-    if (rc == SG_OK)
-        printf("get: %.*s\n", (int)vlen, (const char *)val);
+    sg_response_free(reply);
+    reply = sg_get(c, NULL, "example:greeting", 16);
+    if (reply == NULL)
+        fprintf(stderr, "get: %s\n", c->errstr);
+    else if (reply->code == SG_OK)
+        printf("get: %.*s\n", (int)reply->value_len, (const char *)reply->value);
     else
-        printf("get: %s\n", sg_code_name(rc));
-    free(val);
+        printf("get: %s\n", sg_code_name(reply->code));
+    sg_response_free(reply);
 
     /* Pipelined: send all requests first, then collect the responses. */
+    r = sg_request_new(SG_OP_GET);
+    sg_request_add_key(r, "example:greeting", 16);
     for (i = 0; i < N_PIPELINED; i++) {
-        id = sg_client_next_id(c);
-        if (i == 0)
-            first_id = id;
-        r = sg_request_new(id, SG_OP_GET);
-        sg_request_add_key(r, "example:greeting", 16);
-        rc = sg_client_send(c, r);
-        sg_request_free(r);
-        if (rc < 0) {
-            fprintf(stderr, "send: %s\n", sg_client_errstr(c));
+        if (sg_client_send(c, r, &ids[i]) < 0) {
+            fprintf(stderr, "send: %s\n", c->errstr);
+            sg_request_free(r);
             sg_client_free(c);
             return 1;
         }
     }
+    sg_request_free(r);
     for (i = 0; i < N_PIPELINED; i++) {
-        if (sg_client_recv(c, &resp) < 0) {
-            fprintf(stderr, "recv: %s\n", sg_client_errstr(c));
+        if (sg_client_recv(c, &reply) < 0) {
+            fprintf(stderr, "recv: %s\n", c->errstr);
             sg_client_free(c);
             return 1;
         }
-        if (resp->id < first_id || resp->id >= first_id + N_PIPELINED ||
-            seen[resp->id - first_id]) {
-            fprintf(stderr, "unexpected response id %llu (%s)\n", (unsigned long long)resp->id,
-                    sg_code_name(resp->code));
-            sg_response_free(resp);
+        for (j = 0; j < N_PIPELINED && ids[j] != reply->id; j++)
+            ;
+        if (j == N_PIPELINED || seen[j]) {
+            fprintf(stderr, "unexpected response id %llu (%s)\n", (unsigned long long)reply->id,
+                    sg_code_name(reply->code));
+            sg_response_free(reply);
             sg_client_free(c);
             return 1;
         }
-        seen[resp->id - first_id] = 1;
-        if (resp->code == SG_OK)
+        seen[j] = 1;
+        if (reply->code == SG_OK)
             hits++;
-        sg_response_free(resp);
+        sg_response_free(reply);
     }
     printf("pipelined: %d responses, %d hits\n", N_PIPELINED, hits);
     sg_client_free(c);

@@ -33,7 +33,8 @@ struct sg_pending {
     int64_t deadline; /* client-side deadline, monotonic ms; 0 = none */
 };
 
-struct sg_client {
+struct sg_conn {
+    struct sg_client pub; /* err, errstr: first, so a context is a conn */
     struct sg_transport t;
     int timeout_ms;
     uint8_t *rbuf;
@@ -41,8 +42,6 @@ struct sg_client {
     int closed;  /* no further writes: I/O failure or ConnectionError seen */
     int dead;    /* the stream is out of sync: no further reads either */
     int eof;     /* the server closed its side; buffered frames remain */
-    int errcode; /* SG_CLIENT_IO or SG_CLIENT_PROTOCOL for the last failure */
-    char errstr[256];
     struct sg_limits limits;
     char *server_version;
     uint64_t next_id;
@@ -56,32 +55,35 @@ struct sg_client {
     struct sg_pending *pend; /* in send order */
     size_t npend, cappend;
     int shutdown_seen; /* this connection ended with SHUTTING_DOWN */
+    int opt_skip_hello; /* tests: connect without the handshake */
+    int checks;         /* local limit checks before sending */
+    unsigned gen;       /* connections opened so far (async: fd reuse) */
     unsigned rnd;      /* backoff jitter */
 };
 
-static void sg_client_fail(struct sg_client *c, int code, const char *fmt, ...)
+static void sg_client_fail(struct sg_conn *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static size_t sg_client_pend_earliest(const struct sg_client *c);
+static size_t sg_client_pend_earliest(const struct sg_conn *c);
 
 /* Record a failure; I/O and protocol failures both end the connection. */
-static void sg_client_fail(struct sg_client *c, int code, const char *fmt, ...)
+static void sg_client_fail(struct sg_conn *c, int code, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(c->errstr, sizeof(c->errstr), fmt, ap);
+    vsnprintf(c->pub.errstr, sizeof(c->pub.errstr), fmt, ap);
     va_end(ap);
-    c->errcode = code;
+    c->pub.err = code;
     c->closed = 1;
 }
 
-static int64_t sg_client_deadline(const struct sg_client *c)
+static int64_t sg_client_deadline(const struct sg_conn *c)
 {
     return sg_now_ms() + c->timeout_ms;
 }
 
 /* Make room for at least want more bytes at the end of the read buffer. */
-static void sg_client_reserve(struct sg_client *c, size_t want)
+static void sg_client_reserve(struct sg_conn *c, size_t want)
 {
     if (c->rpos > 0 && (c->rpos == c->rlen || c->rcap - c->rlen < want)) {
         memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
@@ -103,7 +105,7 @@ static void sg_client_reserve(struct sg_client *c, size_t want)
  * the transport would block (*io says on what), -1 on error or EOF (the
  * client is then failed or marked eof).
  */
-static int sg_client_read_once(struct sg_client *c, size_t want, enum sg_io *io)
+static int sg_client_read_once(struct sg_conn *c, size_t want, enum sg_io *io)
 {
     size_t n = 0;
 
@@ -127,7 +129,7 @@ static int sg_client_read_once(struct sg_client *c, size_t want, enum sg_io *io)
 }
 
 /* Block until more bytes arrive in the buffer or the deadline passes. */
-static int sg_client_fill(struct sg_client *c, size_t want, int64_t deadline)
+static int sg_client_fill(struct sg_conn *c, size_t want, int64_t deadline)
 {
     enum sg_io io;
     int rc;
@@ -143,8 +145,8 @@ static int sg_client_fill(struct sg_client *c, size_t want, int64_t deadline)
         if (sg_transport_wait(&c->t, io == SG_IO_WANT_WRITE ? POLLOUT : POLLIN, deadline, NULL) <
             0) {
             /* A timeout mid-frame is recoverable: the partial bytes stay. */
-            snprintf(c->errstr, sizeof(c->errstr), "%s", c->t.err);
-            c->errcode = SG_CLIENT_IO;
+            snprintf(c->pub.errstr, sizeof(c->pub.errstr), "%s", c->t.err);
+            c->pub.err = SG_CLIENT_IO;
             return -1;
         }
     }
@@ -155,7 +157,7 @@ static int sg_client_fill(struct sg_client *c, size_t want, int64_t deadline)
  * *out is a message the caller owns. Frames over SG_CLIENT_MAX_FRAME or that
  * do not decode fail the client with SG_CLIENT_PROTOCOL.
  */
-static int sg_client_read_message(struct sg_client *c, int64_t deadline,
+static int sg_client_read_message(struct sg_conn *c, int64_t deadline,
                                   Slotgate__V1__ServerMessage **out)
 {
     const uint8_t *p;
@@ -163,7 +165,7 @@ static int sg_client_read_message(struct sg_client *c, int64_t deadline,
     uint32_t len;
 
     if (c->dead) {
-        c->errcode = SG_CLIENT_PROTOCOL;
+        c->pub.err = SG_CLIENT_PROTOCOL;
         return -1;
     }
     for (;;) {
@@ -202,7 +204,7 @@ static int sg_client_read_message(struct sg_client *c, int64_t deadline,
  * writing responses cannot deadlock against us. A failure here leaves a
  * partial frame on the wire, so the client is closed.
  */
-static int sg_client_write_all(struct sg_client *c, const uint8_t *buf, size_t len,
+static int sg_client_write_all(struct sg_conn *c, const uint8_t *buf, size_t len,
                                int64_t deadline)
 {
     size_t off = 0, n;
@@ -210,9 +212,9 @@ static int sg_client_write_all(struct sg_client *c, const uint8_t *buf, size_t l
     short events, revents;
 
     if (c->closed) {
-        if (c->errstr[0] == '\0')
-            snprintf(c->errstr, sizeof(c->errstr), "connection is closed");
-        c->errcode = SG_CLIENT_IO;
+        if (c->pub.errstr[0] == '\0')
+            snprintf(c->pub.errstr, sizeof(c->pub.errstr), "connection is closed");
+        c->pub.err = SG_CLIENT_IO;
         return -1;
     }
     while (off < len) {
@@ -250,7 +252,7 @@ static int sg_client_write_all(struct sg_client *c, const uint8_t *buf, size_t l
     return 0;
 }
 
-static void sg_client_queue_push(struct sg_client *c, struct sg_response *r)
+static void sg_client_queue_push(struct sg_conn *c, struct sg_response *r)
 {
     size_t i, cap;
     struct sg_response **q;
@@ -269,7 +271,7 @@ static void sg_client_queue_push(struct sg_client *c, struct sg_response *r)
     c->qlen++;
 }
 
-static struct sg_response *sg_client_queue_pop(struct sg_client *c)
+static struct sg_response *sg_client_queue_pop(struct sg_conn *c)
 {
     struct sg_response *r;
 
@@ -286,7 +288,7 @@ static struct sg_response *sg_client_queue_pop(struct sg_client *c)
  * the caller owns. A ConnectionError closes the client (the server hangs
  * up after sending it).
  */
-static int sg_client_read_response_ex(struct sg_client *c, int64_t deadline,
+static int sg_client_read_response_ex(struct sg_conn *c, int64_t deadline,
                                       struct sg_response **out, int *conn_error)
 {
     Slotgate__V1__ServerMessage *msg;
@@ -304,15 +306,15 @@ static int sg_client_read_response_ex(struct sg_client *c, int64_t deadline,
         return -1;
     }
     if (is_error) {
-        snprintf(c->errstr, sizeof(c->errstr), "server closed the connection: %s: %s",
+        snprintf(c->pub.errstr, sizeof(c->pub.errstr), "server closed the connection: %s: %s",
                  sg_code_name((*out)->code), (*out)->message);
-        c->errcode = SG_CLIENT_IO;
+        c->pub.err = SG_CLIENT_IO;
         c->closed = 1;
     }
     return 0;
 }
 
-static int sg_client_read_response(struct sg_client *c, int64_t deadline, struct sg_response **out)
+static int sg_client_read_response(struct sg_conn *c, int64_t deadline, struct sg_response **out)
 {
     int conn_error;
 
@@ -320,7 +322,7 @@ static int sg_client_read_response(struct sg_client *c, int64_t deadline, struct
 }
 
 /* Hello exchange: send Hello, require HelloReply, keep limits/version. */
-static int sg_client_handshake(struct sg_client *c, const struct sg_client_options *opt, int *code,
+static int sg_client_handshake(struct sg_conn *c, const struct sg_client_options *opt, int *code,
                                char *err, size_t errlen)
 {
     Slotgate__V1__ServerMessage *msg;
@@ -335,8 +337,8 @@ static int sg_client_handshake(struct sg_client *c, const struct sg_client_optio
         sg_client_read_message(c, deadline, &msg) < 0) {
         free(frame);
         if (code)
-            *code = c->errcode ? c->errcode : SG_CLIENT_IO;
-        snprintf(err, errlen, "handshake: %s", c->errstr);
+            *code = c->pub.err ? c->pub.err : SG_CLIENT_IO;
+        snprintf(err, errlen, "handshake: %.200s", c->pub.errstr);
         return -1;
     }
     free(frame);
@@ -380,7 +382,7 @@ static int sg_client_handshake(struct sg_client *c, const struct sg_client_optio
  * SG_CLIENT_PROTOCOL. On success the caller owns *out (sg_client_free).
  */
 /* Keep a private copy of opt (strings included) for reconnects. */
-static void sg_client_keep_options(struct sg_client *c, const struct sg_client_options *opt)
+static void sg_client_keep_options(struct sg_conn *c, const struct sg_client_options *opt)
 {
     const char **fields[6];
     size_t i;
@@ -404,21 +406,18 @@ static void sg_client_keep_options(struct sg_client *c, const struct sg_client_o
     }
 }
 
-int sg_client_connect(const struct sg_client_options *opt, struct sg_client **out, int *code,
-                      char *err, size_t errlen)
+/*
+ * Open a connection (and run the Hello unless hello is 0). Always returns a
+ * conn the caller owns; on failure pub.err / pub.errstr say why and the
+ * transport is closed.
+ */
+struct sg_conn *sg_conn_open(const struct sg_client_options *opt, int hello)
 {
     struct sg_client_options defaults;
-    struct sg_client *c;
-    char scratch[1];
+    struct sg_conn *c;
+    char err[256];
+    int code = 0;
 
-    *out = NULL;
-    if (code)
-        *code = 0;
-    if (err == NULL || errlen == 0) {
-        err = scratch;
-        errlen = sizeof(scratch);
-    }
-    err[0] = '\0';
     if (opt == NULL) {
         memset(&defaults, 0, sizeof(defaults));
         opt = &defaults;
@@ -429,28 +428,38 @@ int sg_client_connect(const struct sg_client_options *opt, struct sg_client **ou
     c->timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms : 5000;
     c->next_id = 1;
     c->track = opt->reconnect || opt->deadline_margin_ms > 0;
+    c->checks = !opt->no_local_checks;
     c->rnd = (unsigned)sg_now_ms() ^ (unsigned)(uintptr_t)c;
-    if (c->track)
-        sg_client_keep_options(c, opt);
+    sg_client_keep_options(c, opt);
+    c->server_version = sg_xstrdup("");
+    if (!hello)
+        c->opt_skip_hello = 1;
     if (sg_transport_open(&c->t, opt, sg_client_deadline(c)) < 0) {
-        if (code)
-            *code = SG_CLIENT_IO;
-        snprintf(err, errlen, "%s", c->t.err);
-        sg_client_free(c);
-        return -1;
+        c->pub.err = SG_ERR_IO;
+        snprintf(c->pub.errstr, sizeof(c->pub.errstr), "%s", c->t.err);
+        c->closed = 1;
+        return c;
     }
-    if (!opt->skip_hello && sg_client_handshake(c, opt, code, err, errlen) < 0) {
-        sg_client_free(c);
-        return -1;
+    if (hello && sg_client_handshake(c, opt, &code, err, sizeof(err)) < 0) {
+        sg_transport_close(&c->t);
+        c->pub.err = code ? (enum sg_code)code : SG_ERR_IO;
+        snprintf(c->pub.errstr, sizeof(c->pub.errstr), "%s", err);
+        c->closed = 1;
+        return c;
     }
-    if (c->server_version == NULL)
-        c->server_version = sg_xstrdup("");
-    *out = c;
-    return 0;
+    c->pub.err = SG_OK;
+    c->pub.errstr[0] = '\0';
+    return c;
 }
 
-void sg_client_free(struct sg_client *c)
+struct sg_client *sg_client_connect(const struct sg_client_options *opt)
 {
+    return &sg_conn_open(opt, 1)->pub;
+}
+
+void sg_client_free(struct sg_client *pc)
+{
+    struct sg_conn *c = (struct sg_conn *)pc;
     struct sg_response *r;
     size_t i;
 
@@ -471,23 +480,21 @@ void sg_client_free(struct sg_client *c)
     free(c);
 }
 
-const struct sg_limits *sg_client_limits(const struct sg_client *c)
+const struct sg_limits *sg_client_limits(const struct sg_client *pc)
 {
+    const struct sg_conn *c = (const struct sg_conn *)pc;
     return &c->limits;
 }
 
-const char *sg_client_server_version(const struct sg_client *c)
+const char *sg_client_server_version(const struct sg_client *pc)
 {
+    const struct sg_conn *c = (const struct sg_conn *)pc;
     return c->server_version;
 }
 
-const char *sg_client_errstr(const struct sg_client *c)
+int sg_client_fd(const struct sg_client *pc)
 {
-    return c->errstr;
-}
-
-int sg_client_fd(const struct sg_client *c)
-{
+    const struct sg_conn *c = (const struct sg_conn *)pc;
     return c->t.fd;
 }
 
@@ -497,8 +504,9 @@ int sg_client_fd(const struct sg_client *c)
  * held inside OpenSSL. Pipelined callers that poll() sg_client_fd must
  * check this first, or they can wait on data that has already arrived.
  */
-int sg_client_pending(const struct sg_client *c)
+int sg_client_pending(const struct sg_client *pc)
 {
+    const struct sg_conn *c = (const struct sg_conn *)pc;
     size_t avail = c->rlen - c->rpos;
     const uint8_t *p = c->rbuf + c->rpos;
     uint32_t len;
@@ -518,11 +526,6 @@ int sg_client_pending(const struct sg_client *c)
     return len > SG_CLIENT_MAX_FRAME || avail - 4 >= len;
 }
 
-uint64_t sg_client_next_id(struct sg_client *c)
-{
-    return c->next_id++;
-}
-
 /* ---- tracking mode: deadlines, loss, reconnect and resend ----------------- */
 
 static void sg_sleep_ms(int64_t ms)
@@ -534,7 +537,7 @@ static void sg_sleep_ms(int64_t ms)
 }
 
 /* Record a request just encoded; takes ownership of frame. */
-static void sg_client_pend_add(struct sg_client *c, uint64_t id, uint8_t *frame, size_t len,
+static void sg_client_pend_add(struct sg_conn *c, uint64_t id, uint8_t *frame, size_t len,
                                uint32_t deadline_ms)
 {
     struct sg_pending *p;
@@ -553,7 +556,7 @@ static void sg_client_pend_add(struct sg_client *c, uint64_t id, uint8_t *frame,
 }
 
 /* Index of the pending request id, or c->npend. Answers come mostly in send order. */
-static size_t sg_client_pend_find(const struct sg_client *c, uint64_t id)
+static size_t sg_client_pend_find(const struct sg_conn *c, uint64_t id)
 {
     size_t i;
 
@@ -563,7 +566,7 @@ static size_t sg_client_pend_find(const struct sg_client *c, uint64_t id)
     return i;
 }
 
-static void sg_client_pend_remove(struct sg_client *c, size_t i)
+static void sg_client_pend_remove(struct sg_conn *c, size_t i)
 {
     free(c->pend[i].frame);
     memmove(&c->pend[i], &c->pend[i + 1], (c->npend - i - 1) * sizeof(*c->pend));
@@ -571,7 +574,7 @@ static void sg_client_pend_remove(struct sg_client *c, size_t i)
 }
 
 /* The pending request whose client deadline comes first, or c->npend. */
-static size_t sg_client_pend_earliest(const struct sg_client *c)
+static size_t sg_client_pend_earliest(const struct sg_conn *c)
 {
     size_t i, best = c->npend;
 
@@ -583,7 +586,7 @@ static size_t sg_client_pend_earliest(const struct sg_client *c)
 }
 
 /* Settle every pending request with a made-up failure response, parked in order. */
-static void sg_client_fail_pending(struct sg_client *c, int code, const char *why)
+static void sg_client_fail_pending(struct sg_conn *c, int code, const char *why)
 {
     while (c->npend > 0) {
         sg_client_queue_push(c, sg_response_synth(c->pend[0].id, code, why));
@@ -592,7 +595,7 @@ static void sg_client_fail_pending(struct sg_client *c, int code, const char *wh
 }
 
 /* Remove and return the parked response for id, or NULL. */
-static struct sg_response *sg_client_queue_take(struct sg_client *c, uint64_t id)
+static struct sg_response *sg_client_queue_take(struct sg_conn *c, uint64_t id)
 {
     struct sg_response *r;
     size_t i, j;
@@ -614,7 +617,7 @@ static struct sg_response *sg_client_queue_take(struct sg_client *c, uint64_t id
  * settled), else 0 and it is freed (a late answer to a request whose client
  * deadline passed).
  */
-static int sg_client_settle(struct sg_client *c, struct sg_response *r)
+static int sg_client_settle(struct sg_conn *c, struct sg_response *r)
 {
     size_t i = sg_client_pend_find(c, r->id);
 
@@ -633,7 +636,7 @@ static int sg_client_settle(struct sg_client *c, struct sg_response *r)
  * jitter, until deadline. Returns 0, or -1 with *code the last reason (a
  * refusal such as AUTH_FAILED ends the attempts at once).
  */
-static int sg_client_reopen(struct sg_client *c, int64_t deadline, int *code)
+static int sg_client_reopen(struct sg_conn *c, int64_t deadline, int *code)
 {
     int64_t delay = 10, wait;
     char err[200];
@@ -643,20 +646,21 @@ static int sg_client_reopen(struct sg_client *c, int64_t deadline, int *code)
         c->rpos = c->rlen = 0;
         c->closed = c->dead = c->eof = 0;
         c->shutdown_seen = 0;
-        c->errstr[0] = '\0';
+        c->pub.errstr[0] = '\0';
         *code = 0;
+        c->gen++;
         if (sg_transport_open(&c->t, &c->opt, deadline) < 0) {
             *code = SG_CLIENT_IO;
-            snprintf(c->errstr, sizeof(c->errstr), "reconnect: %.200s", c->t.err);
-        } else if (c->opt.skip_hello ||
+            snprintf(c->pub.errstr, sizeof(c->pub.errstr), "reconnect: %.200s", c->t.err);
+        } else if (c->opt_skip_hello ||
                    sg_client_handshake(c, &c->opt, code, err, sizeof(err)) == 0) {
             return 0;
         } else {
-            snprintf(c->errstr, sizeof(c->errstr), "reconnect: %.200s", err);
+            snprintf(c->pub.errstr, sizeof(c->pub.errstr), "reconnect: %.200s", err);
             sg_transport_close(&c->t);
         }
         c->closed = 1;
-        c->errcode = SG_CLIENT_IO;
+        c->pub.err = SG_CLIENT_IO;
         if (*code != SG_CLIENT_IO && *code != SG_TOO_MANY_CONNECTIONS && *code != SG_SHUTTING_DOWN)
             return -1;
         wait = delay / 2 + (int64_t)(rand_r(&c->rnd) % (unsigned)(delay + 1));
@@ -672,7 +676,7 @@ static int sg_client_reopen(struct sg_client *c, int64_t deadline, int *code)
  * broke (answers, and maybe the ConnectionError that says why), so that a
  * SHUTTING_DOWN is not missed. Bounded by 1 s (or timeout_ms if shorter).
  */
-static void sg_client_salvage(struct sg_client *c)
+static void sg_client_salvage(struct sg_conn *c)
 {
     int64_t deadline = sg_now_ms() + (c->timeout_ms < 1000 ? c->timeout_ms : 1000);
     struct sg_response *r;
@@ -699,7 +703,7 @@ static void sg_client_salvage(struct sg_client *c)
  * pending: nothing to do, the next send reconnects. Returns 0 if the
  * requests are on a new connection.
  */
-static int sg_client_recover(struct sg_client *c, int code)
+static int sg_client_recover(struct sg_conn *c, int code)
 {
     int64_t deadline = sg_now_ms() + c->timeout_ms;
     char why[300];
@@ -707,7 +711,7 @@ static int sg_client_recover(struct sg_client *c, int code)
     size_t i;
 
     snprintf(why, sizeof(why), "connection lost before the answer (outcome unknown): %.200s",
-             c->errstr);
+             c->pub.errstr);
     for (rounds = 0; c->opt.reconnect && c->shutdown_seen && c->npend > 0; rounds++) {
         if (rounds == SG_RESEND_ROUNDS) {
             code = SG_SHUTTING_DOWN;
@@ -717,7 +721,7 @@ static int sg_client_recover(struct sg_client *c, int code)
         }
         if (sg_client_reopen(c, deadline, &rc) < 0) {
             code = rc == SG_CLIENT_IO ? SG_SHUTTING_DOWN : rc;
-            snprintf(why, sizeof(why), "server shut down before executing it; %.200s", c->errstr);
+            snprintf(why, sizeof(why), "server shut down before executing it; %.200s", c->pub.errstr);
             break;
         }
         for (i = 0; i < c->npend; i++)
@@ -727,7 +731,7 @@ static int sg_client_recover(struct sg_client *c, int code)
             return 0;
         sg_client_salvage(c);
         snprintf(why, sizeof(why), "connection lost while resending (outcome unknown): %.200s",
-                 c->errstr);
+                 c->pub.errstr);
         code = SG_CLIENT_IO;
     }
     sg_client_fail_pending(c, code, why);
@@ -741,7 +745,7 @@ static int sg_client_recover(struct sg_client *c, int code)
  * requests failed into the parked queue): look again; -1 on timeout with the
  * connection intact; -2 if the connection is gone with nothing pending.
  */
-static int sg_client_step(struct sg_client *c, int64_t deadline, struct sg_response **out)
+static int sg_client_step(struct sg_conn *c, int64_t deadline, struct sg_response **out)
 {
     struct sg_response *r;
     int conn_error, code;
@@ -781,7 +785,7 @@ static int sg_client_step(struct sg_client *c, int64_t deadline, struct sg_respo
  * Returns 0 once the request is recorded (it will get exactly one response),
  * -1 if the client is closed and cannot (or may not) reconnect.
  */
-static int sg_client_send_tracked(struct sg_client *c, uint64_t id, uint32_t deadline_ms,
+static int sg_client_send_tracked(struct sg_conn *c, uint64_t id, uint32_t deadline_ms,
                                   uint8_t *frame, size_t len)
 {
     int code = 0;
@@ -792,9 +796,9 @@ static int sg_client_send_tracked(struct sg_client *c, uint64_t id, uint32_t dea
         if ((c->closed || c->dead) &&
             (!c->opt.reconnect || sg_client_reopen(c, sg_client_deadline(c), &code) < 0)) {
             free(frame);
-            if (c->errstr[0] == '\0')
-                snprintf(c->errstr, sizeof(c->errstr), "connection is closed");
-            c->errcode = c->opt.reconnect && code != 0 ? code : SG_CLIENT_IO;
+            if (c->pub.errstr[0] == '\0')
+                snprintf(c->pub.errstr, sizeof(c->pub.errstr), "connection is closed");
+            c->pub.err = c->opt.reconnect && code != 0 ? code : SG_CLIENT_IO;
             return -1;
         }
     }
@@ -806,10 +810,15 @@ static int sg_client_send_tracked(struct sg_client *c, uint64_t id, uint32_t dea
     return 0;
 }
 
-/* Tracking mode: sg_client_recv. */
-static int sg_client_recv_tracked(struct sg_client *c, struct sg_response **out)
+/*
+ * Tracking mode: the next settled response (parked, a client deadline that
+ * passed, or read before limit). 0 with *out; -1 if limit passed with the
+ * connection intact (nothing to return yet); -2 if the connection is gone
+ * with nothing outstanding.
+ */
+static int sg_client_recv_tracked(struct sg_conn *c, struct sg_response **out, int64_t limit)
 {
-    int64_t limit = sg_client_deadline(c), dl;
+    int64_t dl;
     size_t i;
     int rc;
 
@@ -829,54 +838,44 @@ static int sg_client_recv_tracked(struct sg_client *c, struct sg_response **out)
             return 0;
         if (rc == 0 || (rc == -1 && sg_now_ms() < limit))
             continue;
-        if (rc == -2 && c->errstr[0] == '\0')
-            snprintf(c->errstr, sizeof(c->errstr), "connection is closed");
-        c->errcode = SG_CLIENT_IO;
-        return -1;
+        if (rc == -2 && c->pub.errstr[0] == '\0')
+            snprintf(c->pub.errstr, sizeof(c->pub.errstr), "connection is closed");
+        c->pub.err = SG_ERR_IO;
+        return rc;
     }
 }
 
-/* Tracking mode: sg_call. */
-static int sg_call_tracked(struct sg_client *c, const struct sg_request *r,
-                           struct sg_response **out)
+/* Tracking mode: sg_call for request id, already sent. */
+static int sg_call_tracked(struct sg_conn *c, uint64_t id, struct sg_response **out)
 {
     struct sg_response *resp;
     int64_t limit, dl;
-    uint8_t *frame;
-    size_t len, i;
+    size_t i;
     int rc;
 
-    frame = sg_frame_request(r, &len);
-    if (frame == NULL) {
-        snprintf(c->errstr, sizeof(c->errstr), "request does not fit in one frame");
-        c->errcode = SG_CLIENT_PROTOCOL;
-        return SG_CLIENT_PROTOCOL;
-    }
-    if (sg_client_send_tracked(c, r->id, r->deadline_ms, frame, len) < 0)
-        return c->errcode;
     limit = sg_client_deadline(c);
     for (;;) {
-        if ((*out = sg_client_queue_take(c, r->id)) != NULL)
-            return (*out)->code;
-        i = sg_client_pend_find(c, r->id);
+        if ((*out = sg_client_queue_take(c, id)) != NULL)
+            return 0;
+        i = sg_client_pend_find(c, id);
         if (i == c->npend) { /* neither pending nor parked: a duplicate id */
-            snprintf(c->errstr, sizeof(c->errstr), "request id %llu was answered twice",
-                     (unsigned long long)r->id);
-            c->errcode = SG_CLIENT_PROTOCOL;
-            return SG_CLIENT_PROTOCOL;
+            snprintf(c->pub.errstr, sizeof(c->pub.errstr), "request id %llu was answered twice",
+                     (unsigned long long)id);
+            c->pub.err = SG_ERR_PROTOCOL;
+            return -1;
         }
         if (c->pend[i].deadline != 0 && c->pend[i].deadline <= sg_now_ms()) {
             sg_client_pend_remove(c, i);
-            *out = sg_response_synth(r->id, SG_TIMEOUT,
+            *out = sg_response_synth(id, SG_TIMEOUT,
                                      "client-side deadline passed without an answer");
-            return SG_TIMEOUT;
+            return 0;
         }
         dl = c->pend[i].deadline != 0 && c->pend[i].deadline < limit ? c->pend[i].deadline : limit;
         rc = sg_client_step(c, dl, &resp);
         if (rc == 1) {
-            if (resp->id == r->id) {
+            if (resp->id == id) {
                 *out = resp;
-                return resp->code;
+                return 0;
             }
             sg_client_queue_push(c, resp);
             continue;
@@ -884,91 +883,208 @@ static int sg_call_tracked(struct sg_client *c, const struct sg_request *r,
         if (rc == 0 || (rc == -1 && sg_now_ms() < limit))
             continue;
         /* timeout_ms passed: give the request up, as the untracked client does */
-        i = sg_client_pend_find(c, r->id);
+        i = sg_client_pend_find(c, id);
         if (i < c->npend)
             sg_client_pend_remove(c, i);
-        c->errcode = SG_CLIENT_IO;
-        return SG_CLIENT_IO;
+        c->pub.err = SG_ERR_IO;
+        return -1;
     }
 }
 
-int sg_client_send(struct sg_client *c, const struct sg_request *r)
+static int sg_client_local_fail(struct sg_conn *c, enum sg_code code, const char *what, size_t n,
+                                uint32_t limit)
+{
+    c->pub.err = code;
+    snprintf(c->pub.errstr, sizeof(c->pub.errstr), "%s of %zu bytes exceeds the server's %u",
+             what, n, limit);
+    return -1;
+}
+
+int sg_client_check(struct sg_client *pc, const struct sg_request *r)
+{
+    struct sg_conn *c = (struct sg_conn *)pc;
+    const struct sg_limits *l = &c->limits;
+    size_t i, total = 0;
+
+    for (i = 0; i < r->n_keys; i++) {
+        if (l->max_key_bytes && r->keys[i].len > l->max_key_bytes)
+            return sg_client_local_fail(c, SG_KEY_TOO_LARGE, "key", r->keys[i].len,
+                                        l->max_key_bytes);
+        total += r->keys[i].len;
+    }
+    if (l->max_key_bytes && r->pattern.len > l->max_key_bytes)
+        return sg_client_local_fail(c, SG_KEY_TOO_LARGE, "pattern", r->pattern.len,
+                                    l->max_key_bytes);
+    for (i = 0; i < r->n_values; i++) {
+        if (l->max_value_bytes && r->values[i].len > l->max_value_bytes)
+            return sg_client_local_fail(c, SG_VALUE_TOO_LARGE, "value", r->values[i].len,
+                                        l->max_value_bytes);
+        total += r->values[i].len;
+    }
+    if (l->max_batch_keys && r->n_keys > l->max_batch_keys) {
+        c->pub.err = SG_BATCH_TOO_LARGE;
+        snprintf(c->pub.errstr, sizeof(c->pub.errstr), "%zu keys exceed the server's %u",
+                 r->n_keys, l->max_batch_keys);
+        return -1;
+    }
+    if (l->max_batch_bytes && r->n_keys > 1 && total > l->max_batch_bytes)
+        return sg_client_local_fail(c, SG_BATCH_TOO_LARGE, "batch", total, l->max_batch_bytes);
+    if (l->max_frame_bytes && sg_request_size(r) > l->max_frame_bytes)
+        return sg_client_local_fail(c, SG_FRAME_TOO_LARGE, "request", sg_request_size(r),
+                                    l->max_frame_bytes);
+    return 0;
+}
+
+/*
+ * Check, assign an id and write (or, in tracking mode, record and write) one
+ * request. 0 with *id set, -1 with pub.err.
+ */
+static int sg_client_send_one(struct sg_conn *c, const struct sg_request *r, uint64_t *id)
 {
     uint8_t *frame;
     size_t len;
+    uint64_t rid;
     int rc;
 
-    frame = sg_frame_request(r, &len);
+    if (c->checks && !r->nocheck && sg_client_check(&c->pub, r) < 0)
+        return -1;
+    rid = c->next_id++;
+    frame = sg_frame_request(r, rid, &len);
     if (frame == NULL) {
-        snprintf(c->errstr, sizeof(c->errstr), "request does not fit in one frame");
-        c->errcode = SG_CLIENT_PROTOCOL;
+        snprintf(c->pub.errstr, sizeof(c->pub.errstr), "request does not fit in one frame");
+        c->pub.err = SG_FRAME_TOO_LARGE;
         return -1;
     }
+    if (id)
+        *id = rid;
     if (c->track)
-        return sg_client_send_tracked(c, r->id, r->deadline_ms, frame, len);
+        return sg_client_send_tracked(c, rid, r->deadline_ms, frame, len);
     rc = sg_client_write_all(c, frame, len, sg_client_deadline(c));
     free(frame);
     return rc;
 }
 
-int sg_client_recv(struct sg_client *c, struct sg_response **out)
+int sg_client_send(struct sg_client *pc, const struct sg_request *r, uint64_t *id)
 {
+    return sg_client_send_one((struct sg_conn *)pc, r, id);
+}
+
+int sg_client_recv(struct sg_client *pc, struct sg_response **out)
+{
+    struct sg_conn *c = (struct sg_conn *)pc;
+
     if (c->track)
-        return sg_client_recv_tracked(c, out);
+        return sg_client_recv_tracked(c, out, sg_client_deadline(c)) == 0 ? 0 : -1;
     *out = sg_client_queue_pop(c);
     if (*out != NULL)
         return 0;
     return sg_client_read_response(c, sg_client_deadline(c), out);
 }
 
-int sg_client_write_raw(struct sg_client *c, const void *buf, size_t len)
+int sg_conn_recv_nowait(struct sg_conn *c, struct sg_response **out)
 {
+    return sg_client_recv_tracked(c, out, sg_now_ms());
+}
+
+int64_t sg_conn_next_deadline(const struct sg_conn *c)
+{
+    size_t i = sg_client_pend_earliest(c);
+
+    return i < c->npend ? c->pend[i].deadline : 0;
+}
+
+size_t sg_conn_outstanding(const struct sg_conn *c)
+{
+    return c->npend + c->qlen;
+}
+
+unsigned sg_conn_generation(const struct sg_conn *c)
+{
+    return c->gen;
+}
+
+void sg_conn_force_tracking(struct sg_conn *c)
+{
+    c->track = 1;
+}
+
+int sg_client_write_raw(struct sg_client *pc, const void *buf, size_t len)
+{
+    struct sg_conn *c = (struct sg_conn *)pc;
+
     return sg_client_write_all(c, buf, len, sg_client_deadline(c));
 }
 
-/*
- * Send r and wait for the response carrying r's id; responses to other ids
- * are parked for sg_client_recv. A ConnectionError ends the wait: it is
- * returned in *out (id 0) and its code is the result. On SG_CLIENT_IO or
- * SG_CLIENT_PROTOCOL *out is NULL.
- */
-int sg_call(struct sg_client *c, const struct sg_request *r, struct sg_response **out)
+struct sg_client *sg_client_connect_nohello(const struct sg_client_options *opt)
 {
+    return &sg_conn_open(opt, 0)->pub;
+}
+
+/*
+ * A reply made up by the client becomes a failure of the call: -1 with its
+ * code and message in the context, and the reply freed.
+ */
+static int sg_call_result(struct sg_conn *c, struct sg_response **out)
+{
+    if (*out != NULL && (*out)->local) {
+        c->pub.err = (enum sg_code)(*out)->code;
+        snprintf(c->pub.errstr, sizeof(c->pub.errstr), "%s", (*out)->message);
+        sg_response_free(*out);
+        *out = NULL;
+    }
+    return *out != NULL ? 0 : -1;
+}
+
+/*
+ * Send r and wait for the response carrying its id; responses to other ids
+ * are parked for sg_client_recv. A ConnectionError ends the wait with -1 and
+ * its code in pub.err.
+ */
+int sg_call(struct sg_client *pc, const struct sg_request *r, struct sg_response **out)
+{
+    struct sg_conn *c = (struct sg_conn *)pc;
     int64_t deadline = sg_client_deadline(c);
     struct sg_response *resp;
-    uint8_t *frame;
-    size_t len;
-    int rc;
+    uint64_t id;
 
     *out = NULL;
-    if (c->track)
-        return sg_call_tracked(c, r, out);
-    frame = sg_frame_request(r, &len);
-    if (frame == NULL) {
-        snprintf(c->errstr, sizeof(c->errstr), "request does not fit in one frame");
-        c->errcode = SG_CLIENT_PROTOCOL;
-        return SG_CLIENT_PROTOCOL;
+    if (sg_client_send_one(c, r, &id) < 0)
+        return -1;
+    if (c->track) {
+        if (sg_call_tracked(c, id, out) < 0)
+            return -1;
+        return sg_call_result(c, out);
     }
-    rc = sg_client_write_all(c, frame, len, deadline);
-    free(frame);
-    if (rc < 0)
-        return c->errcode;
     for (;;) {
         if (sg_client_read_response(c, deadline, &resp) < 0)
-            return c->errcode;
-        if (resp->id == r->id || (resp->id == 0 && c->closed)) {
+            return -1;
+        if (resp->id == id) {
             *out = resp;
-            return resp->code;
+            return 0;
+        }
+        if (resp->id == 0 && c->closed) {
+            c->pub.err = (enum sg_code)resp->code;
+            sg_response_free(resp);
+            return -1;
         }
         sg_client_queue_push(c, resp);
     }
 }
 
-/* Build a one-key request with the next id; the caller owns it. */
-static struct sg_request *sg_client_key_request(struct sg_client *c, int op, const char *keyspace,
-                                                const void *key, size_t klen)
+/* Run r (consumed) through sg_call; the reply or NULL. */
+static struct sg_response *sg_client_run(struct sg_client *c, struct sg_request *r)
 {
-    struct sg_request *r = sg_request_new(sg_client_next_id(c), op);
+    struct sg_response *resp;
+
+    sg_call(c, r, &resp);
+    sg_request_free(r);
+    return resp;
+}
+
+static struct sg_request *sg_key_request(enum sg_op op, const char *keyspace, const void *key,
+                                         size_t klen)
+{
+    struct sg_request *r = sg_request_new(op);
 
     if (keyspace)
         sg_request_keyspace(r, keyspace);
@@ -976,66 +1092,135 @@ static struct sg_request *sg_client_key_request(struct sg_client *c, int op, con
     return r;
 }
 
-/* Run r through sg_call and return only the code; r is consumed. */
-static int sg_client_call_code(struct sg_client *c, struct sg_request *r)
+static struct sg_request *sg_keys_request(enum sg_op op, const char *keyspace, size_t n,
+                                          const void *const *keys, const size_t *klens)
 {
-    struct sg_response *resp;
-    int rc = sg_call(c, r, &resp);
+    struct sg_request *r = sg_request_new(op);
+    size_t i;
 
-    sg_response_free(resp);
-    sg_request_free(r);
-    return rc;
+    if (keyspace)
+        sg_request_keyspace(r, keyspace);
+    for (i = 0; i < n; i++)
+        sg_request_add_key(r, keys[i], klens[i]);
+    return r;
 }
 
-int sg_ping(struct sg_client *c)
+struct sg_response *sg_ping(struct sg_client *c)
 {
-    return sg_client_call_code(c, sg_request_new(sg_client_next_id(c), SG_OP_PING));
+    return sg_client_run(c, sg_request_new(SG_OP_PING));
 }
 
-int sg_get(struct sg_client *c, const char *keyspace, const void *key, size_t klen, void **val,
-           size_t *vlen)
+struct sg_response *sg_get(struct sg_client *c, const char *keyspace, const void *key, size_t klen)
 {
-    struct sg_request *r = sg_client_key_request(c, SG_OP_GET, keyspace, key, klen);
-    struct sg_response *resp;
-    int rc;
-
-    *val = NULL;
-    *vlen = 0;
-    rc = sg_call(c, r, &resp);
-    sg_request_free(r);
-    if (rc == SG_OK && resp != NULL) {
-        /* One spare NUL byte so text values can be printed directly. */
-        *val = sg_xmalloc(resp->value_len + 1);
-        if (resp->value_len)
-            memcpy(*val, resp->value, resp->value_len);
-        ((char *)*val)[resp->value_len] = '\0';
-        *vlen = resp->value_len;
-    }
-    sg_response_free(resp);
-    return rc;
+    return sg_client_run(c, sg_key_request(SG_OP_GET, keyspace, key, klen));
 }
 
-int sg_set(struct sg_client *c, const char *keyspace, const void *key, size_t klen, const void *val,
-           size_t vlen, uint64_t ttl_ms, int cond)
+struct sg_response *sg_set(struct sg_client *c, const char *keyspace, const void *key, size_t klen,
+                           const void *val, size_t vlen, uint64_t ttl_ms, enum sg_cond cond)
 {
-    struct sg_request *r = sg_client_key_request(c, SG_OP_SET, keyspace, key, klen);
+    struct sg_request *r = sg_key_request(SG_OP_SET, keyspace, key, klen);
 
     sg_request_add_value(r, val, vlen);
     sg_request_ttl(r, ttl_ms);
     sg_request_condition(r, cond);
-    return sg_client_call_code(c, r);
+    return sg_client_run(c, r);
 }
 
-int sg_del(struct sg_client *c, const char *keyspace, const void *key, size_t klen)
+struct sg_response *sg_del(struct sg_client *c, const char *keyspace, const void *key, size_t klen)
 {
-    return sg_client_call_code(c, sg_client_key_request(c, SG_OP_DELETE, keyspace, key, klen));
+    return sg_client_run(c, sg_key_request(SG_OP_DELETE, keyspace, key, klen));
 }
 
-int sg_expire(struct sg_client *c, const char *keyspace, const void *key, size_t klen,
-              uint64_t ttl_ms)
+struct sg_response *sg_expire(struct sg_client *c, const char *keyspace, const void *key,
+                              size_t klen, uint64_t ttl_ms)
 {
-    struct sg_request *r = sg_client_key_request(c, SG_OP_EXPIRE, keyspace, key, klen);
+    struct sg_request *r = sg_key_request(SG_OP_EXPIRE, keyspace, key, klen);
 
     sg_request_ttl(r, ttl_ms);
-    return sg_client_call_code(c, r);
+    return sg_client_run(c, r);
+}
+
+struct sg_response *sg_mget(struct sg_client *c, const char *keyspace, size_t n,
+                            const void *const *keys, const size_t *klens)
+{
+    return sg_client_run(c, sg_keys_request(SG_OP_MGET, keyspace, n, keys, klens));
+}
+
+struct sg_response *sg_mset(struct sg_client *c, const char *keyspace, size_t n,
+                            const void *const *keys, const size_t *klens, const void *const *vals,
+                            const size_t *vlens, const uint64_t *ttls, uint64_t ttl_ms,
+                            enum sg_cond cond)
+{
+    struct sg_request *r = sg_keys_request(SG_OP_MSET, keyspace, n, keys, klens);
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        sg_request_add_value(r, vals[i], vlens[i]);
+        if (ttls)
+            sg_request_add_ttl(r, ttls[i]);
+    }
+    sg_request_ttl(r, ttl_ms);
+    sg_request_condition(r, cond);
+    return sg_client_run(c, r);
+}
+
+struct sg_response *sg_mdel(struct sg_client *c, const char *keyspace, size_t n,
+                            const void *const *keys, const size_t *klens)
+{
+    return sg_client_run(c, sg_keys_request(SG_OP_MDELETE, keyspace, n, keys, klens));
+}
+
+struct sg_response *sg_invalidate(struct sg_client *c, const char *keyspace, const void *pattern,
+                                  size_t plen)
+{
+    struct sg_request *r = sg_request_new(SG_OP_INVALIDATE);
+
+    if (keyspace)
+        sg_request_keyspace(r, keyspace);
+    sg_request_pattern(r, pattern, plen);
+    return sg_client_run(c, r);
+}
+
+struct sg_response *sg_get_or_lease(struct sg_client *c, const char *keyspace, const void *key,
+                                    size_t klen, uint64_t lease_ttl_ms)
+{
+    struct sg_request *r = sg_key_request(SG_OP_GET_OR_LEASE, keyspace, key, klen);
+
+    sg_request_ttl(r, lease_ttl_ms);
+    return sg_client_run(c, r);
+}
+
+struct sg_response *sg_set_with_lease(struct sg_client *c, const char *keyspace, const void *key,
+                                      size_t klen, const void *val, size_t vlen, const void *lease,
+                                      size_t llen, uint64_t ttl_ms)
+{
+    struct sg_request *r = sg_key_request(SG_OP_SET_WITH_LEASE, keyspace, key, klen);
+
+    sg_request_add_value(r, val, vlen);
+    sg_request_lease(r, lease, llen);
+    sg_request_ttl(r, ttl_ms);
+    return sg_client_run(c, r);
+}
+
+struct sg_response *sg_get_versioned(struct sg_client *c, const char *keyspace, const void *key,
+                                     size_t klen)
+{
+    return sg_client_run(c, sg_key_request(SG_OP_GET_VERSIONED, keyspace, key, klen));
+}
+
+struct sg_response *sg_set_versioned(struct sg_client *c, const char *keyspace, const void *key,
+                                     size_t klen, const void *val, size_t vlen, uint64_t version,
+                                     uint64_t ttl_ms)
+{
+    struct sg_request *r = sg_key_request(SG_OP_SET_VERSIONED, keyspace, key, klen);
+
+    sg_request_add_value(r, val, vlen);
+    sg_request_version(r, version);
+    sg_request_ttl(r, ttl_ms);
+    return sg_client_run(c, r);
+}
+
+struct sg_response *sg_stats(struct sg_client *c)
+{
+    return sg_client_run(c, sg_request_new(SG_OP_STATS));
 }

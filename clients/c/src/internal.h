@@ -54,8 +54,8 @@ int sg_transport_wait(struct sg_transport *t, short events, int64_t deadline, sh
 int sg_transport_pending(const struct sg_transport *t);
 
 struct sg_request {
-    uint64_t id;
-    int op;
+    enum sg_op op;
+    int nocheck; /* sg_request_skip_checks */
     char *keyspace;
     ProtobufCBinaryData *keys;
     size_t n_keys, cap_keys;
@@ -64,16 +64,37 @@ struct sg_request {
     uint64_t *ttls;
     size_t n_ttls, cap_ttls;
     uint64_t ttl_ms;
-    int cond;
+    enum sg_cond cond;
     uint32_t deadline_ms;
     ProtobufCBinaryData pattern;
     ProtobufCBinaryData lease;
     uint64_t version;
 };
 
-uint8_t *sg_frame_request(const struct sg_request *r, size_t *len);
+uint8_t *sg_frame_request(const struct sg_request *r, uint64_t id, size_t *len);
+size_t sg_request_size(const struct sg_request *r);
 uint8_t *sg_frame_hello(const char *client_name, const void *token, size_t token_len, size_t *len);
 struct sg_response *sg_response_wrap(Slotgate__V1__ServerMessage *msg);
 struct sg_response *sg_response_synth(uint64_t id, int code, const char *message);
+
+
+/*
+ * The blocking context behind struct sg_client (client.c); the async
+ * context (async.c) drives one in tracking mode.
+ */
+struct sg_conn;
+struct sg_conn *sg_conn_open(const struct sg_client_options *opt, int hello);
+/* Tracking mode only: the next settled response without waiting. 0 with
+ * *out, -1 if none is ready yet, -2 if the connection is gone with nothing
+ * outstanding. */
+int sg_conn_recv_nowait(struct sg_conn *c, struct sg_response **out);
+/* Earliest client deadline among pending requests (monotonic ms), 0 = none. */
+int64_t sg_conn_next_deadline(const struct sg_conn *c);
+/* Requests sent and not yet returned by recv (pending or parked). */
+size_t sg_conn_outstanding(const struct sg_conn *c);
+void sg_conn_force_tracking(struct sg_conn *c);
+/* Changes whenever a new connection replaces the old one (even if the new
+ * socket reuses the old fd number). */
+unsigned sg_conn_generation(const struct sg_conn *c);
 
 #endif

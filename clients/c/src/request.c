@@ -56,12 +56,11 @@ int64_t sg_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-struct sg_request *sg_request_new(uint64_t id, int op)
+struct sg_request *sg_request_new(enum sg_op op)
 {
     struct sg_request *r = sg_xmalloc(sizeof(*r));
 
     memset(r, 0, sizeof(*r));
-    r->id = id;
     r->op = op;
     return r;
 }
@@ -128,7 +127,7 @@ void sg_request_ttl(struct sg_request *r, uint64_t ttl_ms)
     r->ttl_ms = ttl_ms;
 }
 
-void sg_request_condition(struct sg_request *r, int cond)
+void sg_request_condition(struct sg_request *r, enum sg_cond cond)
 {
     r->cond = cond;
 }
@@ -183,34 +182,68 @@ static uint8_t *sg_frame_pack(const Slotgate__V1__ClientMessage *m, size_t *len)
     return buf;
 }
 
-/*
- * Encode r as a frame. The protobuf message only borrows r's arrays, so
- * nothing but the returned buffer (caller-owned) is allocated.
- */
-uint8_t *sg_frame_request(const struct sg_request *r, size_t *len)
+void sg_request_skip_checks(struct sg_request *r)
 {
-    Slotgate__V1__Request req = SLOTGATE__V1__REQUEST__INIT;
-    Slotgate__V1__ClientMessage m = SLOTGATE__V1__CLIENT_MESSAGE__INIT;
+    r->nocheck = 1;
+}
 
-    req.id = r->id;
-    req.op = (Slotgate__V1__Op)r->op;
+/* Fill m (borrowing r's arrays) as the ClientMessage for r with id. */
+static void sg_request_message(const struct sg_request *r, uint64_t id,
+                               Slotgate__V1__Request *req, Slotgate__V1__ClientMessage *m)
+{
+    slotgate__v1__request__init(req);
+    slotgate__v1__client_message__init(m);
+    req->id = id;
+    req->op = (Slotgate__V1__Op)r->op;
     if (r->keyspace)
-        req.keyspace = r->keyspace;
-    req.n_keys = r->n_keys;
-    req.keys = r->keys;
-    req.n_values = r->n_values;
-    req.values = r->values;
-    req.ttl_ms = r->ttl_ms;
-    req.condition = (Slotgate__V1__Condition)r->cond;
-    req.deadline_ms = r->deadline_ms;
-    req.n_ttls_ms = r->n_ttls;
-    req.ttls_ms = r->ttls;
-    req.pattern = r->pattern;
-    req.lease = r->lease;
-    req.version = r->version;
-    m.msg_case = SLOTGATE__V1__CLIENT_MESSAGE__MSG_REQUEST;
-    m.request = &req;
+        req->keyspace = r->keyspace;
+    req->n_keys = r->n_keys;
+    req->keys = r->keys;
+    req->n_values = r->n_values;
+    req->values = r->values;
+    req->ttl_ms = r->ttl_ms;
+    req->condition = (Slotgate__V1__Condition)r->cond;
+    req->deadline_ms = r->deadline_ms;
+    req->n_ttls_ms = r->n_ttls;
+    req->ttls_ms = r->ttls;
+    req->pattern = r->pattern;
+    req->lease = r->lease;
+    req->version = r->version;
+    m->msg_case = SLOTGATE__V1__CLIENT_MESSAGE__MSG_REQUEST;
+    m->request = req;
+}
+
+/* Encoded body size of r (with the largest id), without the 4-byte header. */
+size_t sg_request_size(const struct sg_request *r)
+{
+    Slotgate__V1__Request req;
+    Slotgate__V1__ClientMessage m;
+
+    sg_request_message(r, UINT64_MAX, &req, &m);
+    return slotgate__v1__client_message__get_packed_size(&m);
+}
+
+/*
+ * Encode r as a frame with request id id. The protobuf message only borrows
+ * r's arrays, so nothing but the returned buffer (caller-owned) is allocated.
+ */
+uint8_t *sg_frame_request(const struct sg_request *r, uint64_t id, size_t *len)
+{
+    Slotgate__V1__Request req;
+    Slotgate__V1__ClientMessage m;
+
+    sg_request_message(r, id, &req, &m);
     return sg_frame_pack(&m, len);
+}
+
+uint8_t *sg_encode_request(const struct sg_request *r, uint64_t id, size_t *len)
+{
+    return sg_frame_request(r, id, len);
+}
+
+uint8_t *sg_encode_hello(const char *client_name, const void *token, size_t token_len, size_t *len)
+{
+    return sg_frame_hello(client_name, token, token_len, len);
 }
 
 uint8_t *sg_frame_hello(const char *client_name, const void *token, size_t token_len, size_t *len)

@@ -187,6 +187,7 @@ struct sg_response *sg_response_synth(uint64_t id, int code, const char *message
     Slotgate__V1__Response resp = SLOTGATE__V1__RESPONSE__INIT;
     Slotgate__V1__ServerMessage m = SLOTGATE__V1__SERVER_MESSAGE__INIT;
     Slotgate__V1__ServerMessage *msg;
+    struct sg_response *r;
     uint8_t *buf;
     size_t len;
 
@@ -204,5 +205,55 @@ struct sg_response *sg_response_synth(uint64_t id, int code, const char *message
         fprintf(stderr, "libslotgate: cannot decode a response it encoded\n");
         abort();
     }
-    return sg_response_wrap(msg);
+    r = sg_response_wrap(msg);
+    r->local = 1;
+    return r;
+}
+
+int sg_decode_frame_len(const uint8_t *buf, size_t len, size_t *body_len)
+{
+    if (len < 4)
+        return 0;
+    *body_len = (size_t)((uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 |
+                         buf[3]);
+    return 1;
+}
+
+/*
+ * Decode one ServerMessage body. A Response or ConnectionError becomes a
+ * reply in *out; a HelloReply fills *limits (if given) and leaves *out NULL.
+ */
+int sg_decode_response(const uint8_t *body, size_t len, struct sg_response **out,
+                       enum sg_msg_kind *kind, struct sg_limits *limits)
+{
+    Slotgate__V1__ServerMessage *msg = slotgate__v1__server_message__unpack(NULL, len, body);
+    const Slotgate__V1__Limits *l;
+
+    *out = NULL;
+    if (msg == NULL)
+        return -1;
+    if (msg->msg_case == SLOTGATE__V1__SERVER_MESSAGE__MSG_HELLO_REPLY) {
+        if (kind)
+            *kind = SG_MSG_HELLO_REPLY;
+        l = msg->hello_reply ? msg->hello_reply->limits : NULL;
+        if (limits) {
+            memset(limits, 0, sizeof(*limits));
+            if (l) {
+                limits->max_frame_bytes = l->max_frame_bytes;
+                limits->max_key_bytes = l->max_key_bytes;
+                limits->max_value_bytes = l->max_value_bytes;
+                limits->max_batch_keys = l->max_batch_keys;
+                limits->max_inflight = l->max_inflight;
+                limits->default_deadline_ms = l->default_deadline_ms;
+                limits->max_batch_bytes = l->max_batch_bytes;
+            }
+        }
+        slotgate__v1__server_message__free_unpacked(msg, NULL);
+        return 0;
+    }
+    if (kind)
+        *kind = msg->msg_case == SLOTGATE__V1__SERVER_MESSAGE__MSG_ERROR ? SG_MSG_CONNECTION_ERROR
+                                                                          : SG_MSG_RESPONSE;
+    *out = sg_response_wrap(msg);
+    return *out != NULL ? 0 : -1;
 }

@@ -10,7 +10,11 @@
  *     (SG_CLIENT_IO, by id), resends nothing, and the next call reconnects;
  *   - a request with deadline_ms fails with SG_TIMEOUT when the server does
  *     not answer, the late answer is dropped, the connection keeps working;
- *   - without the new options, behaviour is unchanged (id-0 ConnectionError).
+ *   - without the new options, behaviour is unchanged (id-0 ConnectionError);
+ *   - requests over the HelloReply's limits fail locally with the protocol's
+ *     code and never reach the server;
+ *   - the async context on libevent gets the same resend and deadline
+ *     behaviour, one callback per request, replies matched by id.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,6 +27,11 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <event2/event.h>
+
+#include <slotgate/adapters/libevent.h>
+#include <slotgate/async.h>
 
 #include "slotgate.h"
 #include "slotgate.pb-c.h"
@@ -130,6 +139,9 @@ static int srv_accept(struct server *s)
     }
     slotgate__v1__client_message__free_unpacked(hello, NULL);
     lim.max_inflight = 1024;
+    lim.max_key_bytes = 16;
+    lim.max_value_bytes = 64;
+    lim.max_batch_keys = 4;
     hr.protocol_version = 1;
     hr.server_version = "test";
     hr.server_name = "slotgate";
@@ -223,8 +235,7 @@ static void srv_join(struct server *s)
 static struct sg_client *connect_to(const struct server *s, int reconnect, int margin)
 {
     struct sg_client_options o;
-    struct sg_client *c = NULL;
-    char err[256];
+    struct sg_client *c;
 
     memset(&o, 0, sizeof(o));
     o.host = "127.0.0.1";
@@ -232,8 +243,9 @@ static struct sg_client *connect_to(const struct server *s, int reconnect, int m
     o.timeout_ms = 3000;
     o.reconnect = reconnect;
     o.deadline_margin_ms = margin;
-    if (sg_client_connect(&o, &c, NULL, err, sizeof(err)) < 0) {
-        fprintf(stderr, "connect: %s\n", err);
+    c = sg_client_connect(&o);
+    if (c->err) {
+        fprintf(stderr, "connect: %s\n", c->errstr);
         exit(2);
     }
     return c;
@@ -241,7 +253,7 @@ static struct sg_client *connect_to(const struct server *s, int reconnect, int m
 
 static struct sg_request *get_request(struct sg_client *c, const char *key)
 {
-    struct sg_request *r = sg_request_new(sg_client_next_id(c), SG_OP_GET);
+    struct sg_request *r = sg_request_new(SG_OP_GET);
 
     sg_request_add_key(r, key, strlen(key));
     return r;
@@ -284,7 +296,7 @@ static void case_resend_after_shutdown(void)
     c = connect_to(&s, 1, 0);
     for (i = 0; i < 3; i++) {
         r[i] = get_request(c, "k");
-        CHECK(sg_client_send(c, r[i]) == 0);
+        CHECK(sg_client_send(c, r[i], NULL) == 0);
     }
     for (i = 0; i < 3; i++) {
         CHECK(sg_client_recv(c, &resp) == 0);
@@ -337,8 +349,8 @@ static void case_loss_fails_unanswered(void)
     c = connect_to(&s, 1, 0);
     r1 = get_request(c, "a");
     r2 = get_request(c, "b");
-    CHECK(sg_client_send(c, r1) == 0);
-    CHECK(sg_client_send(c, r2) == 0);
+    CHECK(sg_client_send(c, r1, NULL) == 0);
+    CHECK(sg_client_send(c, r2, NULL) == 0);
     CHECK(sg_client_recv(c, &resp) == 0);
     CHECK(resp != NULL && resp->id == 1 && resp->code == SG_OK);
     sg_response_free(resp);
@@ -349,7 +361,7 @@ static void case_loss_fails_unanswered(void)
     CHECK(sg_client_recv(c, &resp) < 0);
     /* the next call reconnects */
     r3 = get_request(c, "c");
-    CHECK(sg_call(c, r3, &resp) == SG_OK);
+    CHECK(sg_call(c, r3, &resp) == 0 && resp->code == SG_OK);
     CHECK(resp != NULL && resp->value_len == 2 && memcmp(resp->value, "v3", 2) == 0);
     sg_response_free(resp);
     sg_client_free(c);
@@ -390,14 +402,14 @@ static void case_client_deadline(void)
     r1 = get_request(c, "slow");
     sg_request_deadline(r1, 100);
     t0 = now_ms();
-    CHECK(sg_call(c, r1, &resp) == SG_TIMEOUT);
+    CHECK(sg_call(c, r1, &resp) == -1);
     took = now_ms() - t0;
-    CHECK(resp != NULL && resp->id == 1 && resp->code == SG_TIMEOUT);
+    CHECK(resp == NULL && c->err == SG_TIMEOUT);
     CHECK(took >= 100 && took < 2500); /* the client's own deadline, not timeout_ms */
     sg_response_free(resp);
     /* the late answer to r1 arrives first and is dropped */
     r2 = get_request(c, "next");
-    CHECK(sg_call(c, r2, &resp) == SG_OK);
+    CHECK(sg_call(c, r2, &resp) == 0 && resp->code == SG_OK);
     CHECK(resp != NULL && resp->id == 2 && resp->value_len == 2 &&
           memcmp(resp->value, "v2", 2) == 0);
     sg_response_free(resp);
@@ -430,7 +442,7 @@ static void case_untracked_unchanged(void)
     srv_start(&s, script_drain_once);
     c = connect_to(&s, 0, 0);
     r = get_request(c, "k");
-    CHECK(sg_client_send(c, r) == 0);
+    CHECK(sg_client_send(c, r, NULL) == 0);
     CHECK(sg_client_recv(c, &resp) == 0);
     CHECK(resp != NULL && resp->id == 0 && resp->code == SG_SHUTTING_DOWN);
     sg_response_free(resp);
@@ -438,6 +450,167 @@ static void case_untracked_unchanged(void)
     srv_join(&s);
     CHECK(s.conns == 1);
     sg_request_free(r);
+}
+
+/* ---- case 5: local limit checks ------------------------------------------------- */
+
+static void script_one(struct server *s)
+{
+    uint64_t id;
+    int fd = srv_accept(s);
+
+    if (fd < 0)
+        return;
+    id = srv_read_request(s, fd);
+    srv_answer(fd, id);
+    srv_read_request(s, fd); /* EOF when the client goes */
+    close(fd);
+}
+
+static void case_local_limits(void)
+{
+    static const char big_key[] = "0123456789abcdefX"; /* 17 bytes > 16 */
+    char big_val[65];
+    const void *keys[5] = {"a", "b", "c", "d", "e"};
+    const size_t klens[5] = {1, 1, 1, 1, 1};
+    struct server s;
+    struct sg_client *c;
+    struct sg_response *resp;
+
+    memset(big_val, 'v', sizeof(big_val));
+    srv_start(&s, script_one);
+    c = connect_to(&s, 0, 0);
+    CHECK(sg_get(c, "", big_key, 17) == NULL && c->err == SG_KEY_TOO_LARGE);
+    CHECK(sg_set(c, "", "k", 1, big_val, sizeof(big_val), 0, SG_COND_NONE) == NULL &&
+          c->err == SG_VALUE_TOO_LARGE);
+    CHECK(sg_mget(c, "", 5, keys, klens) == NULL && c->err == SG_BATCH_TOO_LARGE);
+    CHECK(sg_invalidate(c, "", big_key, 17) == NULL && c->err == SG_KEY_TOO_LARGE);
+    resp = sg_get(c, "", "k", 1);
+    CHECK(resp != NULL && resp->code == SG_OK && resp->id == 1);
+    sg_response_free(resp);
+    sg_client_free(c);
+    srv_join(&s);
+    CHECK(s.nseen == 1 && s.seen[0] == 1); /* nothing over a limit was sent */
+}
+
+/* ---- cases 6 and 7: the async context on libevent --------------------------------- */
+
+struct async_state {
+    struct event_base *base;
+    int calls, codes[8], local[8];
+    uint64_t ids[8];
+    int want;
+};
+
+static void on_async_reply(struct sg_async *ac, struct sg_response *reply, void *privdata)
+{
+    struct async_state *st = privdata;
+
+    (void)ac;
+    if (st->calls < 8) {
+        st->codes[st->calls] = reply ? (int)reply->code : -1;
+        st->local[st->calls] = reply ? reply->local : -1;
+        st->ids[st->calls] = reply ? reply->id : 0;
+    }
+    if (++st->calls == st->want)
+        event_base_loopbreak(st->base);
+}
+
+static struct sg_async *async_connect_to(const struct server *s, int reconnect, int margin,
+                                         struct event_base *base)
+{
+    struct sg_client_options o;
+    struct sg_async *ac;
+
+    memset(&o, 0, sizeof(o));
+    o.host = "127.0.0.1";
+    o.port = s->port;
+    o.timeout_ms = 3000;
+    o.reconnect = reconnect;
+    o.deadline_margin_ms = margin;
+    ac = sg_async_connect(&o);
+    if (ac->err) {
+        fprintf(stderr, "async connect: %s\n", ac->errstr);
+        exit(2);
+    }
+    CHECK(sg_libevent_attach(ac, base) == 0);
+    return ac;
+}
+
+/* Run the loop until st->want callbacks ran, bounded by a 10 s safety timer. */
+static void async_run(struct async_state *st)
+{
+    struct timeval tv = {10, 0};
+
+    event_base_loopexit(st->base, &tv);
+    event_base_dispatch(st->base);
+}
+
+static void case_async_resend_after_shutdown(void)
+{
+    struct async_state st;
+    struct server s;
+    struct sg_async *ac;
+    uint64_t id;
+    int i, got[3] = {0, 0, 0};
+
+    memset(&st, 0, sizeof(st));
+    st.base = event_base_new();
+    st.want = 3;
+    srv_start(&s, script_drain);
+    ac = async_connect_to(&s, 1, 0, st.base);
+    for (i = 0; i < 3; i++) {
+        CHECK(sg_async_get(ac, "", "k", 1, on_async_reply, &st) == 0);
+    }
+    CHECK(sg_async_outstanding(ac) == 3);
+    async_run(&st);
+    CHECK(st.calls == 3);
+    for (i = 0; i < 3 && i < st.calls; i++) {
+        CHECK(st.codes[i] == SG_OK && st.local[i] == 0);
+        id = st.ids[i];
+        if (id >= 1 && id <= 3)
+            got[id - 1]++;
+    }
+    CHECK(got[0] == 1 && got[1] == 1 && got[2] == 1);
+    /* the second connection answered 3 before 2: callbacks follow the wire */
+    CHECK(st.calls == 3 && st.ids[1] == 3 && st.ids[2] == 2);
+    sg_async_free(ac);
+    srv_join(&s);
+    CHECK(s.conns == 2);
+    event_base_free(st.base);
+}
+
+static void case_async_client_deadline(void)
+{
+    struct async_state st;
+    struct sg_request *r;
+    struct server s;
+    struct sg_async *ac;
+
+    memset(&st, 0, sizeof(st));
+    st.base = event_base_new();
+    st.want = 1;
+    srv_start(&s, script_hang);
+    ac = async_connect_to(&s, 0, 50, st.base);
+    r = sg_request_new(SG_OP_GET);
+    sg_request_add_key(r, "slow", 4);
+    sg_request_deadline(r, 100);
+    CHECK(sg_async_send(ac, r, on_async_reply, &st, NULL) == 0);
+    sg_request_free(r);
+    async_run(&st);
+    CHECK(st.calls == 1 && st.codes[0] == SG_TIMEOUT && st.local[0] == 1 && st.ids[0] == 1);
+    /* the late answer to 1 is dropped; 2 gets its own */
+    st.want = 2;
+    CHECK(sg_async_get(ac, "", "next", 4, on_async_reply, &st) == 0);
+    async_run(&st);
+    CHECK(st.calls == 2 && st.codes[1] == SG_OK && st.ids[1] == 2);
+    /* a local limit check fails the send, no callback */
+    CHECK(sg_async_get(ac, "", "0123456789abcdefX", 17, on_async_reply, &st) == -1 &&
+          ac->err == SG_KEY_TOO_LARGE);
+    sg_async_free(ac);
+    srv_join(&s);
+    CHECK(st.calls == 2);
+    event_base_free(st.base);
 }
 
 int main(void)
@@ -448,7 +621,10 @@ int main(void)
     } cases[] = {{"resend_after_shutdown", case_resend_after_shutdown},
                  {"loss_fails_unanswered", case_loss_fails_unanswered},
                  {"client_deadline", case_client_deadline},
-                 {"untracked_unchanged", case_untracked_unchanged}};
+                 {"untracked_unchanged", case_untracked_unchanged},
+                 {"local_limits", case_local_limits},
+                 {"async_resend_after_shutdown", case_async_resend_after_shutdown},
+                 {"async_client_deadline", case_async_client_deadline}};
     size_t i;
     int passed = 0, failed = 0, before;
 

@@ -469,9 +469,12 @@ static struct sg_client *client_conn(struct env *e, struct aclient *ac, int i, i
     o.reconnect = 1;
     o.deadline_margin_ms = CF_DEADLINE_MARGIN_MS;
     *code = 0;
-    if (sg_client_connect(&o, &ac->conns[i], code, msg, msglen) < 0) {
-        if (*code == 0)
-            *code = SG_CLIENT_IO;
+    ac->conns[i] = sg_client_connect(&o);
+    if (ac->conns[i]->err) {
+        *code = ac->conns[i]->err;
+        snprintf(msg, msglen, "%s", ac->conns[i]->errstr);
+        sg_client_free(ac->conns[i]);
+        ac->conns[i] = NULL;
         return NULL;
     }
     return ac->conns[i];
@@ -597,7 +600,7 @@ static int base64_decode(const char *s, struct bytes *out)
 }
 
 /* A Request in protobuf canonical JSON (lowerCamelCase or proto field names). */
-static struct sg_request *raw_request(struct ctx *x, const json_t *rq, uint64_t id)
+static struct sg_request *raw_request(struct ctx *x, const json_t *rq)
 {
     struct sg_request *r;
     struct bytes b = {0};
@@ -625,7 +628,8 @@ static struct sg_request *raw_request(struct ctx *x, const json_t *rq, uint64_t 
             }
         }
     }
-    r = sg_request_new(id, op);
+    r = sg_request_new((enum sg_op)op);
+    sg_request_skip_checks(r); /* raw: the server must see it as written */
     json_object_foreach((json_t *)rq, k, v)
     {
         if (strcmp(k, "op") == 0) {
@@ -694,8 +698,7 @@ out:
 }
 
 /* Build the request for one call (README "Calls and their args"). */
-static struct sg_request *build_request(struct ctx *x, const char *call, const json_t *args,
-                                        uint64_t id)
+static struct sg_request *build_request(struct ctx *x, const char *call, const json_t *args)
 {
     struct sg_request *r;
     const json_t *v, *it;
@@ -706,7 +709,7 @@ static struct sg_request *build_request(struct ctx *x, const char *call, const j
     struct bytes b = {0};
 
     if (strcmp(call, "raw") == 0)
-        return raw_request(x, json_object_get(args, "request"), id);
+        return raw_request(x, json_object_get(args, "request"));
     for (i = 0; i < sizeof(calls) / sizeof(calls[0]); i++)
         if (strcmp(calls[i].call, call) == 0)
             op = calls[i].op;
@@ -721,7 +724,7 @@ static struct sg_request *build_request(struct ctx *x, const char *call, const j
             return NULL;
         }
     }
-    r = sg_request_new(id, op);
+    r = sg_request_new((enum sg_op)op);
     if ((v = json_object_get(args, "keyspace")) != NULL && json_is_string(v))
         sg_request_keyspace(r, json_string_value(v));
     if ((v = json_object_get(args, "deadline_ms")) != NULL) {
@@ -1020,17 +1023,17 @@ static int do_call(struct ctx *x, const json_t *step, struct outcome *o)
     if (c == NULL) {
         outcome_code(o, code, msg);
     } else {
-        r = build_request(x, call, args, sg_client_next_id(c));
+        r = build_request(x, call, args);
         if (r == NULL) {
             json_decref(empty);
             return -1;
         }
-        code = sg_call(c, r, &resp);
+        sg_call(c, r, &resp);
         sg_request_free(r);
         if (resp != NULL)
             outcome_from(o, resp);
-        else
-            outcome_code(o, code, sg_client_errstr(c));
+        else /* a client-side failure: a local check, a client deadline, I/O */
+            outcome_code(o, c->err, c->errstr);
         sg_response_free(resp);
     }
     o->elapsed_ms = now_ms() - t0;
@@ -1193,13 +1196,13 @@ struct engine {
 };
 
 /* The next request of job j, or NULL when j is done (or sleeping: wake set). */
-static struct sg_request *job_request(struct engine *g, struct job *j, uint64_t id)
+static struct sg_request *job_request(struct engine *g, struct job *j)
 {
     struct sg_request *r;
     json_t *args;
 
     if (g->kind == JOB_LEASE) {
-        r = sg_request_new(id, j->phase == 0 ? SG_OP_GET_OR_LEASE : SG_OP_SET_WITH_LEASE);
+        r = sg_request_new(j->phase == 0 ? SG_OP_GET_OR_LEASE : SG_OP_SET_WITH_LEASE);
         sg_request_keyspace(r, g->keyspace);
         sg_request_add_key(r, g->key.p, g->key.n);
         if (j->phase == 1) {
@@ -1209,7 +1212,7 @@ static struct sg_request *job_request(struct engine *g, struct job *j, uint64_t 
         return r;
     }
     args = subst(g->args, "", j->index); /* ${run} is already substituted */
-    r = build_request(g->x, g->call, args, id);
+    r = build_request(g->x, g->call, args);
     json_decref(args);
     return r;
 }
@@ -1293,7 +1296,7 @@ static int engine_recv(struct engine *g, struct sg_client *c)
     if (sg_client_recv(c, &resp) < 0) {
         for (i = 0; i < g->njobs; i++) {
             if (g->jobs[i].busy && g->jobs[i].c == c) {
-                outcome_code(&o, SG_CLIENT_IO, sg_client_errstr(c));
+                outcome_code(&o, SG_CLIENT_IO, c->errstr);
                 o.elapsed_ms = now_ms() - g->jobs[i].issued;
                 job_settled(g, &g->jobs[i], &o);
             }
@@ -1387,14 +1390,13 @@ static int engine_run(struct engine *g)
             if (sg_client_limits(j->c)->max_inflight > 0 &&
                 j->ac->inflight[j->conn] >= (int)sg_client_limits(j->c)->max_inflight)
                 continue;
-            j->id = sg_client_next_id(j->c);
-            r = job_request(g, j, j->id);
+            r = job_request(g, j);
             if (r == NULL) {
                 outcome_free(&o);
                 return -1;
             }
-            if (sg_client_send(j->c, r) < 0) {
-                outcome_code(&o, SG_CLIENT_IO, sg_client_errstr(j->c));
+            if (sg_client_send(j->c, r, &j->id) < 0) {
+                outcome_code(&o, j->c->err, j->c->errstr);
                 job_settled(g, j, &o);
             } else {
                 j->busy = 1;
