@@ -1,11 +1,11 @@
 /*
- * bench_wire - the slotgate frame format as the benchmark tools need it.
- *
- * Requests are hand-encoded straight into a bufferevent's output evbuffer
- * (no intermediate protobuf-c structs), and responses are scanned in place
- * over the input evbuffer's chunks with evbuffer_peek, picking out only the
- * fields a load generator needs: id, code and per-key codes. Nothing here
- * does I/O beyond appending to and reading from an evbuffer.
+ * bench_wire - the slotgate frame format as the benchmark tools need it,
+ * over libslotgate's public codec (slotgate.h: sg_encode_request,
+ * sg_decode_response). Requests are encoded with the tool's own ids and
+ * added to a bufferevent's output by reference; responses are decoded off
+ * the input evbuffer, keeping only what a load generator needs: id, code
+ * and per-key codes. Nothing here does I/O beyond appending to and reading
+ * from an evbuffer.
  */
 #ifndef SG_BENCH_WIRE_H
 #define SG_BENCH_WIRE_H
@@ -18,10 +18,6 @@
 /* Upper bound the tools accept for one incoming frame (the proxy's default
  * max_frame_bytes is 8 MiB; leave headroom). */
 #define SG_BENCH_MAX_FRAME (64u << 20)
-
-/* Values at least this long are appended by reference, not copied. The
- * caller guarantees such values outlive the evbuffer's use of them. */
-#define SG_BENCH_REF_THRESHOLD 4096
 
 struct sg_bench_slice {
     const uint8_t *ptr;
