@@ -6,7 +6,7 @@
  * own callback; replies arrive in any order, matched by id by the library.
  * The loop ends when the last callback ran.
  *
- * Usage: slotgate-example-async CA_FILE [HOST [PORT]]
+ * Usage: slotgate-example-async CA_FILE [HOST [PORT [TOKEN]]]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +46,7 @@ int main(int argc, char **argv)
     int i;
 
     if (argc < 2) {
-        fprintf(stderr, "usage: %s CA_FILE [HOST [PORT]]\n", argv[0]);
+        fprintf(stderr, "usage: %s CA_FILE [HOST [PORT [TOKEN]]]\n", argv[0]);
         return 2;
     }
     memset(&opt, 0, sizeof(opt));
@@ -54,6 +54,10 @@ int main(int argc, char **argv)
     opt.cacert = argv[1];
     opt.host = argc > 2 ? argv[2] : "127.0.0.1";
     opt.port = argc > 3 ? atoi(argv[3]) : 7420;
+    if (argc > 4) {
+        opt.auth_token = argv[4];
+        opt.auth_token_len = strlen(argv[4]);
+    }
     opt.client_name = "slotgate-example-async";
     opt.reconnect = 1;            /* resend what a draining server never ran */
     opt.deadline_margin_ms = 200; /* fail a request 200 ms after its deadline */

@@ -6,7 +6,7 @@
  * the responses, which may arrive in any order, by the ids the library
  * assigned.
  *
- * Usage: slotgate-example CA_FILE [HOST [PORT]]
+ * Usage: slotgate-example CA_FILE [HOST [PORT [TOKEN]]]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +27,7 @@ int main(int argc, char **argv)
     int i, j, hits = 0;
 
     if (argc < 2) {
-        fprintf(stderr, "usage: %s CA_FILE [HOST [PORT]]\n", argv[0]);
+        fprintf(stderr, "usage: %s CA_FILE [HOST [PORT [TOKEN]]]\n", argv[0]);
         return 2;
     }
     memset(&opt, 0, sizeof(opt));
@@ -35,6 +35,10 @@ int main(int argc, char **argv)
     opt.cacert = argv[1];
     opt.host = argc > 2 ? argv[2] : "127.0.0.1";
     opt.port = argc > 3 ? atoi(argv[3]) : 7420;
+    if (argc > 4) {
+        opt.auth_token = argv[4];
+        opt.auth_token_len = strlen(argv[4]);
+    }
     opt.client_name = "slotgate-example";
     c = sg_client_connect(&opt);
     if (c->err) {
