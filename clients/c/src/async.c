@@ -71,7 +71,8 @@ void sg_async_rearm(struct sg_async *ac)
 {
     struct sg_async_impl *a = (struct sg_async_impl *)ac;
     struct sg_client *c = sg_async_client(a);
-    int fd = sg_client_fd(c);
+    /* A closed socket stays readable (EOF): never watch it, or the loop spins. */
+    int fd = sg_conn_closed(a->conn) ? -1 : sg_client_fd(c);
     int64_t dl, now;
 
     if (a->dispatching || ac->ev.add_read == NULL)

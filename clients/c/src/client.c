@@ -929,7 +929,9 @@ int sg_client_check(struct sg_client *pc, const struct sg_request *r)
     }
     if (l->max_batch_bytes && r->n_keys > 1 && total > l->max_batch_bytes)
         return sg_client_local_fail(c, SG_BATCH_TOO_LARGE, "batch", total, l->max_batch_bytes);
-    if (l->max_frame_bytes && sg_request_size(r) > l->max_frame_bytes)
+    /* The exact size costs a walk of the message: only near the limit. */
+    if (l->max_frame_bytes && sg_request_size_bound(r) > l->max_frame_bytes &&
+        sg_request_size(r) > l->max_frame_bytes)
         return sg_client_local_fail(c, SG_FRAME_TOO_LARGE, "request", sg_request_size(r),
                                     l->max_frame_bytes);
     return 0;
@@ -996,6 +998,11 @@ int64_t sg_conn_next_deadline(const struct sg_conn *c)
 size_t sg_conn_outstanding(const struct sg_conn *c)
 {
     return c->npend + c->qlen;
+}
+
+int sg_conn_closed(const struct sg_conn *c)
+{
+    return c->closed || c->dead || c->t.fd < 0;
 }
 
 unsigned sg_conn_generation(const struct sg_conn *c)

@@ -73,6 +73,8 @@ struct sg_request {
 
 uint8_t *sg_frame_request(const struct sg_request *r, uint64_t id, size_t *len);
 size_t sg_request_size(const struct sg_request *r);
+/* A cheap upper bound of sg_request_size. */
+size_t sg_request_size_bound(const struct sg_request *r);
 uint8_t *sg_frame_hello(const char *client_name, const void *token, size_t token_len, size_t *len);
 struct sg_response *sg_response_wrap(Slotgate__V1__ServerMessage *msg);
 struct sg_response *sg_response_synth(uint64_t id, int code, const char *message);
@@ -96,5 +98,7 @@ void sg_conn_force_tracking(struct sg_conn *c);
 /* Changes whenever a new connection replaces the old one (even if the new
  * socket reuses the old fd number). */
 unsigned sg_conn_generation(const struct sg_conn *c);
+/* No further reads or writes on the current socket (a reconnect may follow). */
+int sg_conn_closed(const struct sg_conn *c);
 
 #endif

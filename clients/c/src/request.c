@@ -223,6 +223,20 @@ size_t sg_request_size(const struct sg_request *r)
     return slotgate__v1__client_message__get_packed_size(&m);
 }
 
+size_t sg_request_size_bound(const struct sg_request *r)
+{
+    /* every field: at most 1 tag byte + a 10-byte varint (length or value) */
+    size_t n = 16 * 11 + r->pattern.len + r->lease.len, i;
+
+    if (r->keyspace)
+        n += strlen(r->keyspace);
+    for (i = 0; i < r->n_keys; i++)
+        n += 11 + r->keys[i].len;
+    for (i = 0; i < r->n_values; i++)
+        n += 11 + r->values[i].len;
+    return n + 11 * r->n_ttls;
+}
+
 /*
  * Encode r as a frame with request id id. The protobuf message only borrows
  * r's arrays, so nothing but the returned buffer (caller-owned) is allocated.

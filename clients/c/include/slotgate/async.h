@@ -20,8 +20,9 @@
  *
  * Callbacks run from sg_async_handle_read / sg_async_handle_timeout (never
  * from sg_async_send). The reply is freed when the callback returns; a
- * callback copies what it needs to keep. sg_async_free
- * calls every callback still outstanding with reply NULL.
+ * callback copies what it needs to keep. A callback may send new requests,
+ * but must not free the context (free it after the loop returns).
+ * sg_async_free calls every callback still outstanding with reply NULL.
  */
 #ifndef SLOTGATE_ASYNC_H
 #define SLOTGATE_ASYNC_H
