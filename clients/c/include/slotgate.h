@@ -191,7 +191,7 @@ struct sg_key_result {
 };
 struct sg_response {
     uint64_t id;
-    int code; /* an enum sg_code value (or one newer than this header) */
+    int code;            /* an enum sg_code value (or one newer than this header) */
     const char *message; /* "" when none */
     const uint8_t *value;
     size_t value_len;

@@ -23,8 +23,8 @@ struct sg_async_impl {
     struct sg_conn *conn;
     struct sg_async_cb *cbs; /* in send order; replies mostly come in it */
     size_t ncbs, capcbs;
-    int fd;         /* the fd registered with the adapter, -1 = none */
-    unsigned gen;   /* the connection it belongs to */
+    int fd;          /* the fd registered with the adapter, -1 = none */
+    unsigned gen;    /* the connection it belongs to */
     int dispatching; /* inside handle_read/timeout: rearm once at the end */
 };
 
@@ -180,41 +180,105 @@ int sg_async_send(struct sg_async *ac, const struct sg_request *r, sg_async_call
     return 0;
 }
 
-static int sg_async_key_op(struct sg_async *ac, struct sg_request *r, const char *keyspace,
-                           const void *key, size_t klen, sg_async_callback *cb, void *privdata)
+/* Send r (consumed) with its callback. */
+static int sg_async_run(struct sg_async *ac, struct sg_request *r, sg_async_callback *cb,
+                        void *privdata)
 {
-    int rc;
+    int rc = sg_async_send(ac, r, cb, privdata, NULL);
 
-    if (keyspace)
-        sg_request_keyspace(r, keyspace);
-    sg_request_add_key(r, key, klen);
-    rc = sg_async_send(ac, r, cb, privdata, NULL);
     sg_request_free(r);
     return rc;
+}
+
+int sg_async_ping(struct sg_async *ac, sg_async_callback *cb, void *privdata)
+{
+    return sg_async_run(ac, sg_request_new(SG_OP_PING), cb, privdata);
 }
 
 int sg_async_get(struct sg_async *ac, const char *keyspace, const void *key, size_t klen,
                  sg_async_callback *cb, void *privdata)
 {
-    return sg_async_key_op(ac, sg_request_new(SG_OP_GET), keyspace, key, klen, cb, privdata);
+    return sg_async_run(ac, sg_req_key(SG_OP_GET, keyspace, key, klen), cb, privdata);
 }
 
 int sg_async_set(struct sg_async *ac, const char *keyspace, const void *key, size_t klen,
                  const void *val, size_t vlen, uint64_t ttl_ms, enum sg_cond cond,
                  sg_async_callback *cb, void *privdata)
 {
-    struct sg_request *r = sg_request_new(SG_OP_SET);
-
-    sg_request_add_value(r, val, vlen);
-    sg_request_ttl(r, ttl_ms);
-    sg_request_condition(r, cond);
-    return sg_async_key_op(ac, r, keyspace, key, klen, cb, privdata);
+    return sg_async_run(ac, sg_req_set(keyspace, key, klen, val, vlen, ttl_ms, cond), cb, privdata);
 }
 
 int sg_async_del(struct sg_async *ac, const char *keyspace, const void *key, size_t klen,
                  sg_async_callback *cb, void *privdata)
 {
-    return sg_async_key_op(ac, sg_request_new(SG_OP_DELETE), keyspace, key, klen, cb, privdata);
+    return sg_async_run(ac, sg_req_key(SG_OP_DELETE, keyspace, key, klen), cb, privdata);
+}
+
+int sg_async_expire(struct sg_async *ac, const char *keyspace, const void *key, size_t klen,
+                    uint64_t ttl_ms, sg_async_callback *cb, void *privdata)
+{
+    return sg_async_run(ac, sg_req_expire(keyspace, key, klen, ttl_ms), cb, privdata);
+}
+
+int sg_async_mget(struct sg_async *ac, const char *keyspace, size_t n, const void *const *keys,
+                  const size_t *klens, sg_async_callback *cb, void *privdata)
+{
+    return sg_async_run(ac, sg_req_keys(SG_OP_MGET, keyspace, n, keys, klens), cb, privdata);
+}
+
+int sg_async_mset(struct sg_async *ac, const char *keyspace, size_t n, const void *const *keys,
+                  const size_t *klens, const void *const *vals, const size_t *vlens,
+                  const uint64_t *ttls, uint64_t ttl_ms, enum sg_cond cond, sg_async_callback *cb,
+                  void *privdata)
+{
+    return sg_async_run(ac, sg_req_mset(keyspace, n, keys, klens, vals, vlens, ttls, ttl_ms, cond),
+                        cb, privdata);
+}
+
+int sg_async_mdel(struct sg_async *ac, const char *keyspace, size_t n, const void *const *keys,
+                  const size_t *klens, sg_async_callback *cb, void *privdata)
+{
+    return sg_async_run(ac, sg_req_keys(SG_OP_MDELETE, keyspace, n, keys, klens), cb, privdata);
+}
+
+int sg_async_invalidate(struct sg_async *ac, const char *keyspace, const void *pattern, size_t plen,
+                        sg_async_callback *cb, void *privdata)
+{
+    return sg_async_run(ac, sg_req_invalidate(keyspace, pattern, plen), cb, privdata);
+}
+
+int sg_async_get_or_lease(struct sg_async *ac, const char *keyspace, const void *key, size_t klen,
+                          uint64_t lease_ttl_ms, sg_async_callback *cb, void *privdata)
+{
+    return sg_async_run(ac, sg_req_get_or_lease(keyspace, key, klen, lease_ttl_ms), cb, privdata);
+}
+
+int sg_async_set_with_lease(struct sg_async *ac, const char *keyspace, const void *key, size_t klen,
+                            const void *val, size_t vlen, const void *lease, size_t llen,
+                            uint64_t ttl_ms, sg_async_callback *cb, void *privdata)
+{
+    return sg_async_run(ac,
+                        sg_req_set_with_lease(keyspace, key, klen, val, vlen, lease, llen, ttl_ms),
+                        cb, privdata);
+}
+
+int sg_async_get_versioned(struct sg_async *ac, const char *keyspace, const void *key, size_t klen,
+                           sg_async_callback *cb, void *privdata)
+{
+    return sg_async_run(ac, sg_req_key(SG_OP_GET_VERSIONED, keyspace, key, klen), cb, privdata);
+}
+
+int sg_async_set_versioned(struct sg_async *ac, const char *keyspace, const void *key, size_t klen,
+                           const void *val, size_t vlen, uint64_t version, uint64_t ttl_ms,
+                           sg_async_callback *cb, void *privdata)
+{
+    return sg_async_run(ac, sg_req_set_versioned(keyspace, key, klen, val, vlen, version, ttl_ms),
+                        cb, privdata);
+}
+
+int sg_async_stats(struct sg_async *ac, sg_async_callback *cb, void *privdata)
+{
+    return sg_async_run(ac, sg_request_new(SG_OP_STATS), cb, privdata);
 }
 
 void sg_async_free(struct sg_async *ac)

@@ -39,9 +39,9 @@ struct sg_conn {
     int timeout_ms;
     uint8_t *rbuf;
     size_t rpos, rlen, rcap;
-    int closed;  /* no further writes: I/O failure or ConnectionError seen */
-    int dead;    /* the stream is out of sync: no further reads either */
-    int eof;     /* the server closed its side; buffered frames remain */
+    int closed; /* no further writes: I/O failure or ConnectionError seen */
+    int dead;   /* the stream is out of sync: no further reads either */
+    int eof;    /* the server closed its side; buffered frames remain */
     struct sg_limits limits;
     char *server_version;
     uint64_t next_id;
@@ -54,11 +54,11 @@ struct sg_conn {
     uint8_t *opt_token;
     struct sg_pending *pend; /* in send order */
     size_t npend, cappend;
-    int shutdown_seen; /* this connection ended with SHUTTING_DOWN */
+    int shutdown_seen;  /* this connection ended with SHUTTING_DOWN */
     int opt_skip_hello; /* tests: connect without the handshake */
     int checks;         /* local limit checks before sending */
     unsigned gen;       /* connections opened so far (async: fd reuse) */
-    unsigned rnd;      /* backoff jitter */
+    unsigned rnd;       /* backoff jitter */
 };
 
 static void sg_client_fail(struct sg_conn *c, int code, const char *fmt, ...)
@@ -204,8 +204,7 @@ static int sg_client_read_message(struct sg_conn *c, int64_t deadline,
  * writing responses cannot deadlock against us. A failure here leaves a
  * partial frame on the wire, so the client is closed.
  */
-static int sg_client_write_all(struct sg_conn *c, const uint8_t *buf, size_t len,
-                               int64_t deadline)
+static int sg_client_write_all(struct sg_conn *c, const uint8_t *buf, size_t len, int64_t deadline)
 {
     size_t off = 0, n;
     enum sg_io io;
@@ -288,8 +287,8 @@ static struct sg_response *sg_client_queue_pop(struct sg_conn *c)
  * the caller owns. A ConnectionError closes the client (the server hangs
  * up after sending it).
  */
-static int sg_client_read_response_ex(struct sg_conn *c, int64_t deadline,
-                                      struct sg_response **out, int *conn_error)
+static int sg_client_read_response_ex(struct sg_conn *c, int64_t deadline, struct sg_response **out,
+                                      int *conn_error)
 {
     Slotgate__V1__ServerMessage *msg;
     int is_error;
@@ -721,7 +720,8 @@ static int sg_client_recover(struct sg_conn *c, int code)
         }
         if (sg_client_reopen(c, deadline, &rc) < 0) {
             code = rc == SG_CLIENT_IO ? SG_SHUTTING_DOWN : rc;
-            snprintf(why, sizeof(why), "server shut down before executing it; %.200s", c->pub.errstr);
+            snprintf(why, sizeof(why), "server shut down before executing it; %.200s",
+                     c->pub.errstr);
             break;
         }
         for (i = 0; i < c->npend; i++)
@@ -866,8 +866,8 @@ static int sg_call_tracked(struct sg_conn *c, uint64_t id, struct sg_response **
         }
         if (c->pend[i].deadline != 0 && c->pend[i].deadline <= sg_now_ms()) {
             sg_client_pend_remove(c, i);
-            *out = sg_response_synth(id, SG_TIMEOUT,
-                                     "client-side deadline passed without an answer");
+            *out =
+                sg_response_synth(id, SG_TIMEOUT, "client-side deadline passed without an answer");
             return 0;
         }
         dl = c->pend[i].deadline != 0 && c->pend[i].deadline < limit ? c->pend[i].deadline : limit;
@@ -895,8 +895,8 @@ static int sg_client_local_fail(struct sg_conn *c, enum sg_code code, const char
                                 uint32_t limit)
 {
     c->pub.err = code;
-    snprintf(c->pub.errstr, sizeof(c->pub.errstr), "%s of %zu bytes exceeds the server's %u",
-             what, n, limit);
+    snprintf(c->pub.errstr, sizeof(c->pub.errstr), "%s of %zu bytes exceeds the server's %u", what,
+             n, limit);
     return -1;
 }
 
@@ -923,8 +923,8 @@ int sg_client_check(struct sg_client *pc, const struct sg_request *r)
     }
     if (l->max_batch_keys && r->n_keys > l->max_batch_keys) {
         c->pub.err = SG_BATCH_TOO_LARGE;
-        snprintf(c->pub.errstr, sizeof(c->pub.errstr), "%zu keys exceed the server's %u",
-                 r->n_keys, l->max_batch_keys);
+        snprintf(c->pub.errstr, sizeof(c->pub.errstr), "%zu keys exceed the server's %u", r->n_keys,
+                 l->max_batch_keys);
         return -1;
     }
     if (l->max_batch_bytes && r->n_keys > 1 && total > l->max_batch_bytes)
@@ -1088,30 +1088,6 @@ static struct sg_response *sg_client_run(struct sg_client *c, struct sg_request 
     return resp;
 }
 
-static struct sg_request *sg_key_request(enum sg_op op, const char *keyspace, const void *key,
-                                         size_t klen)
-{
-    struct sg_request *r = sg_request_new(op);
-
-    if (keyspace)
-        sg_request_keyspace(r, keyspace);
-    sg_request_add_key(r, key, klen);
-    return r;
-}
-
-static struct sg_request *sg_keys_request(enum sg_op op, const char *keyspace, size_t n,
-                                          const void *const *keys, const size_t *klens)
-{
-    struct sg_request *r = sg_request_new(op);
-    size_t i;
-
-    if (keyspace)
-        sg_request_keyspace(r, keyspace);
-    for (i = 0; i < n; i++)
-        sg_request_add_key(r, keys[i], klens[i]);
-    return r;
-}
-
 struct sg_response *sg_ping(struct sg_client *c)
 {
     return sg_client_run(c, sg_request_new(SG_OP_PING));
@@ -1119,38 +1095,30 @@ struct sg_response *sg_ping(struct sg_client *c)
 
 struct sg_response *sg_get(struct sg_client *c, const char *keyspace, const void *key, size_t klen)
 {
-    return sg_client_run(c, sg_key_request(SG_OP_GET, keyspace, key, klen));
+    return sg_client_run(c, sg_req_key(SG_OP_GET, keyspace, key, klen));
 }
 
 struct sg_response *sg_set(struct sg_client *c, const char *keyspace, const void *key, size_t klen,
                            const void *val, size_t vlen, uint64_t ttl_ms, enum sg_cond cond)
 {
-    struct sg_request *r = sg_key_request(SG_OP_SET, keyspace, key, klen);
-
-    sg_request_add_value(r, val, vlen);
-    sg_request_ttl(r, ttl_ms);
-    sg_request_condition(r, cond);
-    return sg_client_run(c, r);
+    return sg_client_run(c, sg_req_set(keyspace, key, klen, val, vlen, ttl_ms, cond));
 }
 
 struct sg_response *sg_del(struct sg_client *c, const char *keyspace, const void *key, size_t klen)
 {
-    return sg_client_run(c, sg_key_request(SG_OP_DELETE, keyspace, key, klen));
+    return sg_client_run(c, sg_req_key(SG_OP_DELETE, keyspace, key, klen));
 }
 
 struct sg_response *sg_expire(struct sg_client *c, const char *keyspace, const void *key,
                               size_t klen, uint64_t ttl_ms)
 {
-    struct sg_request *r = sg_key_request(SG_OP_EXPIRE, keyspace, key, klen);
-
-    sg_request_ttl(r, ttl_ms);
-    return sg_client_run(c, r);
+    return sg_client_run(c, sg_req_expire(keyspace, key, klen, ttl_ms));
 }
 
 struct sg_response *sg_mget(struct sg_client *c, const char *keyspace, size_t n,
                             const void *const *keys, const size_t *klens)
 {
-    return sg_client_run(c, sg_keys_request(SG_OP_MGET, keyspace, n, keys, klens));
+    return sg_client_run(c, sg_req_keys(SG_OP_MGET, keyspace, n, keys, klens));
 }
 
 struct sg_response *sg_mset(struct sg_client *c, const char *keyspace, size_t n,
@@ -1158,73 +1126,46 @@ struct sg_response *sg_mset(struct sg_client *c, const char *keyspace, size_t n,
                             const size_t *vlens, const uint64_t *ttls, uint64_t ttl_ms,
                             enum sg_cond cond)
 {
-    struct sg_request *r = sg_keys_request(SG_OP_MSET, keyspace, n, keys, klens);
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        sg_request_add_value(r, vals[i], vlens[i]);
-        if (ttls)
-            sg_request_add_ttl(r, ttls[i]);
-    }
-    sg_request_ttl(r, ttl_ms);
-    sg_request_condition(r, cond);
-    return sg_client_run(c, r);
+    return sg_client_run(c, sg_req_mset(keyspace, n, keys, klens, vals, vlens, ttls, ttl_ms, cond));
 }
 
 struct sg_response *sg_mdel(struct sg_client *c, const char *keyspace, size_t n,
                             const void *const *keys, const size_t *klens)
 {
-    return sg_client_run(c, sg_keys_request(SG_OP_MDELETE, keyspace, n, keys, klens));
+    return sg_client_run(c, sg_req_keys(SG_OP_MDELETE, keyspace, n, keys, klens));
 }
 
 struct sg_response *sg_invalidate(struct sg_client *c, const char *keyspace, const void *pattern,
                                   size_t plen)
 {
-    struct sg_request *r = sg_request_new(SG_OP_INVALIDATE);
-
-    if (keyspace)
-        sg_request_keyspace(r, keyspace);
-    sg_request_pattern(r, pattern, plen);
-    return sg_client_run(c, r);
+    return sg_client_run(c, sg_req_invalidate(keyspace, pattern, plen));
 }
 
 struct sg_response *sg_get_or_lease(struct sg_client *c, const char *keyspace, const void *key,
                                     size_t klen, uint64_t lease_ttl_ms)
 {
-    struct sg_request *r = sg_key_request(SG_OP_GET_OR_LEASE, keyspace, key, klen);
-
-    sg_request_ttl(r, lease_ttl_ms);
-    return sg_client_run(c, r);
+    return sg_client_run(c, sg_req_get_or_lease(keyspace, key, klen, lease_ttl_ms));
 }
 
 struct sg_response *sg_set_with_lease(struct sg_client *c, const char *keyspace, const void *key,
                                       size_t klen, const void *val, size_t vlen, const void *lease,
                                       size_t llen, uint64_t ttl_ms)
 {
-    struct sg_request *r = sg_key_request(SG_OP_SET_WITH_LEASE, keyspace, key, klen);
-
-    sg_request_add_value(r, val, vlen);
-    sg_request_lease(r, lease, llen);
-    sg_request_ttl(r, ttl_ms);
-    return sg_client_run(c, r);
+    return sg_client_run(
+        c, sg_req_set_with_lease(keyspace, key, klen, val, vlen, lease, llen, ttl_ms));
 }
 
 struct sg_response *sg_get_versioned(struct sg_client *c, const char *keyspace, const void *key,
                                      size_t klen)
 {
-    return sg_client_run(c, sg_key_request(SG_OP_GET_VERSIONED, keyspace, key, klen));
+    return sg_client_run(c, sg_req_key(SG_OP_GET_VERSIONED, keyspace, key, klen));
 }
 
 struct sg_response *sg_set_versioned(struct sg_client *c, const char *keyspace, const void *key,
                                      size_t klen, const void *val, size_t vlen, uint64_t version,
                                      uint64_t ttl_ms)
 {
-    struct sg_request *r = sg_key_request(SG_OP_SET_VERSIONED, keyspace, key, klen);
-
-    sg_request_add_value(r, val, vlen);
-    sg_request_version(r, version);
-    sg_request_ttl(r, ttl_ms);
-    return sg_client_run(c, r);
+    return sg_client_run(c, sg_req_set_versioned(keyspace, key, klen, val, vlen, version, ttl_ms));
 }
 
 struct sg_response *sg_stats(struct sg_client *c)

@@ -75,10 +75,30 @@ uint8_t *sg_frame_request(const struct sg_request *r, uint64_t id, size_t *len);
 size_t sg_request_size(const struct sg_request *r);
 /* A cheap upper bound of sg_request_size. */
 size_t sg_request_size_bound(const struct sg_request *r);
+/* One request per op with the typed calls' arguments; the caller owns it. */
+struct sg_request *sg_req_key(enum sg_op op, const char *keyspace, const void *key, size_t klen);
+struct sg_request *sg_req_keys(enum sg_op op, const char *keyspace, size_t n,
+                               const void *const *keys, const size_t *klens);
+struct sg_request *sg_req_set(const char *keyspace, const void *key, size_t klen, const void *val,
+                              size_t vlen, uint64_t ttl_ms, enum sg_cond cond);
+struct sg_request *sg_req_expire(const char *keyspace, const void *key, size_t klen,
+                                 uint64_t ttl_ms);
+struct sg_request *sg_req_mset(const char *keyspace, size_t n, const void *const *keys,
+                               const size_t *klens, const void *const *vals, const size_t *vlens,
+                               const uint64_t *ttls, uint64_t ttl_ms, enum sg_cond cond);
+struct sg_request *sg_req_invalidate(const char *keyspace, const void *pattern, size_t plen);
+struct sg_request *sg_req_get_or_lease(const char *keyspace, const void *key, size_t klen,
+                                       uint64_t lease_ttl_ms);
+struct sg_request *sg_req_set_with_lease(const char *keyspace, const void *key, size_t klen,
+                                         const void *val, size_t vlen, const void *lease,
+                                         size_t llen, uint64_t ttl_ms);
+struct sg_request *sg_req_set_versioned(const char *keyspace, const void *key, size_t klen,
+                                        const void *val, size_t vlen, uint64_t version,
+                                        uint64_t ttl_ms);
+
 uint8_t *sg_frame_hello(const char *client_name, const void *token, size_t token_len, size_t *len);
 struct sg_response *sg_response_wrap(Slotgate__V1__ServerMessage *msg);
 struct sg_response *sg_response_synth(uint64_t id, int code, const char *message);
-
 
 /*
  * The blocking context behind struct sg_client (client.c); the async

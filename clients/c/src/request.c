@@ -188,8 +188,8 @@ void sg_request_skip_checks(struct sg_request *r)
 }
 
 /* Fill m (borrowing r's arrays) as the ClientMessage for r with id. */
-static void sg_request_message(const struct sg_request *r, uint64_t id,
-                               Slotgate__V1__Request *req, Slotgate__V1__ClientMessage *m)
+static void sg_request_message(const struct sg_request *r, uint64_t id, Slotgate__V1__Request *req,
+                               Slotgate__V1__ClientMessage *m)
 {
     slotgate__v1__request__init(req);
     slotgate__v1__client_message__init(m);
@@ -274,4 +274,109 @@ uint8_t *sg_frame_hello(const char *client_name, const void *token, size_t token
     m.msg_case = SLOTGATE__V1__CLIENT_MESSAGE__MSG_HELLO;
     m.hello = &h;
     return sg_frame_pack(&m, len);
+}
+
+/* ---- one request per op, for the typed calls (blocking and async) --------- */
+
+struct sg_request *sg_req_key(enum sg_op op, const char *keyspace, const void *key, size_t klen)
+{
+    struct sg_request *r = sg_request_new(op);
+
+    if (keyspace)
+        sg_request_keyspace(r, keyspace);
+    sg_request_add_key(r, key, klen);
+    return r;
+}
+
+struct sg_request *sg_req_keys(enum sg_op op, const char *keyspace, size_t n,
+                               const void *const *keys, const size_t *klens)
+{
+    struct sg_request *r = sg_request_new(op);
+    size_t i;
+
+    if (keyspace)
+        sg_request_keyspace(r, keyspace);
+    for (i = 0; i < n; i++)
+        sg_request_add_key(r, keys[i], klens[i]);
+    return r;
+}
+
+struct sg_request *sg_req_set(const char *keyspace, const void *key, size_t klen, const void *val,
+                              size_t vlen, uint64_t ttl_ms, enum sg_cond cond)
+{
+    struct sg_request *r = sg_req_key(SG_OP_SET, keyspace, key, klen);
+
+    sg_request_add_value(r, val, vlen);
+    sg_request_ttl(r, ttl_ms);
+    sg_request_condition(r, cond);
+    return r;
+}
+
+struct sg_request *sg_req_expire(const char *keyspace, const void *key, size_t klen,
+                                 uint64_t ttl_ms)
+{
+    struct sg_request *r = sg_req_key(SG_OP_EXPIRE, keyspace, key, klen);
+
+    sg_request_ttl(r, ttl_ms);
+    return r;
+}
+
+struct sg_request *sg_req_mset(const char *keyspace, size_t n, const void *const *keys,
+                               const size_t *klens, const void *const *vals, const size_t *vlens,
+                               const uint64_t *ttls, uint64_t ttl_ms, enum sg_cond cond)
+{
+    struct sg_request *r = sg_req_keys(SG_OP_MSET, keyspace, n, keys, klens);
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        sg_request_add_value(r, vals[i], vlens[i]);
+        if (ttls)
+            sg_request_add_ttl(r, ttls[i]);
+    }
+    sg_request_ttl(r, ttl_ms);
+    sg_request_condition(r, cond);
+    return r;
+}
+
+struct sg_request *sg_req_invalidate(const char *keyspace, const void *pattern, size_t plen)
+{
+    struct sg_request *r = sg_request_new(SG_OP_INVALIDATE);
+
+    if (keyspace)
+        sg_request_keyspace(r, keyspace);
+    sg_request_pattern(r, pattern, plen);
+    return r;
+}
+
+struct sg_request *sg_req_get_or_lease(const char *keyspace, const void *key, size_t klen,
+                                       uint64_t lease_ttl_ms)
+{
+    struct sg_request *r = sg_req_key(SG_OP_GET_OR_LEASE, keyspace, key, klen);
+
+    sg_request_ttl(r, lease_ttl_ms);
+    return r;
+}
+
+struct sg_request *sg_req_set_with_lease(const char *keyspace, const void *key, size_t klen,
+                                         const void *val, size_t vlen, const void *lease,
+                                         size_t llen, uint64_t ttl_ms)
+{
+    struct sg_request *r = sg_req_key(SG_OP_SET_WITH_LEASE, keyspace, key, klen);
+
+    sg_request_add_value(r, val, vlen);
+    sg_request_lease(r, lease, llen);
+    sg_request_ttl(r, ttl_ms);
+    return r;
+}
+
+struct sg_request *sg_req_set_versioned(const char *keyspace, const void *key, size_t klen,
+                                        const void *val, size_t vlen, uint64_t version,
+                                        uint64_t ttl_ms)
+{
+    struct sg_request *r = sg_req_key(SG_OP_SET_VERSIONED, keyspace, key, klen);
+
+    sg_request_add_value(r, val, vlen);
+    sg_request_version(r, version);
+    sg_request_ttl(r, ttl_ms);
+    return r;
 }

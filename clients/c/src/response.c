@@ -214,8 +214,8 @@ int sg_decode_frame_len(const uint8_t *buf, size_t len, size_t *body_len)
 {
     if (len < 4)
         return 0;
-    *body_len = (size_t)((uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 |
-                         buf[3]);
+    *body_len =
+        (size_t)((uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3]);
     return 1;
 }
 
@@ -253,7 +253,7 @@ int sg_decode_response(const uint8_t *body, size_t len, struct sg_response **out
     }
     if (kind)
         *kind = msg->msg_case == SLOTGATE__V1__SERVER_MESSAGE__MSG_ERROR ? SG_MSG_CONNECTION_ERROR
-                                                                          : SG_MSG_RESPONSE;
+                                                                         : SG_MSG_RESPONSE;
     *out = sg_response_wrap(msg);
     return *out != NULL ? 0 : -1;
 }

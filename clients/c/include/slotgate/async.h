@@ -68,7 +68,11 @@ SG_API const struct sg_limits *sg_async_limits(const struct sg_async *ac);
  */
 SG_API int sg_async_send(struct sg_async *ac, const struct sg_request *r, sg_async_callback *cb,
                          void *privdata, uint64_t *id);
-/* Typed helpers for the common ops; the others go through sg_async_send. */
+/*
+ * Typed calls, one per op, with the arguments of the blocking ones
+ * (slotgate.h) plus the callback: 0, or -1 with ac->err as sg_async_send.
+ */
+SG_API int sg_async_ping(struct sg_async *ac, sg_async_callback *cb, void *privdata);
 SG_API int sg_async_get(struct sg_async *ac, const char *keyspace, const void *key, size_t klen,
                         sg_async_callback *cb, void *privdata);
 SG_API int sg_async_set(struct sg_async *ac, const char *keyspace, const void *key, size_t klen,
@@ -76,6 +80,33 @@ SG_API int sg_async_set(struct sg_async *ac, const char *keyspace, const void *k
                         sg_async_callback *cb, void *privdata);
 SG_API int sg_async_del(struct sg_async *ac, const char *keyspace, const void *key, size_t klen,
                         sg_async_callback *cb, void *privdata);
+SG_API int sg_async_expire(struct sg_async *ac, const char *keyspace, const void *key, size_t klen,
+                           uint64_t ttl_ms, sg_async_callback *cb, void *privdata);
+SG_API int sg_async_mget(struct sg_async *ac, const char *keyspace, size_t n,
+                         const void *const *keys, const size_t *klens, sg_async_callback *cb,
+                         void *privdata);
+SG_API int sg_async_mset(struct sg_async *ac, const char *keyspace, size_t n,
+                         const void *const *keys, const size_t *klens, const void *const *vals,
+                         const size_t *vlens, const uint64_t *ttls, uint64_t ttl_ms,
+                         enum sg_cond cond, sg_async_callback *cb, void *privdata);
+SG_API int sg_async_mdel(struct sg_async *ac, const char *keyspace, size_t n,
+                         const void *const *keys, const size_t *klens, sg_async_callback *cb,
+                         void *privdata);
+SG_API int sg_async_invalidate(struct sg_async *ac, const char *keyspace, const void *pattern,
+                               size_t plen, sg_async_callback *cb, void *privdata);
+SG_API int sg_async_get_or_lease(struct sg_async *ac, const char *keyspace, const void *key,
+                                 size_t klen, uint64_t lease_ttl_ms, sg_async_callback *cb,
+                                 void *privdata);
+SG_API int sg_async_set_with_lease(struct sg_async *ac, const char *keyspace, const void *key,
+                                   size_t klen, const void *val, size_t vlen, const void *lease,
+                                   size_t llen, uint64_t ttl_ms, sg_async_callback *cb,
+                                   void *privdata);
+SG_API int sg_async_get_versioned(struct sg_async *ac, const char *keyspace, const void *key,
+                                  size_t klen, sg_async_callback *cb, void *privdata);
+SG_API int sg_async_set_versioned(struct sg_async *ac, const char *keyspace, const void *key,
+                                  size_t klen, const void *val, size_t vlen, uint64_t version,
+                                  uint64_t ttl_ms, sg_async_callback *cb, void *privdata);
+SG_API int sg_async_stats(struct sg_async *ac, sg_async_callback *cb, void *privdata);
 
 /* Requests sent whose callback has not run yet. */
 SG_API size_t sg_async_outstanding(const struct sg_async *ac);
