@@ -14,7 +14,8 @@
  *   - requests over the HelloReply's limits fail locally with the protocol's
  *     code and never reach the server;
  *   - the async context on libevent gets the same resend and deadline
- *     behaviour, one callback per request, replies matched by id.
+ *     behaviour, one callback per request, replies matched by id;
+ *   - the public codec encodes with the caller's id and rejects garbage.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -613,6 +614,36 @@ static void case_async_client_deadline(void)
     event_base_free(st.base);
 }
 
+/* ---- case 8: the public codec, without a connection ------------------------------ */
+
+static void case_codec(void)
+{
+    static const uint8_t garbage[] = {0x0f, 0x01}; /* wire type 7 does not exist */
+    Slotgate__V1__ClientMessage *m;
+    struct sg_response *resp;
+    enum sg_msg_kind kind;
+    struct sg_request *r;
+    uint8_t *frame;
+    size_t len, body;
+
+    r = sg_request_new(SG_OP_SET);
+    sg_request_keyspace(r, "session");
+    sg_request_add_key(r, "k", 1);
+    sg_request_add_value(r, "v", 1);
+    frame = sg_encode_request(r, 42, &len);
+    sg_request_free(r);
+    CHECK(frame != NULL && sg_decode_frame_len(frame, len, &body) == 1 && body + 4 == len);
+    CHECK(sg_decode_frame_len(frame, 3, &body) == 0); /* needs the whole header */
+    m = frame ? slotgate__v1__client_message__unpack(NULL, len - 4, frame + 4) : NULL;
+    CHECK(m != NULL && m->msg_case == SLOTGATE__V1__CLIENT_MESSAGE__MSG_REQUEST &&
+          m->request->id == 42 && m->request->op == SLOTGATE__V1__OP__OP_SET &&
+          strcmp(m->request->keyspace, "session") == 0);
+    if (m)
+        slotgate__v1__client_message__free_unpacked(m, NULL);
+    free(frame);
+    CHECK(sg_decode_response(garbage, sizeof(garbage), &resp, &kind, NULL) == -1 && resp == NULL);
+}
+
 int main(void)
 {
     static const struct {
@@ -624,7 +655,8 @@ int main(void)
                  {"untracked_unchanged", case_untracked_unchanged},
                  {"local_limits", case_local_limits},
                  {"async_resend_after_shutdown", case_async_resend_after_shutdown},
-                 {"async_client_deadline", case_async_client_deadline}};
+                 {"async_client_deadline", case_async_client_deadline},
+                 {"codec", case_codec}};
     size_t i;
     int passed = 0, failed = 0, before;
 
