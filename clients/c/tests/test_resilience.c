@@ -614,6 +614,65 @@ static void case_async_client_deadline(void)
     event_base_free(st.base);
 }
 
+/* ---- case 9: async, an idle connection closed by the server ----------------------- */
+
+static void script_close_idle_then_one(struct server *s)
+{
+    uint64_t id;
+    int fd = srv_accept(s);
+
+    if (fd < 0)
+        return;
+    close(fd); /* idle timeout: EOF without a ConnectionError */
+    if ((fd = srv_accept(s)) < 0)
+        return;
+    id = srv_read_request(s, fd);
+    srv_answer(fd, id);
+    srv_read_request(s, fd); /* EOF when the client goes */
+    close(fd);
+}
+
+static void on_safety(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+static void case_async_idle_eof(void)
+{
+    struct async_state st;
+    struct server s;
+    struct sg_async *ac;
+    struct timeval tv = {10, 0};
+    struct event *safety;
+
+    memset(&st, 0, sizeof(st));
+    st.base = event_base_new();
+    st.want = 1;
+    srv_start(&s, script_close_idle_then_one);
+    ac = async_connect_to(&s, 1, 0, st.base);
+    /* One loop turn reads the EOF (a safety timer bounds the wait); then the
+     * dead socket is unwatched and nothing is registered any more, so a
+     * non-blocking turn returns 1. A watched EOF would stay readable and
+     * keep the loop busy. */
+    safety = evtimer_new(st.base, on_safety, NULL);
+    evtimer_add(safety, &tv);
+    CHECK(event_base_loop(st.base, EVLOOP_ONCE) == 0);
+    evtimer_del(safety);
+    event_free(safety);
+    CHECK(((struct sg_libevent *)ac->ev.data)->rev == NULL);
+    CHECK(event_base_loop(st.base, EVLOOP_NONBLOCK) == 1);
+    /* the next request reconnects */
+    CHECK(sg_async_get(ac, "", "k", 1, on_async_reply, &st) == 0);
+    async_run(&st);
+    CHECK(st.calls == 1 && st.codes[0] == SG_OK);
+    sg_async_free(ac);
+    srv_join(&s);
+    CHECK(s.conns == 2);
+    event_base_free(st.base);
+}
+
 /* ---- case 8: the public codec, without a connection ------------------------------ */
 
 static void case_codec(void)
@@ -656,6 +715,7 @@ int main(void)
                  {"local_limits", case_local_limits},
                  {"async_resend_after_shutdown", case_async_resend_after_shutdown},
                  {"async_client_deadline", case_async_client_deadline},
+                 {"async_idle_eof", case_async_idle_eof},
                  {"codec", case_codec}};
     size_t i;
     int passed = 0, failed = 0, before;
