@@ -66,8 +66,6 @@ static void conn_want_write(struct sg_conn *c, int on)
 /* OpenSSL error to our outcome: 1 would block (flags set), -1 fatal. */
 static int conn_ssl_wait(struct sg_conn *c, int rc, int writing)
 {
-    if (c->ssl == NULL)
-        return -1;
     int e = SSL_get_error(c->ssl, rc);
     if (e == SSL_ERROR_WANT_READ) {
         if (writing)
@@ -410,4 +408,12 @@ void sg_conn_set_idle_timeout(struct sg_conn *c, int ms)
 int sg_conn_fd(const struct sg_conn *c)
 {
     return c->fd;
+}
+
+const char *sg_conn_verify_error(const struct sg_conn *c)
+{
+    if (c->ssl == NULL)
+        return NULL;
+    long v = SSL_get_verify_result(c->ssl);
+    return v == X509_V_OK ? NULL : X509_verify_cert_error_string(v);
 }

@@ -63,5 +63,7 @@ void sg_conn_read_enable(struct sg_conn *c, int on);
 /* Read idle timeout (0 = none); it fires SG_CONN_TIMEOUT. */
 void sg_conn_set_idle_timeout(struct sg_conn *c, int ms);
 int sg_conn_fd(const struct sg_conn *c);
+/* Why the peer's certificate was refused, or NULL (no TLS, or accepted). */
+const char *sg_conn_verify_error(const struct sg_conn *c);
 
 #endif

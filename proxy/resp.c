@@ -356,7 +356,11 @@ struct sg_resp_conn *sg_resp_connect(const struct sg_addr *addr, SSL_CTX *tls, i
             int e = SSL_get_error(c->ssl, r);
             short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
             if (ev == 0 || wait_fd(fd, ev, timeout_ms) < 0) {
-                snprintf(err, errlen, "%s:%d: TLS handshake failed", addr->host, addr->port);
+                long v = SSL_get_verify_result(c->ssl);
+                snprintf(err, errlen, "%s:%d: TLS handshake failed%s%s", addr->host, addr->port,
+                         v != X509_V_OK ? ": the node's certificate was refused: " : "",
+                         v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+                ERR_clear_error();
                 sg_resp_conn_free(c);
                 return NULL;
             }

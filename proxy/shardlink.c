@@ -252,6 +252,14 @@ static void on_event(void *arg, int what)
         sg_log_debug("worker %d: link %s:%d up", l->worker->id, l->addr.host, l->addr.port);
         return;
     }
+    const char *verify = l->state == SG_LINK_CONNECTING ? sg_conn_verify_error(l->conn) : NULL;
+    if (verify != NULL) {
+        char why[160];
+        snprintf(why, sizeof(why), "TLS: the node's certificate was refused: %s", verify);
+        SG_STAT_INC(&l->worker->stats, tls_failures);
+        link_reset(l, why);
+        return;
+    }
     link_reset(l, what == SG_CONN_TIMEOUT ? "connect timed out"
                   : what == SG_CONN_EOF   ? "connection closed"
                                           : "I/O error");
