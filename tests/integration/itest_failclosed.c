@@ -5,6 +5,8 @@
  *    points live) made to fail SSL_new for a client: the connection is
  *    closed, never served in plaintext; and for a link to Redis: the link
  *    stays down, requests get a typed error, nothing is sent in plaintext;
+ *    and made to fail formatting a command: that request gets INTERNAL and
+ *    nothing of the command reaches the link;
  *  - a real redis-server with TLS (tls-port): links verify the node's
  *    certificate against the address dialled, so 127.0.0.1 (in the
  *    certificate) is served and 127.0.0.2 (same server, not in it) is
@@ -216,6 +218,24 @@ static void test_client_ssl_new_failure_closes_the_connection(void **state)
     assert_true(n <= 0);
     close(fd);
     assert_true(h_count_lines(p.log, "SSL_new failed; closed") >= 2);
+    stop(p.pid);
+}
+
+/*
+ * A command that cannot be formatted (an append to the buffer failed) never
+ * reaches the link: the request gets INTERNAL, the link's replies stay
+ * aligned (the PING answered locally and the next GETs are all answered).
+ */
+static void test_format_failure_fails_the_request_only(void **state)
+{
+    char seed[64];
+    snprintf(seed, sizeof(seed), "127.0.0.1:%d", env.nodes[0]);
+    struct proxy p;
+    proxy_start(&p, "fault-format", SG_SLOTGATE_FAULT_BIN, "format", seed, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(get_code(&p, "itest-failclosed-missing"), SLOTGATE__V1__CODE__CODE_INTERNAL);
+    assert_true(h_count_lines(p.log, "cannot format a command") >= 3);
+    assert_int_equal(h_count_lines(p.log, "reset:"), 0); /* no link was reset */
     stop(p.pid);
 }
 
@@ -473,6 +493,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_client_ssl_new_failure_closes_the_connection),
         cmocka_unit_test(test_redis_link_ssl_new_failure_never_plaintext),
+        cmocka_unit_test(test_format_failure_fails_the_request_only),
         cmocka_unit_test(test_topology_client_verifies_the_node_address),
         cmocka_unit_test(test_redis_link_verifies_the_node_address),
         cmocka_unit_test(test_hostile_node_headers_reset_the_link),
