@@ -479,6 +479,22 @@ void sg_shardlink_free(struct sg_shardlink *l)
     free(l);
 }
 
+/*
+ * Cut the link's output back to its first len bytes (evbuffer has no tail
+ * truncation: move the head aside, drop the rest, move the head back). Only
+ * on the failure path. 0, or -1 if that too failed.
+ */
+static int link_truncate_output(struct sg_shardlink *l, size_t len)
+{
+    struct evbuffer *out = sg_conn_output(l->conn), *keep = l->scratch;
+    if (evbuffer_remove_buffer(out, keep, len) != (int)len) {
+        evbuffer_drain(keep, evbuffer_get_length(keep));
+        return -1;
+    }
+    evbuffer_drain(out, evbuffer_get_length(out));
+    return evbuffer_add_buffer(out, keep);
+}
+
 int sg_shardlink_send(struct sg_shardlink *l, struct sg_subop *op)
 {
     if (l->state == SG_LINK_DOWN || l->conn == NULL)
@@ -487,22 +503,24 @@ int sg_shardlink_send(struct sg_shardlink *l, struct sg_subop *op)
         return -1; /* the node is not keeping up: fail fast, do not queue */
     if (l->n_pending == 0)
         l->last_progress_ms = sg_now_ms();
-    /* Format into the scratch buffer and move the whole command to the
-     * output only if every append succeeded: a half-written command would
-     * misalign every reply after it. */
-    struct evbuffer *cmd = l->scratch;
+    /* Format straight into the output; if any append failed, cut the
+     * output back to where this command began before anything of it is
+     * written (the write happens at the end of the loop turn): a
+     * half-written command would misalign every reply after it. */
+    struct evbuffer *out = sg_conn_output(l->conn);
+    size_t before = evbuffer_get_length(out);
     (void)sg_resp_format_failed();
     if (op->asking) {
-        sg_resp_begin(cmd, 1);
-        sg_resp_arg(cmd, "ASKING", 6);
+        sg_resp_begin(out, 1);
+        sg_resp_arg(out, "ASKING", 6);
     }
-    sg_request_format(op, cmd);
-    if (sg_resp_format_failed() || sg_fault_format() ||
-        evbuffer_add_buffer(sg_conn_output(l->conn), cmd) != 0) {
-        evbuffer_drain(cmd, evbuffer_get_length(cmd));
+    sg_request_format(op, out);
+    if (sg_resp_format_failed() || sg_fault_format()) {
         sg_log_error("link %s:%d: cannot format a command (out of memory)", l->addr.host,
                      l->addr.port);
         SG_STAT_INC(&l->worker->stats, link_format_errors);
+        if (link_truncate_output(l, before) != 0)
+            link_reset(l, "cannot remove a half-formatted command");
         return -2;
     }
     if (op->asking) {

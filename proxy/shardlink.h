@@ -65,7 +65,7 @@ struct sg_shardlink {
     uint64_t generation;
     redisReader *reader;
     struct sg_resp_scan scan; /* headers checked before the reader sees them */
-    struct evbuffer *scratch; /* one command is formatted here, then moved */
+    struct evbuffer *scratch; /* for cutting a half-formatted command off */
     struct sg_subop_fifo fifo;
     uint32_t n_pending;
     uint32_t backoff_ms;
