@@ -181,19 +181,13 @@ static uint64_t session_held(struct sg_session *s)
 }
 
 /*
- * Close s at once for the budget: nothing more is read or queued, its
- * buffers are dropped now (worker->buffered falls with them) and it is
- * freed at the start of the next loop turn, never under a caller that may
- * still hold it.
+ * Close s at once (budget eviction, or no memory for a frame): nothing
+ * more is read or queued, its buffers are dropped now (worker->buffered
+ * falls with them) and it is freed at the start of the next loop turn,
+ * never under a caller that may still hold it.
  */
-static void session_evict(struct sg_session *s)
+static void session_close_now(struct sg_session *s)
 {
-    struct sg_worker *w = s->worker;
-    sg_log_warn("session %s: closed, holding %llu bytes with the worker over its share of "
-                "limits.max_buffered_bytes",
-                s->peer, (unsigned long long)session_held(s));
-    SG_STAT_INC(&w->stats, budget_evictions);
-    SG_STAT_INC(&w->stats, output_limit_closes);
     s->evicted = 1;
     s->state = SG_SESS_CLOSING;
     s->paused = 1;
@@ -203,6 +197,17 @@ static void session_evict(struct sg_session *s)
     evbuffer_drain(in, evbuffer_get_length(in));
     struct timeval now = {0, 0};
     evtimer_add(s->timer, &now); /* on_timer frees a CLOSING session */
+}
+
+static void session_evict(struct sg_session *s)
+{
+    struct sg_worker *w = s->worker;
+    sg_log_warn("session %s: closed, holding %llu bytes with the worker over its share of "
+                "limits.max_buffered_bytes",
+                s->peer, (unsigned long long)session_held(s));
+    SG_STAT_INC(&w->stats, budget_evictions);
+    SG_STAT_INC(&w->stats, output_limit_closes);
+    session_close_now(s);
 }
 
 /* Over the worker's share: close the sessions holding the most until under. */
@@ -298,8 +303,12 @@ void sg_session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m)
     size_t size = sg_frame_server_size(m);
     struct evbuffer_iovec v;
     if (evbuffer_reserve_space(out, (ev_ssize_t)size, &v, 1) < 1) {
-        sg_log_error("out of memory reserving %zu output bytes", size);
-        abort();
+        /* No room for the frame: this connection cannot be answered
+         * correctly any more; close it (next turn), not the process. */
+        sg_log_error("session %s: out of memory reserving %zu output bytes; closed", s->peer,
+                     size);
+        session_close_now(s);
+        return;
     }
     v.iov_len = sg_frame_encode_server(m, v.iov_base);
     evbuffer_commit_space(out, &v, 1);
