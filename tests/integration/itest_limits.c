@@ -33,6 +33,15 @@
 #define ALLOWANCE (32 * MIB)
 #define BIG_KEY "itest-limits-big"
 
+/* Under AddressSanitizer RSS measures the sanitizer (quarantine, shadow
+ * memory), not the proxy: the RSS bounds are checked in the other builds;
+ * /metrics' slotgate_buffered_bytes is checked in all. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_CHECKED 0
+#else
+#define RSS_CHECKED 1
+#endif
+
 static struct h_env env;
 
 static int setup(void **state)
@@ -42,7 +51,10 @@ static int setup(void **state)
         .admin = 1,
         .limits_yaml = "  max_output_bytes: 8388608\n"
                        "  max_buffered_bytes: 67108864\n"
-                       "  output_high_watermark: 1048576",
+                       /* Reading pauses only where the limit is: whatever
+                        * the timing, a client that does not read is owed
+                        * more than the limit before reading stops. */
+                       "  output_high_watermark: 8388608",
     };
     if (h_env_start(&env, "itest_limits", &o) != 0)
         return -1;
@@ -129,7 +141,8 @@ static void test_non_reading_client_is_closed_at_the_output_limit(void **state)
     long grown = after - base;
     h_log("RSS %ld KiB before, %ld KiB after: grew %ld KiB (limit %d KiB)", base, after, grown,
           OUTPUT_LIMIT / 1024);
-    assert_true(grown * 1024 <= (long)OUTPUT_LIMIT + ALLOWANCE);
+    if (RSS_CHECKED)
+        assert_true(grown * 1024 <= (long)OUTPUT_LIMIT + ALLOWANCE);
 
     /* The client now reads: the replies queued before the limit, then the
      * ConnectionError, then the end of the stream. */
@@ -208,7 +221,8 @@ static void test_many_non_reading_clients_stay_under_the_budget(void **state)
     assert_int_equal(good_ok, good_calls);
     assert_true(buffered >= 0 && buffered <= BUDGET);
     assert_true(evicted > 0); /* 200 x 6 MiB could only fit by closing some */
-    assert_true((peak - base) * 1024 <= (long)BUDGET + ALLOWANCE);
+    if (RSS_CHECKED)
+        assert_true((peak - base) * 1024 <= (long)BUDGET + ALLOWANCE);
     for (int i = 0; i < N_BAD; i++)
         rt_close(&bad[i]);
     sg_client_free(good);
