@@ -106,6 +106,8 @@ static const struct cfg_key limits_keys[] = {
     {"max_connections_per_ip", T_U32, CF(max_connections_per_ip), NONNEG, NULL},
     {"max_inflight", T_U32, CF(max_inflight), POS, NULL},
     {"output_high_watermark", T_U32, CF(output_high_watermark), POS, NULL},
+    {"max_output_bytes", T_U32, CF(max_output_bytes), NONNEG, NULL},
+    {"max_buffered_bytes", T_U64, CF(max_buffered_bytes), 0, UINT64_MAX, NULL},
     {"request_deadline_ms", T_U32, CF(request_deadline_ms), POS, NULL},
     {"max_deadline_ms", T_U32, CF(max_deadline_ms), POS, NULL},
     {"handshake_timeout_ms", T_U32, CF(handshake_timeout_ms), POS, NULL},
@@ -135,6 +137,8 @@ static const struct cfg_key redis_keys[] = {
     {"link_stall_ms", T_U32, CF(link_stall_ms), NONNEG, NULL},
     {"max_link_pending", T_U32, CF(max_link_pending), POS, NULL},
     {"coalesce_gets", T_BOOL, CF(coalesce_gets), 0, 0, NULL},
+    {"max_reply_elements", T_U64, CF(redis_max_reply_elements), 0, UINT64_MAX, NULL},
+    {"max_reply_bulk_bytes", T_U64, CF(redis_max_reply_bulk_bytes), 0, UINT64_MAX, NULL},
     {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
 static const struct cfg_key admin_keys[] = {{"address", T_HOST, CF(admin.host), 0, 0, NULL},
@@ -749,6 +753,14 @@ static int cfg_validate(struct cfg_ctx *ctx)
         return cfg_error(ctx, cfg_line_of(ctx, "redis.tls.key", NULL), "redis.tls.cert",
                          "required when redis.tls.key is set");
 
+    if (cfg->max_output_bytes != 0 &&
+        cfg_check_le(ctx, cfg->output_high_watermark, "limits.output_high_watermark",
+                     cfg->max_output_bytes, "limits.max_output_bytes") != 0)
+        return -1;
+    if (cfg->max_buffered_bytes != 0 && cfg->max_output_bytes != 0 &&
+        cfg_check_le(ctx, cfg->max_output_bytes, "limits.max_output_bytes",
+                     cfg->max_buffered_bytes, "limits.max_buffered_bytes") != 0)
+        return -1;
     if (cfg_check_le(ctx, cfg->max_key_bytes, "limits.max_key_bytes", cfg->max_frame_bytes,
                      "limits.max_frame_bytes") != 0 ||
         cfg_check_le(ctx, cfg->max_value_bytes, "limits.max_value_bytes", cfg->max_frame_bytes,
@@ -941,6 +953,8 @@ void sg_config_defaults(struct sg_config *cfg)
     cfg->max_connections = 20000;
     cfg->max_inflight = 1024;
     cfg->output_high_watermark = 4u << 20;
+    cfg->max_output_bytes = 32u << 20;
+    cfg->max_buffered_bytes = 256ull << 20;
     cfg->request_deadline_ms = 1000;
     cfg->max_deadline_ms = 30000;
     cfg->handshake_timeout_ms = 5000;

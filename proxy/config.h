@@ -67,6 +67,8 @@ struct sg_config {
     uint32_t max_connections_per_ip; /* per client address, 0 = no limit (default) */
     uint32_t max_inflight;           /* per connection, default 1024 */
     uint32_t output_high_watermark;  /* bytes, default 4 MiB */
+    uint32_t max_output_bytes;       /* owed to one client: close above it; 32 MiB, 0 = off */
+    uint64_t max_buffered_bytes;     /* client buffers, whole process; 256 MiB, 0 = off */
     uint32_t request_deadline_ms;    /* default 1000 */
     uint32_t max_deadline_ms;        /* cap on client deadline, default 30000 */
     uint32_t handshake_timeout_ms;   /* default 5000 */
@@ -93,6 +95,8 @@ struct sg_config {
     uint32_t link_stall_ms;            /* reset a link with no reply this long; 0 = off; 5000 */
     uint32_t max_link_pending;         /* commands awaiting replies per link, default 100000 */
     int coalesce_gets;                 /* default 1 */
+    uint64_t redis_max_reply_elements;   /* aggregate header limit; 0: derived (shardlink.h) */
+    uint64_t redis_max_reply_bulk_bytes; /* bulk header limit; 0: derived */
 
     /* admin: */
     struct sg_addr admin; /* port 0 = disabled (default 0) */

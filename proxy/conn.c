@@ -297,7 +297,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 struct sg_conn *sg_conn_new(struct event_base *base, int fd, SSL *ssl, int server, int connecting,
                             int timeout_ms, const struct sg_conn_cbs *cbs, void *arg)
 {
-    struct sg_conn *c = sg_calloc(1, sizeof(*c));
+    struct sg_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        if (ssl != NULL)
+            SSL_free(ssl);
+        close(fd);
+        return NULL;
+    }
     c->fd = fd;
     c->ssl = ssl;
     c->cbs = *cbs;
@@ -307,16 +313,23 @@ struct sg_conn *sg_conn_new(struct event_base *base, int fd, SSL *ssl, int serve
     c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, c);
     c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
     c->flush_ev = event_new(base, -1, 0, on_flush, c);
+    if (timeout_ms > 0)
+        c->timer = evtimer_new(base, on_timer, c);
     c->reading = 1;
+    if (c->in == NULL || c->out == NULL || c->rev == NULL || c->wev == NULL ||
+        c->flush_ev == NULL || (timeout_ms > 0 && c->timer == NULL) ||
+        (ssl != NULL && SSL_set_fd(ssl, fd) != 1)) {
+        ERR_clear_error();
+        sg_conn_free(c);
+        return NULL;
+    }
     if (ssl != NULL) {
-        SSL_set_fd(ssl, fd);
         if (server)
             SSL_set_accept_state(ssl);
         else
             SSL_set_connect_state(ssl);
     }
     if (timeout_ms > 0) {
-        c->timer = evtimer_new(base, on_timer, c);
         struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
         evtimer_add(c->timer, &tv);
     }
@@ -336,17 +349,29 @@ void sg_conn_free(struct sg_conn *c)
 {
     if (c == NULL)
         return;
-    event_free(c->rev);
-    event_free(c->wev);
-    event_free(c->flush_ev);
+    if (c->rev != NULL)
+        event_free(c->rev);
+    if (c->wev != NULL)
+        event_free(c->wev);
+    if (c->flush_ev != NULL)
+        event_free(c->flush_ev);
     if (c->timer != NULL)
         event_free(c->timer);
     if (c->ssl != NULL)
         SSL_free(c->ssl);
     close(c->fd);
-    evbuffer_free(c->in);
-    evbuffer_free(c->out);
+    if (c->in != NULL)
+        evbuffer_free(c->in);
+    if (c->out != NULL)
+        evbuffer_free(c->out);
     free(c);
+}
+
+void sg_conn_discard_output(struct sg_conn *c)
+{
+    evbuffer_drain(c->out, evbuffer_get_length(c->out));
+    c->pending_write = 0; /* a TLS write to repeat is abandoned with the rest */
+    conn_want_write(c, 0);
 }
 
 struct evbuffer *sg_conn_input(struct sg_conn *c)
@@ -383,4 +408,12 @@ void sg_conn_set_idle_timeout(struct sg_conn *c, int ms)
 int sg_conn_fd(const struct sg_conn *c)
 {
     return c->fd;
+}
+
+const char *sg_conn_verify_error(const struct sg_conn *c)
+{
+    if (c->ssl == NULL)
+        return NULL;
+    long v = SSL_get_verify_result(c->ssl);
+    return v == X509_V_OK ? NULL : X509_verify_cert_error_string(v);
 }

@@ -41,6 +41,8 @@ struct sg_conn;
  * Wrap fd (nonblocking, owned from now on). ssl (owned, may be NULL):
  * accept side when server is 1, connect side otherwise. connecting: fd is
  * an outbound connect in progress; timeout_ms bounds it (0 = none).
+ * Returns NULL when an allocation fails; fd and ssl are then closed and
+ * freed all the same (ownership was taken).
  */
 struct sg_conn *sg_conn_new(struct event_base *base, int fd, SSL *ssl, int server, int connecting,
                             int timeout_ms, const struct sg_conn_cbs *cbs, void *arg);
@@ -49,6 +51,11 @@ void sg_conn_free(struct sg_conn *c);
 
 struct evbuffer *sg_conn_input(struct sg_conn *c);
 struct evbuffer *sg_conn_output(struct sg_conn *c);
+/*
+ * Drop everything not yet written (the connection is being closed and
+ * nothing more will be queued): its memory is released at once.
+ */
+void sg_conn_discard_output(struct sg_conn *c);
 /* Schedule a flush of the output at the end of this loop turn. */
 void sg_conn_flush_soon(struct sg_conn *c);
 /* Start / stop reading (backpressure). */
@@ -56,5 +63,7 @@ void sg_conn_read_enable(struct sg_conn *c, int on);
 /* Read idle timeout (0 = none); it fires SG_CONN_TIMEOUT. */
 void sg_conn_set_idle_timeout(struct sg_conn *c, int ms);
 int sg_conn_fd(const struct sg_conn *c);
+/* Why the peer's certificate was refused, or NULL (no TLS, or accepted). */
+const char *sg_conn_verify_error(const struct sg_conn *c);
 
 #endif

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,6 +153,15 @@ int main(int argc, char **argv)
                                          {"version", no_argument, NULL, 'v'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
+    /*
+     * Large buffers (values, reply frames) straight from mmap and back to the
+     * kernel when freed: glibc's default raises its mmap threshold after the
+     * first such free, after which 256 KiB replies come from the heaps of the
+     * worker threads and the process keeps their high-water mark. A fixed
+     * threshold keeps RSS close to what is actually buffered, which is what
+     * limits.max_buffered_bytes bounds.
+     */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     int ch;
     while ((ch = getopt_long(argc, argv, "c:hv", opts, NULL)) != -1) {
         switch (ch) {

@@ -237,7 +237,13 @@ void sg_request_next_page(struct sg_subop *op, uint32_t pause_ms)
 
 void sg_request_send(struct sg_subop *op, struct sg_shardlink *link)
 {
-    if (sg_shardlink_send(link, op) != 0) {
+    int rc = sg_shardlink_send(link, op);
+    if (rc == -2) {
+        sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_INTERNAL,
+                                "the command could not be formatted (out of memory)");
+        return;
+    }
+    if (rc != 0) {
         sg_topology_request_refresh();
         op->req->last_transient = SLOTGATE__V1__CODE__CODE_SHARD_UNAVAILABLE;
         sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_SHARD_UNAVAILABLE,
@@ -502,7 +508,7 @@ struct sg_request *sg_request_decode(struct sg_worker *w, const uint8_t *body, s
 {
     struct sg_request *r = w->request_pool;
     if (r != NULL) {
-        w->request_pool = *(struct sg_request **)r;
+        w->request_pool = r->pool_next;
         w->request_pool_n--;
     } else {
         r = sg_malloc(sizeof(*r));
@@ -532,7 +538,7 @@ void sg_request_discard(struct sg_request *r)
         free(r);
         return;
     }
-    *(struct sg_request **)r = w->request_pool;
+    r->pool_next = w->request_pool;
     w->request_pool = r;
     w->request_pool_n++;
 }
@@ -541,7 +547,7 @@ void sg_request_pool_free(struct sg_worker *w)
 {
     struct sg_request *r;
     while ((r = w->request_pool) != NULL) {
-        w->request_pool = *(struct sg_request **)r;
+        w->request_pool = r->pool_next;
         free(r);
     }
     w->request_pool_n = 0;

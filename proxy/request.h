@@ -60,6 +60,7 @@ struct sg_arena {
 };
 
 struct sg_request {
+    struct sg_request *pool_next;  /* in the worker's pool of idle requests */
     TAILQ_ENTRY(sg_request) entry; /* in the session's list */
     struct sg_session *session;    /* NULL once answered or orphaned */
     struct sg_worker *worker;

@@ -27,6 +27,12 @@ void sg_resp_arg_str(struct evbuffer *out, const char *s);
  */
 void sg_resp_arg_ref(struct evbuffer *out, const void *p, size_t len);
 void sg_resp_arg_u64(struct evbuffer *out, uint64_t v);
+/*
+ * 1 if an append by the functions above failed on this thread since the
+ * last call (and clears it), else 0. A command with a failed append is
+ * incomplete and must not be sent.
+ */
+int sg_resp_format_failed(void);
 
 enum sg_resp_err {
     SG_RESP_ERR_OTHER = 0,
@@ -38,6 +44,41 @@ enum sg_resp_err {
 
 /* Classify an error reply; for MOVED/ASK fill addr with the target. */
 int sg_resp_classify_error(const char *str, size_t len, struct sg_addr *addr);
+
+/*
+ * Pre-scan of the byte stream a Redis node sends, run on every chunk before
+ * hiredis sees it. hiredis 0.14 allocates what a header claims (an array
+ * header "*1000000000" is a calloc of 8 GB before any element arrives), so
+ * the headers are checked here first: an aggregate claiming more than
+ * max_elements, a bulk string claiming more than max_bulk bytes, a status,
+ * error or integer line longer than SG_RESP_SCAN_MAX_LINE, or a byte that
+ * cannot start a RESP2 reply, and the stream is refused. The scanner only
+ * tokenizes (type byte, header line, bulk payload); it keeps a few words of
+ * state across chunks and allocates nothing.
+ */
+#define SG_RESP_SCAN_MAX_LINE 65536
+
+struct sg_resp_scan {
+    uint64_t max_elements;
+    uint64_t max_bulk;
+    uint64_t num;   /* header number being read */
+    uint64_t skip;  /* bulk payload bytes (and its CRLF) still to pass */
+    uint32_t line;  /* bytes of the current line */
+    uint8_t state;  /* private */
+    uint8_t type;   /* type byte of the current header */
+    uint8_t neg;    /* header number had a '-' */
+    uint8_t digits; /* digits read in the header number */
+    uint8_t cr;     /* last byte of a status/error/integer line was '\r' */
+};
+
+void sg_resp_scan_init(struct sg_resp_scan *s, uint64_t max_elements, uint64_t max_bulk);
+/*
+ * Scan the next len bytes of the stream. Returns 0 when every header seen
+ * so far is within the limits, or -1 with a static reason in *why; after
+ * -1 the stream cannot be trusted (the caller resets the link) and every
+ * later call returns -1 too.
+ */
+int sg_resp_scan(struct sg_resp_scan *s, const void *buf, size_t len, const char **why);
 
 /* Blocking connection for the topology manager (never on a worker). */
 struct sg_resp_conn;

@@ -17,6 +17,16 @@
  * Backpressure: reading stops while inflight >= limits.max_inflight or the
  * output buffer holds more than limits.output_high_watermark, and resumes
  * (re-processing what is already buffered) when both have drained.
+ *
+ * Memory bounds, as Redis's client-output-buffer-limit and maxmemory-clients:
+ * a client owed more than limits.max_output_bytes (replies it does not read)
+ * gets ConnectionError OUTPUT_LIMIT and is closed. Every session's buffers
+ * are counted in worker->buffered (evbuffer callbacks, no lock: one worker's
+ * sessions only); against the worker's share of limits.max_buffered_bytes,
+ * from three quarters of it a session that still owes anything reads no new
+ * request, and above it the sessions holding the most are closed at once
+ * (their buffers dropped), so the share is passed by at most the reply that
+ * crossed it.
  */
 #include "session.h"
 
@@ -33,6 +43,7 @@
 
 #include <event2/buffer.h>
 
+#include "fault.h"
 #include "frame.h"
 #include "log.h"
 #include "proxyproto.h"
@@ -132,11 +143,95 @@ static void ip_release(const struct sockaddr *sa)
 
 static void session_process(struct sg_session *s);
 
+/* This worker's share of limits.max_buffered_bytes (0: no budget). */
+static uint64_t session_budget_share(const struct sg_worker *w)
+{
+    uint64_t total = w->cfg->max_buffered_bytes;
+    return total == 0 ? 0 : total / (uint64_t)(w->n_all > 0 ? w->n_all : 1);
+}
+
 static int session_over_limits(const struct sg_session *s)
 {
-    const struct sg_config *cfg = s->worker->cfg;
-    return s->inflight >= cfg->max_inflight ||
-           evbuffer_get_length(sg_conn_output(s->conn)) > cfg->output_high_watermark;
+    const struct sg_worker *w = s->worker;
+    const struct sg_config *cfg = w->cfg;
+    size_t out = evbuffer_get_length(sg_conn_output(s->conn));
+    if (s->inflight >= cfg->max_inflight || out > cfg->output_high_watermark)
+        return 1;
+    /* Near the budget: one request at a time, and only from a client that
+     * is owed nothing (so a client that reads its replies keeps going). */
+    uint64_t share = session_budget_share(w);
+    return share != 0 && w->buffered >= share - share / 4 && (out > 0 || s->inflight > 0);
+}
+
+/* evbuffer callback on both buffers of a session: keeps worker->buffered. */
+static void session_buffer_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                                   void *arg)
+{
+    struct sg_worker *w = arg;
+    w->buffered += info->n_added;
+    w->buffered -= info->n_deleted;
+    SG_STAT_SET(&w->stats, buffered_bytes, w->buffered);
+}
+
+/* Bytes held by s's buffers. */
+static uint64_t session_held(struct sg_session *s)
+{
+    return evbuffer_get_length(sg_conn_output(s->conn)) +
+           evbuffer_get_length(sg_conn_input(s->conn));
+}
+
+/*
+ * Close s at once (budget eviction, or no memory for a frame): nothing
+ * more is read or queued, its buffers are dropped now (worker->buffered
+ * falls with them) and it is freed at the start of the next loop turn,
+ * never under a caller that may still hold it.
+ */
+static void session_close_now(struct sg_session *s)
+{
+    s->evicted = 1;
+    s->state = SG_SESS_CLOSING;
+    s->paused = 1;
+    sg_conn_read_enable(s->conn, 0);
+    sg_conn_discard_output(s->conn);
+    struct evbuffer *in = sg_conn_input(s->conn);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    struct timeval now = {0, 0};
+    evtimer_add(s->timer, &now); /* on_timer frees a CLOSING session */
+}
+
+static void session_evict(struct sg_session *s)
+{
+    struct sg_worker *w = s->worker;
+    sg_log_warn("session %s: closed, holding %llu bytes with the worker over its share of "
+                "limits.max_buffered_bytes",
+                s->peer, (unsigned long long)session_held(s));
+    SG_STAT_INC(&w->stats, budget_evictions);
+    SG_STAT_INC(&w->stats, output_limit_closes);
+    session_close_now(s);
+}
+
+/* Over the worker's share: close the sessions holding the most until under. */
+static void session_enforce_budget(struct sg_worker *w)
+{
+    uint64_t share = session_budget_share(w);
+    while (share != 0 && w->buffered > share) {
+        struct sg_session *victim = NULL;
+        uint64_t most = 0;
+        struct sg_session *x;
+        TAILQ_FOREACH(x, &w->sessions, entry)
+        {
+            if (x->conn == NULL || x->evicted)
+                continue;
+            uint64_t held = session_held(x);
+            if (held > most) {
+                most = held;
+                victim = x;
+            }
+        }
+        if (victim == NULL)
+            return;
+        session_evict(victim);
+    }
 }
 
 static void session_pause(struct sg_session *s)
@@ -208,15 +303,30 @@ void sg_session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m)
     size_t size = sg_frame_server_size(m);
     struct evbuffer_iovec v;
     if (evbuffer_reserve_space(out, (ev_ssize_t)size, &v, 1) < 1) {
-        sg_log_error("out of memory reserving %zu output bytes", size);
-        abort();
+        /* No room for the frame: this connection cannot be answered
+         * correctly any more; close it (next turn), not the process. */
+        sg_log_error("session %s: out of memory reserving %zu output bytes; closed", s->peer,
+                     size);
+        session_close_now(s);
+        return;
     }
     v.iov_len = sg_frame_encode_server(m, v.iov_base);
     evbuffer_commit_space(out, &v, 1);
     sg_conn_flush_soon(s->conn);
     SG_STAT_ADD(&s->worker->stats, bytes_out, size);
-    if (session_over_limits(s))
+    if (m->msg_case == SLOTGATE__V1__SERVER_MESSAGE__MSG_ERROR)
+        return; /* the last frame: sg_session_fail closes */
+    uint32_t limit = s->worker->cfg->max_output_bytes;
+    if (limit != 0 && evbuffer_get_length(out) > limit) {
+        SG_STAT_INC(&s->worker->stats, output_limit_closes);
+        sg_log_warn("session %s: owed %zu bytes, over limits.max_output_bytes (%u); closed",
+                    s->peer, evbuffer_get_length(out), limit);
+        sg_session_fail(s, SLOTGATE__V1__CODE__CODE_OUTPUT_LIMIT,
+                        "replies not read: over the server's output limit");
+    } else if (session_over_limits(s)) {
         session_pause(s);
+    }
+    session_enforce_budget(s->worker);
 }
 
 void sg_session_request_done(struct sg_session *s, struct sg_request *r)
@@ -440,16 +550,30 @@ static void session_start(struct sg_session *s)
     struct sg_worker *w = s->worker;
     const struct sg_config *cfg = w->cfg;
     SSL *ssl = NULL;
-    if (w->server_tls != NULL && (ssl = SSL_new(w->server_tls)) == NULL) {
+    if (w->server_tls != NULL &&
+        (sg_fault_client_ssl_new() || (ssl = SSL_new(w->server_tls)) == NULL)) {
         /* Never fall back to plaintext on a TLS listener. */
         sg_log_error("session %s: SSL_new failed; closed", s->peer);
+        SG_STAT_INC(&w->stats, tls_failures);
         sg_session_free(s);
         return;
     }
     int fd = s->fd;
     s->fd = -1;
     s->conn = sg_conn_new(w->base, fd, ssl, 1, 0, 0, &session_cbs, s);
+    if (s->conn == NULL) {
+        sg_log_error("session %s: out of memory setting up the connection; closed", s->peer);
+        sg_session_free(s);
+        return;
+    }
     s->resume_ev = event_new(w->base, -1, 0, on_resume, s);
+    s->in_cb = evbuffer_add_cb(sg_conn_input(s->conn), session_buffer_changed, w);
+    s->out_cb = evbuffer_add_cb(sg_conn_output(s->conn), session_buffer_changed, w);
+    if (s->resume_ev == NULL || s->in_cb == NULL || s->out_cb == NULL) {
+        sg_log_error("session %s: out of memory setting up the connection; closed", s->peer);
+        sg_session_free(s);
+        return;
+    }
     s->state = SG_SESS_HANDSHAKE;
     uint32_t n = atomic_load(&sg_connections);
     if (n > cfg->max_connections) {
@@ -552,6 +676,12 @@ void sg_session_new(struct sg_worker *w, int fd, const struct sockaddr *sa, int 
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     s->timer = evtimer_new(w->base, on_timer, s);
+    if (s->timer == NULL) {
+        sg_log_error("session %s: out of memory; closed", s->peer);
+        close(fd);
+        free(s);
+        return;
+    }
     TAILQ_INSERT_TAIL(&w->sessions, s, entry);
     atomic_fetch_add(&sg_connections, 1);
     SG_STAT_INC(&w->stats, connections_accepted);
@@ -598,8 +728,20 @@ void sg_session_free(struct sg_session *s)
     if (s->pp_ev != NULL)
         event_free(s->pp_ev);
     free(s->pp_buf);
-    if (s->conn != NULL)
+    if (s->conn != NULL) {
+        /* The buffers leave the worker's count with the connection. */
+        struct evbuffer *in = sg_conn_input(s->conn), *out = sg_conn_output(s->conn);
+        if (s->in_cb != NULL) {
+            evbuffer_remove_cb_entry(in, s->in_cb);
+            s->worker->buffered -= evbuffer_get_length(in);
+        }
+        if (s->out_cb != NULL) {
+            evbuffer_remove_cb_entry(out, s->out_cb);
+            s->worker->buffered -= evbuffer_get_length(out);
+        }
+        SG_STAT_SET(&s->worker->stats, buffered_bytes, s->worker->buffered);
         sg_conn_free(s->conn);
+    }
     else if (s->fd >= 0)
         close(s->fd);
     struct sg_worker *w = s->worker;

@@ -12,6 +12,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "conn.h"
@@ -46,6 +47,8 @@ struct sg_session {
     /* The request being started (sg_request_start may answer it at once). */
     struct sg_request *starting;
     uint8_t start_done;
+    uint8_t evicted; /* closed to keep limits.max_buffered_bytes; freed next turn */
+    struct evbuffer_cb_entry *in_cb, *out_cb; /* keep worker->buffered */
 };
 
 /* Take ownership of an accepted socket. */

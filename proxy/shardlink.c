@@ -22,13 +22,16 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "conn.h"
+#include "fault.h"
 #include "log.h"
 #include "request.h"
 #include "resp.h"
 #include "stats.h"
+#include "tls.h"
 #include "topology.h"
 #include "util.h"
 #include "worker.h"
@@ -82,6 +85,7 @@ static void link_reset(struct sg_shardlink *l, const char *why)
                 l->addr.port, why, l->n_pending);
     SG_STAT_INC(&l->worker->stats, link_resets);
     SG_STAT_INC(link_stats(l), resets);
+    l->generation++;
     sg_conn_free(l->conn);
     l->conn = NULL;
     redisReaderFree(l->reader);
@@ -194,9 +198,9 @@ static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us)
             continue;
         }
         sg_stats_backend_reply(&l->worker->stats, l->stats_slot, now_us - op->sent_us);
-        struct sg_conn *before = l->conn;
+        uint64_t gen = l->generation;
         sg_request_on_reply(op, reply);
-        if (l->conn != before)
+        if (l->generation != gen)
             return -1; /* the link was reset under us */
     }
 }
@@ -213,7 +217,18 @@ static void on_read(void *arg)
     struct evbuffer *in = sg_conn_input(l->conn);
     struct evbuffer_iovec vec;
     while (evbuffer_peek(in, -1, NULL, &vec, 1) > 0) {
-        redisReaderFeed(l->reader, vec.iov_base, vec.iov_len);
+        const char *why = NULL;
+        if (sg_resp_scan(&l->scan, vec.iov_base, vec.iov_len, &why) != 0) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "protocol error from Redis: %s", why);
+            SG_STAT_INC(&l->worker->stats, link_protocol_errors);
+            link_reset(l, msg);
+            return;
+        }
+        if (redisReaderFeed(l->reader, vec.iov_base, vec.iov_len) != REDIS_OK) {
+            link_reset(l, "protocol error from Redis: reader refused input");
+            return;
+        }
         evbuffer_drain(in, vec.iov_len);
         if (link_take_replies(l) != 0)
             return;
@@ -235,6 +250,14 @@ static void on_event(void *arg, int what)
         link_set_state(l, SG_LINK_READY);
         l->backoff_ms = 0;
         sg_log_debug("worker %d: link %s:%d up", l->worker->id, l->addr.host, l->addr.port);
+        return;
+    }
+    const char *verify = l->state == SG_LINK_CONNECTING ? sg_conn_verify_error(l->conn) : NULL;
+    if (verify != NULL) {
+        char why[160];
+        snprintf(why, sizeof(why), "TLS: the node's certificate was refused: %s", verify);
+        SG_STAT_INC(&l->worker->stats, tls_failures);
+        link_reset(l, why);
         return;
     }
     link_reset(l, what == SG_CONN_TIMEOUT ? "connect timed out"
@@ -279,6 +302,53 @@ static void link_queue_readonly(struct sg_shardlink *l)
     l->n_pending++;
 }
 
+/*
+ * The TLS object of a link to Redis: SNI, and verification of the node's
+ * certificate against the address we dial, as an IP address when it is one
+ * (cluster nodes announce IPs), else as a host name. Returns 0, or -1 after
+ * logging, with nothing allocated.
+ */
+static int link_tls_new(struct sg_shardlink *l, SSL **out)
+{
+    SSL *ssl = sg_fault_ssl_new() ? NULL : SSL_new(l->worker->redis_tls);
+    if (ssl == NULL) {
+        sg_log_error("link %s:%d: SSL_new failed; not connecting", l->addr.host, l->addr.port);
+        return -1;
+    }
+    int ok = sg_tls_set_peer_name(ssl, l->addr.host) == 0;
+    if (!ok) {
+        sg_log_error("link %s:%d: cannot set the name to verify; not connecting", l->addr.host,
+                     l->addr.port);
+        ERR_clear_error();
+        SSL_free(ssl);
+        return -1;
+    }
+    *out = ssl;
+    return 0;
+}
+
+void sg_shardlink_reply_limits(const struct sg_config *cfg, uint64_t *max_elements,
+                               uint64_t *max_bulk)
+{
+    uint64_t el = cfg->redis_max_reply_elements;
+    if (el == 0) {
+        uint64_t keys = cfg->max_batch_keys, page = cfg->invalidate_page_keys;
+        /* A SCAN page may hold a few times COUNT; the rest is headroom for
+         * the small arrays of scripts and set-up commands. */
+        el = 2 * (keys > 4 * page ? keys : 4 * page) + 1024;
+    }
+    uint64_t bulk = cfg->redis_max_reply_bulk_bytes;
+    if (bulk == 0) {
+        uint64_t v = cfg->max_value_bytes;
+        for (int i = 0; i < cfg->n_keyspaces; i++)
+            if (cfg->keyspaces[i].max_value_bytes > v)
+                v = cfg->keyspaces[i].max_value_bytes;
+        bulk = v + 65536; /* envelope header and a margin for raw values */
+    }
+    *max_elements = el;
+    *max_bulk = bulk;
+}
+
 static void link_connect(struct sg_shardlink *l)
 {
     l->last_progress_ms = sg_now_ms();
@@ -314,17 +384,52 @@ static void link_connect(struct sg_shardlink *l)
         return;
     }
     SSL *ssl = NULL;
-    if (w->redis_tls != NULL) {
-        ssl = SSL_new(w->redis_tls);
-        SSL_set_tlsext_host_name(ssl, l->addr.host);
+    if (w->redis_tls != NULL && link_tls_new(l, &ssl) != 0) {
+        /* Never fall back to plaintext when redis.tls is on. */
+        close(fd);
+        link_set_state(l, SG_LINK_DOWN);
+        link_schedule_reconnect(l);
+        return;
     }
     /* Even a connect that completed at once is reported through the
      * writable event, so CONNECTED always arrives from the loop. */
     l->conn = sg_conn_new(w->base, fd, ssl, 0, 1, (int)w->cfg->connect_timeout_ms, &link_cbs, l);
+    if (l->conn == NULL) {
+        sg_log_error("link %s:%d: cannot allocate a connection", l->addr.host, l->addr.port);
+        link_set_state(l, SG_LINK_DOWN);
+        link_schedule_reconnect(l);
+        return;
+    }
     l->reader = redisReaderCreate();
+    if (l->reader == NULL) {
+        sg_log_error("link %s:%d: cannot create a reply reader", l->addr.host, l->addr.port);
+        sg_conn_free(l->conn);
+        l->conn = NULL;
+        link_set_state(l, SG_LINK_DOWN);
+        link_schedule_reconnect(l);
+        return;
+    }
+    if (l->scratch == NULL && (l->scratch = evbuffer_new()) == NULL) {
+        sg_log_error("link %s:%d: cannot allocate a buffer", l->addr.host, l->addr.port);
+        sg_conn_free(l->conn);
+        l->conn = NULL;
+        redisReaderFree(l->reader);
+        l->reader = NULL;
+        link_set_state(l, SG_LINK_DOWN);
+        link_schedule_reconnect(l);
+        return;
+    }
+    uint64_t max_el, max_bulk;
+    sg_shardlink_reply_limits(w->cfg, &max_el, &max_bulk);
+    sg_resp_scan_init(&l->scan, max_el, max_bulk);
     link_set_state(l, SG_LINK_CONNECTING);
+    (void)sg_resp_format_failed();
     link_queue_auth(l);
     link_queue_readonly(l);
+    if (sg_resp_format_failed()) {
+        /* Nothing else is queued yet: start over. */
+        link_reset(l, "cannot format the set-up commands (out of memory)");
+    }
 }
 
 struct sg_shardlink *sg_shardlink_new(struct sg_worker *w, const struct sg_addr *addr, int readonly)
@@ -367,9 +472,27 @@ void sg_shardlink_free(struct sg_shardlink *l)
     }
     if (l->reader)
         redisReaderFree(l->reader);
+    if (l->scratch != NULL)
+        evbuffer_free(l->scratch);
     event_free(l->reconnect_ev);
     event_free(l->stall_ev);
     free(l);
+}
+
+/*
+ * Cut the link's output back to its first len bytes (evbuffer has no tail
+ * truncation: move the head aside, drop the rest, move the head back). Only
+ * on the failure path. 0, or -1 if that too failed.
+ */
+static int link_truncate_output(struct sg_shardlink *l, size_t len)
+{
+    struct evbuffer *out = sg_conn_output(l->conn), *keep = l->scratch;
+    if (evbuffer_remove_buffer(out, keep, len) != (int)len) {
+        evbuffer_drain(keep, evbuffer_get_length(keep));
+        return -1;
+    }
+    evbuffer_drain(out, evbuffer_get_length(out));
+    return evbuffer_add_buffer(out, keep);
 }
 
 int sg_shardlink_send(struct sg_shardlink *l, struct sg_subop *op)
@@ -380,14 +503,30 @@ int sg_shardlink_send(struct sg_shardlink *l, struct sg_subop *op)
         return -1; /* the node is not keeping up: fail fast, do not queue */
     if (l->n_pending == 0)
         l->last_progress_ms = sg_now_ms();
+    /* Format straight into the output; if any append failed, cut the
+     * output back to where this command began before anything of it is
+     * written (the write happens at the end of the loop turn): a
+     * half-written command would misalign every reply after it. */
     struct evbuffer *out = sg_conn_output(l->conn);
+    size_t before = evbuffer_get_length(out);
+    (void)sg_resp_format_failed();
     if (op->asking) {
         sg_resp_begin(out, 1);
         sg_resp_arg(out, "ASKING", 6);
+    }
+    sg_request_format(op, out);
+    if (sg_resp_format_failed() || sg_fault_format()) {
+        sg_log_error("link %s:%d: cannot format a command (out of memory)", l->addr.host,
+                     l->addr.port);
+        SG_STAT_INC(&l->worker->stats, link_format_errors);
+        if (link_truncate_output(l, before) != 0)
+            link_reset(l, "cannot remove a half-formatted command");
+        return -2;
+    }
+    if (op->asking) {
         op->asking = 0;
         op->asking_pending = 1;
     }
-    sg_request_format(op, out);
     TAILQ_INSERT_TAIL(&l->fifo, op, entry);
     op->link = l;
     op->sent_us = sg_stats_clock(&l->worker->stats);

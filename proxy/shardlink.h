@@ -17,6 +17,7 @@
 #include <hiredis/hiredis.h>
 
 #include "config.h"
+#include "resp.h"
 
 struct sg_request;
 struct sg_worker;
@@ -59,7 +60,12 @@ struct sg_shardlink {
     struct sg_addr addr;
     int state;
     struct sg_conn *conn;
+    /* Bumped by every reset: code that may reset the link (a reply
+     * callback) compares it, not conn, whose address may be reused. */
+    uint64_t generation;
     redisReader *reader;
+    struct sg_resp_scan scan; /* headers checked before the reader sees them */
+    struct evbuffer *scratch; /* for cutting a half-formatted command off */
     struct sg_subop_fifo fifo;
     uint32_t n_pending;
     uint32_t backoff_ms;
@@ -81,8 +87,19 @@ void sg_shardlink_free(struct sg_shardlink *l);
 /*
  * Queue op on l: format its command into the output buffer and append it to
  * the FIFO. If the link is down, the sub-op is settled (or parked for retry)
- * at once by the request layer; returns -1 in that case.
+ * at once by the request layer; returns -1 in that case, and -2 when the
+ * command could not be formatted (nothing of it was queued).
  */
 int sg_shardlink_send(struct sg_shardlink *l, struct sg_subop *op);
+
+/*
+ * The limits a link's reply pre-scan applies (resp.h): redis.max_reply_elements
+ * and redis.max_reply_bulk_bytes, or, when those are 0, values derived from
+ * the largest legitimate reply: an MGET of limits.max_batch_keys keys or an
+ * INVALIDATE page, and a value of the largest max_value_bytes plus room for
+ * the envelope.
+ */
+void sg_shardlink_reply_limits(const struct sg_config *cfg, uint64_t *max_elements,
+                               uint64_t *max_bulk);
 
 #endif

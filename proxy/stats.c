@@ -163,6 +163,15 @@ static const struct {
      "Connections closed: no complete PROXY protocol header in time."},
     {"connections_rejected_ip", "slotgate_connections_rejected_per_ip_total", "counter",
      "Client connections refused at limits.max_connections_per_ip."},
+    {"link_protocol_errors", NULL, NULL, NULL},
+    {"link_format_errors", NULL, NULL, NULL},
+    {"output_limit_closes", "slotgate_output_limit_closes_total", "counter",
+     "Client connections closed for owing more than limits.max_output_bytes, or evicted to "
+     "keep limits.max_buffered_bytes."},
+    {"budget_evictions", NULL, NULL, NULL},
+    {"buffered_bytes", "slotgate_buffered_bytes", "gauge",
+     "Bytes held in client connections' buffers (replies owed, request data), all workers."},
+    {"tls_failures", NULL, NULL, NULL},
 };
 
 static void prom_flat(struct sg_text *out, const char *field, uint64_t v)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 static void tls_err(char *err, size_t errlen, const char *what, const char *path)
 {
@@ -57,6 +58,22 @@ SSL_CTX *sg_tls_server_ctx(const struct sg_config *cfg, char *err, size_t errlen
 fail:
     SSL_CTX_free(ctx);
     return NULL;
+}
+
+int sg_tls_set_peer_name(SSL *ssl, const char *host)
+{
+    X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+    int ok;
+    if (X509_VERIFY_PARAM_set1_ip_asc(vp, host) == 1) {
+        ok = 1;
+    } else {
+        ERR_clear_error();
+        X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        ok = SSL_set1_host(ssl, host) == 1 && SSL_set_tlsext_host_name(ssl, host) == 1;
+    }
+    if (!ok)
+        ERR_clear_error();
+    return ok ? 0 : -1;
 }
 
 SSL_CTX *sg_tls_redis_ctx(const struct sg_config *cfg, char *err, size_t errlen)

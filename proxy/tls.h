@@ -12,6 +12,12 @@
 
 /* NULL with the reason in err on failure. */
 SSL_CTX *sg_tls_server_ctx(const struct sg_config *cfg, char *err, size_t errlen);
+/*
+ * Make ssl (a connection to a Redis node at host) verify the node's
+ * certificate against host: as an IP address when host is one (no SNI then,
+ * RFC 6066), else as a DNS name (and send it as SNI). 0, or -1.
+ */
+int sg_tls_set_peer_name(SSL *ssl, const char *host);
 /* NULL when redis.tls is off (and err empty), or on failure (err set). */
 SSL_CTX *sg_tls_redis_ctx(const struct sg_config *cfg, char *err, size_t errlen);
 

@@ -90,6 +90,10 @@ struct sg_worker {
     int n_links, cap_links;
     struct sg_shardlink **master_links; /* by shard index of topo, lazily */
     TAILQ_HEAD(, sg_session) sessions;
+    /* Bytes in this worker's client buffers (session.c keeps it, from
+     * evbuffer callbacks); its share of limits.max_buffered_bytes is
+     * max_buffered_bytes / n_all. */
+    uint64_t buffered;
     struct sg_stats stats;
     struct sg_ks_stats ks_stats[SG_MAX_KEYSPACES];
     struct sg_coalesce *coalesce;    /* identical in-flight GETs */

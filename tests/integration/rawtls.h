@@ -1,0 +1,57 @@
+/*
+ * rawtls - a deliberately minimal slotgate client for tests that need to
+ * misbehave: TLS straight from OpenSSL, frames (PROTOCOL.md section 2)
+ * packed with the generated protobuf-c code, and nothing else. It writes
+ * what it is told and reads only when asked, so a test can pipeline
+ * requests and never read their replies.
+ */
+#ifndef SG_ITEST_RAWTLS_H
+#define SG_ITEST_RAWTLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "slotgate.pb-c.h"
+
+struct rt_conn {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+};
+
+/*
+ * TCP connect to 127.0.0.1:port and complete a TLS handshake verifying the
+ * server against ca_file. 0, or -1 (nothing left open).
+ */
+int rt_connect(struct rt_conn *c, int port, const char *ca_file);
+/* TCP connect only (no TLS yet): for tests of what the server does first. */
+int rt_tcp_connect(int port);
+void rt_close(struct rt_conn *c);
+
+/* Write all of buf; 0 or -1. */
+int rt_write(struct rt_conn *c, const void *buf, size_t len);
+/* Frame and write one ClientMessage; 0 or -1. */
+int rt_send(struct rt_conn *c, const Slotgate__V1__ClientMessage *m);
+int rt_send_hello(struct rt_conn *c);
+/* GET key in the default keyspace under request id. */
+int rt_send_get(struct rt_conn *c, uint64_t id, const char *key);
+/*
+ * Read one frame and unpack it (free with slotgate__v1__server_message__free_unpacked
+ * (m, NULL)); NULL on EOF, error or a frame over 64 MiB.
+ */
+Slotgate__V1__ServerMessage *rt_read(struct rt_conn *c);
+/* Hello, then read the HelloReply; 0 or -1. */
+int rt_handshake(struct rt_conn *c);
+
+/* VmRSS of pid in KiB, or -1. */
+long rt_rss_kib(int pid);
+/*
+ * GET path from the HTTP listener on 127.0.0.1:port and return the value
+ * of the first sample line starting with metric (name and labels as
+ * written, then a space), or -1.
+ */
+long long rt_metric(int port, const char *metric);
+
+#endif

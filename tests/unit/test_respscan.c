@@ -1,0 +1,127 @@
+/*
+ * test_respscan - the pre-scan of Redis replies (resp.h: sg_resp_scan) that
+ * shard links run before hiredis sees a byte: legitimate replies pass in
+ * any cut, headers over the limits are refused, and a refusal is final.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "resp.h"
+
+#define MAX_EL 1000
+#define MAX_BULK 4096
+
+/* Scan s whole, then in every two-piece cut and one byte at a time: all
+ * must give the same verdict. Returns that verdict. */
+static int scan_all_cuts(const char *s, size_t len)
+{
+    struct sg_resp_scan sc;
+    const char *why = NULL;
+    sg_resp_scan_init(&sc, MAX_EL, MAX_BULK);
+    int whole = sg_resp_scan(&sc, s, len, &why);
+    if (whole != 0)
+        assert_non_null(why);
+    for (size_t cut = 0; cut <= len; cut++) {
+        sg_resp_scan_init(&sc, MAX_EL, MAX_BULK);
+        int rc = sg_resp_scan(&sc, s, cut, &why);
+        if (rc == 0)
+            rc = sg_resp_scan(&sc, s + cut, len - cut, &why);
+        assert_int_equal(rc, whole);
+    }
+    sg_resp_scan_init(&sc, MAX_EL, MAX_BULK);
+    int rc = 0;
+    for (size_t i = 0; i < len && rc == 0; i++)
+        rc = sg_resp_scan(&sc, s + i, 1, &why);
+    assert_int_equal(rc, whole);
+    return whole;
+}
+
+#define SCAN(lit) scan_all_cuts(lit, sizeof(lit) - 1)
+
+static void test_legitimate_replies_pass(void **state)
+{
+    assert_int_equal(SCAN("+OK\r\n"), 0);
+    assert_int_equal(SCAN("-MOVED 3999 127.0.0.1:6381\r\n"), 0);
+    assert_int_equal(SCAN(":12345\r\n:-1\r\n"), 0);
+    assert_int_equal(SCAN("$5\r\nhello\r\n$0\r\n\r\n$-1\r\n*-1\r\n"), 0);
+    assert_int_equal(SCAN("*3\r\n$1\r\na\r\n$-1\r\n*2\r\n:1\r\n$3\r\n\r\n\r\r\n"), 0);
+    /* payload bytes that look like headers are skipped, not parsed */
+    assert_int_equal(SCAN("$11\r\n*99999999\r\n\r\n+OK\r\n"), 0);
+    /* a status line may hold a bare '\n' (hiredis ends lines at "\r\n") */
+    assert_int_equal(SCAN("+a\nb\r\n+OK\r\n"), 0);
+}
+
+static void test_limits_are_inclusive(void **state)
+{
+    char buf[MAX_BULK + 64];
+    int n = snprintf(buf, sizeof(buf), "*%d\r\n", MAX_EL);
+    assert_int_equal(scan_all_cuts(buf, (size_t)n), 0);
+    n = snprintf(buf, sizeof(buf), "*%d\r\n", MAX_EL + 1);
+    assert_int_equal(scan_all_cuts(buf, (size_t)n), -1);
+    n = snprintf(buf, sizeof(buf), "$%d\r\n", MAX_BULK);
+    memset(buf + n, 'x', MAX_BULK);
+    memcpy(buf + n + MAX_BULK, "\r\n", 2);
+    struct sg_resp_scan sc;
+    sg_resp_scan_init(&sc, MAX_EL, MAX_BULK);
+    assert_int_equal(sg_resp_scan(&sc, buf, (size_t)n + MAX_BULK + 2, NULL), 0);
+    n = snprintf(buf, sizeof(buf), "$%d\r\n", MAX_BULK + 1);
+    assert_int_equal(scan_all_cuts(buf, (size_t)n), -1);
+}
+
+static void test_huge_headers_refused(void **state)
+{
+    /* what the fuzzer found: hiredis would calloc 8 bytes per claimed element */
+    assert_int_equal(SCAN("*437500000\r\n"), -1);
+    assert_int_equal(SCAN("*2\r\n$1\r\na\r\n*9223372036854775807\r\n"), -1);
+    assert_int_equal(SCAN("$4294967296\r\n"), -1);
+    assert_int_equal(SCAN("*99999999999999999999\r\n"), -1); /* 20 digits */
+}
+
+static void test_malformed_refused(void **state)
+{
+    assert_int_equal(SCAN("?\r\n"), -1);     /* no such type */
+    assert_int_equal(SCAN("*\r\n"), -1);     /* no number */
+    assert_int_equal(SCAN("*1x\r\n"), -1);   /* junk in the number */
+    assert_int_equal(SCAN("$3\rX"), -1);     /* CR without LF */
+    assert_int_equal(SCAN("$-2\r\n"), -1);   /* only -1 means nil */
+    assert_int_equal(SCAN("*--1\r\n"), -1);
+    assert_int_equal(SCAN("%2\r\n"), -1);    /* RESP3 map: not spoken on links */
+}
+
+static void test_long_line_refused(void **state)
+{
+    static char line[SG_RESP_SCAN_MAX_LINE + 8];
+    line[0] = '-';
+    memset(line + 1, 'e', sizeof(line) - 1);
+    struct sg_resp_scan sc;
+    const char *why = NULL;
+    sg_resp_scan_init(&sc, MAX_EL, MAX_BULK);
+    assert_int_equal(sg_resp_scan(&sc, line, sizeof(line), &why), -1);
+    assert_non_null(why);
+}
+
+static void test_refusal_is_final(void **state)
+{
+    struct sg_resp_scan sc;
+    const char *why = NULL;
+    sg_resp_scan_init(&sc, MAX_EL, MAX_BULK);
+    assert_int_equal(sg_resp_scan(&sc, "*1001\r\n", 7, &why), -1);
+    why = NULL;
+    assert_int_equal(sg_resp_scan(&sc, "+OK\r\n", 5, &why), -1);
+    assert_non_null(why);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_legitimate_replies_pass), cmocka_unit_test(test_limits_are_inclusive),
+        cmocka_unit_test(test_huge_headers_refused),    cmocka_unit_test(test_malformed_refused),
+        cmocka_unit_test(test_long_line_refused),       cmocka_unit_test(test_refusal_is_final),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
