@@ -47,6 +47,8 @@ const char *sg_code_name(int code)
         return "TOO_MANY_CONNECTIONS";
     case SG_SHUTTING_DOWN:
         return "SHUTTING_DOWN";
+    case SG_OUTPUT_LIMIT:
+        return "OUTPUT_LIMIT";
     case SG_UNKNOWN_OP:
         return "UNKNOWN_OP";
     case SG_INVALID_ARGUMENT:
