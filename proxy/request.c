@@ -212,6 +212,12 @@ void sg_request_retry_later(struct sg_subop *op, int code, const char *message)
     uint32_t delay = r->worker->cfg->retry_backoff_ms << shift;
     r->last_transient = code;
     if (r->answered || op->retries >= SG_MAX_RETRIES || sg_now_ms() + delay >= r->deadline_ms) {
+        /* A lease wait that no longer fits before the deadline ends like one
+         * the deadline interrupted: LEASE_WAIT, hint 0, the deadline message
+         * (PROTOCOL.md section 5), never a 0 hint that looks like a bug. */
+        if (code == SLOTGATE__V1__CODE__CODE_LEASE_WAIT && !r->answered &&
+            op->retries < SG_MAX_RETRIES)
+            message = "deadline passed before the shard answered";
         sg_request_settle_error(op, code, message);
         return;
     }

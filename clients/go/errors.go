@@ -28,6 +28,7 @@ const (
 	CodeAuthFailed      Code = 104
 	CodeTooManyConns    Code = 105
 	CodeShuttingDown    Code = 106
+	CodeOutputLimit     Code = 107
 	CodeUnknownOp       Code = 200
 	CodeInvalidArgument Code = 201
 	CodeInvalidKey      Code = 202
@@ -95,7 +96,7 @@ func ParseCode(name string) (Code, bool) {
 // idempotent writes.
 func (c Code) Retriable() bool {
 	switch c {
-	case CodeLeaseWait, CodeTooManyConns, CodeShuttingDown, CodeTimeout,
+	case CodeLeaseWait, CodeTooManyConns, CodeShuttingDown, CodeOutputLimit, CodeTimeout,
 		CodeShardUnavail, CodeClusterDown, CodeInternal, CodeClientIO:
 		return true
 	}
@@ -162,6 +163,7 @@ var (
 	ErrAuthFailed         = sentinel(CodeAuthFailed)
 	ErrTooManyConnections = sentinel(CodeTooManyConns)
 	ErrShuttingDown       = sentinel(CodeShuttingDown)
+	ErrOutputLimit        = sentinel(CodeOutputLimit)
 	ErrUnknownOp          = sentinel(CodeUnknownOp)
 	ErrInvalidArgument    = sentinel(CodeInvalidArgument)
 	ErrInvalidKey         = sentinel(CodeInvalidKey)

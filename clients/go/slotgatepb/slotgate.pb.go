@@ -188,6 +188,7 @@ const (
 	Code_CODE_AUTH_FAILED          Code = 104 // auth token missing or wrong
 	Code_CODE_TOO_MANY_CONNECTIONS Code = 105
 	Code_CODE_SHUTTING_DOWN        Code = 106 // server is draining
+	Code_CODE_OUTPUT_LIMIT         Code = 107 // replies not read: owed more than the server's output limit
 	Code_CODE_UNKNOWN_OP           Code = 200
 	Code_CODE_INVALID_ARGUMENT     Code = 201 // missing key/value, mismatched list lengths
 	Code_CODE_INVALID_KEY          Code = 202 // empty key
@@ -221,6 +222,7 @@ var (
 		104: "CODE_AUTH_FAILED",
 		105: "CODE_TOO_MANY_CONNECTIONS",
 		106: "CODE_SHUTTING_DOWN",
+		107: "CODE_OUTPUT_LIMIT",
 		200: "CODE_UNKNOWN_OP",
 		201: "CODE_INVALID_ARGUMENT",
 		202: "CODE_INVALID_KEY",
@@ -251,6 +253,7 @@ var (
 		"CODE_AUTH_FAILED":          104,
 		"CODE_TOO_MANY_CONNECTIONS": 105,
 		"CODE_SHUTTING_DOWN":        106,
+		"CODE_OUTPUT_LIMIT":         107,
 		"CODE_UNKNOWN_OP":           200,
 		"CODE_INVALID_ARGUMENT":     201,
 		"CODE_INVALID_KEY":          202,
@@ -1158,7 +1161,7 @@ const file_slotgate_proto_rawDesc = "" +
 	"\tCondition\x12\r\n" +
 	"\tCOND_NONE\x10\x00\x12\v\n" +
 	"\aCOND_NX\x10\x01\x12\v\n" +
-	"\aCOND_XX\x10\x02*\xb3\x05\n" +
+	"\aCOND_XX\x10\x02*\xca\x05\n" +
 	"\x04Code\x12\v\n" +
 	"\aCODE_OK\x10\x00\x12\x12\n" +
 	"\x0eCODE_NOT_FOUND\x10\x01\x12\x14\n" +
@@ -1171,7 +1174,8 @@ const file_slotgate_proto_rawDesc = "" +
 	"\x18CODE_UNSUPPORTED_VERSION\x10g\x12\x14\n" +
 	"\x10CODE_AUTH_FAILED\x10h\x12\x1d\n" +
 	"\x19CODE_TOO_MANY_CONNECTIONS\x10i\x12\x16\n" +
-	"\x12CODE_SHUTTING_DOWN\x10j\x12\x14\n" +
+	"\x12CODE_SHUTTING_DOWN\x10j\x12\x15\n" +
+	"\x11CODE_OUTPUT_LIMIT\x10k\x12\x14\n" +
 	"\x0fCODE_UNKNOWN_OP\x10\xc8\x01\x12\x1a\n" +
 	"\x15CODE_INVALID_ARGUMENT\x10\xc9\x01\x12\x15\n" +
 	"\x10CODE_INVALID_KEY\x10\xca\x01\x12\x17\n" +

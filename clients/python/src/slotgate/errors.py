@@ -5,7 +5,7 @@
     +- SlotgateConnectionError         100-199, and ConnectionLost: the
     |  |                               connection is gone
     |  +- BadFrame, FrameTooLarge, HandshakeRequired, UnsupportedVersion,
-    |  |  AuthFailed, TooManyConnections, ShuttingDown
+    |  |  AuthFailed, TooManyConnections, ShuttingDown, OutputLimit
     |  +- ConnectionLost               local: EOF / I/O error with the request
     |                                  unanswered (its outcome is unknown)
     +- SlotgateRequestError            200-299: the request was rejected
@@ -41,6 +41,7 @@ __all__ = [
     "AuthFailed",
     "TooManyConnections",
     "ShuttingDown",
+    "OutputLimit",
     "ConnectionLost",
     "ClientClosed",
     "UnknownOp",
@@ -79,6 +80,7 @@ CODE_NAMES: Dict[int, str] = {
     104: "AUTH_FAILED",
     105: "TOO_MANY_CONNECTIONS",
     106: "SHUTTING_DOWN",
+    107: "OUTPUT_LIMIT",
     200: "UNKNOWN_OP",
     201: "INVALID_ARGUMENT",
     202: "INVALID_KEY",
@@ -185,6 +187,14 @@ class ShuttingDown(SlotgateConnectionError):
     call's deadline passes before another connection succeeds."""
 
     code, number, retriable = "SHUTTING_DOWN", 106, True
+
+
+class OutputLimit(SlotgateConnectionError):
+    """OUTPUT_LIMIT (107): the server closed a connection that owed it more
+    unread responses than its limit; requests without a response have an
+    unknown outcome."""
+
+    code, number, retriable = "OUTPUT_LIMIT", 107, True
 
 
 class ConnectionLost(SlotgateConnectionError):
@@ -325,6 +335,7 @@ _BY_NUMBER: Dict[int, Type[SlotgateError]] = {
         AuthFailed,
         TooManyConnections,
         ShuttingDown,
+        OutputLimit,
         UnknownOp,
         InvalidArgument,
         InvalidKey,

@@ -45,6 +45,7 @@ class Code(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CODE_AUTH_FAILED: _ClassVar[Code]
     CODE_TOO_MANY_CONNECTIONS: _ClassVar[Code]
     CODE_SHUTTING_DOWN: _ClassVar[Code]
+    CODE_OUTPUT_LIMIT: _ClassVar[Code]
     CODE_UNKNOWN_OP: _ClassVar[Code]
     CODE_INVALID_ARGUMENT: _ClassVar[Code]
     CODE_INVALID_KEY: _ClassVar[Code]
@@ -91,6 +92,7 @@ CODE_UNSUPPORTED_VERSION: Code
 CODE_AUTH_FAILED: Code
 CODE_TOO_MANY_CONNECTIONS: Code
 CODE_SHUTTING_DOWN: Code
+CODE_OUTPUT_LIMIT: Code
 CODE_UNKNOWN_OP: Code
 CODE_INVALID_ARGUMENT: Code
 CODE_INVALID_KEY: Code
