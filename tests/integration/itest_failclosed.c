@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -365,7 +366,7 @@ static void test_redis_link_verifies_the_node_address(void **state)
 struct fake_node {
     int lfd, port;
     pthread_t thread;
-    volatile int stop;
+    _Atomic int stop; /* set by the test thread, read by the fake node's */
     int data_commands;
 };
 
