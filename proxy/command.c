@@ -29,6 +29,7 @@
 
 #include "coalesce.h"
 #include "envelope.h"
+#include "replymap.h"
 #include "resp.h"
 #include "slot.h"
 #include "stats.h"
@@ -99,14 +100,6 @@ static void put_u64be(uint8_t out[8], uint64_t v)
 {
     for (int i = 0; i < 8; i++)
         out[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_u64be(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
 }
 
 /* --- preparation ----------------------------------------------------------- */
@@ -599,13 +592,51 @@ static void decode_value(struct sg_request *r, const char *data, size_t len,
     o->version = d.version;
 }
 
-static void result_mget_group(struct sg_subop *op, redisReply *reply)
+/* Counters of the keyspace for what replymap saw (decode counts its own). */
+static void count_reply(struct sg_request *r, int stat)
+{
+    struct sg_ks_stats *st = ks_stats(r);
+    switch (stat) {
+    case SG_RM_STAT_SETS:
+        SG_STAT_INC(st, sets);
+        break;
+    case SG_RM_STAT_MISS:
+        SG_STAT_INC(st, misses);
+        break;
+    case SG_RM_STAT_LEASE_GRANT:
+        SG_STAT_INC(st, misses);
+        SG_STAT_INC(st, lease_grants);
+        break;
+    case SG_RM_STAT_LEASE_REJECT:
+        SG_STAT_INC(st, lease_rejects);
+        break;
+    case SG_RM_STAT_VERSION_CONFLICT:
+        SG_STAT_INC(st, version_conflicts);
+        break;
+    default:
+        break;
+    }
+}
+
+/* The outcome of one MGET key from its array element. */
+static void mget_element(struct sg_request *r, const redisReply *e, struct sg_key_outcome *o)
+{
+    if (e->type == REDIS_REPLY_STRING) {
+        decode_value(r, e->str, e->len, o);
+    } else {
+        SG_STAT_INC(ks_stats(r), misses);
+        o->code = SLOTGATE__V1__CODE__CODE_NOT_FOUND;
+    }
+}
+
+static void apply_mget(struct sg_subop *op, redisReply *reply)
 {
     struct sg_request *r = op->req;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != op->count) {
-        freeReplyObject(reply);
-        sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
-                                "unexpected MGET reply from Redis");
+    if (r->order == NULL) { /* single key */
+        struct sg_key_outcome o = {.code = SLOTGATE__V1__CODE__CODE_OK};
+        mget_element(r, reply->element[0], &o);
+        o.reply = reply;
+        sg_request_settle(op, &o);
         return;
     }
     if (r->answered) {
@@ -616,40 +647,24 @@ static void result_mget_group(struct sg_subop *op, redisReply *reply)
     for (uint32_t j = 0; j < op->count; j++) {
         struct sg_key_outcome *o = &r->out[sg_request_key_of(r, op, j)];
         memset(o, 0, sizeof(*o));
-        const redisReply *e = reply->element[j];
-        if (e->type == REDIS_REPLY_STRING) {
-            decode_value(r, e->str, e->len, o);
-        } else {
-            SG_STAT_INC(ks_stats(r), misses);
-            o->code = SLOTGATE__V1__CODE__CODE_NOT_FOUND;
-        }
+        mget_element(r, reply->element[j], o);
     }
     /* The array backs every value that was not decompressed. */
     r->out[sg_request_key_of(r, op, 0)].reply = reply;
     sg_request_settle(op, NULL);
 }
 
-static void result_scan(struct sg_subop *op, redisReply *reply)
+/* One INVALIDATE page came back: count it, then the next page or done. */
+static void apply_page(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m)
 {
     struct sg_request *r = op->req;
     struct sg_inval_shard *sh = &r->inval[op->index];
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-        reply->element[0]->type != REDIS_REPLY_STRING ||
-        reply->element[1]->type != REDIS_REPLY_INTEGER ||
-        reply->element[0]->len >= sizeof(sh->cursor)) {
-        freeReplyObject(reply);
-        sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
-                                "unexpected SCAN page reply");
-        return;
-    }
-    int64_t removed = reply->element[1]->integer;
-    memcpy(sh->cursor, reply->element[0]->str, reply->element[0]->len);
-    sh->cursor[reply->element[0]->len] = '\0';
     freeReplyObject(reply);
-    SG_STAT_ADD(ks_stats(r), invalidated, (uint64_t)removed);
+    memcpy(sh->cursor, m->cursor, sizeof(sh->cursor));
+    SG_STAT_ADD(ks_stats(r), invalidated, (uint64_t)m->count);
     if (!r->answered)
-        r->out[0].count += removed;
-    if (strcmp(sh->cursor, "0") == 0 || r->answered) {
+        r->out[0].count += m->count;
+    if (m->action != SG_RM_NEXT_PAGE || r->answered) {
         struct sg_key_outcome o = {.code = SLOTGATE__V1__CODE__CODE_OK};
         sg_request_settle(op, &o);
         return;
@@ -659,147 +674,66 @@ static void result_scan(struct sg_subop *op, redisReply *reply)
     sg_request_next_page(op, r->worker->cfg->invalidate_pause_ms);
 }
 
-void sg_command_result(struct sg_subop *op, redisReply *reply)
+/*
+ * Someone else is filling the key: wait (bounded by the deadline) by
+ * polling with backoff; past it, hand out a hint.
+ */
+static void apply_lease_wait(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m)
 {
     struct sg_request *r = op->req;
-    struct sg_ks_stats *st = ks_stats(r);
-    struct sg_key_outcome o = {.code = SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
-                               .message = "unexpected reply type from Redis"};
-    if (op->kind == SG_SUBOP_SCAN) {
-        result_scan(op, reply);
+    freeReplyObject(reply);
+    SG_STAT_INC(ks_stats(r), lease_waits);
+    op->redirects = 0;
+    uint32_t delay = sg_backoff_ms(r->worker->cfg->retry_backoff_ms, op->retries);
+    if (!r->answered &&
+        sg_retry_fits(op->retries, SG_RETRY_LEASE_MAX, sg_now_ms(), delay, r->deadline_ms)) {
+        sg_request_retry_later(op, m->code, m->message);
         return;
     }
-    if (r->rq->op == SLOTGATE__V1__OP__OP_MGET && r->order != NULL) {
-        result_mget_group(op, reply);
+    struct sg_key_outcome o = {
+        .code = m->code, .message = m->message, .retry_after_ms = m->retry_after_ms};
+    sg_request_settle(op, &o);
+}
+
+void sg_command_apply(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m)
+{
+    struct sg_request *r = op->req;
+    count_reply(r, m->stat);
+    if (op->kind == SG_SUBOP_SCAN && m->cursor[0] != '\0') {
+        apply_page(op, reply, m);
         return;
     }
-    switch (r->rq->op) {
-    case SLOTGATE__V1__OP__OP_GET:
-    case SLOTGATE__V1__OP__OP_GET_VERSIONED:
-        if (reply->type == REDIS_REPLY_STRING) {
-            decode_value(r, reply->str, reply->len, &o);
-            o.reply = reply;
-            sg_request_settle(op, &o);
-            return;
-        }
-        if (reply->type == REDIS_REPLY_NIL) {
-            SG_STAT_INC(st, misses);
-            o.code = SLOTGATE__V1__CODE__CODE_NOT_FOUND;
-            o.message = NULL;
-        }
-        break;
-    case SLOTGATE__V1__OP__OP_MGET: /* single key */
-        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
-            const redisReply *e = reply->element[0];
-            if (e->type == REDIS_REPLY_STRING)
-                decode_value(r, e->str, e->len, &o);
-            else {
-                SG_STAT_INC(st, misses);
-                o.code = SLOTGATE__V1__CODE__CODE_NOT_FOUND;
-                o.message = NULL;
-            }
-            o.reply = reply;
-            sg_request_settle(op, &o);
-            return;
-        }
-        break;
-    case SLOTGATE__V1__OP__OP_SET:
-    case SLOTGATE__V1__OP__OP_MSET:
-        if (reply->type == REDIS_REPLY_STATUS) {
-            SG_STAT_INC(st, sets);
-            o.code = SLOTGATE__V1__CODE__CODE_OK;
-            o.message = NULL;
-        } else if (reply->type == REDIS_REPLY_NIL) {
-            o.code = SLOTGATE__V1__CODE__CODE_NOT_APPLIED;
-            o.message = NULL;
-        }
-        break;
-    case SLOTGATE__V1__OP__OP_DELETE:
-    case SLOTGATE__V1__OP__OP_MDELETE:
-    case SLOTGATE__V1__OP__OP_EXPIRE:
-        if (reply->type == REDIS_REPLY_INTEGER) {
-            o.code = reply->integer > 0 ? SLOTGATE__V1__CODE__CODE_OK
-                                        : SLOTGATE__V1__CODE__CODE_NOT_FOUND;
-            o.count = reply->integer;
-            o.message = NULL;
-        }
-        break;
-    case SLOTGATE__V1__OP__OP_GET_OR_LEASE:
-        if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
-            reply->element[0]->type == REDIS_REPLY_INTEGER) {
-            long long kind = reply->element[0]->integer;
-            if (kind == 0 && reply->elements == 2 &&
-                reply->element[1]->type == REDIS_REPLY_STRING) {
-                decode_value(r, reply->element[1]->str, reply->element[1]->len, &o);
-                o.reply = reply;
-                sg_request_settle(op, &o);
-                return;
-            }
-            if (kind == 1) {
-                SG_STAT_INC(st, misses);
-                SG_STAT_INC(st, lease_grants);
-                o.code = SLOTGATE__V1__CODE__CODE_LEASE_GRANTED;
-                o.message = NULL;
-                break;
-            }
-            if (kind == 2 && reply->elements == 2) {
-                /* Someone else is filling: wait (bounded by the deadline)
-                 * by polling with backoff; past it, hand out a hint. */
-                long long pttl =
-                    reply->element[1]->type == REDIS_REPLY_INTEGER ? reply->element[1]->integer : 0;
-                freeReplyObject(reply);
-                SG_STAT_INC(st, lease_waits);
-                op->redirects = 0;
-                if (!r->answered && op->retries < 6 &&
-                    sg_now_ms() + (r->worker->cfg->retry_backoff_ms << op->retries) <
-                        r->deadline_ms) {
-                    sg_request_retry_later(op, SLOTGATE__V1__CODE__CODE_LEASE_WAIT,
-                                           "another caller holds the lease");
-                    return;
-                }
-                o.code = SLOTGATE__V1__CODE__CODE_LEASE_WAIT;
-                o.message = "another caller holds the lease";
-                o.retry_after_ms = (uint32_t)(pttl > 0 && pttl < 100 ? pttl : 100);
-                sg_request_settle(op, &o);
-                return;
-            }
-        }
-        break;
-    case SLOTGATE__V1__OP__OP_SET_WITH_LEASE:
-        if (reply->type == REDIS_REPLY_INTEGER) {
-            o.message = NULL;
-            if (reply->integer == 1) {
-                SG_STAT_INC(st, sets);
-                o.code = SLOTGATE__V1__CODE__CODE_OK;
-            } else {
-                SG_STAT_INC(st, lease_rejects);
-                o.code = SLOTGATE__V1__CODE__CODE_LEASE_INVALID;
-                o.message = "the lease expired or belongs to another caller";
-            }
-        }
-        break;
-    case SLOTGATE__V1__OP__OP_SET_VERSIONED:
-        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-            reply->element[0]->type == REDIS_REPLY_INTEGER &&
-            reply->element[1]->type == REDIS_REPLY_STRING && reply->element[1]->len == 8) {
-            uint64_t cur = get_u64be((const uint8_t *)reply->element[1]->str);
-            o.message = NULL;
-            if (reply->element[0]->integer == 1) {
-                SG_STAT_INC(st, sets);
-                o.code = SLOTGATE__V1__CODE__CODE_OK;
-                o.version = cur + 1;
-            } else {
-                SG_STAT_INC(st, version_conflicts);
-                o.code = SLOTGATE__V1__CODE__CODE_VERSION_CONFLICT;
-                o.message = "the stored version differs from the expected one";
-                o.version = cur;
-            }
-        }
-        break;
+    switch (m->action) {
+    case SG_RM_SETTLE_MGET:
+        apply_mget(op, reply);
+        return;
+    case SG_RM_LEASE_WAIT:
+        apply_lease_wait(op, reply, m);
+        return;
     default:
         break;
     }
-    freeReplyObject(reply);
+    if (m->decode) {
+        struct sg_key_outcome o = {.code = SLOTGATE__V1__CODE__CODE_OK};
+        decode_value(r, m->value, m->value_len, &o);
+        o.reply = reply;
+        sg_request_settle(op, &o);
+        return;
+    }
+    if (op->count > 1) {
+        freeReplyObject(reply);
+        sg_request_settle_error(op, m->code, m->message);
+        return;
+    }
+    struct sg_key_outcome o = {.code = m->code,
+                               .message = m->message,
+                               .count = m->count,
+                               .version = m->version,
+                               .retry_after_ms = m->retry_after_ms};
+    if (m->keep_reply)
+        o.reply = reply;
+    else
+        freeReplyObject(reply);
     sg_request_settle(op, &o);
 }
 

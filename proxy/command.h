@@ -17,8 +17,13 @@
 int sg_command_prepare(struct sg_request *r, const char **why);
 /* Append op's RESP command to out. */
 void sg_command_format(struct sg_subop *op, struct evbuffer *out);
-/* Interpret a reply that is not a redirect or retry error (owns reply). */
-void sg_command_result(struct sg_subop *op, redisReply *reply);
+/*
+ * Carry out m, replymap's reading of reply, for every action but redirect
+ * and retry (request.c's): restore stored values, count, settle, next
+ * INVALIDATE page, lease wait. Takes ownership of reply.
+ */
+struct sg_rm_result;
+void sg_command_apply(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m);
 /* Fill and send the response of an answered request. */
 void sg_command_respond(struct sg_request *r, Slotgate__V1__Response *resp);
 /* 1 for ops that only read (safe to resend, may go to replicas). */

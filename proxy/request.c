@@ -23,6 +23,7 @@
 #include "command.h"
 #include "frame.h"
 #include "log.h"
+#include "replymap.h"
 #include "resp.h"
 #include "session.h"
 #include "slot.h"
@@ -30,9 +31,6 @@
 #include "topology.h"
 #include "util.h"
 #include "worker.h"
-
-#define SG_MAX_RETRIES 8
-#define SG_MAX_LINK_RETRIES 2
 
 static void request_finish(struct sg_request *r);
 static void request_maybe_free(struct sg_request *r);
@@ -208,15 +206,15 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 void sg_request_retry_later(struct sg_subop *op, int code, const char *message)
 {
     struct sg_request *r = op->req;
-    uint32_t shift = op->retries < 6 ? op->retries : 6;
-    uint32_t delay = r->worker->cfg->retry_backoff_ms << shift;
+    uint32_t delay = sg_backoff_ms(r->worker->cfg->retry_backoff_ms, op->retries);
     r->last_transient = code;
-    if (r->answered || op->retries >= SG_MAX_RETRIES || sg_now_ms() + delay >= r->deadline_ms) {
+    if (r->answered ||
+        !sg_retry_fits(op->retries, SG_RETRY_MAX, sg_now_ms(), delay, r->deadline_ms)) {
         /* A lease wait that no longer fits before the deadline ends like one
          * the deadline interrupted: LEASE_WAIT, hint 0, the deadline message
          * (PROTOCOL.md section 5), never a 0 hint that looks like a bug. */
         if (code == SLOTGATE__V1__CODE__CODE_LEASE_WAIT && !r->answered &&
-            op->retries < SG_MAX_RETRIES)
+            op->retries < SG_RETRY_MAX)
             message = "deadline passed before the shard answered";
         sg_request_settle_error(op, code, message);
         return;
@@ -333,17 +331,16 @@ void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
         subop_done(op);
         return;
     }
-    if (reply->type != REDIS_REPLY_ERROR) {
-        sg_command_result(op, reply);
-        return;
-    }
-    struct sg_addr target;
-    int kind = sg_resp_classify_error(reply->str, reply->len, &target);
-    switch (kind) {
-    case SG_RESP_ERR_MOVED:
-    case SG_RESP_ERR_ASK:
+    struct sg_rm_subop in = {.op = r->rq->op,
+                             .kind = op->kind,
+                             .count = op->count,
+                             .grouped = r->order != NULL};
+    struct sg_rm_result m;
+    sg_replymap(&in, reply, &m);
+    switch (m.action) {
+    case SG_RM_REDIRECT:
         freeReplyObject(reply);
-        if (kind == SG_RESP_ERR_MOVED) {
+        if (m.stat == SG_RM_STAT_MOVED) {
             SG_STAT_INC(&w->stats, moved);
             sg_topology_request_refresh();
         } else {
@@ -351,37 +348,26 @@ void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
             op->asking = 1;
         }
         if (++op->redirects > w->cfg->max_redirects) {
-            sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
-                                    "too many redirects");
+            sg_request_settle_error(op, m.code, m.message);
             return;
         }
-        sg_request_send(op, sg_worker_link(w, &target, 0));
+        sg_request_send(op, sg_worker_link(w, &m.target, 0));
         return;
-    case SG_RESP_ERR_TRYAGAIN:
-        SG_STAT_INC(&w->stats, tryagain);
+    case SG_RM_RETRY:
+        if (m.stat == SG_RM_STAT_TRYAGAIN)
+            SG_STAT_INC(&w->stats, tryagain);
+        else
+            SG_STAT_INC(&w->stats, clusterdown);
         freeReplyObject(reply);
-        sg_request_retry_later(op, SLOTGATE__V1__CODE__CODE_TIMEOUT,
-                               "shard busy (TRYAGAIN/LOADING)");
+        if (m.refresh)
+            sg_topology_request_refresh();
+        sg_request_retry_later(op, m.code, m.message);
         return;
-    case SG_RESP_ERR_CLUSTERDOWN:
-        SG_STAT_INC(&w->stats, clusterdown);
-        freeReplyObject(reply);
-        sg_topology_request_refresh();
-        sg_request_retry_later(op, SLOTGATE__V1__CODE__CODE_CLUSTER_DOWN, "cluster is down");
+    default:
+        if (m.error_reply)
+            sg_log_debug("Redis error: %.*s", (int)reply->len, reply->str);
+        sg_command_apply(op, reply, &m);
         return;
-    default: {
-        sg_log_debug("Redis error: %.*s", (int)reply->len, reply->str);
-        struct sg_key_outcome o = {
-            .code = SLOTGATE__V1__CODE__CODE_BACKEND_ERROR, .reply = reply, .message = reply->str};
-        if (op->count > 1) {
-            freeReplyObject(reply);
-            sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
-                                    "Redis answered with an error");
-            return;
-        }
-        sg_request_settle(op, &o);
-        return;
-    }
     }
 }
 
@@ -401,7 +387,7 @@ void sg_request_on_link_failure(struct sg_subop *op, int may_have_run)
     }
     int idempotent = sg_command_is_read(r->rq->op) || op->kind == SG_SUBOP_SCAN;
     op->asking_pending = 0;
-    if ((idempotent || !may_have_run) && op->retries < SG_MAX_LINK_RETRIES &&
+    if ((idempotent || !may_have_run) && op->retries < SG_RETRY_LINK_MAX &&
         sg_now_ms() < r->deadline_ms) {
         op->retries++;
         SG_STAT_INC(&r->worker->stats, retries);
