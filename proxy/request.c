@@ -23,6 +23,7 @@
 #include "command.h"
 #include "frame.h"
 #include "log.h"
+#include "optable.h"
 #include "replymap.h"
 #include "resp.h"
 #include "session.h"
@@ -262,7 +263,7 @@ static int dispatch_coalesce(struct sg_subop *op)
     struct sg_worker *w = r->worker;
     const ProtobufCBinaryData *k = subop_first_key(op);
     int o = r->rq->op;
-    if (sg_command_is_write(o)) {
+    if (sg_op_flags(o) & SG_OPF_WRITE) {
         sg_coalesce_forget_key(w->coalesce, k->data, k->len);
         return 0;
     }
@@ -301,7 +302,7 @@ void sg_request_dispatch(struct sg_subop *op)
         return;
     }
     const struct sg_shard_info *info = &w->topo->shards[sh];
-    if (r->ks->read_from_replicas && info->n_replicas > 0 && sg_command_is_read(r->rq->op) &&
+    if (r->ks->read_from_replicas && info->n_replicas > 0 && (sg_op_flags(r->rq->op) & SG_OPF_READ) &&
         op->redirects == 0 && op->retries == 0) {
         const struct sg_addr *rep = &info->replicas[w->replica_rr++ % (uint32_t)info->n_replicas];
         struct sg_shardlink *l = sg_worker_link(w, rep, 1);
@@ -316,7 +317,8 @@ void sg_request_dispatch(struct sg_subop *op)
 
 void sg_request_format(struct sg_subop *op, struct evbuffer *out)
 {
-    sg_command_format(op, out);
+    /* Only prepared requests have sub-ops: their op has an entry. */
+    sg_op_of(op->req->rq->op)->format(op, out);
 }
 
 void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
@@ -385,7 +387,7 @@ void sg_request_on_link_failure(struct sg_subop *op, int may_have_run)
         subop_done(op);
         return;
     }
-    int idempotent = sg_command_is_read(r->rq->op) || op->kind == SG_SUBOP_SCAN;
+    int idempotent = (sg_op_flags(r->rq->op) & SG_OPF_READ) || op->kind == SG_SUBOP_SCAN;
     op->asking_pending = 0;
     if ((idempotent || !may_have_run) && op->retries < SG_RETRY_LINK_MAX &&
         sg_now_ms() < r->deadline_ms) {

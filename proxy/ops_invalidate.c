@@ -1,0 +1,38 @@
+/*
+ * ops_invalidate - INVALIDATE: EVAL of a SCAN+UNLINK page script on every
+ * master, or only on the owner when the pattern pins one hash tag. Each
+ * sub-op is one master; it sends one page at a time from its cursor.
+ */
+#include "ops.h"
+
+#include "worker.h"
+
+/* One page of INVALIDATE on one node: SCAN, then UNLINK what matched. */
+static const char SCRIPT_SCAN_UNLINK[] =
+    "local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3]) "
+    "local n = 0 "
+    "for _, k in ipairs(r[2]) do n = n + redis.call('UNLINK', k) end "
+    "return {r[1], n}";
+
+static int shape_invalidate(const Slotgate__V1__Request *rq, uint32_t max_batch, const char **why)
+{
+    (void)max_batch;
+    if (rq->n_keys != 0 || rq->pattern.len == 0)
+        return *why = "INVALIDATE takes a pattern and no keys", SG_INVALID_ARGUMENT;
+    return 0;
+}
+
+static void format_page(struct sg_subop *op, struct evbuffer *out)
+{
+    struct sg_request *r = op->req;
+    const struct sg_inval_shard *sh = &r->inval[op->index];
+    sg_resp_begin(out, 6);
+    sg_resp_arg(out, "EVAL", 4);
+    sg_resp_arg_str(out, SCRIPT_SCAN_UNLINK);
+    sg_resp_arg(out, "0", 1);
+    sg_resp_arg_str(out, sh->cursor);
+    sg_ops_arg_bin(out, &r->pattern);
+    sg_resp_arg_u64(out, r->worker->cfg->invalidate_page_keys);
+}
+
+const struct sg_op sg_op_invalidate = {"INVALIDATE", SG_OPF_SCRIPT, shape_invalidate, format_page};

@@ -1,0 +1,37 @@
+/*
+ * ops_versioned - optimistic concurrency on a version kept in the envelope:
+ *
+ *   SET_VERSIONED  EVAL: SET only if the stored version equals the expected
+ *   GET_VERSIONED  GET, with the version read from the envelope
+ */
+#include "ops.h"
+
+/* ARGV: expected version (8 bytes BE), stored value, ttl (0 = none).
+ * {1,cur} applied, {0,cur} conflict; cur is the 8-byte stored version. */
+static const char SCRIPT_SET_VERSIONED[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "local cur = '\\0\\0\\0\\0\\0\\0\\0\\0' "
+    "if v and string.len(v) >= 13 and string.sub(v, 1, 4) == '\\254SG\\1' "
+    "and bit.band(string.byte(v, 5), 2) == 2 then cur = string.sub(v, 6, 13) end "
+    "if cur ~= ARGV[1] then return {0, cur} end "
+    "if ARGV[3] ~= '0' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
+    "else redis.call('SET', KEYS[1], ARGV[2]) end "
+    "return {1, cur}";
+
+static void format_set_versioned(struct sg_subop *op, struct evbuffer *out)
+{
+    struct sg_request *r = op->req;
+    uint8_t expected[8];
+    for (int i = 0; i < 8; i++)
+        expected[i] = (uint8_t)(r->rq->version >> (56 - 8 * i));
+    sg_ops_format_eval(out, SCRIPT_SET_VERSIONED, 4);
+    sg_ops_arg_bin(out, sg_ops_key(op, 0));
+    sg_resp_arg(out, expected, 8);
+    sg_ops_arg_value(out, &r->values[0]);
+    sg_resp_arg_u64(out, r->ttl_ms);
+}
+
+const struct sg_op sg_op_set_versioned = {"SET_VERSIONED", SG_OPF_WRITE | SG_OPF_SCRIPT,
+                                          sg_ops_shape_key_value, format_set_versioned};
+const struct sg_op sg_op_get_versioned = {"GET_VERSIONED", SG_OPF_READ, sg_ops_shape_one_key,
+                                          sg_ops_format_get};
