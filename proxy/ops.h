@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 
 #include "optable.h"
+#include "replymap.h"
 #include "request.h"
 #include "resp.h"
 
@@ -19,10 +20,17 @@ extern const struct sg_op sg_op_get_or_lease, sg_op_set_with_lease;
 extern const struct sg_op sg_op_set_versioned, sg_op_get_versioned;
 
 #define SG_INVALID_ARGUMENT SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT
+#define SG_C(x) SLOTGATE__V1__CODE__CODE_##x
 
 /* Shapes several families share (ops_kv.c). */
 int sg_ops_shape_one_key(const Slotgate__V1__Request *rq, uint32_t max_batch, const char **why);
 int sg_ops_shape_key_value(const Slotgate__V1__Request *rq, uint32_t max_batch, const char **why);
+/* Reply shapes: a stored value (GET); OK or NOT_APPLIED (SET). */
+void sg_ops_map_get(const struct sg_rm_subop *in, const redisReply *reply, struct sg_rm_result *m);
+void sg_ops_map_set(const struct sg_rm_subop *in, const redisReply *reply, struct sg_rm_result *m);
+/* A count of keys touched: OK above 0, NOT_FOUND at 0 (UNLINK, PEXPIRE). */
+void sg_ops_map_count(const struct sg_rm_subop *in, const redisReply *reply,
+                      struct sg_rm_result *m);
 /* GET, SET (with the key's own TTL and NX/XX), UNLINK of the sub-op's key. */
 void sg_ops_format_get(struct sg_subop *op, struct evbuffer *out);
 void sg_ops_format_set(struct sg_subop *op, struct evbuffer *out);

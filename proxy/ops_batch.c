@@ -37,8 +37,22 @@ static void format_mget(struct sg_subop *op, struct evbuffer *out)
         sg_ops_arg_bin(out, sg_ops_key(op, j));
 }
 
-const struct sg_op sg_op_mget = {"MGET", SG_OPF_READ | SG_OPF_BATCH, shape_batch, format_mget};
+/* One array element per key the sub-op covers (command.c reads them). */
+static void map_mget(const struct sg_rm_subop *in, const redisReply *reply, struct sg_rm_result *m)
+{
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == (in->grouped ? in->count : 1)) {
+        m->action = SG_RM_SETTLE_MGET;
+        m->code = SG_C(OK);
+        m->message = NULL;
+        m->keep_reply = 1;
+    } else if (in->grouped) {
+        m->message = "unexpected MGET reply from Redis";
+    }
+}
+
+const struct sg_op sg_op_mget = {"MGET", SG_OPF_READ | SG_OPF_BATCH, shape_batch, format_mget,
+                                 map_mget};
 const struct sg_op sg_op_mset = {"MSET", SG_OPF_WRITE | SG_OPF_BATCH, shape_mset,
-                                 sg_ops_format_set};
+                                 sg_ops_format_set, sg_ops_map_set};
 const struct sg_op sg_op_mdelete = {"MDELETE", SG_OPF_WRITE | SG_OPF_BATCH, shape_batch,
-                                    sg_ops_format_unlink};
+                                    sg_ops_format_unlink, sg_ops_map_count};

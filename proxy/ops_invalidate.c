@@ -5,6 +5,8 @@
  */
 #include "ops.h"
 
+#include <string.h>
+
 #include "worker.h"
 
 /* One page of INVALIDATE on one node: SCAN, then UNLINK what matched. */
@@ -35,4 +37,25 @@ static void format_page(struct sg_subop *op, struct evbuffer *out)
     sg_resp_arg_u64(out, r->worker->cfg->invalidate_page_keys);
 }
 
-const struct sg_op sg_op_invalidate = {"INVALIDATE", SG_OPF_SCRIPT, shape_invalidate, format_page};
+/* One page: {cursor, removed}; a cursor of "0" was the last page. */
+static void map_page(const struct sg_rm_subop *in, const redisReply *reply, struct sg_rm_result *m)
+{
+    if (in->kind != SG_SUBOP_SCAN)
+        return;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER ||
+        reply->element[0]->len >= sizeof(m->cursor)) {
+        m->message = "unexpected SCAN page reply";
+        return;
+    }
+    memcpy(m->cursor, reply->element[0]->str, reply->element[0]->len);
+    m->cursor[reply->element[0]->len] = '\0';
+    m->count = reply->element[1]->integer;
+    sg_rm_settle(m, SG_C(OK), NULL);
+    if (strcmp(m->cursor, "0") != 0)
+        m->action = SG_RM_NEXT_PAGE;
+}
+
+const struct sg_op sg_op_invalidate = {"INVALIDATE", SG_OPF_SCRIPT, shape_invalidate, format_page,
+                                       map_page};

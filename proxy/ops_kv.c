@@ -79,8 +79,43 @@ static void format_expire(struct sg_subop *op, struct evbuffer *out)
     sg_resp_arg_u64(out, op->req->ttl_ms);
 }
 
-const struct sg_op sg_op_get = {"GET", SG_OPF_READ, sg_ops_shape_one_key, sg_ops_format_get};
-const struct sg_op sg_op_set = {"SET", SG_OPF_WRITE, sg_ops_shape_key_value, sg_ops_format_set};
+void sg_ops_map_get(const struct sg_rm_subop *in, const redisReply *reply, struct sg_rm_result *m)
+{
+    (void)in;
+    if (reply->type == REDIS_REPLY_STRING) {
+        sg_rm_value(m, reply->str, reply->len);
+    } else if (reply->type == REDIS_REPLY_NIL) {
+        m->stat = SG_RM_STAT_MISS;
+        sg_rm_settle(m, SG_C(NOT_FOUND), NULL);
+    }
+}
+
+void sg_ops_map_set(const struct sg_rm_subop *in, const redisReply *reply, struct sg_rm_result *m)
+{
+    (void)in;
+    if (reply->type == REDIS_REPLY_STATUS) {
+        m->stat = SG_RM_STAT_SETS;
+        sg_rm_settle(m, SG_C(OK), NULL);
+    } else if (reply->type == REDIS_REPLY_NIL) {
+        sg_rm_settle(m, SG_C(NOT_APPLIED), NULL);
+    }
+}
+
+void sg_ops_map_count(const struct sg_rm_subop *in, const redisReply *reply,
+                      struct sg_rm_result *m)
+{
+    (void)in;
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        sg_rm_settle(m, reply->integer > 0 ? SG_C(OK) : SG_C(NOT_FOUND), NULL);
+        m->count = reply->integer;
+    }
+}
+
+const struct sg_op sg_op_get = {"GET", SG_OPF_READ, sg_ops_shape_one_key, sg_ops_format_get,
+                                sg_ops_map_get};
+const struct sg_op sg_op_set = {"SET", SG_OPF_WRITE, sg_ops_shape_key_value, sg_ops_format_set,
+                                sg_ops_map_set};
 const struct sg_op sg_op_delete = {"DELETE", SG_OPF_WRITE, sg_ops_shape_one_key,
-                                   sg_ops_format_unlink};
-const struct sg_op sg_op_expire = {"EXPIRE", SG_OPF_WRITE, shape_expire, format_expire};
+                                   sg_ops_format_unlink, sg_ops_map_count};
+const struct sg_op sg_op_expire = {"EXPIRE", SG_OPF_WRITE, shape_expire, format_expire,
+                                   sg_ops_map_count};

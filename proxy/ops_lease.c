@@ -57,7 +57,53 @@ static void format_set_with_lease(struct sg_subop *op, struct evbuffer *out)
     sg_resp_arg_u64(out, r->ttl_ms);
 }
 
+/* {0, value} hit, {1} granted, {2, pttl} someone else holds the lease. */
+static void map_get_or_lease(const struct sg_rm_subop *in, const redisReply *reply,
+                             struct sg_rm_result *m)
+{
+    (void)in;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER)
+        return;
+    long long kind = reply->element[0]->integer;
+    if (kind == 0 && reply->elements == 2 && reply->element[1]->type == REDIS_REPLY_STRING) {
+        sg_rm_value(m, reply->element[1]->str, reply->element[1]->len);
+        return;
+    }
+    if (kind == 1) {
+        m->stat = SG_RM_STAT_LEASE_GRANT;
+        sg_rm_settle(m, SG_C(LEASE_GRANTED), NULL);
+        return;
+    }
+    if (kind == 2 && reply->elements == 2) {
+        long long pttl =
+            reply->element[1]->type == REDIS_REPLY_INTEGER ? reply->element[1]->integer : 0;
+        m->action = SG_RM_LEASE_WAIT;
+        m->code = SG_C(LEASE_WAIT);
+        m->message = "another caller holds the lease";
+        m->retry_after_ms = (uint32_t)(pttl > 0 && pttl < 100 ? pttl : 100);
+    }
+}
+
+/* 1 stored, 0 the lease expired or is someone else's. */
+static void map_set_with_lease(const struct sg_rm_subop *in, const redisReply *reply,
+                               struct sg_rm_result *m)
+{
+    (void)in;
+    if (reply->type != REDIS_REPLY_INTEGER)
+        return;
+    if (reply->integer == 1) {
+        m->stat = SG_RM_STAT_SETS;
+        sg_rm_settle(m, SG_C(OK), NULL);
+    } else {
+        m->stat = SG_RM_STAT_LEASE_REJECT;
+        sg_rm_settle(m, SG_C(LEASE_INVALID), "the lease expired or belongs to another caller");
+    }
+}
+
 const struct sg_op sg_op_get_or_lease = {"GET_OR_LEASE", SG_OPF_WRITE | SG_OPF_SCRIPT,
-                                         sg_ops_shape_one_key, format_get_or_lease};
+                                         sg_ops_shape_one_key, format_get_or_lease,
+                                         map_get_or_lease};
 const struct sg_op sg_op_set_with_lease = {"SET_WITH_LEASE", SG_OPF_WRITE | SG_OPF_SCRIPT,
-                                           shape_set_with_lease, format_set_with_lease};
+                                           shape_set_with_lease, format_set_with_lease,
+                                           map_set_with_lease};

@@ -31,7 +31,32 @@ static void format_set_versioned(struct sg_subop *op, struct evbuffer *out)
     sg_resp_arg_u64(out, r->ttl_ms);
 }
 
+/* {1, cur} applied (the new version is cur + 1), {0, cur} conflict. */
+static void map_set_versioned(const struct sg_rm_subop *in, const redisReply *reply,
+                              struct sg_rm_result *m)
+{
+    (void)in;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[1]->type != REDIS_REPLY_STRING || reply->element[1]->len != 8)
+        return;
+    const uint8_t *p = (const uint8_t *)reply->element[1]->str;
+    uint64_t cur = 0;
+    for (int i = 0; i < 8; i++)
+        cur = (cur << 8) | p[i];
+    if (reply->element[0]->integer == 1) {
+        m->stat = SG_RM_STAT_SETS;
+        sg_rm_settle(m, SG_C(OK), NULL);
+        m->version = cur + 1;
+    } else {
+        m->stat = SG_RM_STAT_VERSION_CONFLICT;
+        sg_rm_settle(m, SG_C(VERSION_CONFLICT), "the stored version differs from the expected one");
+        m->version = cur;
+    }
+}
+
 const struct sg_op sg_op_set_versioned = {"SET_VERSIONED", SG_OPF_WRITE | SG_OPF_SCRIPT,
-                                          sg_ops_shape_key_value, format_set_versioned};
+                                          sg_ops_shape_key_value, format_set_versioned,
+                                          map_set_versioned};
 const struct sg_op sg_op_get_versioned = {"GET_VERSIONED", SG_OPF_READ, sg_ops_shape_one_key,
-                                          sg_ops_format_get};
+                                          sg_ops_format_get, sg_ops_map_get};

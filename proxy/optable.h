@@ -14,6 +14,9 @@
 
 struct evbuffer;
 struct sg_subop;
+struct sg_rm_subop;
+struct sg_rm_result;
+struct redisReply;
 
 #define SG_OPF_READ 1u   /* only reads: safe to resend, may go to replicas */
 #define SG_OPF_WRITE 2u  /* changes keys: ends identical-GET coalescing, TTL bounds */
@@ -27,6 +30,13 @@ struct sg_op {
     int (*check_shape)(const Slotgate__V1__Request *rq, uint32_t max_batch, const char **why);
     /* Append the sub-op's RESP command to out (prepared request). */
     void (*format)(struct sg_subop *op, struct evbuffer *out);
+    /*
+     * The op's own reply shapes (replymap.h), pure: m arrives as an
+     * unexpected reply (BACKEND_ERROR); the map changes it when reply has a
+     * shape the op expects. Errors never reach it.
+     */
+    void (*map)(const struct sg_rm_subop *in, const struct redisReply *reply,
+                struct sg_rm_result *m);
 };
 
 /* The description of op, or NULL for an op the proxy does not send on. */

@@ -80,6 +80,14 @@ struct sg_rm_result {
  */
 int sg_replymap(const struct sg_rm_subop *in, const redisReply *reply, struct sg_rm_result *out);
 
+/*
+ * For the ops' own reply shapes (struct sg_op's map, ops_*.c): settle with
+ * code and message; settle with a stored value to restore (data, len point
+ * into the reply).
+ */
+void sg_rm_settle(struct sg_rm_result *m, int code, const char *message);
+void sg_rm_value(struct sg_rm_result *m, const char *data, size_t len);
+
 /* --- the one retry/backoff policy -------------------------------------------- */
 
 #define SG_RETRY_MAX 8        /* retries after TRYAGAIN/CLUSTERDOWN/slot not served */
