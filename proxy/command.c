@@ -69,7 +69,8 @@ static int check_limits(struct sg_request *r, const char **why)
     else if (rq->op != SLOTGATE__V1__OP__OP_GET_OR_LEASE)
         r->ttl_ms = rq->ttl_ms ? rq->ttl_ms : r->ks->default_ttl_ms;
     uint64_t max_ttl = r->ks->max_ttl_ms;
-    if (max_ttl && (sg_op_flags(rq->op) & SG_OPF_WRITE) && rq->op != SLOTGATE__V1__OP__OP_GET_OR_LEASE) {
+    if (max_ttl && (sg_op_flags(rq->op) & SG_OPF_WRITE) &&
+        rq->op != SLOTGATE__V1__OP__OP_GET_OR_LEASE) {
         if (r->ttl_ms > max_ttl)
             return *why = "TTL above the keyspace's max_ttl_ms",
                    SLOTGATE__V1__CODE__CODE_TTL_OUT_OF_RANGE;

@@ -52,7 +52,7 @@ static void map_mget(const struct sg_rm_subop *in, const redisReply *reply, stru
 
 const struct sg_op sg_op_mget = {"MGET", SG_OPF_READ | SG_OPF_BATCH, shape_batch, format_mget,
                                  map_mget};
-const struct sg_op sg_op_mset = {"MSET", SG_OPF_WRITE | SG_OPF_BATCH, shape_mset,
-                                 sg_ops_format_set, sg_ops_map_set};
+const struct sg_op sg_op_mset = {"MSET", SG_OPF_WRITE | SG_OPF_BATCH, shape_mset, sg_ops_format_set,
+                                 sg_ops_map_set};
 const struct sg_op sg_op_mdelete = {"MDELETE", SG_OPF_WRITE | SG_OPF_BATCH, shape_batch,
                                     sg_ops_format_unlink, sg_ops_map_count};

@@ -101,8 +101,7 @@ void sg_ops_map_set(const struct sg_rm_subop *in, const redisReply *reply, struc
     }
 }
 
-void sg_ops_map_count(const struct sg_rm_subop *in, const redisReply *reply,
-                      struct sg_rm_result *m)
+void sg_ops_map_count(const struct sg_rm_subop *in, const redisReply *reply, struct sg_rm_result *m)
 {
     (void)in;
     if (reply->type == REDIS_REPLY_INTEGER) {

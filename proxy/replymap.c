@@ -35,8 +35,7 @@ void sg_rm_value(struct sg_rm_result *m, const char *data, size_t len)
     m->value_len = len;
 }
 
-static void map_error(const struct sg_rm_subop *in, const redisReply *reply,
-                      struct sg_rm_result *m)
+static void map_error(const struct sg_rm_subop *in, const redisReply *reply, struct sg_rm_result *m)
 {
     switch (sg_resp_classify_error(reply->str, reply->len, &m->target)) {
     case SG_RESP_ERR_MOVED:

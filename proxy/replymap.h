@@ -19,7 +19,7 @@
 
 /* What the caller of sg_replymap must do with the sub-op. */
 enum sg_rm_action {
-    SG_RM_SETTLE = 0, /* settle with code and fields (value: see decode) */
+    SG_RM_SETTLE = 0,  /* settle with code and fields (value: see decode) */
     SG_RM_SETTLE_MGET, /* settle an MGET sub-op: element j of the array is key j */
     SG_RM_RETRY,       /* retry after backoff; code if retries run out */
     SG_RM_REDIRECT,    /* MOVED or ASK (asking set) to target */
@@ -43,10 +43,10 @@ enum sg_rm_stat {
 
 /* The sub-op a reply answers. */
 struct sg_rm_subop {
-    int op;           /* SLOTGATE__V1__OP__* of the request */
-    int kind;         /* SG_SUBOP_KEYS or SG_SUBOP_SCAN */
-    uint32_t count;   /* keys the sub-op covers */
-    int grouped;      /* MGET split by slot (the request has an order) */
+    int op;         /* SLOTGATE__V1__OP__* of the request */
+    int kind;       /* SG_SUBOP_KEYS or SG_SUBOP_SCAN */
+    uint32_t count; /* keys the sub-op covers */
+    int grouped;    /* MGET split by slot (the request has an order) */
 };
 
 #define SG_RM_CURSOR_MAX 24
@@ -68,9 +68,9 @@ struct sg_rm_result {
     size_t value_len;
     int64_t count;
     uint64_t version;
-    uint32_t retry_after_ms; /* LEASE_WAIT: hint for the client */
-    struct sg_addr target;   /* REDIRECT */
-    int asking;              /* REDIRECT: ASK (send ASKING first) */
+    uint32_t retry_after_ms;       /* LEASE_WAIT: hint for the client */
+    struct sg_addr target;         /* REDIRECT */
+    int asking;                    /* REDIRECT: ASK (send ASKING first) */
     char cursor[SG_RM_CURSOR_MAX]; /* NEXT_PAGE, and a last page ("0") */
 };
 
@@ -90,10 +90,10 @@ void sg_rm_value(struct sg_rm_result *m, const char *data, size_t len);
 
 /* --- the one retry/backoff policy -------------------------------------------- */
 
-#define SG_RETRY_MAX 8        /* retries after TRYAGAIN/CLUSTERDOWN/slot not served */
-#define SG_RETRY_LINK_MAX 2   /* resends after a lost link (reads, unsent writes) */
-#define SG_RETRY_LEASE_MAX 6  /* lease polls before the client gets a hint */
-#define SG_RETRY_SHIFT_MAX 6  /* backoff doubles at most this many times */
+#define SG_RETRY_MAX 8       /* retries after TRYAGAIN/CLUSTERDOWN/slot not served */
+#define SG_RETRY_LINK_MAX 2  /* resends after a lost link (reads, unsent writes) */
+#define SG_RETRY_LEASE_MAX 6 /* lease polls before the client gets a hint */
+#define SG_RETRY_SHIFT_MAX 6 /* backoff doubles at most this many times */
 
 /* Delay before retry number retries+1: base doubled per retry, capped. */
 static inline uint32_t sg_backoff_ms(uint32_t base_ms, uint32_t retries)
@@ -103,8 +103,8 @@ static inline uint32_t sg_backoff_ms(uint32_t base_ms, uint32_t retries)
 }
 
 /* 1 when one more retry (max of them allowed) fits before the deadline. */
-static inline int sg_retry_fits(uint32_t retries, uint32_t max, uint64_t now_ms,
-                                uint32_t delay_ms, uint64_t deadline_ms)
+static inline int sg_retry_fits(uint32_t retries, uint32_t max, uint64_t now_ms, uint32_t delay_ms,
+                                uint64_t deadline_ms)
 {
     return retries < max && now_ms + delay_ms < deadline_ms;
 }

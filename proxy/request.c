@@ -302,8 +302,8 @@ void sg_request_dispatch(struct sg_subop *op)
         return;
     }
     const struct sg_shard_info *info = &w->topo->shards[sh];
-    if (r->ks->read_from_replicas && info->n_replicas > 0 && (sg_op_flags(r->rq->op) & SG_OPF_READ) &&
-        op->redirects == 0 && op->retries == 0) {
+    if (r->ks->read_from_replicas && info->n_replicas > 0 &&
+        (sg_op_flags(r->rq->op) & SG_OPF_READ) && op->redirects == 0 && op->retries == 0) {
         const struct sg_addr *rep = &info->replicas[w->replica_rr++ % (uint32_t)info->n_replicas];
         struct sg_shardlink *l = sg_worker_link(w, rep, 1);
         if (l->state != SG_LINK_DOWN) {
@@ -333,10 +333,8 @@ void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
         subop_done(op);
         return;
     }
-    struct sg_rm_subop in = {.op = r->rq->op,
-                             .kind = op->kind,
-                             .count = op->count,
-                             .grouped = r->order != NULL};
+    struct sg_rm_subop in = {
+        .op = r->rq->op, .kind = op->kind, .count = op->count, .grouped = r->order != NULL};
     struct sg_rm_result m;
     sg_replymap(&in, reply, &m);
     switch (m.action) {

@@ -25,13 +25,13 @@
 
 /* Every op the proxy sends to Redis, plus PING and an op it does not know. */
 static const int OPS[] = {
-    SLOTGATE__V1__OP__OP_GET,          SLOTGATE__V1__OP__OP_SET,
-    SLOTGATE__V1__OP__OP_DELETE,       SLOTGATE__V1__OP__OP_EXPIRE,
-    SLOTGATE__V1__OP__OP_MGET,         SLOTGATE__V1__OP__OP_MSET,
-    SLOTGATE__V1__OP__OP_MDELETE,      SLOTGATE__V1__OP__OP_INVALIDATE,
-    SLOTGATE__V1__OP__OP_GET_OR_LEASE, SLOTGATE__V1__OP__OP_SET_WITH_LEASE,
+    SLOTGATE__V1__OP__OP_GET,           SLOTGATE__V1__OP__OP_SET,
+    SLOTGATE__V1__OP__OP_DELETE,        SLOTGATE__V1__OP__OP_EXPIRE,
+    SLOTGATE__V1__OP__OP_MGET,          SLOTGATE__V1__OP__OP_MSET,
+    SLOTGATE__V1__OP__OP_MDELETE,       SLOTGATE__V1__OP__OP_INVALIDATE,
+    SLOTGATE__V1__OP__OP_GET_OR_LEASE,  SLOTGATE__V1__OP__OP_SET_WITH_LEASE,
     SLOTGATE__V1__OP__OP_SET_VERSIONED, SLOTGATE__V1__OP__OP_GET_VERSIONED,
-    SLOTGATE__V1__OP__OP_PING,         999,
+    SLOTGATE__V1__OP__OP_PING,          999,
 };
 
 static int inside(const redisReply *r, const char *p, size_t len)
