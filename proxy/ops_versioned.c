@@ -6,17 +6,30 @@
  */
 #include "ops.h"
 
-/* ARGV: expected version (8 bytes BE), stored value, ttl (0 = none).
- * {1,cur} applied, {0,cur} conflict; cur is the 8-byte stored version. */
+#include "envelope.h"
+
+/*
+ * ARGV: expected version (8 bytes BE), stored value, ttl (0 = none), then
+ * the envelope's layout from envelope.h (its magic and format version, and
+ * the versioned flag bit), so the script holds no copy of it. The flags
+ * byte follows the magic; the 8-byte version follows the flags.
+ * {1,cur} applied, {0,cur} conflict; cur is the 8-byte stored version.
+ */
 static const char SCRIPT_SET_VERSIONED[] =
     "local v = redis.call('GET', KEYS[1]) "
+    "local h = string.len(ARGV[4]) + 1 "
+    "local f = tonumber(ARGV[5]) "
     "local cur = '\\0\\0\\0\\0\\0\\0\\0\\0' "
-    "if v and string.len(v) >= 13 and string.sub(v, 1, 4) == '\\254SG\\1' "
-    "and bit.band(string.byte(v, 5), 2) == 2 then cur = string.sub(v, 6, 13) end "
+    "if v and string.len(v) >= h + 8 and string.sub(v, 1, h - 1) == ARGV[4] "
+    "and bit.band(string.byte(v, h), f) == f then cur = string.sub(v, h + 1, h + 8) end "
     "if cur ~= ARGV[1] then return {0, cur} end "
     "if ARGV[3] ~= '0' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
     "else redis.call('SET', KEYS[1], ARGV[2]) end "
     "return {1, cur}";
+
+/* The envelope's magic and format version: the header up to its flags byte. */
+static const uint8_t ENV_MAGIC[SG_ENV_HEADER - 1] = {SG_ENV_MAGIC0, SG_ENV_MAGIC1, SG_ENV_MAGIC2,
+                                                     SG_ENV_VERSION};
 
 static void format_set_versioned(struct sg_subop *op, struct evbuffer *out)
 {
@@ -24,11 +37,13 @@ static void format_set_versioned(struct sg_subop *op, struct evbuffer *out)
     uint8_t expected[8];
     for (int i = 0; i < 8; i++)
         expected[i] = (uint8_t)(r->rq->version >> (56 - 8 * i));
-    sg_ops_format_eval(out, SCRIPT_SET_VERSIONED, 4);
+    sg_ops_format_eval(out, SCRIPT_SET_VERSIONED, 6);
     sg_ops_arg_bin(out, sg_ops_key(op, 0));
     sg_resp_arg(out, expected, 8);
     sg_ops_arg_value(out, &r->values[0]);
     sg_resp_arg_u64(out, r->ttl_ms);
+    sg_resp_arg(out, ENV_MAGIC, sizeof(ENV_MAGIC));
+    sg_resp_arg_u64(out, SG_ENV_VERSIONED);
 }
 
 /* {1, cur} applied (the new version is cur + 1), {0, cur} conflict. */
