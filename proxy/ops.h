@@ -56,13 +56,19 @@ static inline void sg_ops_arg_value(struct evbuffer *out, const ProtobufCBinaryD
     sg_resp_arg_ref(out, b->data, b->len);
 }
 
-/* EVAL script 1 key, then nargs more arguments (the key first). */
-static inline void sg_ops_format_eval(struct evbuffer *out, const char *script, int nargs)
-{
-    sg_resp_begin(out, 3 + nargs);
-    sg_resp_arg(out, "EVAL", 4);
-    sg_resp_arg_str(out, script);
-    sg_resp_arg(out, "1", 1);
-}
+/* A Lua script and its SHA1 (hex), computed once per process (optable.c). */
+struct sg_ops_script {
+    const char *src;
+    char sha[41];
+};
+extern struct sg_ops_script sg_script_scan_unlink, sg_script_get_or_lease, sg_script_set_with_lease,
+    sg_script_set_versioned;
+
+/*
+ * EVALSHA sha numkeys (EVAL script numkeys once the node answered NOSCRIPT
+ * to this sub-op), leaving nargs more arguments (keys, then ARGV) to add.
+ */
+void sg_ops_format_script(const struct sg_subop *op, struct evbuffer *out, struct sg_ops_script *s,
+                          int numkeys, int nargs);
 
 #endif

@@ -10,11 +10,11 @@
 #include "worker.h"
 
 /* One page of INVALIDATE on one node: SCAN, then UNLINK what matched. */
-static const char SCRIPT_SCAN_UNLINK[] =
-    "local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3]) "
-    "local n = 0 "
-    "for _, k in ipairs(r[2]) do n = n + redis.call('UNLINK', k) end "
-    "return {r[1], n}";
+struct sg_ops_script sg_script_scan_unlink = {
+    .src = "local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3]) "
+           "local n = 0 "
+           "for _, k in ipairs(r[2]) do n = n + redis.call('UNLINK', k) end "
+           "return {r[1], n}"};
 
 static int shape_invalidate(const Slotgate__V1__Request *rq, uint32_t max_batch, const char **why)
 {
@@ -28,10 +28,7 @@ static void format_page(struct sg_subop *op, struct evbuffer *out)
 {
     struct sg_request *r = op->req;
     const struct sg_inval_shard *sh = &r->inval[op->index];
-    sg_resp_begin(out, 6);
-    sg_resp_arg(out, "EVAL", 4);
-    sg_resp_arg_str(out, SCRIPT_SCAN_UNLINK);
-    sg_resp_arg(out, "0", 1);
+    sg_ops_format_script(op, out, &sg_script_scan_unlink, 0, 3);
     sg_resp_arg_str(out, sh->cursor);
     sg_ops_arg_bin(out, &r->pattern);
     sg_resp_arg_u64(out, r->worker->cfg->invalidate_page_keys);

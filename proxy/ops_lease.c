@@ -12,18 +12,18 @@
 
 /* ARGV: lease marker, lease ttl, marker header. {0,v} hit, {1} granted,
  * {2,pttl} someone else holds the lease. */
-static const char SCRIPT_GET_OR_LEASE[] =
-    "local v = redis.call('GET', KEYS[1]) "
-    "if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return {1} end "
-    "if string.sub(v, 1, 5) == ARGV[3] then return {2, redis.call('PTTL', KEYS[1])} end "
-    "return {0, v}";
+struct sg_ops_script sg_script_get_or_lease = {
+    .src = "local v = redis.call('GET', KEYS[1]) "
+           "if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return {1} end "
+           "if string.sub(v, 1, 5) == ARGV[3] then return {2, redis.call('PTTL', KEYS[1])} end "
+           "return {0, v}"};
 
 /* ARGV: our lease marker, stored value, ttl (0 = none). */
-static const char SCRIPT_SET_WITH_LEASE[] =
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
-    "if ARGV[3] ~= '0' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
-    "else redis.call('SET', KEYS[1], ARGV[2]) end "
-    "return 1";
+struct sg_ops_script sg_script_set_with_lease = {
+    .src = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+           "if ARGV[3] ~= '0' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
+           "else redis.call('SET', KEYS[1], ARGV[2]) end "
+           "return 1"};
 
 static const uint8_t LEASE_HEADER[SG_ENV_HEADER] = {SG_ENV_MAGIC0, SG_ENV_MAGIC1, SG_ENV_MAGIC2,
                                                     SG_ENV_VERSION, SG_ENV_LEASE};
@@ -40,7 +40,7 @@ static int shape_set_with_lease(const Slotgate__V1__Request *rq, uint32_t max_ba
 static void format_get_or_lease(struct sg_subop *op, struct evbuffer *out)
 {
     struct sg_request *r = op->req;
-    sg_ops_format_eval(out, SCRIPT_GET_OR_LEASE, 4);
+    sg_ops_format_script(op, out, &sg_script_get_or_lease, 1, 4);
     sg_ops_arg_bin(out, sg_ops_key(op, 0));
     sg_ops_arg_bin(out, &r->marker);
     sg_resp_arg_u64(out, r->rq->ttl_ms ? r->rq->ttl_ms : SG_LEASE_TTL_MS);
@@ -50,7 +50,7 @@ static void format_get_or_lease(struct sg_subop *op, struct evbuffer *out)
 static void format_set_with_lease(struct sg_subop *op, struct evbuffer *out)
 {
     struct sg_request *r = op->req;
-    sg_ops_format_eval(out, SCRIPT_SET_WITH_LEASE, 4);
+    sg_ops_format_script(op, out, &sg_script_set_with_lease, 1, 4);
     sg_ops_arg_bin(out, sg_ops_key(op, 0));
     sg_ops_arg_bin(out, &r->marker);
     sg_ops_arg_value(out, &r->values[0]);

@@ -15,17 +15,17 @@
  * byte follows the magic; the 8-byte version follows the flags.
  * {1,cur} applied, {0,cur} conflict; cur is the 8-byte stored version.
  */
-static const char SCRIPT_SET_VERSIONED[] =
-    "local v = redis.call('GET', KEYS[1]) "
-    "local h = string.len(ARGV[4]) + 1 "
-    "local f = tonumber(ARGV[5]) "
-    "local cur = '\\0\\0\\0\\0\\0\\0\\0\\0' "
-    "if v and string.len(v) >= h + 8 and string.sub(v, 1, h - 1) == ARGV[4] "
-    "and bit.band(string.byte(v, h), f) == f then cur = string.sub(v, h + 1, h + 8) end "
-    "if cur ~= ARGV[1] then return {0, cur} end "
-    "if ARGV[3] ~= '0' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
-    "else redis.call('SET', KEYS[1], ARGV[2]) end "
-    "return {1, cur}";
+struct sg_ops_script sg_script_set_versioned = {
+    .src = "local v = redis.call('GET', KEYS[1]) "
+           "local h = string.len(ARGV[4]) + 1 "
+           "local f = tonumber(ARGV[5]) "
+           "local cur = '\\0\\0\\0\\0\\0\\0\\0\\0' "
+           "if v and string.len(v) >= h + 8 and string.sub(v, 1, h - 1) == ARGV[4] "
+           "and bit.band(string.byte(v, h), f) == f then cur = string.sub(v, h + 1, h + 8) end "
+           "if cur ~= ARGV[1] then return {0, cur} end "
+           "if ARGV[3] ~= '0' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
+           "else redis.call('SET', KEYS[1], ARGV[2]) end "
+           "return {1, cur}"};
 
 /* The envelope's magic and format version: the header up to its flags byte. */
 static const uint8_t ENV_MAGIC[SG_ENV_HEADER - 1] = {SG_ENV_MAGIC0, SG_ENV_MAGIC1, SG_ENV_MAGIC2,
@@ -37,7 +37,7 @@ static void format_set_versioned(struct sg_subop *op, struct evbuffer *out)
     uint8_t expected[8];
     for (int i = 0; i < 8; i++)
         expected[i] = (uint8_t)(r->rq->version >> (56 - 8 * i));
-    sg_ops_format_eval(out, SCRIPT_SET_VERSIONED, 6);
+    sg_ops_format_script(op, out, &sg_script_set_versioned, 1, 6);
     sg_ops_arg_bin(out, sg_ops_key(op, 0));
     sg_resp_arg(out, expected, 8);
     sg_ops_arg_value(out, &r->values[0]);

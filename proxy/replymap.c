@@ -35,6 +35,12 @@ void sg_rm_value(struct sg_rm_result *m, const char *data, size_t len)
     m->value_len = len;
 }
 
+static int has_prefix(const char *s, size_t len, const char *p)
+{
+    size_t n = strlen(p);
+    return len >= n && memcmp(s, p, n) == 0;
+}
+
 static void map_error(const struct sg_rm_subop *in, const redisReply *reply, struct sg_rm_result *m)
 {
     switch (sg_resp_classify_error(reply->str, reply->len, &m->target)) {
@@ -66,6 +72,15 @@ static void map_error(const struct sg_rm_subop *in, const redisReply *reply, str
         m->message = "cluster is down";
         return;
     default:
+        /* EVALSHA of a script this node has not cached (restarted, flushed,
+         * new): the script did not run, so sending it in full is safe. */
+        if (!in->script_in_full && has_prefix(reply->str, reply->len, "NOSCRIPT") &&
+            (in->kind == SG_SUBOP_SCAN || (sg_op_flags(in->op) & SG_OPF_SCRIPT))) {
+            m->action = SG_RM_SCRIPT_RESEND;
+            m->code = C(BACKEND_ERROR);
+            m->message = "the node does not have the script";
+            return;
+        }
         m->error_reply = 1;
         if (in->count > 1) {
             sg_rm_settle(m, C(BACKEND_ERROR), "Redis answered with an error");

@@ -19,12 +19,13 @@
 
 /* What the caller of sg_replymap must do with the sub-op. */
 enum sg_rm_action {
-    SG_RM_SETTLE = 0,  /* settle with code and fields (value: see decode) */
-    SG_RM_SETTLE_MGET, /* settle an MGET sub-op: element j of the array is key j */
-    SG_RM_RETRY,       /* retry after backoff; code if retries run out */
-    SG_RM_REDIRECT,    /* MOVED or ASK (asking set) to target */
-    SG_RM_NEXT_PAGE,   /* INVALIDATE: count keys removed; send page at cursor */
-    SG_RM_LEASE_WAIT   /* someone else holds the lease: poll, or settle with hint */
+    SG_RM_SETTLE = 0,   /* settle with code and fields (value: see decode) */
+    SG_RM_SETTLE_MGET,  /* settle an MGET sub-op: element j of the array is key j */
+    SG_RM_RETRY,        /* retry after backoff; code if retries run out */
+    SG_RM_REDIRECT,     /* MOVED or ASK (asking set) to target */
+    SG_RM_NEXT_PAGE,    /* INVALIDATE: count keys removed; send page at cursor */
+    SG_RM_LEASE_WAIT,   /* someone else holds the lease: poll, or settle with hint */
+    SG_RM_SCRIPT_RESEND /* NOSCRIPT to EVALSHA: send again with the script in full */
 };
 
 /* Counter the caller bumps for this reply (besides hits/misses of decode). */
@@ -43,10 +44,11 @@ enum sg_rm_stat {
 
 /* The sub-op a reply answers. */
 struct sg_rm_subop {
-    int op;         /* SLOTGATE__V1__OP__* of the request */
-    int kind;       /* SG_SUBOP_KEYS or SG_SUBOP_SCAN */
-    uint32_t count; /* keys the sub-op covers */
-    int grouped;    /* MGET split by slot (the request has an order) */
+    int op;             /* SLOTGATE__V1__OP__* of the request */
+    int kind;           /* SG_SUBOP_KEYS or SG_SUBOP_SCAN */
+    uint32_t count;     /* keys the sub-op covers */
+    int grouped;        /* MGET split by slot (the request has an order) */
+    int script_in_full; /* a script was sent with EVAL, not EVALSHA */
 };
 
 #define SG_RM_CURSOR_MAX 24

@@ -333,8 +333,11 @@ void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
         subop_done(op);
         return;
     }
-    struct sg_rm_subop in = {
-        .op = r->rq->op, .kind = op->kind, .count = op->count, .grouped = r->order != NULL};
+    struct sg_rm_subop in = {.op = r->rq->op,
+                             .kind = op->kind,
+                             .count = op->count,
+                             .grouped = r->order != NULL,
+                             .script_in_full = op->script_in_full};
     struct sg_rm_result m;
     sg_replymap(&in, reply, &m);
     switch (m.action) {
@@ -352,6 +355,11 @@ void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
             return;
         }
         sg_request_send(op, sg_worker_link(w, &m.target, 0));
+        return;
+    case SG_RM_SCRIPT_RESEND:
+        freeReplyObject(reply);
+        op->script_in_full = 1;
+        sg_request_dispatch(op);
         return;
     case SG_RM_RETRY:
         if (m.stat == SG_RM_STAT_TRYAGAIN)

@@ -15,6 +15,7 @@
 
 #include "fuzz.h"
 
+#include "optable.h"
 #include "replymap.h"
 #include "resp.h"
 #include "shardlink.h"
@@ -53,7 +54,7 @@ static void check_map(const struct sg_rm_subop *in, const redisReply *reply)
     SG_FUZZ_CHECK(sg_replymap(in, reply, &m) == 0);
     SG_FUZZ_CHECK(sg_replymap(in, reply, &again) == 0);
     SG_FUZZ_CHECK(memcmp(&m, &again, sizeof(m)) == 0); /* pure: same in, same out */
-    SG_FUZZ_CHECK(m.action >= SG_RM_SETTLE && m.action <= SG_RM_LEASE_WAIT);
+    SG_FUZZ_CHECK(m.action >= SG_RM_SETTLE && m.action <= SG_RM_SCRIPT_RESEND);
     SG_FUZZ_CHECK(m.stat >= SG_RM_STAT_NONE && m.stat <= SG_RM_STAT_MISS);
     SG_FUZZ_CHECK(m.code >= SLOTGATE__V1__CODE__CODE_OK);
     if (m.message != NULL)
@@ -83,6 +84,11 @@ static void check_map(const struct sg_rm_subop *in, const redisReply *reply)
         SG_FUZZ_CHECK(reply->type == REDIS_REPLY_ARRAY &&
                       reply->elements == (in->grouped ? in->count : 1));
         break;
+    case SG_RM_SCRIPT_RESEND:
+        /* Only a script sent by its SHA, and only once in full. */
+        SG_FUZZ_CHECK(err && !in->script_in_full);
+        SG_FUZZ_CHECK(in->kind == SG_SUBOP_SCAN || (sg_op_flags(in->op) & SG_OPF_SCRIPT));
+        break;
     case SG_RM_LEASE_WAIT:
         SG_FUZZ_CHECK(in->op == SLOTGATE__V1__OP__OP_GET_OR_LEASE && !err);
         SG_FUZZ_CHECK(m.retry_after_ms >= 1 && m.retry_after_ms <= 100);
@@ -98,10 +104,11 @@ static void map_every_subop(const redisReply *reply)
     for (size_t i = 0; i < sizeof(OPS) / sizeof(OPS[0]); i++)
         for (int kind = SG_SUBOP_KEYS; kind <= SG_SUBOP_SCAN; kind++)
             for (uint32_t count = 1; count <= 3; count++)
-                for (int grouped = 0; grouped <= 1; grouped++) {
-                    struct sg_rm_subop in = {OPS[i], kind, count, grouped};
-                    check_map(&in, reply);
-                }
+                for (int grouped = 0; grouped <= 1; grouped++)
+                    for (int full = 0; full <= 1; full++) {
+                        struct sg_rm_subop in = {OPS[i], kind, count, grouped, full};
+                        check_map(&in, reply);
+                    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
