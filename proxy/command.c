@@ -1,19 +1,9 @@
 /*
- * command - the meaning of each protocol op in Redis terms.
- *
- *   GET            GET key                       (replicas if the keyspace allows)
- *   SET            SET key stored [PX ttl] [NX|XX]
- *   DELETE         UNLINK key
- *   EXPIRE         PEXPIRE key ttl
- *   MGET           MGET k1 k2 ... per slot (one sub-op per slot)
- *   MSET           SET per key (each key has its own TTL and status)
- *   MDELETE        UNLINK per key (each key has its own status)
- *   INVALIDATE     EVAL of a SCAN+UNLINK page script on every master, or
- *                  only on the owner when the pattern pins one hash tag
- *   GET_OR_LEASE   EVAL: value, or a lease marker SET NX, or the lease TTL
- *   SET_WITH_LEASE EVAL: SET only if the key still holds our lease marker
- *   SET_VERSIONED  EVAL: SET only if the stored version equals the expected
- *   GET_VERSIONED  GET, with the version read from the envelope
+ * command - what the ops share around the op table (optable.h, ops_*.c):
+ * validation against the limits and the keyspace policy, full keys, the
+ * stored form of values (envelope), the sub-ops of a request (per key, per
+ * MGET slot, per INVALIDATE master), carrying out replymap's reading of a
+ * reply, and the response.
  *
  * Values are stored in the envelope format (envelope.h): compressed per
  * the keyspace's policy, and always restored exactly on the way out.
@@ -29,6 +19,8 @@
 
 #include "coalesce.h"
 #include "envelope.h"
+#include "optable.h"
+#include "replymap.h"
 #include "resp.h"
 #include "slot.h"
 #include "stats.h"
@@ -36,132 +28,14 @@
 #include "util.h"
 #include "worker.h"
 
-#define SG_LEASE_TTL_MS 10000
 #define SG_LEASE_TOKEN_BYTES 16
-
-/* One page of INVALIDATE on one node: SCAN, then UNLINK what matched. */
-static const char SCRIPT_SCAN_UNLINK[] =
-    "local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3]) "
-    "local n = 0 "
-    "for _, k in ipairs(r[2]) do n = n + redis.call('UNLINK', k) end "
-    "return {r[1], n}";
-
-/* ARGV: lease marker, lease ttl, marker header. {0,v} hit, {1} granted,
- * {2,pttl} someone else holds the lease. */
-static const char SCRIPT_GET_OR_LEASE[] =
-    "local v = redis.call('GET', KEYS[1]) "
-    "if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return {1} end "
-    "if string.sub(v, 1, 5) == ARGV[3] then return {2, redis.call('PTTL', KEYS[1])} end "
-    "return {0, v}";
-
-/* ARGV: our lease marker, stored value, ttl (0 = none). */
-static const char SCRIPT_SET_WITH_LEASE[] =
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
-    "if ARGV[3] ~= '0' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
-    "else redis.call('SET', KEYS[1], ARGV[2]) end "
-    "return 1";
-
-/* ARGV: expected version (8 bytes BE), stored value, ttl (0 = none).
- * {1,cur} applied, {0,cur} conflict; cur is the 8-byte stored version. */
-static const char SCRIPT_SET_VERSIONED[] =
-    "local v = redis.call('GET', KEYS[1]) "
-    "local cur = '\\0\\0\\0\\0\\0\\0\\0\\0' "
-    "if v and string.len(v) >= 13 and string.sub(v, 1, 4) == '\\254SG\\1' "
-    "and bit.band(string.byte(v, 5), 2) == 2 then cur = string.sub(v, 6, 13) end "
-    "if cur ~= ARGV[1] then return {0, cur} end "
-    "if ARGV[3] ~= '0' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
-    "else redis.call('SET', KEYS[1], ARGV[2]) end "
-    "return {1, cur}";
-
-static const uint8_t LEASE_HEADER[SG_ENV_HEADER] = {SG_ENV_MAGIC0, SG_ENV_MAGIC1, SG_ENV_MAGIC2,
-                                                    SG_ENV_VERSION, SG_ENV_LEASE};
-
-int sg_command_is_read(int op)
-{
-    return op == SLOTGATE__V1__OP__OP_GET || op == SLOTGATE__V1__OP__OP_MGET ||
-           op == SLOTGATE__V1__OP__OP_GET_VERSIONED;
-}
-
-int sg_command_is_write(int op)
-{
-    return op == SLOTGATE__V1__OP__OP_SET || op == SLOTGATE__V1__OP__OP_MSET ||
-           op == SLOTGATE__V1__OP__OP_DELETE || op == SLOTGATE__V1__OP__OP_MDELETE ||
-           op == SLOTGATE__V1__OP__OP_EXPIRE || op == SLOTGATE__V1__OP__OP_GET_OR_LEASE ||
-           op == SLOTGATE__V1__OP__OP_SET_WITH_LEASE || op == SLOTGATE__V1__OP__OP_SET_VERSIONED;
-}
 
 static struct sg_ks_stats *ks_stats(struct sg_request *r)
 {
     return &r->worker->stats.ks[r->ks_index];
 }
 
-static void put_u64be(uint8_t out[8], uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        out[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_u64be(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 /* --- preparation ----------------------------------------------------------- */
-
-/* Shape of each op: keys and values it needs. */
-static int check_shape(const Slotgate__V1__Request *rq, uint32_t max_batch, const char **why)
-{
-    size_t nk = rq->n_keys, nv = rq->n_values;
-    switch (rq->op) {
-    case SLOTGATE__V1__OP__OP_GET:
-    case SLOTGATE__V1__OP__OP_DELETE:
-    case SLOTGATE__V1__OP__OP_GET_OR_LEASE:
-    case SLOTGATE__V1__OP__OP_GET_VERSIONED:
-        if (nk != 1)
-            return *why = "expects exactly one key", SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
-        return 0;
-    case SLOTGATE__V1__OP__OP_SET:
-    case SLOTGATE__V1__OP__OP_SET_VERSIONED:
-        if (nk != 1 || nv != 1)
-            return *why = "expects one key and one value",
-                   SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
-        return 0;
-    case SLOTGATE__V1__OP__OP_SET_WITH_LEASE:
-        if (nk != 1 || nv != 1 || rq->lease.len == 0)
-            return *why = "expects one key, one value and the lease",
-                   SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
-        return 0;
-    case SLOTGATE__V1__OP__OP_EXPIRE:
-        if (nk != 1)
-            return *why = "expects exactly one key", SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
-        if (rq->ttl_ms == 0)
-            return *why = "EXPIRE needs ttl_ms > 0", SLOTGATE__V1__CODE__CODE_TTL_OUT_OF_RANGE;
-        return 0;
-    case SLOTGATE__V1__OP__OP_MGET:
-    case SLOTGATE__V1__OP__OP_MDELETE:
-    case SLOTGATE__V1__OP__OP_MSET:
-        if (nk == 0)
-            return *why = "batch needs at least one key", SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
-        if (nk > max_batch)
-            return *why = "more keys than limits.max_batch_keys",
-                   SLOTGATE__V1__CODE__CODE_BATCH_TOO_LARGE;
-        if (rq->op == SLOTGATE__V1__OP__OP_MSET &&
-            (nv != nk || (rq->n_ttls_ms != 0 && rq->n_ttls_ms != nk)))
-            return *why = "MSET needs one value (and optionally one TTL) per key",
-                   SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
-        return 0;
-    case SLOTGATE__V1__OP__OP_INVALIDATE:
-        if (nk != 0 || rq->pattern.len == 0)
-            return *why = "INVALIDATE takes a pattern and no keys",
-                   SLOTGATE__V1__CODE__CODE_INVALID_ARGUMENT;
-        return 0;
-    default:
-        return *why = "unknown op", SLOTGATE__V1__CODE__CODE_UNKNOWN_OP;
-    }
-}
 
 /* Sizes and TTLs against the limits and the keyspace policy. */
 static int check_limits(struct sg_request *r, const char **why)
@@ -195,7 +69,8 @@ static int check_limits(struct sg_request *r, const char **why)
     else if (rq->op != SLOTGATE__V1__OP__OP_GET_OR_LEASE)
         r->ttl_ms = rq->ttl_ms ? rq->ttl_ms : r->ks->default_ttl_ms;
     uint64_t max_ttl = r->ks->max_ttl_ms;
-    if (max_ttl && sg_command_is_write(rq->op) && rq->op != SLOTGATE__V1__OP__OP_GET_OR_LEASE) {
+    if (max_ttl && (sg_op_flags(rq->op) & SG_OPF_WRITE) &&
+        rq->op != SLOTGATE__V1__OP__OP_GET_OR_LEASE) {
         if (r->ttl_ms > max_ttl)
             return *why = "TTL above the keyspace's max_ttl_ms",
                    SLOTGATE__V1__CODE__CODE_TTL_OUT_OF_RANGE;
@@ -400,7 +275,10 @@ int sg_command_prepare(struct sg_request *r, const char **why)
 {
     const struct sg_config *cfg = r->worker->cfg;
     const Slotgate__V1__Request *rq = r->rq;
-    int code = check_shape(rq, cfg->max_batch_keys, why);
+    const struct sg_op *desc = sg_op_of(rq->op);
+    if (desc == NULL)
+        return *why = "unknown op", SLOTGATE__V1__CODE__CODE_UNKNOWN_OP;
+    int code = desc->check_shape(rq, cfg->max_batch_keys, why);
     if (code != 0)
         return code;
     r->ks = sg_config_keyspace(cfg, rq->keyspace ? rq->keyspace : "");
@@ -450,121 +328,6 @@ int sg_command_prepare(struct sg_request *r, const char **why)
     return 0;
 }
 
-/* --- formatting ------------------------------------------------------------ */
-
-static void arg_bin(struct evbuffer *out, const ProtobufCBinaryData *b)
-{
-    sg_resp_arg(out, b->data, b->len);
-}
-
-/*
- * Values are added by reference: they live in the request, which outlives
- * the link's output buffer (a sub-op is settled only after its reply, or
- * after the link and its buffer are gone).
- */
-static void arg_value(struct evbuffer *out, const ProtobufCBinaryData *b)
-{
-    sg_resp_arg_ref(out, b->data, b->len);
-}
-
-static void format_eval(struct evbuffer *out, const char *script, int nargs)
-{
-    sg_resp_begin(out, 3 + nargs); /* EVAL script numkeys, then key and ARGV */
-    sg_resp_arg(out, "EVAL", 4);
-    sg_resp_arg_str(out, script);
-    sg_resp_arg(out, "1", 1);
-}
-
-void sg_command_format(struct sg_subop *op, struct evbuffer *out)
-{
-    struct sg_request *r = op->req;
-    const Slotgate__V1__Request *rq = r->rq;
-    if (op->kind == SG_SUBOP_SCAN) {
-        const struct sg_inval_shard *sh = &r->inval[op->index];
-        sg_resp_begin(out, 6);
-        sg_resp_arg(out, "EVAL", 4);
-        sg_resp_arg_str(out, SCRIPT_SCAN_UNLINK);
-        sg_resp_arg(out, "0", 1);
-        sg_resp_arg_str(out, sh->cursor);
-        arg_bin(out, &r->pattern);
-        sg_resp_arg_u64(out, r->worker->cfg->invalidate_page_keys);
-        return;
-    }
-    uint32_t ki = sg_request_key_of(r, op, 0);
-    const ProtobufCBinaryData *k = &r->keys[ki];
-    switch (rq->op) {
-    case SLOTGATE__V1__OP__OP_GET:
-    case SLOTGATE__V1__OP__OP_GET_VERSIONED:
-        sg_resp_begin(out, 2);
-        sg_resp_arg(out, "GET", 3);
-        arg_bin(out, k);
-        break;
-    case SLOTGATE__V1__OP__OP_MGET:
-        sg_resp_begin(out, 1 + (int)op->count);
-        sg_resp_arg(out, "MGET", 4);
-        for (uint32_t j = 0; j < op->count; j++)
-            arg_bin(out, &r->keys[sg_request_key_of(r, op, j)]);
-        break;
-    case SLOTGATE__V1__OP__OP_SET:
-    case SLOTGATE__V1__OP__OP_MSET: {
-        uint64_t ttl = r->ttl_ms;
-        if (rq->n_ttls_ms > 0 && rq->ttls_ms[ki])
-            ttl = rq->ttls_ms[ki];
-        int cond = rq->condition == SLOTGATE__V1__CONDITION__COND_NX ||
-                   rq->condition == SLOTGATE__V1__CONDITION__COND_XX;
-        sg_resp_begin(out, 3 + (ttl ? 2 : 0) + cond);
-        sg_resp_arg(out, "SET", 3);
-        arg_bin(out, k);
-        arg_value(out, &r->values[ki]);
-        if (ttl) {
-            sg_resp_arg(out, "PX", 2);
-            sg_resp_arg_u64(out, ttl);
-        }
-        if (cond)
-            sg_resp_arg(out, rq->condition == SLOTGATE__V1__CONDITION__COND_NX ? "NX" : "XX", 2);
-        break;
-    }
-    case SLOTGATE__V1__OP__OP_DELETE:
-    case SLOTGATE__V1__OP__OP_MDELETE:
-        sg_resp_begin(out, 2);
-        sg_resp_arg(out, "UNLINK", 6);
-        arg_bin(out, k);
-        break;
-    case SLOTGATE__V1__OP__OP_EXPIRE:
-        sg_resp_begin(out, 3);
-        sg_resp_arg(out, "PEXPIRE", 7);
-        arg_bin(out, k);
-        sg_resp_arg_u64(out, r->ttl_ms);
-        break;
-    case SLOTGATE__V1__OP__OP_GET_OR_LEASE:
-        format_eval(out, SCRIPT_GET_OR_LEASE, 4);
-        arg_bin(out, k);
-        arg_bin(out, &r->marker);
-        sg_resp_arg_u64(out, rq->ttl_ms ? rq->ttl_ms : SG_LEASE_TTL_MS);
-        sg_resp_arg(out, LEASE_HEADER, sizeof(LEASE_HEADER));
-        break;
-    case SLOTGATE__V1__OP__OP_SET_WITH_LEASE:
-        format_eval(out, SCRIPT_SET_WITH_LEASE, 4);
-        arg_bin(out, k);
-        arg_bin(out, &r->marker);
-        arg_value(out, &r->values[0]);
-        sg_resp_arg_u64(out, r->ttl_ms);
-        break;
-    case SLOTGATE__V1__OP__OP_SET_VERSIONED: {
-        uint8_t expected[8];
-        put_u64be(expected, rq->version);
-        format_eval(out, SCRIPT_SET_VERSIONED, 4);
-        arg_bin(out, k);
-        sg_resp_arg(out, expected, 8);
-        arg_value(out, &r->values[0]);
-        sg_resp_arg_u64(out, r->ttl_ms);
-        break;
-    }
-    default:
-        break;
-    }
-}
-
 /* --- replies ---------------------------------------------------------------- */
 
 /*
@@ -599,13 +362,51 @@ static void decode_value(struct sg_request *r, const char *data, size_t len,
     o->version = d.version;
 }
 
-static void result_mget_group(struct sg_subop *op, redisReply *reply)
+/* Counters of the keyspace for what replymap saw (decode counts its own). */
+static void count_reply(struct sg_request *r, int stat)
+{
+    struct sg_ks_stats *st = ks_stats(r);
+    switch (stat) {
+    case SG_RM_STAT_SETS:
+        SG_STAT_INC(st, sets);
+        break;
+    case SG_RM_STAT_MISS:
+        SG_STAT_INC(st, misses);
+        break;
+    case SG_RM_STAT_LEASE_GRANT:
+        SG_STAT_INC(st, misses);
+        SG_STAT_INC(st, lease_grants);
+        break;
+    case SG_RM_STAT_LEASE_REJECT:
+        SG_STAT_INC(st, lease_rejects);
+        break;
+    case SG_RM_STAT_VERSION_CONFLICT:
+        SG_STAT_INC(st, version_conflicts);
+        break;
+    default:
+        break;
+    }
+}
+
+/* The outcome of one MGET key from its array element. */
+static void mget_element(struct sg_request *r, const redisReply *e, struct sg_key_outcome *o)
+{
+    if (e->type == REDIS_REPLY_STRING) {
+        decode_value(r, e->str, e->len, o);
+    } else {
+        SG_STAT_INC(ks_stats(r), misses);
+        o->code = SLOTGATE__V1__CODE__CODE_NOT_FOUND;
+    }
+}
+
+static void apply_mget(struct sg_subop *op, redisReply *reply)
 {
     struct sg_request *r = op->req;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != op->count) {
-        freeReplyObject(reply);
-        sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
-                                "unexpected MGET reply from Redis");
+    if (r->order == NULL) { /* single key */
+        struct sg_key_outcome o = {.code = SLOTGATE__V1__CODE__CODE_OK};
+        mget_element(r, reply->element[0], &o);
+        o.reply = reply;
+        sg_request_settle(op, &o);
         return;
     }
     if (r->answered) {
@@ -616,40 +417,24 @@ static void result_mget_group(struct sg_subop *op, redisReply *reply)
     for (uint32_t j = 0; j < op->count; j++) {
         struct sg_key_outcome *o = &r->out[sg_request_key_of(r, op, j)];
         memset(o, 0, sizeof(*o));
-        const redisReply *e = reply->element[j];
-        if (e->type == REDIS_REPLY_STRING) {
-            decode_value(r, e->str, e->len, o);
-        } else {
-            SG_STAT_INC(ks_stats(r), misses);
-            o->code = SLOTGATE__V1__CODE__CODE_NOT_FOUND;
-        }
+        mget_element(r, reply->element[j], o);
     }
     /* The array backs every value that was not decompressed. */
     r->out[sg_request_key_of(r, op, 0)].reply = reply;
     sg_request_settle(op, NULL);
 }
 
-static void result_scan(struct sg_subop *op, redisReply *reply)
+/* One INVALIDATE page came back: count it, then the next page or done. */
+static void apply_page(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m)
 {
     struct sg_request *r = op->req;
     struct sg_inval_shard *sh = &r->inval[op->index];
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-        reply->element[0]->type != REDIS_REPLY_STRING ||
-        reply->element[1]->type != REDIS_REPLY_INTEGER ||
-        reply->element[0]->len >= sizeof(sh->cursor)) {
-        freeReplyObject(reply);
-        sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
-                                "unexpected SCAN page reply");
-        return;
-    }
-    int64_t removed = reply->element[1]->integer;
-    memcpy(sh->cursor, reply->element[0]->str, reply->element[0]->len);
-    sh->cursor[reply->element[0]->len] = '\0';
     freeReplyObject(reply);
-    SG_STAT_ADD(ks_stats(r), invalidated, (uint64_t)removed);
+    memcpy(sh->cursor, m->cursor, sizeof(sh->cursor));
+    SG_STAT_ADD(ks_stats(r), invalidated, (uint64_t)m->count);
     if (!r->answered)
-        r->out[0].count += removed;
-    if (strcmp(sh->cursor, "0") == 0 || r->answered) {
+        r->out[0].count += m->count;
+    if (m->action != SG_RM_NEXT_PAGE || r->answered) {
         struct sg_key_outcome o = {.code = SLOTGATE__V1__CODE__CODE_OK};
         sg_request_settle(op, &o);
         return;
@@ -659,147 +444,66 @@ static void result_scan(struct sg_subop *op, redisReply *reply)
     sg_request_next_page(op, r->worker->cfg->invalidate_pause_ms);
 }
 
-void sg_command_result(struct sg_subop *op, redisReply *reply)
+/*
+ * Someone else is filling the key: wait (bounded by the deadline) by
+ * polling with backoff; past it, hand out a hint.
+ */
+static void apply_lease_wait(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m)
 {
     struct sg_request *r = op->req;
-    struct sg_ks_stats *st = ks_stats(r);
-    struct sg_key_outcome o = {.code = SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
-                               .message = "unexpected reply type from Redis"};
-    if (op->kind == SG_SUBOP_SCAN) {
-        result_scan(op, reply);
+    freeReplyObject(reply);
+    SG_STAT_INC(ks_stats(r), lease_waits);
+    op->redirects = 0;
+    uint32_t delay = sg_backoff_ms(r->worker->cfg->retry_backoff_ms, op->retries);
+    if (!r->answered &&
+        sg_retry_fits(op->retries, SG_RETRY_LEASE_MAX, sg_now_ms(), delay, r->deadline_ms)) {
+        sg_request_retry_later(op, m->code, m->message);
         return;
     }
-    if (r->rq->op == SLOTGATE__V1__OP__OP_MGET && r->order != NULL) {
-        result_mget_group(op, reply);
+    struct sg_key_outcome o = {
+        .code = m->code, .message = m->message, .retry_after_ms = m->retry_after_ms};
+    sg_request_settle(op, &o);
+}
+
+void sg_command_apply(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m)
+{
+    struct sg_request *r = op->req;
+    count_reply(r, m->stat);
+    if (op->kind == SG_SUBOP_SCAN && m->cursor[0] != '\0') {
+        apply_page(op, reply, m);
         return;
     }
-    switch (r->rq->op) {
-    case SLOTGATE__V1__OP__OP_GET:
-    case SLOTGATE__V1__OP__OP_GET_VERSIONED:
-        if (reply->type == REDIS_REPLY_STRING) {
-            decode_value(r, reply->str, reply->len, &o);
-            o.reply = reply;
-            sg_request_settle(op, &o);
-            return;
-        }
-        if (reply->type == REDIS_REPLY_NIL) {
-            SG_STAT_INC(st, misses);
-            o.code = SLOTGATE__V1__CODE__CODE_NOT_FOUND;
-            o.message = NULL;
-        }
-        break;
-    case SLOTGATE__V1__OP__OP_MGET: /* single key */
-        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
-            const redisReply *e = reply->element[0];
-            if (e->type == REDIS_REPLY_STRING)
-                decode_value(r, e->str, e->len, &o);
-            else {
-                SG_STAT_INC(st, misses);
-                o.code = SLOTGATE__V1__CODE__CODE_NOT_FOUND;
-                o.message = NULL;
-            }
-            o.reply = reply;
-            sg_request_settle(op, &o);
-            return;
-        }
-        break;
-    case SLOTGATE__V1__OP__OP_SET:
-    case SLOTGATE__V1__OP__OP_MSET:
-        if (reply->type == REDIS_REPLY_STATUS) {
-            SG_STAT_INC(st, sets);
-            o.code = SLOTGATE__V1__CODE__CODE_OK;
-            o.message = NULL;
-        } else if (reply->type == REDIS_REPLY_NIL) {
-            o.code = SLOTGATE__V1__CODE__CODE_NOT_APPLIED;
-            o.message = NULL;
-        }
-        break;
-    case SLOTGATE__V1__OP__OP_DELETE:
-    case SLOTGATE__V1__OP__OP_MDELETE:
-    case SLOTGATE__V1__OP__OP_EXPIRE:
-        if (reply->type == REDIS_REPLY_INTEGER) {
-            o.code = reply->integer > 0 ? SLOTGATE__V1__CODE__CODE_OK
-                                        : SLOTGATE__V1__CODE__CODE_NOT_FOUND;
-            o.count = reply->integer;
-            o.message = NULL;
-        }
-        break;
-    case SLOTGATE__V1__OP__OP_GET_OR_LEASE:
-        if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
-            reply->element[0]->type == REDIS_REPLY_INTEGER) {
-            long long kind = reply->element[0]->integer;
-            if (kind == 0 && reply->elements == 2 &&
-                reply->element[1]->type == REDIS_REPLY_STRING) {
-                decode_value(r, reply->element[1]->str, reply->element[1]->len, &o);
-                o.reply = reply;
-                sg_request_settle(op, &o);
-                return;
-            }
-            if (kind == 1) {
-                SG_STAT_INC(st, misses);
-                SG_STAT_INC(st, lease_grants);
-                o.code = SLOTGATE__V1__CODE__CODE_LEASE_GRANTED;
-                o.message = NULL;
-                break;
-            }
-            if (kind == 2 && reply->elements == 2) {
-                /* Someone else is filling: wait (bounded by the deadline)
-                 * by polling with backoff; past it, hand out a hint. */
-                long long pttl =
-                    reply->element[1]->type == REDIS_REPLY_INTEGER ? reply->element[1]->integer : 0;
-                freeReplyObject(reply);
-                SG_STAT_INC(st, lease_waits);
-                op->redirects = 0;
-                if (!r->answered && op->retries < 6 &&
-                    sg_now_ms() + (r->worker->cfg->retry_backoff_ms << op->retries) <
-                        r->deadline_ms) {
-                    sg_request_retry_later(op, SLOTGATE__V1__CODE__CODE_LEASE_WAIT,
-                                           "another caller holds the lease");
-                    return;
-                }
-                o.code = SLOTGATE__V1__CODE__CODE_LEASE_WAIT;
-                o.message = "another caller holds the lease";
-                o.retry_after_ms = (uint32_t)(pttl > 0 && pttl < 100 ? pttl : 100);
-                sg_request_settle(op, &o);
-                return;
-            }
-        }
-        break;
-    case SLOTGATE__V1__OP__OP_SET_WITH_LEASE:
-        if (reply->type == REDIS_REPLY_INTEGER) {
-            o.message = NULL;
-            if (reply->integer == 1) {
-                SG_STAT_INC(st, sets);
-                o.code = SLOTGATE__V1__CODE__CODE_OK;
-            } else {
-                SG_STAT_INC(st, lease_rejects);
-                o.code = SLOTGATE__V1__CODE__CODE_LEASE_INVALID;
-                o.message = "the lease expired or belongs to another caller";
-            }
-        }
-        break;
-    case SLOTGATE__V1__OP__OP_SET_VERSIONED:
-        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-            reply->element[0]->type == REDIS_REPLY_INTEGER &&
-            reply->element[1]->type == REDIS_REPLY_STRING && reply->element[1]->len == 8) {
-            uint64_t cur = get_u64be((const uint8_t *)reply->element[1]->str);
-            o.message = NULL;
-            if (reply->element[0]->integer == 1) {
-                SG_STAT_INC(st, sets);
-                o.code = SLOTGATE__V1__CODE__CODE_OK;
-                o.version = cur + 1;
-            } else {
-                SG_STAT_INC(st, version_conflicts);
-                o.code = SLOTGATE__V1__CODE__CODE_VERSION_CONFLICT;
-                o.message = "the stored version differs from the expected one";
-                o.version = cur;
-            }
-        }
-        break;
+    switch (m->action) {
+    case SG_RM_SETTLE_MGET:
+        apply_mget(op, reply);
+        return;
+    case SG_RM_LEASE_WAIT:
+        apply_lease_wait(op, reply, m);
+        return;
     default:
         break;
     }
-    freeReplyObject(reply);
+    if (m->decode) {
+        struct sg_key_outcome o = {.code = SLOTGATE__V1__CODE__CODE_OK};
+        decode_value(r, m->value, m->value_len, &o);
+        o.reply = reply;
+        sg_request_settle(op, &o);
+        return;
+    }
+    if (op->count > 1) {
+        freeReplyObject(reply);
+        sg_request_settle_error(op, m->code, m->message);
+        return;
+    }
+    struct sg_key_outcome o = {.code = m->code,
+                               .message = m->message,
+                               .count = m->count,
+                               .version = m->version,
+                               .retry_after_ms = m->retry_after_ms};
+    if (m->keep_reply)
+        o.reply = reply;
+    else
+        freeReplyObject(reply);
     sg_request_settle(op, &o);
 }
 
@@ -808,8 +512,7 @@ void sg_command_result(struct sg_subop *op, redisReply *reply)
 void sg_command_respond(struct sg_request *r, Slotgate__V1__Response *resp)
 {
     int op = r->rq->op;
-    int batch = op == SLOTGATE__V1__OP__OP_MGET || op == SLOTGATE__V1__OP__OP_MSET ||
-                op == SLOTGATE__V1__OP__OP_MDELETE;
+    int batch = (sg_op_flags(op) & SG_OPF_BATCH) != 0;
     if (!batch) {
         struct sg_key_outcome *o = &r->out[0];
         resp->code = o->code;

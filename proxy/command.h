@@ -1,8 +1,8 @@
 /*
- * command - what each protocol op means in Redis: validation against the
- * protocol and the keyspace policy, the stored form of values (envelope),
- * the RESP command each sub-op sends, and how each reply becomes a typed
- * outcome. request.c owns the life cycle; this file owns the semantics.
+ * command - preparing a request for its op (limits, keyspace policy, full
+ * keys, stored values, sub-ops), carrying out what a reply means, and the
+ * response. Each op's own description is in the op table (optable.h); how
+ * a reply maps to an outcome is replymap.h's. request.c owns the life cycle.
  */
 #ifndef SG_COMMAND_H
 #define SG_COMMAND_H
@@ -15,15 +15,14 @@
  * error code with *why set to a static message.
  */
 int sg_command_prepare(struct sg_request *r, const char **why);
-/* Append op's RESP command to out. */
-void sg_command_format(struct sg_subop *op, struct evbuffer *out);
-/* Interpret a reply that is not a redirect or retry error (owns reply). */
-void sg_command_result(struct sg_subop *op, redisReply *reply);
+/*
+ * Carry out m, replymap's reading of reply, for every action but redirect
+ * and retry (request.c's): restore stored values, count, settle, next
+ * INVALIDATE page, lease wait. Takes ownership of reply.
+ */
+struct sg_rm_result;
+void sg_command_apply(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m);
 /* Fill and send the response of an answered request. */
 void sg_command_respond(struct sg_request *r, Slotgate__V1__Response *resp);
-/* 1 for ops that only read (safe to resend, may go to replicas). */
-int sg_command_is_read(int op);
-/* 1 for ops that change keys (they end identical-GET coalescing). */
-int sg_command_is_write(int op);
 
 #endif

@@ -23,6 +23,8 @@
 #include "command.h"
 #include "frame.h"
 #include "log.h"
+#include "optable.h"
+#include "replymap.h"
 #include "resp.h"
 #include "session.h"
 #include "slot.h"
@@ -30,9 +32,6 @@
 #include "topology.h"
 #include "util.h"
 #include "worker.h"
-
-#define SG_MAX_RETRIES 8
-#define SG_MAX_LINK_RETRIES 2
 
 static void request_finish(struct sg_request *r);
 static void request_maybe_free(struct sg_request *r);
@@ -208,15 +207,15 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 void sg_request_retry_later(struct sg_subop *op, int code, const char *message)
 {
     struct sg_request *r = op->req;
-    uint32_t shift = op->retries < 6 ? op->retries : 6;
-    uint32_t delay = r->worker->cfg->retry_backoff_ms << shift;
+    uint32_t delay = sg_backoff_ms(r->worker->cfg->retry_backoff_ms, op->retries);
     r->last_transient = code;
-    if (r->answered || op->retries >= SG_MAX_RETRIES || sg_now_ms() + delay >= r->deadline_ms) {
+    if (r->answered ||
+        !sg_retry_fits(op->retries, SG_RETRY_MAX, sg_now_ms(), delay, r->deadline_ms)) {
         /* A lease wait that no longer fits before the deadline ends like one
          * the deadline interrupted: LEASE_WAIT, hint 0, the deadline message
          * (PROTOCOL.md section 5), never a 0 hint that looks like a bug. */
         if (code == SLOTGATE__V1__CODE__CODE_LEASE_WAIT && !r->answered &&
-            op->retries < SG_MAX_RETRIES)
+            op->retries < SG_RETRY_MAX)
             message = "deadline passed before the shard answered";
         sg_request_settle_error(op, code, message);
         return;
@@ -264,7 +263,7 @@ static int dispatch_coalesce(struct sg_subop *op)
     struct sg_worker *w = r->worker;
     const ProtobufCBinaryData *k = subop_first_key(op);
     int o = r->rq->op;
-    if (sg_command_is_write(o)) {
+    if (sg_op_flags(o) & SG_OPF_WRITE) {
         sg_coalesce_forget_key(w->coalesce, k->data, k->len);
         return 0;
     }
@@ -303,8 +302,8 @@ void sg_request_dispatch(struct sg_subop *op)
         return;
     }
     const struct sg_shard_info *info = &w->topo->shards[sh];
-    if (r->ks->read_from_replicas && info->n_replicas > 0 && sg_command_is_read(r->rq->op) &&
-        op->redirects == 0 && op->retries == 0) {
+    if (r->ks->read_from_replicas && info->n_replicas > 0 &&
+        (sg_op_flags(r->rq->op) & SG_OPF_READ) && op->redirects == 0 && op->retries == 0) {
         const struct sg_addr *rep = &info->replicas[w->replica_rr++ % (uint32_t)info->n_replicas];
         struct sg_shardlink *l = sg_worker_link(w, rep, 1);
         if (l->state != SG_LINK_DOWN) {
@@ -318,7 +317,8 @@ void sg_request_dispatch(struct sg_subop *op)
 
 void sg_request_format(struct sg_subop *op, struct evbuffer *out)
 {
-    sg_command_format(op, out);
+    /* Only prepared requests have sub-ops: their op has an entry. */
+    sg_op_of(op->req->rq->op)->format(op, out);
 }
 
 void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
@@ -333,17 +333,17 @@ void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
         subop_done(op);
         return;
     }
-    if (reply->type != REDIS_REPLY_ERROR) {
-        sg_command_result(op, reply);
-        return;
-    }
-    struct sg_addr target;
-    int kind = sg_resp_classify_error(reply->str, reply->len, &target);
-    switch (kind) {
-    case SG_RESP_ERR_MOVED:
-    case SG_RESP_ERR_ASK:
+    struct sg_rm_subop in = {.op = r->rq->op,
+                             .kind = op->kind,
+                             .count = op->count,
+                             .grouped = r->order != NULL,
+                             .script_in_full = op->script_in_full};
+    struct sg_rm_result m;
+    sg_replymap(&in, reply, &m);
+    switch (m.action) {
+    case SG_RM_REDIRECT:
         freeReplyObject(reply);
-        if (kind == SG_RESP_ERR_MOVED) {
+        if (m.stat == SG_RM_STAT_MOVED) {
             SG_STAT_INC(&w->stats, moved);
             sg_topology_request_refresh();
         } else {
@@ -351,37 +351,31 @@ void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
             op->asking = 1;
         }
         if (++op->redirects > w->cfg->max_redirects) {
-            sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
-                                    "too many redirects");
+            sg_request_settle_error(op, m.code, m.message);
             return;
         }
-        sg_request_send(op, sg_worker_link(w, &target, 0));
+        sg_request_send(op, sg_worker_link(w, &m.target, 0));
         return;
-    case SG_RESP_ERR_TRYAGAIN:
-        SG_STAT_INC(&w->stats, tryagain);
+    case SG_RM_SCRIPT_RESEND:
         freeReplyObject(reply);
-        sg_request_retry_later(op, SLOTGATE__V1__CODE__CODE_TIMEOUT,
-                               "shard busy (TRYAGAIN/LOADING)");
+        op->script_in_full = 1;
+        sg_request_dispatch(op);
         return;
-    case SG_RESP_ERR_CLUSTERDOWN:
-        SG_STAT_INC(&w->stats, clusterdown);
+    case SG_RM_RETRY:
+        if (m.stat == SG_RM_STAT_TRYAGAIN)
+            SG_STAT_INC(&w->stats, tryagain);
+        else
+            SG_STAT_INC(&w->stats, clusterdown);
         freeReplyObject(reply);
-        sg_topology_request_refresh();
-        sg_request_retry_later(op, SLOTGATE__V1__CODE__CODE_CLUSTER_DOWN, "cluster is down");
+        if (m.refresh)
+            sg_topology_request_refresh();
+        sg_request_retry_later(op, m.code, m.message);
         return;
-    default: {
-        sg_log_debug("Redis error: %.*s", (int)reply->len, reply->str);
-        struct sg_key_outcome o = {
-            .code = SLOTGATE__V1__CODE__CODE_BACKEND_ERROR, .reply = reply, .message = reply->str};
-        if (op->count > 1) {
-            freeReplyObject(reply);
-            sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_BACKEND_ERROR,
-                                    "Redis answered with an error");
-            return;
-        }
-        sg_request_settle(op, &o);
+    default:
+        if (m.error_reply)
+            sg_log_debug("Redis error: %.*s", (int)reply->len, reply->str);
+        sg_command_apply(op, reply, &m);
         return;
-    }
     }
 }
 
@@ -399,9 +393,9 @@ void sg_request_on_link_failure(struct sg_subop *op, int may_have_run)
         subop_done(op);
         return;
     }
-    int idempotent = sg_command_is_read(r->rq->op) || op->kind == SG_SUBOP_SCAN;
+    int idempotent = (sg_op_flags(r->rq->op) & SG_OPF_READ) || op->kind == SG_SUBOP_SCAN;
     op->asking_pending = 0;
-    if ((idempotent || !may_have_run) && op->retries < SG_MAX_LINK_RETRIES &&
+    if ((idempotent || !may_have_run) && op->retries < SG_RETRY_LINK_MAX &&
         sg_now_ms() < r->deadline_ms) {
         op->retries++;
         SG_STAT_INC(&r->worker->stats, retries);

@@ -46,6 +46,7 @@ struct sg_subop {
     uint8_t done;
     uint8_t internal;           /* link's own command (AUTH, READONLY) */
     uint8_t co_role;            /* SG_CO_*: identical-GET coalescing */
+    uint8_t script_in_full;     /* the node lacked the script: EVAL, not EVALSHA */
     uint64_t sent_us;           /* when queued on its link (backend latency) */
     struct sg_subop *co_next;   /* leader: first follower; follower: next */
     struct sg_subop *co_leader; /* follower: the sub-op it waits on */

@@ -1281,6 +1281,66 @@ static void test_drain(void **state)
     assert_int_equal(h_check_set_get(C, "after-drain"), 0);
 }
 
+/* ---- scripts: EVALSHA, and EVAL when a node does not have the script ------------------- */
+
+/* calls=N of cmdstat_<cmd> in port's INFO commandstats (0 when never called). */
+static long long node_calls(int port, const char *cmd)
+{
+    redisReply *r = h_redis_cmd(port, "INFO commandstats");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    char needle[64];
+    snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", cmd);
+    const char *p = strstr(r->str, needle);
+    long long n = p ? strtoll(p + strlen(needle), NULL, 10) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+/*
+ * Script ops go by EVALSHA; a node that has not cached a script (here:
+ * SCRIPT FLUSH on every master) answers NOSCRIPT, and the proxy sends that
+ * sub-op again with EVAL, which caches it: the client sees no difference,
+ * and the next call is an EVALSHA again.
+ */
+static void test_scripts_flushed(void **state)
+{
+    int masters[16];
+    int n = h_masters(&H, masters, 16);
+    assert_true(n > 0);
+    for (int i = 0; i < n; i++) {
+        redisReply *r = h_redis_cmd(masters[i], "SCRIPT FLUSH");
+        assert_non_null(r);
+        freeReplyObject(r);
+    }
+    char fk[256];
+    size_t fkl = full_key("session", "{scripts}a", 10, fk, sizeof(fk));
+    int owner = h_key_owner(&H, fk, fkl);
+    assert_true(owner > 0);
+    long long eval0 = node_calls(owner, "eval"), sha0 = node_calls(owner, "evalsha");
+
+    char tok[128];
+    assert_int_equal(get_or_lease(C, "{scripts}a", 0, 0, tok, sizeof(tok), NULL), SG_LEASE_GRANTED);
+    assert_int_equal(set_with_lease(C, "{scripts}a", "filled", tok), SG_OK);
+    ks_expect(C, "session", "{scripts}a", 10, "filled", 6);
+    /* The first GET_OR_LEASE and SET_WITH_LEASE each met NOSCRIPT once. */
+    assert_int_equal(node_calls(owner, "eval") - eval0, 2);
+    assert_true(node_calls(owner, "evalsha") - sha0 >= 2);
+
+    long long eval1 = node_calls(owner, "eval"), sha1 = node_calls(owner, "evalsha");
+    assert_int_equal(get_or_lease(C, "{scripts}b", 0, 0, tok, sizeof(tok), NULL), SG_LEASE_GRANTED);
+    assert_int_equal(set_with_lease(C, "{scripts}b", "again", tok), SG_OK);
+    ks_expect(C, "session", "{scripts}b", 10, "again", 5);
+    assert_int_equal(node_calls(owner, "eval"), eval1); /* cached now: no EVAL */
+    assert_int_equal(node_calls(owner, "evalsha") - sha1, 2);
+
+    /* INVALIDATE's page script, flushed too, on every master it scans. */
+    int code = 0;
+    assert_int_equal(invalidate("session", "{scripts}*", &code), 2);
+    assert_int_equal(code, SG_OK);
+    assert_int_equal(ks_get_code(C, "session", "{scripts}a"), SG_NOT_FOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1292,6 +1352,7 @@ int main(void)
         cmocka_unit_test(test_lease_stale_and_foreign),
         cmocka_unit_test(test_versioned_writers),
         cmocka_unit_test(test_versioned_race),
+        cmocka_unit_test(test_scripts_flushed),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_drain),
     };

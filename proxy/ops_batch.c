@@ -1,0 +1,58 @@
+/*
+ * ops_batch - multi-key ops, a result per key:
+ *
+ *   MGET     MGET k1 k2 ... per slot (one sub-op per slot)
+ *   MSET     SET per key (each key has its own TTL and status)
+ *   MDELETE  UNLINK per key (each key has its own status)
+ */
+#include "ops.h"
+
+static int shape_batch(const Slotgate__V1__Request *rq, uint32_t max_batch, const char **why)
+{
+    size_t nk = rq->n_keys;
+    if (nk == 0)
+        return *why = "batch needs at least one key", SG_INVALID_ARGUMENT;
+    if (nk > max_batch)
+        return *why = "more keys than limits.max_batch_keys",
+               SLOTGATE__V1__CODE__CODE_BATCH_TOO_LARGE;
+    return 0;
+}
+
+static int shape_mset(const Slotgate__V1__Request *rq, uint32_t max_batch, const char **why)
+{
+    int code = shape_batch(rq, max_batch, why);
+    if (code != 0)
+        return code;
+    size_t nk = rq->n_keys;
+    if (rq->n_values != nk || (rq->n_ttls_ms != 0 && rq->n_ttls_ms != nk))
+        return *why = "MSET needs one value (and optionally one TTL) per key", SG_INVALID_ARGUMENT;
+    return 0;
+}
+
+static void format_mget(struct sg_subop *op, struct evbuffer *out)
+{
+    sg_resp_begin(out, 1 + (int)op->count);
+    sg_resp_arg(out, "MGET", 4);
+    for (uint32_t j = 0; j < op->count; j++)
+        sg_ops_arg_bin(out, sg_ops_key(op, j));
+}
+
+/* One array element per key the sub-op covers (command.c reads them). */
+static void map_mget(const struct sg_rm_subop *in, const redisReply *reply, struct sg_rm_result *m)
+{
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == (in->grouped ? in->count : 1)) {
+        m->action = SG_RM_SETTLE_MGET;
+        m->code = SG_C(OK);
+        m->message = NULL;
+        m->keep_reply = 1;
+    } else if (in->grouped) {
+        m->message = "unexpected MGET reply from Redis";
+    }
+}
+
+const struct sg_op sg_op_mget = {"MGET", SG_OPF_READ | SG_OPF_BATCH, shape_batch, format_mget,
+                                 map_mget};
+const struct sg_op sg_op_mset = {"MSET", SG_OPF_WRITE | SG_OPF_BATCH, shape_mset, sg_ops_format_set,
+                                 sg_ops_map_set};
+const struct sg_op sg_op_mdelete = {"MDELETE", SG_OPF_WRITE | SG_OPF_BATCH, shape_batch,
+                                    sg_ops_format_unlink, sg_ops_map_count};
