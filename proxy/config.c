@@ -758,8 +758,8 @@ static int cfg_validate(struct cfg_ctx *ctx)
                      cfg->max_output_bytes, "limits.max_output_bytes") != 0)
         return -1;
     if (cfg->max_buffered_bytes != 0 && cfg->max_output_bytes != 0 &&
-        cfg_check_le(ctx, cfg->max_output_bytes, "limits.max_output_bytes",
-                     cfg->max_buffered_bytes, "limits.max_buffered_bytes") != 0)
+        cfg_check_le(ctx, cfg->max_output_bytes, "limits.max_output_bytes", cfg->max_buffered_bytes,
+                     "limits.max_buffered_bytes") != 0)
         return -1;
     if (cfg_check_le(ctx, cfg->max_key_bytes, "limits.max_key_bytes", cfg->max_frame_bytes,
                      "limits.max_frame_bytes") != 0 ||

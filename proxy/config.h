@@ -84,17 +84,17 @@ struct sg_config {
     char redis_tls_ca[512];
     char redis_tls_cert[512];
     char redis_tls_key[512];
-    uint32_t connect_timeout_ms;       /* default 1000 */
-    uint32_t topology_refresh_ms;      /* periodic refresh, default 5000 */
-    uint32_t topology_min_interval_ms; /* rate limit, default 100 */
-    uint32_t max_redirects;            /* MOVED/ASK hops per sub-op, default 5 */
-    uint32_t invalidate_page_keys;     /* SCAN COUNT per INVALIDATE page, default 200 */
-    uint32_t invalidate_pause_ms;      /* pause between pages on a master, default 1 */
-    uint32_t retry_backoff_ms;         /* TRYAGAIN/CLUSTERDOWN base, default 20 */
-    uint32_t reconnect_backoff_max_ms; /* default 1000 */
-    uint32_t link_stall_ms;            /* reset a link with no reply this long; 0 = off; 5000 */
-    uint32_t max_link_pending;         /* commands awaiting replies per link, default 100000 */
-    int coalesce_gets;                 /* default 1 */
+    uint32_t connect_timeout_ms;         /* default 1000 */
+    uint32_t topology_refresh_ms;        /* periodic refresh, default 5000 */
+    uint32_t topology_min_interval_ms;   /* rate limit, default 100 */
+    uint32_t max_redirects;              /* MOVED/ASK hops per sub-op, default 5 */
+    uint32_t invalidate_page_keys;       /* SCAN COUNT per INVALIDATE page, default 200 */
+    uint32_t invalidate_pause_ms;        /* pause between pages on a master, default 1 */
+    uint32_t retry_backoff_ms;           /* TRYAGAIN/CLUSTERDOWN base, default 20 */
+    uint32_t reconnect_backoff_max_ms;   /* default 1000 */
+    uint32_t link_stall_ms;              /* reset a link with no reply this long; 0 = off; 5000 */
+    uint32_t max_link_pending;           /* commands awaiting replies per link, default 100000 */
+    int coalesce_gets;                   /* default 1 */
     uint64_t redis_max_reply_elements;   /* aggregate header limit; 0: derived (shardlink.h) */
     uint64_t redis_max_reply_bulk_bytes; /* bulk header limit; 0: derived */
 

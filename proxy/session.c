@@ -305,8 +305,7 @@ void sg_session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m)
     if (evbuffer_reserve_space(out, (ev_ssize_t)size, &v, 1) < 1) {
         /* No room for the frame: this connection cannot be answered
          * correctly any more; close it (next turn), not the process. */
-        sg_log_error("session %s: out of memory reserving %zu output bytes; closed", s->peer,
-                     size);
+        sg_log_error("session %s: out of memory reserving %zu output bytes; closed", s->peer, size);
         session_close_now(s);
         return;
     }
@@ -741,8 +740,7 @@ void sg_session_free(struct sg_session *s)
         }
         SG_STAT_SET(&s->worker->stats, buffered_bytes, s->worker->buffered);
         sg_conn_free(s->conn);
-    }
-    else if (s->fd >= 0)
+    } else if (s->fd >= 0)
         close(s->fd);
     struct sg_worker *w = s->worker;
     free(s);

@@ -1409,8 +1409,8 @@ int hc_get(struct sg_client *c, const char *keyspace, const void *key, size_t kl
     return hc_code(c, reply);
 }
 
-int hc_set(struct sg_client *c, const char *keyspace, const void *key, size_t klen,
-           const void *val, size_t vlen, uint64_t ttl_ms, int cond)
+int hc_set(struct sg_client *c, const char *keyspace, const void *key, size_t klen, const void *val,
+           size_t vlen, uint64_t ttl_ms, int cond)
 {
     return hc_code(c, sg_set(c, keyspace, key, klen, val, vlen, ttl_ms, (enum sg_cond)cond));
 }

@@ -145,8 +145,8 @@ struct sg_response *h_call(struct sg_client *c, struct sg_request *r);
 int hc_ping(struct sg_client *c);
 int hc_get(struct sg_client *c, const char *keyspace, const void *key, size_t klen, void **val,
            size_t *vlen);
-int hc_set(struct sg_client *c, const char *keyspace, const void *key, size_t klen,
-           const void *val, size_t vlen, uint64_t ttl_ms, int cond);
+int hc_set(struct sg_client *c, const char *keyspace, const void *key, size_t klen, const void *val,
+           size_t vlen, uint64_t ttl_ms, int cond);
 int hc_del(struct sg_client *c, const char *keyspace, const void *key, size_t klen);
 int hc_expire(struct sg_client *c, const char *keyspace, const void *key, size_t klen,
               uint64_t ttl_ms);

@@ -234,7 +234,8 @@ static void test_format_failure_fails_the_request_only(void **state)
     struct proxy p;
     proxy_start(&p, "fault-format", SG_SLOTGATE_FAULT_BIN, "format", seed, 0);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(get_code(&p, "itest-failclosed-missing"), SLOTGATE__V1__CODE__CODE_INTERNAL);
+        assert_int_equal(get_code(&p, "itest-failclosed-missing"),
+                         SLOTGATE__V1__CODE__CODE_INTERNAL);
     assert_true(h_count_lines(p.log, "cannot format a command") >= 3);
     assert_int_equal(h_count_lines(p.log, "reset:"), 0); /* no link was reset */
     stop(p.pid);
@@ -267,11 +268,10 @@ static pid_t tls_redis_start_opt(int *port, int cluster)
     char nodes[H_PATH + 64], cport[16];
     snprintf(cport, sizeof(cport), "%d", h_free_port()); /* not port + 10000 */
     snprintf(nodes, sizeof(nodes), "nodes-tls-%d.conf", *port);
-    const char *argv[] = {"/usr/bin/redis-server", "--port", "0", "--tls-port", portstr,
-                          "--bind", "127.0.0.1", "127.0.0.2", "--tls-cert-file", cert,
-                          "--tls-key-file", key, "--tls-ca-cert-file", ca,
-                          "--tls-auth-clients", "no", "--save", "", "--appendonly", "no",
-                          "--dir", dir, "--daemonize", "no",
+    const char *argv[] = {"/usr/bin/redis-server", "--port", "0", "--tls-port", portstr, "--bind",
+                          "127.0.0.1", "127.0.0.2", "--tls-cert-file", cert, "--tls-key-file", key,
+                          "--tls-ca-cert-file", ca, "--tls-auth-clients", "no", "--save", "",
+                          "--appendonly", "no", "--dir", dir, "--daemonize", "no",
                           /* a plain server: NULL ends argv here */
                           cluster ? "--cluster-enabled" : NULL, "yes", "--tls-cluster", "yes",
                           "--cluster-announce-ip", "127.0.0.2", "--cluster-config-file", nodes,
@@ -352,8 +352,10 @@ static void test_redis_link_verifies_the_node_address(void **state)
         assert_true(code != SLOTGATE__V1__CODE__CODE_OK &&
                     code != SLOTGATE__V1__CODE__CODE_NOT_FOUND);
     }
-    snprintf(link, sizeof(link), "link 127.0.0.2:%d reset: TLS: the node's certificate was "
-             "refused: IP address mismatch", port);
+    snprintf(link, sizeof(link),
+             "link 127.0.0.2:%d reset: TLS: the node's certificate was "
+             "refused: IP address mismatch",
+             port);
     assert_int_equal(h_wait_lines(p.log, link, 1, 20000), 0);
     snprintf(link, sizeof(link), "link 127.0.0.2:%d up", port);
     assert_int_equal(h_count_lines(p.log, link), 0);
@@ -389,8 +391,8 @@ static size_t resp_command_len(const char *buf, size_t len, char *name, size_t n
         if (end - p < alen + 2)
             return 0;
         if (i == 0)
-            snprintf(name, namelen, "%.*s", (int)(alen < (long)namelen - 1 ? alen : (long)namelen - 1),
-                     p);
+            snprintf(name, namelen, "%.*s",
+                     (int)(alen < (long)namelen - 1 ? alen : (long)namelen - 1), p);
         p += alen + 2;
     }
     return (size_t)(p - buf);
@@ -475,10 +477,13 @@ static void test_hostile_node_headers_reset_the_link(void **state)
         assert_true(code == SLOTGATE__V1__CODE__CODE_SHARD_UNAVAILABLE ||
                     code == SLOTGATE__V1__CODE__CODE_TIMEOUT);
     }
-    assert_int_equal(h_wait_lines(p.log, "protocol error from Redis: aggregate header over the element limit",
-                             1, 10000), 0);
-    assert_int_equal(h_wait_lines(p.log, "protocol error from Redis: bulk header over the size limit", 1,
-                             10000), 0);
+    assert_int_equal(
+        h_wait_lines(p.log, "protocol error from Redis: aggregate header over the element limit", 1,
+                     10000),
+        0);
+    assert_int_equal(
+        h_wait_lines(p.log, "protocol error from Redis: bulk header over the size limit", 1, 10000),
+        0);
     long after = rt_rss_kib((int)p.pid);
     h_log("RSS %ld KiB before, %ld KiB after %d hostile replies", base, after, n.data_commands);
     assert_true(after - base < 16 * 1024);

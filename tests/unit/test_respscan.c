@@ -84,13 +84,13 @@ static void test_huge_headers_refused(void **state)
 
 static void test_malformed_refused(void **state)
 {
-    assert_int_equal(SCAN("?\r\n"), -1);     /* no such type */
-    assert_int_equal(SCAN("*\r\n"), -1);     /* no number */
-    assert_int_equal(SCAN("*1x\r\n"), -1);   /* junk in the number */
-    assert_int_equal(SCAN("$3\rX"), -1);     /* CR without LF */
-    assert_int_equal(SCAN("$-2\r\n"), -1);   /* only -1 means nil */
+    assert_int_equal(SCAN("?\r\n"), -1);   /* no such type */
+    assert_int_equal(SCAN("*\r\n"), -1);   /* no number */
+    assert_int_equal(SCAN("*1x\r\n"), -1); /* junk in the number */
+    assert_int_equal(SCAN("$3\rX"), -1);   /* CR without LF */
+    assert_int_equal(SCAN("$-2\r\n"), -1); /* only -1 means nil */
     assert_int_equal(SCAN("*--1\r\n"), -1);
-    assert_int_equal(SCAN("%2\r\n"), -1);    /* RESP3 map: not spoken on links */
+    assert_int_equal(SCAN("%2\r\n"), -1); /* RESP3 map: not spoken on links */
 }
 
 static void test_long_line_refused(void **state)
