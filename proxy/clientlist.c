@@ -11,12 +11,12 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "session.h"
 #include "util.h"
 #include "worker.h"
@@ -26,8 +26,7 @@ struct sg_clientlist {
     int done_fd;
     pthread_mutex_t lock; /* guards pending and the text */
     int pending;          /* workers that have not answered */
-    char *text;
-    size_t len, cap;
+    struct sg_text text;
 };
 
 struct sg_clientlist *sg_clientlist_new(int n_workers)
@@ -59,28 +58,13 @@ void sg_clientlist_unref(struct sg_clientlist *l)
         return;
     close(l->done_fd);
     pthread_mutex_destroy(&l->lock);
-    free(l->text);
+    free(l->text.buf);
     free(l);
 }
 
 int sg_clientlist_fd(const struct sg_clientlist *l)
 {
     return l->done_fd;
-}
-
-/* Under l->lock. */
-static void clientlist_append(struct sg_clientlist *l, const char *s, size_t n)
-{
-    if (l->len + n + 1 > l->cap) {
-        size_t cap = l->cap ? l->cap : 1024;
-        while (cap < l->len + n + 1)
-            cap *= 2;
-        l->text = sg_realloc(l->text, cap);
-        l->cap = cap;
-    }
-    memcpy(l->text + l->len, s, n);
-    l->len += n;
-    l->text[l->len] = '\0';
 }
 
 /* Under l->lock: one worker fewer to wait for; wake the admin after the last. */
@@ -110,26 +94,18 @@ static const char *state_name(int state)
 
 void sg_clientlist_answer(struct sg_clientlist *l, struct sg_worker *w)
 {
-    /* Render outside the lock: the sessions are this thread's alone. */
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (f != NULL) {
-        struct sg_session *s;
-        TAILQ_FOREACH(s, &w->sessions, entry)
-        {
-            fprintf(f, "worker=%d client=%s via=%s state=%s inflight=%u paused=%u\n", w->id,
-                    s->peer[0] ? s->peer : "-", s->via[0] ? s->via : "-", state_name(s->state),
-                    s->inflight, (unsigned)s->paused);
-        }
-        fclose(f);
-    }
+    /* The sessions are this thread's alone; the lock only orders the
+     * workers' lines and the admin's read (an admin path, not the data path). */
     pthread_mutex_lock(&l->lock);
-    if (buf != NULL)
-        clientlist_append(l, buf, len);
+    struct sg_session *s;
+    TAILQ_FOREACH(s, &w->sessions, entry)
+    {
+        sg_text_printf(&l->text, "worker=%d client=%s via=%s state=%s inflight=%u paused=%u\n",
+                       w->id, s->peer[0] ? s->peer : "-", s->via[0] ? s->via : "-",
+                       state_name(s->state), s->inflight, (unsigned)s->paused);
+    }
     clientlist_done(l);
     pthread_mutex_unlock(&l->lock);
-    free(buf);
 }
 
 void sg_clientlist_skip(struct sg_clientlist *l)
@@ -142,10 +118,10 @@ void sg_clientlist_skip(struct sg_clientlist *l)
 char *sg_clientlist_text(struct sg_clientlist *l, size_t *len, int *missing)
 {
     pthread_mutex_lock(&l->lock);
-    char *t = sg_malloc(l->len + 1);
-    memcpy(t, l->text ? l->text : "", l->len);
-    t[l->len] = '\0';
-    *len = l->len;
+    char *t = sg_malloc(l->text.len + 1);
+    memcpy(t, l->text.buf ? l->text.buf : "", l->text.len);
+    t[l->text.len] = '\0';
+    *len = l->text.len;
     *missing = l->pending;
     pthread_mutex_unlock(&l->lock);
     return t;

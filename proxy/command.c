@@ -457,7 +457,11 @@ static void apply_lease_wait(struct sg_subop *op, redisReply *reply, const struc
     uint32_t delay = sg_backoff_ms(r->worker->cfg->retry_backoff_ms, op->retries);
     if (!r->answered &&
         sg_retry_fits(op->retries, SG_RETRY_LEASE_MAX, sg_now_ms(), delay, r->deadline_ms)) {
-        sg_request_retry_later(op, m->code, m->message);
+        /* Decided here, once: a second check against a later clock could
+         * settle it with no hint. The deadline firing while parked answers
+         * LEASE_WAIT with hint 0 and the deadline message (on_deadline). */
+        r->last_transient = m->code;
+        sg_request_park(op, delay);
         return;
     }
     struct sg_key_outcome o = {

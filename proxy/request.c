@@ -211,15 +211,15 @@ void sg_request_retry_later(struct sg_subop *op, int code, const char *message)
     r->last_transient = code;
     if (r->answered ||
         !sg_retry_fits(op->retries, SG_RETRY_MAX, sg_now_ms(), delay, r->deadline_ms)) {
-        /* A lease wait that no longer fits before the deadline ends like one
-         * the deadline interrupted: LEASE_WAIT, hint 0, the deadline message
-         * (PROTOCOL.md section 5), never a 0 hint that looks like a bug. */
-        if (code == SLOTGATE__V1__CODE__CODE_LEASE_WAIT && !r->answered &&
-            op->retries < SG_RETRY_MAX)
-            message = "deadline passed before the shard answered";
         sg_request_settle_error(op, code, message);
         return;
     }
+    sg_request_park(op, delay);
+}
+
+void sg_request_park(struct sg_subop *op, uint32_t delay)
+{
+    struct sg_request *r = op->req;
     op->retries++;
     SG_STAT_INC(&r->worker->stats, retries);
     struct timeval tv = {delay / 1000, (delay % 1000) * 1000};

@@ -141,6 +141,11 @@ void sg_request_settle(struct sg_subop *op, struct sg_key_outcome *o);
 void sg_request_settle_error(struct sg_subop *op, int code, const char *message);
 /* Try again after a backoff within the deadline, else settle with code. */
 void sg_request_retry_later(struct sg_subop *op, int code, const char *message);
+/*
+ * Send op again after delay ms, counted as a retry; for a caller that has
+ * already decided the wait fits its own retry budget and the deadline.
+ */
+void sg_request_park(struct sg_subop *op, uint32_t delay);
 /* INVALIDATE: send op's next page after pause_ms (0: now). */
 void sg_request_next_page(struct sg_subop *op, uint32_t pause_ms);
 /* Queue op on link; settles it with SHARD_UNAVAILABLE if the link is down. */
