@@ -299,7 +299,7 @@ int main(int argc, char **argv)
                                        : "TLS",
                 n_workers);
     if (admin != NULL)
-        sg_log_info("admin HTTP on %s:%d (/healthz /readyz /metrics)", cfg.admin.host,
+        sg_log_info("admin HTTP on %s:%d (/healthz /readyz /metrics /clients)", cfg.admin.host,
                     cfg.admin.port);
     if (!early_stop)
         event_base_dispatch(base);
