@@ -36,6 +36,7 @@ struct sg_admin {
     struct sg_clientlist *clients;
     struct event *clients_ev;
     struct sg_worker **workers;
+    struct sg_core *const *cores;
     int n;
     int draining;
     time_t started;
@@ -215,7 +216,7 @@ static void on_metrics(struct evhttp_request *req, void *arg)
     struct sg_admin *a = arg;
     struct sg_text t = {0};
     metrics_process(a, &t);
-    sg_stats_prometheus(a->workers, a->n, &t);
+    sg_stats_prometheus(a->cores, a->n, &t);
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, t.buf, t.len);
     free(t.buf);
@@ -282,12 +283,14 @@ static void on_clients(struct evhttp_request *req, void *arg)
 }
 
 struct sg_admin *sg_admin_new(struct event_base *base, const struct sg_config *cfg,
-                              struct sg_worker **workers, int n, char *err, size_t errlen)
+                              struct sg_worker **workers, struct sg_core *const *cores, int n,
+                              char *err, size_t errlen)
 {
     if (cfg->admin.port == 0)
         return NULL;
     struct sg_admin *a = sg_calloc(1, sizeof(*a));
     a->workers = workers;
+    a->cores = cores;
     a->n = n;
     a->started = time(NULL);
     a->base = base;

@@ -11,10 +11,13 @@
 #include "config.h"
 
 struct sg_worker;
+struct sg_core;
 struct sg_admin;
 
+/* workers and their cores (cores[i] is workers[i]'s), n of each. */
 struct sg_admin *sg_admin_new(struct event_base *base, const struct sg_config *cfg,
-                              struct sg_worker **workers, int n, char *err, size_t errlen);
+                              struct sg_worker **workers, struct sg_core *const *cores, int n,
+                              char *err, size_t errlen);
 void sg_admin_set_draining(struct sg_admin *a, int draining);
 void sg_admin_free(struct sg_admin *a);
 

@@ -19,7 +19,7 @@
 #include "metrics.h"
 #include "session.h"
 #include "util.h"
-#include "worker.h"
+#include "core.h"
 
 struct sg_clientlist {
     _Atomic int refs;
@@ -77,32 +77,15 @@ static void clientlist_done(struct sg_clientlist *l)
     }
 }
 
-static const char *state_name(int state)
-{
-    switch (state) {
-    case SG_SESS_PROXY:
-        return "proxy-header";
-    case SG_SESS_HANDSHAKE:
-        return "handshake";
-    case SG_SESS_READY:
-        return "ready";
-    case SG_SESS_CLOSING:
-        return "closing";
-    }
-    return "unknown";
-}
-
-void sg_clientlist_answer(struct sg_clientlist *l, struct sg_worker *w)
+void sg_clientlist_answer(struct sg_clientlist *l, struct sg_core *w)
 {
     /* The sessions are this thread's alone; the lock only orders the
      * workers' lines and the admin's read (an admin path, not the data path). */
     pthread_mutex_lock(&l->lock);
-    struct sg_session *s;
-    TAILQ_FOREACH(s, &w->sessions, entry)
-    {
-        sg_text_printf(&l->text, "worker=%d client=%s via=%s state=%s inflight=%u paused=%u\n",
-                       w->id, s->peer[0] ? s->peer : "-", s->via[0] ? s->via : "-",
-                       state_name(s->state), s->inflight, (unsigned)s->paused);
+    for (struct sg_session *s = sg_session_first(w); s != NULL; s = sg_session_next(s)) {
+        sg_text_printf(&l->text, "worker=%d ", w->id);
+        sg_session_describe(s, &l->text);
+        sg_text_printf(&l->text, "\n");
     }
     clientlist_done(l);
     pthread_mutex_unlock(&l->lock);

@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 struct sg_clientlist;
-struct sg_worker;
+struct sg_core;
 
 /*
  * A listing that expects an answer from n_workers workers. The caller owns
@@ -23,7 +23,7 @@ void sg_clientlist_unref(struct sg_clientlist *l);
 /* Becomes readable once every worker has answered. */
 int sg_clientlist_fd(const struct sg_clientlist *l);
 /* On worker w's thread: add one line per session of w. */
-void sg_clientlist_answer(struct sg_clientlist *l, struct sg_worker *w);
+void sg_clientlist_answer(struct sg_clientlist *l, struct sg_core *w);
 /* On worker w's thread when it will never answer (its loop has ended). */
 void sg_clientlist_skip(struct sg_clientlist *l);
 /*

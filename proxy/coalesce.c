@@ -1,8 +1,8 @@
 /*
  * coalesce - a small chained hash table from key bytes to the leader
- * sub-op of an in-flight GET. Entries live only while the leader is in
- * flight, so the table stays as small as the number of distinct keys being
- * read at one moment; its bucket array grows when it gets crowded.
+ * of an in-flight GET, and each leader's list of followers. Entries live only while the leader is
+ * in flight, so the table stays as small as the number of distinct keys being read at one moment;
+ * its bucket array grows when it gets crowded.
  */
 #include "coalesce.h"
 
@@ -16,7 +16,7 @@ struct co_entry {
     const uint8_t *key;
     size_t len;
     uint64_t hash;
-    struct sg_subop *op;
+    struct sg_co *op;
 };
 
 struct sg_coalesce {
@@ -67,8 +67,10 @@ static struct co_entry **co_slot(struct sg_coalesce *c, const uint8_t *key, size
     return pp;
 }
 
-struct sg_subop *sg_coalesce_find(struct sg_coalesce *c, const uint8_t *key, size_t len)
+static struct sg_co *co_find(struct sg_coalesce *c, const uint8_t *key, size_t len)
 {
+    if (c->n == 0)
+        return NULL;
     struct co_entry *e = *co_slot(c, key, len, co_hash(key, len));
     return e ? e->op : NULL;
 }
@@ -91,7 +93,7 @@ static void co_grow(struct sg_coalesce *c)
     c->n_buckets = nb;
 }
 
-void sg_coalesce_add(struct sg_coalesce *c, const uint8_t *key, size_t len, struct sg_subop *op)
+static void co_add(struct sg_coalesce *c, const uint8_t *key, size_t len, struct sg_co *op)
 {
     if (c->n >= c->n_buckets)
         co_grow(c);
@@ -133,14 +135,53 @@ void sg_coalesce_forget_key(struct sg_coalesce *c, const uint8_t *key, size_t le
         co_remove(c, pp);
 }
 
-void sg_coalesce_forget_op(struct sg_coalesce *c, const uint8_t *key, size_t len,
-                           struct sg_subop *op)
+void sg_coalesce_leave(struct sg_coalesce *c, const uint8_t *key, size_t len, struct sg_co *leader)
 {
+    leader->role = SG_CO_NONE;
     if (c->n == 0)
         return;
     struct co_entry **pp = co_slot(c, key, len, co_hash(key, len));
-    if (*pp != NULL && (*pp)->op == op)
+    if (*pp != NULL && (*pp)->op == leader)
         co_remove(c, pp);
+}
+
+int sg_coalesce_join(struct sg_coalesce *c, const uint8_t *key, size_t len, struct sg_co *me)
+{
+    struct sg_co *leader = co_find(c, key, len);
+    if (leader != NULL && leader != me) {
+        me->role = SG_CO_FOLLOWER;
+        me->leader = leader;
+        me->next = leader->next;
+        leader->next = me;
+        return 1;
+    }
+    co_add(c, key, len, me);
+    me->role = SG_CO_LEADER;
+    return 0;
+}
+
+struct sg_co *sg_coalesce_next_follower(struct sg_co *leader)
+{
+    struct sg_co *f = leader->next;
+    if (f == NULL)
+        return NULL;
+    leader->next = f->next;
+    f->role = SG_CO_NONE;
+    f->next = NULL;
+    f->leader = NULL;
+    return f;
+}
+
+void sg_coalesce_unfollow(struct sg_co *f)
+{
+    struct sg_co **pp = &f->leader->next;
+    while (*pp != NULL && *pp != f)
+        pp = &(*pp)->next;
+    if (*pp == f)
+        *pp = f->next;
+    f->role = SG_CO_NONE;
+    f->leader = NULL;
+    f->next = NULL;
 }
 
 void sg_coalesce_clear(struct sg_coalesce *c)

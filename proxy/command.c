@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <openssl/rand.h>
 
 #include "coalesce.h"
 #include "envelope.h"
@@ -24,15 +23,12 @@
 #include "resp.h"
 #include "slot.h"
 #include "stats.h"
-#include "topology.h"
+#include "core.h"
 #include "util.h"
-#include "worker.h"
-
-#define SG_LEASE_TOKEN_BYTES 16
 
 static struct sg_ks_stats *ks_stats(struct sg_request *r)
 {
-    return &r->worker->stats.ks[r->ks_index];
+    return &r->core->stats.ks[r->ks_index];
 }
 
 /* --- preparation ----------------------------------------------------------- */
@@ -40,7 +36,7 @@ static struct sg_ks_stats *ks_stats(struct sg_request *r)
 /* Sizes and TTLs against the limits and the keyspace policy. */
 static int check_limits(struct sg_request *r, const char **why)
 {
-    const struct sg_config *cfg = r->worker->cfg;
+    const struct sg_config *cfg = r->core->cfg;
     const Slotgate__V1__Request *rq = r->rq;
     size_t batch_bytes = 0;
     for (size_t i = 0; i < rq->n_keys; i++) {
@@ -144,136 +140,19 @@ static void build_values(struct sg_request *r)
     r->values = vals;
 }
 
-static uint16_t slot_of(const struct sg_request *r, uint32_t i)
+void sg_command_subops_per_key(struct sg_request *r)
 {
-    return sg_slot_of_key(r->keys[i].data, r->keys[i].len);
-}
-
-/*
- * MGET: one sub-op per slot, covering that slot's keys. r->order lists key
- * indexes grouped by slot (a stable counting pass keeps client order inside
- * a group), so each sub-op covers a contiguous run of it.
- */
-static void build_mget_groups(struct sg_request *r)
-{
-    uint32_t n = r->n_keys;
-    uint16_t *slots = sg_malloc(n * sizeof(*slots));
-    uint32_t *order = sg_malloc(n * sizeof(*order));
-    uint8_t *taken = sg_calloc(n, 1);
-    sg_request_own(r, order);
-    for (uint32_t i = 0; i < n; i++)
-        slots[i] = slot_of(r, i);
-    uint32_t pos = 0, groups = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (taken[i])
-            continue;
-        groups++;
-        for (uint32_t j = i; j < n; j++)
-            if (!taken[j] && slots[j] == slots[i]) {
-                taken[j] = 1;
-                order[pos++] = j;
-            }
-    }
-    r->order = order;
-    r->n_subops = groups;
-    r->subops = groups == 1 ? &r->subop1 : sg_calloc(groups, sizeof(*r->subops));
-    uint32_t g = 0;
-    for (uint32_t p = 0; p < n; g++) {
-        uint32_t q = p;
-        while (q < n && slots[order[q]] == slots[order[p]])
-            q++;
-        r->subops[g].index = p;
-        r->subops[g].count = q - p;
-        p = q;
-    }
-    free(slots);
-    free(taken);
-}
-
-/*
- * The MATCH pattern for INVALIDATE: the keyspace prefix (glob characters
- * escaped), then the client's pattern. When nothing before the first '}'
- * is a glob character and the text between '{' and '}' is not empty, every
- * matching key hashes to that tag's slot: only its owner is scanned.
- */
-static int build_invalidation(struct sg_request *r)
-{
-    const char *prefix = r->ks->prefix;
-    size_t plen = strlen(prefix);
-    const ProtobufCBinaryData *pat = &r->rq->pattern;
-    uint8_t *full = sg_malloc(plen * 2 + pat->len);
-    sg_request_own(r, full);
-    size_t n = 0;
-    for (size_t i = 0; i < plen; i++) {
-        if (strchr("*?[]\\", prefix[i]) != NULL)
-            full[n++] = '\\';
-        full[n++] = (uint8_t)prefix[i];
-    }
-    size_t pat_start = n;
-    memcpy(full + n, pat->data, pat->len);
-    n += pat->len;
-    r->pattern.data = full;
-    r->pattern.len = n;
-
-    int pinned = 0;
-    uint16_t slot = 0;
-    size_t open = 0;
-    while (open < n && full[open] != '{')
-        open++;
-    size_t close = open + 1;
-    while (close < n && full[close] != '}')
-        close++;
-    if (open < n && close < n && close > open + 1) {
-        pinned = 1;
-        for (size_t i = pat_start; i < close; i++)
-            if (strchr("*?[]\\", full[i]) != NULL)
-                pinned = 0;
-        for (size_t i = 0; i < pat_start && pinned; i++)
-            if (full[i] == '\\')
-                i++; /* escaped prefix characters are literal */
-        slot = sg_slot_of_key(full + open, close - open + 1);
-    }
-    const struct sg_topology *t = r->worker->topo;
-    int n_targets = pinned ? 1 : t->n_shards;
-    r->inval = sg_calloc((size_t)n_targets, sizeof(*r->inval));
-    sg_request_own(r, r->inval);
-    if (pinned) {
-        const struct sg_addr *m = sg_topology_master_of(t, slot);
-        if (m == NULL)
-            return -1;
-        r->inval[0].addr = *m;
-    } else {
-        for (int i = 0; i < n_targets; i++)
-            r->inval[i].addr = t->shards[i].master;
-    }
-    for (int i = 0; i < n_targets; i++)
-        snprintf(r->inval[i].cursor, sizeof(r->inval[i].cursor), "0");
-    r->n_subops = (uint32_t)n_targets;
-    r->subops = n_targets == 1 ? &r->subop1 : sg_calloc((size_t)n_targets, sizeof(*r->subops));
-    for (int i = 0; i < n_targets; i++) {
-        r->subops[i].kind = SG_SUBOP_SCAN;
-        r->subops[i].index = (uint32_t)i;
+    r->n_subops = r->n_keys;
+    r->subops = r->n_keys == 1 ? &r->subop1 : sg_calloc(r->n_keys, sizeof(*r->subops));
+    for (uint32_t i = 0; i < r->n_keys; i++) {
+        r->subops[i].index = i;
         r->subops[i].count = 1;
     }
-    return 0;
-}
-
-static void build_lease(struct sg_request *r)
-{
-    uint8_t token[SG_LEASE_TOKEN_BYTES];
-    char *hex = sg_malloc(SG_LEASE_TOKEN_BYTES * 2 + 1);
-    sg_request_own(r, hex);
-    if (RAND_bytes(token, sizeof(token)) != 1)
-        abort();
-    for (int i = 0; i < SG_LEASE_TOKEN_BYTES; i++)
-        snprintf(hex + 2 * i, 3, "%02x", token[i]);
-    r->lease.data = (uint8_t *)hex;
-    r->lease.len = SG_LEASE_TOKEN_BYTES * 2;
 }
 
 int sg_command_prepare(struct sg_request *r, const char **why)
 {
-    const struct sg_config *cfg = r->worker->cfg;
+    const struct sg_config *cfg = r->core->cfg;
     const Slotgate__V1__Request *rq = r->rq;
     const struct sg_op *desc = sg_op_of(rq->op);
     if (desc == NULL)
@@ -284,47 +163,22 @@ int sg_command_prepare(struct sg_request *r, const char **why)
     r->ks = sg_config_keyspace(cfg, rq->keyspace ? rq->keyspace : "");
     if (r->ks == NULL)
         return *why = "unknown keyspace", SLOTGATE__V1__CODE__CODE_UNKNOWN_KEYSPACE;
-    r->ks_index = sg_stats_keyspace_slot(&r->worker->stats, r->ks); /* counters by name */
+    r->ks_index = sg_stats_keyspace_slot(&r->core->stats, r->ks); /* counters by name */
     code = check_limits(r, why);
     if (code != 0)
         return code;
     r->n_keys = (uint32_t)rq->n_keys;
     build_keys(r);
     build_values(r);
-    if (rq->op == SLOTGATE__V1__OP__OP_GET_OR_LEASE)
-        build_lease(r);
-    if (rq->op == SLOTGATE__V1__OP__OP_GET_OR_LEASE ||
-        rq->op == SLOTGATE__V1__OP__OP_SET_WITH_LEASE) {
-        const ProtobufCBinaryData *tok =
-            rq->op == SLOTGATE__V1__OP__OP_GET_OR_LEASE ? &r->lease : &rq->lease;
-        uint8_t *m;
-        r->marker.len = sg_envelope_lease(tok->data, tok->len, &m);
-        r->marker.data = m;
-        sg_request_own(r, m);
+    if (r->n_keys > 0) {
+        r->n_out = r->n_keys;
+        r->out = r->n_keys == 1 ? &r->out1 : sg_calloc(r->n_keys, sizeof(*r->out));
+        for (uint32_t i = 0; i < r->n_out; i++)
+            r->out[i].code = -1;
     }
-    if (rq->op == SLOTGATE__V1__OP__OP_INVALIDATE) {
-        r->n_out = 1;
-        r->out = &r->out1;
-        if (build_invalidation(r) != 0)
-            return *why = "the pattern's slot is not served", SLOTGATE__V1__CODE__CODE_CLUSTER_DOWN;
-        r->out[0].code = SLOTGATE__V1__CODE__CODE_OK;
-        sg_coalesce_clear(r->worker->coalesce);
-        return 0;
-    }
-    r->n_out = r->n_keys;
-    r->out = r->n_keys == 1 ? &r->out1 : sg_calloc(r->n_keys, sizeof(*r->out));
-    for (uint32_t i = 0; i < r->n_out; i++)
-        r->out[i].code = -1;
-    if (rq->op == SLOTGATE__V1__OP__OP_MGET && r->n_keys > 1) {
-        build_mget_groups(r);
-        return 0;
-    }
-    r->n_subops = r->n_keys;
-    r->subops = r->n_keys == 1 ? &r->subop1 : sg_calloc(r->n_keys, sizeof(*r->subops));
-    for (uint32_t i = 0; i < r->n_keys; i++) {
-        r->subops[i].index = i;
-        r->subops[i].count = 1;
-    }
+    if (desc->prepare != NULL)
+        return desc->prepare(r, why);
+    sg_command_subops_per_key(r);
     return 0;
 }
 
@@ -337,7 +191,7 @@ int sg_command_prepare(struct sg_request *r, const char **why)
 static void decode_value(struct sg_request *r, const char *data, size_t len,
                          struct sg_key_outcome *o)
 {
-    const struct sg_config *cfg = r->worker->cfg;
+    const struct sg_config *cfg = r->core->cfg;
     size_t max = r->ks->max_value_bytes ? r->ks->max_value_bytes : cfg->max_value_bytes;
     struct sg_env_decoded d;
     int rc = sg_envelope_decode((const uint8_t *)data, len, max, &d);
@@ -441,7 +295,7 @@ static void apply_page(struct sg_subop *op, redisReply *reply, const struct sg_r
     }
     /* Next page after a short pause: the sub-op stays outstanding, and the
      * master serves other traffic between pages instead of back to back. */
-    sg_request_next_page(op, r->worker->cfg->invalidate_pause_ms);
+    sg_request_next_page(op, r->core->cfg->invalidate_pause_ms);
 }
 
 /*
@@ -454,7 +308,7 @@ static void apply_lease_wait(struct sg_subop *op, redisReply *reply, const struc
     freeReplyObject(reply);
     SG_STAT_INC(ks_stats(r), lease_waits);
     op->redirects = 0;
-    uint32_t delay = sg_backoff_ms(r->worker->cfg->retry_backoff_ms, op->retries);
+    uint32_t delay = sg_backoff_ms(r->core->cfg->retry_backoff_ms, op->retries);
     if (!r->answered &&
         sg_retry_fits(op->retries, SG_RETRY_LEASE_MAX, sg_now_ms(), delay, r->deadline_ms)) {
         /* Decided here, once: a second check against a later clock could

@@ -15,6 +15,8 @@
  * error code with *why set to a static message.
  */
 int sg_command_prepare(struct sg_request *r, const char **why);
+/* One sub-op per key (the preparation of most ops; optable.h). */
+void sg_command_subops_per_key(struct sg_request *r);
 /*
  * Carry out m, replymap's reading of reply, for every action but redirect
  * and retry (request.c's): restore stored values, count, settle, next

@@ -14,21 +14,21 @@
 
 #include "session.h"
 #include "util.h"
-#include "worker.h"
+#include "core.h"
 
 struct sg_listener {
     struct evconnlistener *evl;
-    struct sg_worker *worker;
+    struct sg_core *core;
 };
 
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
     struct sg_listener *l = arg;
-    sg_session_new(l->worker, fd, sa, salen);
+    sg_session_new(l->core, fd, sa, salen);
 }
 
-struct sg_listener *sg_listener_new(struct sg_worker *w, const char *host, int port, char *err,
+struct sg_listener *sg_listener_new(struct sg_core *w, const char *host, int port, char *err,
                                     size_t errlen)
 {
     char portstr[16];
@@ -40,7 +40,7 @@ struct sg_listener *sg_listener_new(struct sg_worker *w, const char *host, int p
         return NULL;
     }
     struct sg_listener *l = sg_calloc(1, sizeof(*l));
-    l->worker = w;
+    l->core = w;
     l->evl = evconnlistener_new_bind(w->base, on_accept, l,
                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
                                          LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,

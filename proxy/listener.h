@@ -8,10 +8,10 @@
 
 #include <stddef.h>
 
-struct sg_worker;
+struct sg_core;
 struct sg_listener;
 
-struct sg_listener *sg_listener_new(struct sg_worker *w, const char *host, int port, char *err,
+struct sg_listener *sg_listener_new(struct sg_core *w, const char *host, int port, char *err,
                                     size_t errlen);
 void sg_listener_free(struct sg_listener *l);
 

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "tls.h"
 #include "topology.h"
+#include "topomgr.h"
 #include "util.h"
 #include "worker.h"
 
@@ -118,24 +119,12 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
                 (unsigned long long)snap->generation);
 }
 
-/* Keep asking the seeds until one answers or a signal asks us to stop. */
-static struct sg_topology *discover(const struct sg_config *cfg, SSL_CTX *redis_tls,
-                                    volatile sig_atomic_t *stop)
+/* The topology manager's callback (its thread): hand t to every worker. */
+static void publish_topology(void *arg, struct sg_topology *t)
 {
-    char err[512];
-    uint64_t last_log = 0;
-    while (!*stop) {
-        struct sg_topology *t =
-            sg_topology_fetch(cfg, redis_tls, cfg->seeds, cfg->n_seeds, err, sizeof(err));
-        if (t != NULL)
-            return t;
-        if (sg_now_ms() - last_log > 5000) {
-            sg_log_warn("waiting for Redis: %s", err);
-            last_log = sg_now_ms();
-        }
-        usleep(200 * 1000);
-    }
-    return NULL;
+    (void)arg;
+    for (int i = 0; i < app.n_workers; i++)
+        sg_worker_post_topology(app.workers[i], t);
 }
 
 static volatile sig_atomic_t early_stop;
@@ -224,8 +213,9 @@ int main(int argc, char **argv)
     signal(SIGINT, on_early_signal);
     signal(SIGTERM, on_early_signal);
 
-    struct sg_topology *topo = discover(&cfg, redis_tls, &early_stop);
+    struct sg_topology *topo = sg_topomgr_discover(&cfg, redis_tls, &early_stop);
     if (topo == NULL) {
+        sg_topomgr_stop();
         SSL_CTX_free(server_tls);
         SSL_CTX_free(redis_tls);
         return 0;
@@ -243,6 +233,7 @@ int main(int argc, char **argv)
     server_tls = NULL;
     sg_snapshot_publish(app.snap);
     struct sg_worker **workers = sg_calloc((size_t)n_workers, sizeof(*workers));
+    struct sg_core **cores = sg_calloc((size_t)n_workers, sizeof(*cores));
     int rc = 1;
     int started = 0;
     for (int i = 0; i < n_workers; i++) {
@@ -252,10 +243,10 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    for (int i = 0; i < n_workers; i++) {
-        workers[i]->all = workers;
-        workers[i]->n_all = n_workers;
-    }
+    for (int i = 0; i < n_workers; i++)
+        cores[i] = sg_worker_core(workers[i]);
+    for (int i = 0; i < n_workers; i++)
+        sg_worker_set_all(workers[i], cores, n_workers);
 
     struct event_base *base = event_base_new();
     app.base = base;
@@ -271,17 +262,17 @@ int main(int argc, char **argv)
     struct event *exits = NULL;
     if (pipe2(exit_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
         for (int i = 0; i < n_workers; i++)
-            workers[i]->exit_fd = exit_pipe[1];
+            sg_worker_set_exit_fd(workers[i], exit_pipe[1]);
         exits = event_new(base, exit_pipe[0], EV_READ | EV_PERSIST, on_worker_exit, NULL);
         event_add(exits, NULL);
     }
-    struct sg_admin *admin = sg_admin_new(base, &cfg, workers, n_workers, err, sizeof(err));
+    struct sg_admin *admin = sg_admin_new(base, &cfg, workers, cores, n_workers, err, sizeof(err));
     app.admin = admin;
     if (admin == NULL && cfg.admin.port != 0) {
         fprintf(stderr, "slotgate: %s\n", err);
         goto out_base;
     }
-    if (sg_topology_manager_start(&cfg, redis_tls, topo, workers, n_workers) != 0) {
+    if (sg_topomgr_start(topo, publish_topology, NULL) != 0) {
         fprintf(stderr, "slotgate: cannot start the topology manager\n");
         goto out_admin;
     }
@@ -312,7 +303,7 @@ out_workers:
             sg_worker_stop(workers[i]);
     for (int i = 0; i < started; i++)
         sg_worker_join(workers[i]);
-    sg_topology_manager_stop();
+    sg_topomgr_stop();
 out_admin:
     sg_admin_free(admin);
 out_base:
@@ -330,6 +321,8 @@ out:
     for (int i = 0; i < n_workers; i++)
         sg_worker_free(workers[i]);
     free(workers);
+    free(cores);
+    sg_topomgr_stop(); /* if it never started: its start-up links */
     sg_topology_unref(topo);
     SSL_CTX_free(redis_tls);
     sg_snapshot_publish(NULL);

@@ -7,6 +7,12 @@
  */
 #include "ops.h"
 
+#include <stdlib.h>
+
+#include "command.h"
+#include "slot.h"
+#include "util.h"
+
 static int shape_batch(const Slotgate__V1__Request *rq, uint32_t max_batch, const char **why)
 {
     size_t nk = rq->n_keys;
@@ -50,9 +56,57 @@ static void map_mget(const struct sg_rm_subop *in, const redisReply *reply, stru
     }
 }
 
-const struct sg_op sg_op_mget = {"MGET", SG_OPF_READ | SG_OPF_BATCH, shape_batch, format_mget,
-                                 map_mget};
-const struct sg_op sg_op_mset = {"MSET", SG_OPF_WRITE | SG_OPF_BATCH, shape_mset, sg_ops_format_set,
-                                 sg_ops_map_set};
-const struct sg_op sg_op_mdelete = {"MDELETE", SG_OPF_WRITE | SG_OPF_BATCH, shape_batch,
-                                    sg_ops_format_unlink, sg_ops_map_count};
+/*
+ * MGET: one sub-op per slot, covering that slot's keys. r->order lists key
+ * indexes grouped by slot (a stable counting pass keeps client order inside
+ * a group), so each sub-op covers a contiguous run of it.
+ */
+static int prepare_mget(struct sg_request *r, const char **why)
+{
+    (void)why;
+    uint32_t n = r->n_keys;
+    if (n == 1) {
+        sg_command_subops_per_key(r);
+        return 0;
+    }
+    uint16_t *slots = sg_malloc(n * sizeof(*slots));
+    uint32_t *order = sg_malloc(n * sizeof(*order));
+    uint8_t *taken = sg_calloc(n, 1);
+    sg_request_own(r, order);
+    for (uint32_t i = 0; i < n; i++)
+        slots[i] = sg_slot_of_key(r->keys[i].data, r->keys[i].len);
+    uint32_t pos = 0, groups = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (taken[i])
+            continue;
+        groups++;
+        for (uint32_t j = i; j < n; j++)
+            if (!taken[j] && slots[j] == slots[i]) {
+                taken[j] = 1;
+                order[pos++] = j;
+            }
+    }
+    r->order = order;
+    r->n_subops = groups;
+    r->subops = groups == 1 ? &r->subop1 : sg_calloc(groups, sizeof(*r->subops));
+    uint32_t g = 0;
+    for (uint32_t p = 0; p < n; g++) {
+        uint32_t q = p;
+        while (q < n && slots[order[q]] == slots[order[p]])
+            q++;
+        r->subops[g].index = p;
+        r->subops[g].count = q - p;
+        p = q;
+    }
+    free(slots);
+    free(taken);
+    return 0;
+}
+
+const struct sg_op sg_op_mget = {
+    "MGET", SG_OPF_READ | SG_OPF_BATCH, shape_batch, format_mget, map_mget, prepare_mget};
+const struct sg_op sg_op_mset = {
+    "MSET", SG_OPF_WRITE | SG_OPF_BATCH, shape_mset, sg_ops_format_set, sg_ops_map_set, NULL};
+const struct sg_op sg_op_mdelete = {"MDELETE",        SG_OPF_WRITE | SG_OPF_BATCH,
+                                    shape_batch,      sg_ops_format_unlink,
+                                    sg_ops_map_count, NULL};

@@ -110,11 +110,11 @@ void sg_ops_map_count(const struct sg_rm_subop *in, const redisReply *reply, str
     }
 }
 
-const struct sg_op sg_op_get = {"GET", SG_OPF_READ, sg_ops_shape_one_key, sg_ops_format_get,
-                                sg_ops_map_get};
-const struct sg_op sg_op_set = {"SET", SG_OPF_WRITE, sg_ops_shape_key_value, sg_ops_format_set,
-                                sg_ops_map_set};
-const struct sg_op sg_op_delete = {"DELETE", SG_OPF_WRITE, sg_ops_shape_one_key,
-                                   sg_ops_format_unlink, sg_ops_map_count};
-const struct sg_op sg_op_expire = {"EXPIRE", SG_OPF_WRITE, shape_expire, format_expire,
-                                   sg_ops_map_count};
+const struct sg_op sg_op_get = {
+    "GET", SG_OPF_READ, sg_ops_shape_one_key, sg_ops_format_get, sg_ops_map_get, NULL};
+const struct sg_op sg_op_set = {
+    "SET", SG_OPF_WRITE, sg_ops_shape_key_value, sg_ops_format_set, sg_ops_map_set, NULL};
+const struct sg_op sg_op_delete = {
+    "DELETE", SG_OPF_WRITE, sg_ops_shape_one_key, sg_ops_format_unlink, sg_ops_map_count, NULL};
+const struct sg_op sg_op_expire = {"EXPIRE",      SG_OPF_WRITE,     shape_expire,
+                                   format_expire, sg_ops_map_count, NULL};

@@ -6,9 +6,17 @@
  */
 #include "ops.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <openssl/rand.h>
+
+#include "command.h"
 #include "envelope.h"
+#include "util.h"
 
 #define SG_LEASE_TTL_MS 10000
+#define SG_LEASE_TOKEN_BYTES 16
 
 /* ARGV: lease marker, lease ttl, marker header. {0,v} hit, {1} granted,
  * {2,pttl} someone else holds the lease. */
@@ -101,9 +109,49 @@ static void map_set_with_lease(const struct sg_rm_subop *in, const redisReply *r
     }
 }
 
-const struct sg_op sg_op_get_or_lease = {"GET_OR_LEASE", SG_OPF_WRITE | SG_OPF_SCRIPT,
+static void build_lease(struct sg_request *r)
+{
+    uint8_t token[SG_LEASE_TOKEN_BYTES];
+    char *hex = sg_malloc(SG_LEASE_TOKEN_BYTES * 2 + 1);
+    sg_request_own(r, hex);
+    if (RAND_bytes(token, sizeof(token)) != 1)
+        abort();
+    for (int i = 0; i < SG_LEASE_TOKEN_BYTES; i++)
+        snprintf(hex + 2 * i, 3, "%02x", token[i]);
+    r->lease.data = (uint8_t *)hex;
+    r->lease.len = SG_LEASE_TOKEN_BYTES * 2;
+}
+
+/* The lease marker as stored in Redis, for the token tok. */
+static void build_marker(struct sg_request *r, const ProtobufCBinaryData *tok)
+{
+    uint8_t *m;
+    r->marker.len = sg_envelope_lease(tok->data, tok->len, &m);
+    r->marker.data = m;
+    sg_request_own(r, m);
+}
+
+/* A fresh token for the lease this request may be granted. */
+static int prepare_get_or_lease(struct sg_request *r, const char **why)
+{
+    (void)why;
+    build_lease(r);
+    build_marker(r, &r->lease);
+    sg_command_subops_per_key(r);
+    return 0;
+}
+
+static int prepare_set_with_lease(struct sg_request *r, const char **why)
+{
+    (void)why;
+    build_marker(r, &r->rq->lease);
+    sg_command_subops_per_key(r);
+    return 0;
+}
+
+const struct sg_op sg_op_get_or_lease = {"GET_OR_LEASE",       SG_OPF_WRITE | SG_OPF_SCRIPT,
                                          sg_ops_shape_one_key, format_get_or_lease,
-                                         map_get_or_lease};
-const struct sg_op sg_op_set_with_lease = {"SET_WITH_LEASE", SG_OPF_WRITE | SG_OPF_SCRIPT,
+                                         map_get_or_lease,     prepare_get_or_lease};
+const struct sg_op sg_op_set_with_lease = {"SET_WITH_LEASE",     SG_OPF_WRITE | SG_OPF_SCRIPT,
                                            shape_set_with_lease, format_set_with_lease,
-                                           map_set_with_lease};
+                                           map_set_with_lease,   prepare_set_with_lease};

@@ -70,8 +70,8 @@ static void map_set_versioned(const struct sg_rm_subop *in, const redisReply *re
     }
 }
 
-const struct sg_op sg_op_set_versioned = {"SET_VERSIONED", SG_OPF_WRITE | SG_OPF_SCRIPT,
+const struct sg_op sg_op_set_versioned = {"SET_VERSIONED",        SG_OPF_WRITE | SG_OPF_SCRIPT,
                                           sg_ops_shape_key_value, format_set_versioned,
-                                          map_set_versioned};
-const struct sg_op sg_op_get_versioned = {"GET_VERSIONED", SG_OPF_READ, sg_ops_shape_one_key,
-                                          sg_ops_format_get, sg_ops_map_get};
+                                          map_set_versioned,      NULL};
+const struct sg_op sg_op_get_versioned = {"GET_VERSIONED",   SG_OPF_READ,    sg_ops_shape_one_key,
+                                          sg_ops_format_get, sg_ops_map_get, NULL};

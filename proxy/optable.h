@@ -13,6 +13,7 @@
 #include "slotgate.pb-c.h"
 
 struct evbuffer;
+struct sg_request;
 struct sg_subop;
 struct sg_rm_subop;
 struct sg_rm_result;
@@ -37,6 +38,14 @@ struct sg_op {
      */
     void (*map)(const struct sg_rm_subop *in, const struct redisReply *reply,
                 struct sg_rm_result *m);
+    /*
+     * The op's own preparation, after the shared one (command.c: limits,
+     * keyspace, full keys, stored values, outcomes): its sub-ops and what
+     * they need (lease token, INVALIDATE targets, MGET slot groups). NULL:
+     * one sub-op per key (sg_command_subops_per_key). 0, or a code with
+     * *why set.
+     */
+    int (*prepare)(struct sg_request *r, const char **why);
 };
 
 /* The description of op, or NULL for an op the proxy does not send on. */

@@ -11,7 +11,7 @@
 
 #include "optable.h"
 #include "resp.h"
-#include "shardlink.h"
+#include "request.h"
 #include "slotgate.pb-c.h"
 
 #define C(x) SLOTGATE__V1__CODE__CODE_##x

@@ -21,17 +21,31 @@
 
 #include "coalesce.h"
 #include "command.h"
+#include "core.h"
+#include "fault.h"
 #include "frame.h"
 #include "log.h"
 #include "optable.h"
 #include "replymap.h"
 #include "resp.h"
-#include "session.h"
+#include "router.h"
 #include "slot.h"
 #include "stats.h"
-#include "topology.h"
 #include "util.h"
-#include "worker.h"
+
+#define SUBOP_OF(p, field) ((struct sg_subop *)((char *)(p)-offsetof(struct sg_subop, field)))
+
+static void subop_format(struct sg_linkop *lop, struct evbuffer *out);
+static void subop_reply(struct sg_linkop *lop, redisReply *reply);
+static void subop_failure(struct sg_linkop *lop, int may_have_run);
+static const struct sg_linkop_cbs subop_cbs = {subop_format, subop_reply, subop_failure};
+
+/* Ask the owner for a topology refresh (MOVED, CLUSTERDOWN, a link down). */
+static void request_refresh(struct sg_core *core)
+{
+    if (core->hooks != NULL && core->hooks->topology_refresh != NULL)
+        core->hooks->topology_refresh(core->owner);
+}
 
 static void request_finish(struct sg_request *r);
 static void request_maybe_free(struct sg_request *r);
@@ -75,13 +89,9 @@ static void subop_done(struct sg_subop *op)
 /* A follower takes a copy of its leader's outcome. */
 static void coalesce_hand_over(struct sg_subop *leader, const struct sg_key_outcome *o)
 {
-    struct sg_subop *f = leader->co_next;
-    leader->co_next = NULL;
-    while (f != NULL) {
-        struct sg_subop *next = f->co_next;
-        f->co_role = SG_CO_NONE;
-        f->co_next = NULL;
-        f->co_leader = NULL;
+    struct sg_co *c;
+    while ((c = sg_coalesce_next_follower(&leader->co)) != NULL) {
+        struct sg_subop *f = SUBOP_OF(c, co);
         struct sg_key_outcome copy = *o;
         copy.reply = NULL;
         copy.buf = NULL;
@@ -90,32 +100,23 @@ static void coalesce_hand_over(struct sg_subop *leader, const struct sg_key_outc
             memcpy(copy.buf, o->value, o->value_len);
             copy.value = copy.buf;
         }
-        SG_STAT_INC(&f->req->worker->stats, coalesced_gets);
+        SG_STAT_INC(&f->req->core->stats, coalesced_gets);
         sg_request_settle(f, &copy);
-        f = next;
     }
 }
 
 /* The leader will not produce a result: its followers go on their own. */
 static void coalesce_release_followers(struct sg_subop *leader)
 {
-    struct sg_subop *f = leader->co_next;
-    leader->co_next = NULL;
-    while (f != NULL) {
-        struct sg_subop *next = f->co_next;
-        f->co_role = SG_CO_NONE;
-        f->co_next = NULL;
-        f->co_leader = NULL;
-        sg_request_dispatch(f);
-        f = next;
-    }
+    struct sg_co *c;
+    while ((c = sg_coalesce_next_follower(&leader->co)) != NULL)
+        sg_request_dispatch(SUBOP_OF(c, co));
 }
 
 static void coalesce_leave(struct sg_subop *op)
 {
     const ProtobufCBinaryData *k = subop_first_key(op);
-    sg_coalesce_forget_op(op->req->worker->coalesce, k->data, k->len, op);
-    op->co_role = SG_CO_NONE;
+    sg_coalesce_leave(op->req->core->coalesce, k->data, k->len, &op->co);
 }
 
 void sg_request_settle(struct sg_subop *op, struct sg_key_outcome *o)
@@ -126,7 +127,7 @@ void sg_request_settle(struct sg_subop *op, struct sg_key_outcome *o)
             outcome_release(o);
         return;
     }
-    if (op->co_role == SG_CO_LEADER) {
+    if (op->co.role == SG_CO_LEADER) {
         coalesce_leave(op);
         if (o != NULL)
             coalesce_hand_over(op, o);
@@ -134,7 +135,7 @@ void sg_request_settle(struct sg_subop *op, struct sg_key_outcome *o)
     if (o != NULL) {
         if (r->answered) {
             outcome_release(o);
-            SG_STAT_INC(&r->worker->stats, orphaned_replies);
+            SG_STAT_INC(&r->core->stats, orphaned_replies);
         } else if (op->kind == SG_SUBOP_SCAN) {
             struct sg_key_outcome *agg = &r->out[0];
             agg->count += o->count;
@@ -177,19 +178,12 @@ static void subop_cancel(struct sg_subop *op)
     if (op->parked) {
         event_del(&op->retry_ev);
         op->parked = 0;
-    } else if (op->co_role == SG_CO_FOLLOWER) {
-        struct sg_subop **pp = &op->co_leader->co_next;
-        while (*pp != NULL && *pp != op)
-            pp = &(*pp)->co_next;
-        if (*pp == op)
-            *pp = op->co_next;
-        op->co_role = SG_CO_NONE;
-        op->co_leader = NULL;
-        op->co_next = NULL;
+    } else if (op->co.role == SG_CO_FOLLOWER) {
+        sg_coalesce_unfollow(&op->co);
     } else {
         return; /* on a link: its reply will settle it */
     }
-    if (op->co_role == SG_CO_LEADER) {
+    if (op->co.role == SG_CO_LEADER) {
         coalesce_leave(op);
         coalesce_release_followers(op);
     }
@@ -207,7 +201,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 void sg_request_retry_later(struct sg_subop *op, int code, const char *message)
 {
     struct sg_request *r = op->req;
-    uint32_t delay = sg_backoff_ms(r->worker->cfg->retry_backoff_ms, op->retries);
+    uint32_t delay = sg_backoff_ms(r->core->cfg->retry_backoff_ms, op->retries);
     r->last_transient = code;
     if (r->answered ||
         !sg_retry_fits(op->retries, SG_RETRY_MAX, sg_now_ms(), delay, r->deadline_ms)) {
@@ -221,9 +215,9 @@ void sg_request_park(struct sg_subop *op, uint32_t delay)
 {
     struct sg_request *r = op->req;
     op->retries++;
-    SG_STAT_INC(&r->worker->stats, retries);
+    SG_STAT_INC(&r->core->stats, retries);
     struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
-    event_assign(&op->retry_ev, r->worker->base, -1, 0, on_retry, op);
+    event_assign(&op->retry_ev, r->core->base, -1, 0, on_retry, op);
     op->parked = 1;
     evtimer_add(&op->retry_ev, &tv);
 }
@@ -235,21 +229,22 @@ void sg_request_next_page(struct sg_subop *op, uint32_t pause_ms)
         return;
     }
     struct timeval tv = {pause_ms / 1000, (pause_ms % 1000) * 1000};
-    event_assign(&op->retry_ev, op->req->worker->base, -1, 0, on_retry, op);
+    event_assign(&op->retry_ev, op->req->core->base, -1, 0, on_retry, op);
     op->parked = 1;
     evtimer_add(&op->retry_ev, &tv);
 }
 
-void sg_request_send(struct sg_subop *op, struct sg_shardlink *link)
+static void request_send(struct sg_subop *op, struct sg_shardlink *link)
 {
-    int rc = sg_shardlink_send(link, op);
+    op->lop.cbs = &subop_cbs;
+    int rc = sg_shardlink_send(link, &op->lop);
     if (rc == -2) {
         sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_INTERNAL,
                                 "the command could not be formatted (out of memory)");
         return;
     }
     if (rc != 0) {
-        sg_topology_request_refresh();
+        request_refresh(op->req->core);
         op->req->last_transient = SLOTGATE__V1__CODE__CODE_SHARD_UNAVAILABLE;
         sg_request_settle_error(op, SLOTGATE__V1__CODE__CODE_SHARD_UNAVAILABLE,
                                 "the owning shard is unavailable (link down or not keeping up)");
@@ -260,7 +255,7 @@ void sg_request_send(struct sg_subop *op, struct sg_shardlink *link)
 static int dispatch_coalesce(struct sg_subop *op)
 {
     struct sg_request *r = op->req;
-    struct sg_worker *w = r->worker;
+    struct sg_core *w = r->core;
     const ProtobufCBinaryData *k = subop_first_key(op);
     int o = r->rq->op;
     if (sg_op_flags(o) & SG_OPF_WRITE) {
@@ -268,67 +263,51 @@ static int dispatch_coalesce(struct sg_subop *op)
         return 0;
     }
     if (o != SLOTGATE__V1__OP__OP_GET || !w->cfg->coalesce_gets || op->retries || op->redirects ||
-        op->co_role != SG_CO_NONE)
+        op->co.role != SG_CO_NONE)
         return 0;
-    struct sg_subop *leader = sg_coalesce_find(w->coalesce, k->data, k->len);
-    if (leader != NULL && leader != op) {
-        op->co_role = SG_CO_FOLLOWER;
-        op->co_leader = leader;
-        op->co_next = leader->co_next;
-        leader->co_next = op;
-        return 1;
-    }
-    sg_coalesce_add(w->coalesce, k->data, k->len, op);
-    op->co_role = SG_CO_LEADER;
-    return 0;
+    return sg_coalesce_join(w->coalesce, k->data, k->len, &op->co);
 }
 
 void sg_request_dispatch(struct sg_subop *op)
 {
     struct sg_request *r = op->req;
-    struct sg_worker *w = r->worker;
+    struct sg_router *rt = r->core->router;
     if (op->kind == SG_SUBOP_SCAN) {
-        sg_request_send(op, sg_worker_link(w, &r->inval[op->index].addr, 0));
+        request_send(op, sg_router_addr_link(rt, &r->inval[op->index].addr));
         return;
     }
     if (op->count == 1 && dispatch_coalesce(op))
         return;
     const ProtobufCBinaryData *k = subop_first_key(op);
-    uint16_t slot = sg_slot_of_key(k->data, k->len);
-    uint16_t sh = w->topo->slot_shard[slot];
-    if (sh == SG_NO_SHARD) {
-        sg_topology_request_refresh();
+    int replica_ok = r->ks->read_from_replicas && (sg_op_flags(r->rq->op) & SG_OPF_READ) &&
+                     op->redirects == 0 && op->retries == 0;
+    struct sg_shardlink *l = sg_router_slot_link(rt, sg_slot_of_key(k->data, k->len), replica_ok);
+    if (l == NULL) {
+        request_refresh(r->core);
         sg_request_retry_later(op, SLOTGATE__V1__CODE__CODE_CLUSTER_DOWN, "slot not served");
         return;
     }
-    const struct sg_shard_info *info = &w->topo->shards[sh];
-    if (r->ks->read_from_replicas && info->n_replicas > 0 &&
-        (sg_op_flags(r->rq->op) & SG_OPF_READ) && op->redirects == 0 && op->retries == 0) {
-        const struct sg_addr *rep = &info->replicas[w->replica_rr++ % (uint32_t)info->n_replicas];
-        struct sg_shardlink *l = sg_worker_link(w, rep, 1);
-        if (l->state != SG_LINK_DOWN) {
-            sg_request_send(op, l);
-            return;
-        }
-        /* That replica is down: the master serves the read. */
-    }
-    sg_request_send(op, sg_worker_shard_link(w, sh));
+    request_send(op, l);
 }
 
-void sg_request_format(struct sg_subop *op, struct evbuffer *out)
+static void subop_format(struct sg_linkop *lop, struct evbuffer *out)
 {
+    struct sg_subop *op = SUBOP_OF(lop, lop);
     /* Only prepared requests have sub-ops: their op has an entry. */
     sg_op_of(op->req->rq->op)->format(op, out);
+    if (sg_fault_format())
+        sg_resp_mark_failed(); /* as if an append had failed */
 }
 
-void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
+static void subop_reply(struct sg_linkop *lop, redisReply *reply)
 {
+    struct sg_subop *op = SUBOP_OF(lop, lop);
     struct sg_request *r = op->req;
-    struct sg_worker *w = r->worker;
-    if (r->answered && op->co_next == NULL) {
+    struct sg_core *w = r->core;
+    if (r->answered && op->co.next == NULL) {
         freeReplyObject(reply);
         SG_STAT_INC(&w->stats, orphaned_replies);
-        if (op->co_role == SG_CO_LEADER)
+        if (op->co.role == SG_CO_LEADER)
             coalesce_leave(op);
         subop_done(op);
         return;
@@ -345,16 +324,16 @@ void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
         freeReplyObject(reply);
         if (m.stat == SG_RM_STAT_MOVED) {
             SG_STAT_INC(&w->stats, moved);
-            sg_topology_request_refresh();
+            request_refresh(w);
         } else {
             SG_STAT_INC(&w->stats, ask);
-            op->asking = 1;
+            op->lop.asking = 1;
         }
         if (++op->redirects > w->cfg->max_redirects) {
             sg_request_settle_error(op, m.code, m.message);
             return;
         }
-        sg_request_send(op, sg_worker_link(w, &m.target, 0));
+        request_send(op, sg_router_addr_link(w->router, &m.target));
         return;
     case SG_RM_SCRIPT_RESEND:
         freeReplyObject(reply);
@@ -368,7 +347,7 @@ void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
             SG_STAT_INC(&w->stats, clusterdown);
         freeReplyObject(reply);
         if (m.refresh)
-            sg_topology_request_refresh();
+            request_refresh(w);
         sg_request_retry_later(op, m.code, m.message);
         return;
     default:
@@ -384,21 +363,22 @@ void sg_request_on_reply(struct sg_subop *op, redisReply *reply)
  * again (a bounded number of times, within the deadline); a write may or
  * may not have been applied, so the client is told the shard failed.
  */
-void sg_request_on_link_failure(struct sg_subop *op, int may_have_run)
+static void subop_failure(struct sg_linkop *lop, int may_have_run)
 {
+    struct sg_subop *op = SUBOP_OF(lop, lop);
     struct sg_request *r = op->req;
-    if (r->answered && op->co_next == NULL) {
-        if (op->co_role == SG_CO_LEADER)
+    if (r->answered && op->co.next == NULL) {
+        if (op->co.role == SG_CO_LEADER)
             coalesce_leave(op);
         subop_done(op);
         return;
     }
     int idempotent = (sg_op_flags(r->rq->op) & SG_OPF_READ) || op->kind == SG_SUBOP_SCAN;
-    op->asking_pending = 0;
+    op->lop.asking_pending = 0;
     if ((idempotent || !may_have_run) && op->retries < SG_RETRY_LINK_MAX &&
         sg_now_ms() < r->deadline_ms) {
         op->retries++;
-        SG_STAT_INC(&r->worker->stats, retries);
+        SG_STAT_INC(&r->core->stats, retries);
         sg_request_dispatch(op);
         return;
     }
@@ -417,16 +397,16 @@ static void send_response(struct sg_request *r, Slotgate__V1__Response *resp)
     m.msg_case = SLOTGATE__V1__SERVER_MESSAGE__MSG_RESPONSE;
     m.response = resp;
     r->answered = 1;
-    struct sg_stats *st = &r->worker->stats;
+    struct sg_stats *st = &r->core->stats;
     if (resp->code >= 200)
         SG_STAT_INC(st, errors);
     SG_STAT_INC(st, responses);
     SG_STAT_DEC(st, inflight);
     sg_stats_request_done(st, r->rq->op, resp->code, sg_stats_clock(st) - r->start_us);
-    if (r->session != NULL) {
-        struct sg_session *s = r->session;
-        sg_session_send(s, &m);
-        sg_session_request_done(s, r);
+    if (r->owner != NULL) {
+        void *owner = r->owner;
+        r->owner = NULL;
+        r->sink->respond(owner, r, &m);
     }
 }
 
@@ -472,7 +452,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
             r->out[i].message = "deadline passed before the shard answered";
         }
     }
-    SG_STAT_INC(&r->worker->stats, timeouts);
+    SG_STAT_INC(&r->core->stats, timeouts);
     request_finish(r);
     for (uint32_t i = 0; i < r->n_subops; i++)
         subop_cancel(&r->subops[i]);
@@ -504,7 +484,7 @@ static void arena_free(void *data, void *p)
     free(p);
 }
 
-struct sg_request *sg_request_decode(struct sg_worker *w, const uint8_t *body, size_t len)
+struct sg_request *sg_request_decode(struct sg_core *w, const uint8_t *body, size_t len)
 {
     struct sg_request *r = w->request_pool;
     if (r != NULL) {
@@ -515,7 +495,7 @@ struct sg_request *sg_request_decode(struct sg_worker *w, const uint8_t *body, s
     }
     /* Everything but the arena's buffer starts zeroed. */
     memset(r, 0, offsetof(struct sg_request, arena.buf));
-    r->worker = w;
+    r->core = w;
     r->arena.pa.alloc = arena_alloc;
     r->arena.pa.free = arena_free;
     r->arena.pa.allocator_data = &r->arena;
@@ -529,7 +509,7 @@ struct sg_request *sg_request_decode(struct sg_worker *w, const uint8_t *body, s
 
 void sg_request_discard(struct sg_request *r)
 {
-    struct sg_worker *w = r->worker;
+    struct sg_core *w = r->core;
     /* Nothing to walk when every piece of the message is in the arena. */
     if (r->arena.overflow > 0)
         sg_frame_free_client(r->msg, &r->arena.pa);
@@ -543,7 +523,7 @@ void sg_request_discard(struct sg_request *r)
     w->request_pool_n++;
 }
 
-void sg_request_pool_free(struct sg_worker *w)
+void sg_request_pool_free(struct sg_core *w)
 {
     struct sg_request *r;
     while ((r = w->request_pool) != NULL) {
@@ -569,16 +549,16 @@ static void request_free(struct sg_request *r)
 
 static void request_maybe_free(struct sg_request *r)
 {
-    if (r->answered && r->pending == 0 && r->session == NULL)
+    if (r->answered && r->pending == 0 && r->owner == NULL)
         request_free(r);
 }
 
 void sg_request_orphan(struct sg_request *r)
 {
-    r->session = NULL;
+    r->owner = NULL;
     if (!r->answered) {
         r->answered = 1;
-        SG_STAT_DEC(&r->worker->stats, inflight);
+        SG_STAT_DEC(&r->core->stats, inflight);
         if (r->deadline_armed) {
             event_del(&r->deadline_ev);
             r->deadline_armed = 0;
@@ -591,53 +571,20 @@ void sg_request_orphan(struct sg_request *r)
 
 /* --- starting ------------------------------------------------------------- */
 
-struct stats_build {
-    Slotgate__V1__Response__StatsEntry *entries;
-    Slotgate__V1__Response__StatsEntry **ptrs;
-    char *names;
-    size_t n, cap;
-};
-
-static void stats_visit(const char *name, uint64_t value, void *arg)
-{
-    struct stats_build *b = arg;
-    if (b->n == b->cap)
-        return;
-    Slotgate__V1__Response__StatsEntry *e = &b->entries[b->n];
-    slotgate__v1__response__stats_entry__init(e);
-    char *copy = b->names + b->n * 96;
-    snprintf(copy, 96, "%s", name);
-    e->key = copy;
-    e->value = value;
-    b->ptrs[b->n] = e;
-    b->n++;
-}
-
 static void request_answer_stats(struct sg_request *r)
 {
-    struct stats_build b = {.cap = 64 + SG_STATS_KEYSPACES * 16};
-    b.entries = sg_calloc(b.cap, sizeof(*b.entries));
-    b.ptrs = sg_calloc(b.cap, sizeof(*b.ptrs));
-    b.names = sg_calloc(b.cap, 96);
-    sg_stats_collect(r->worker->all, r->worker->n_all, stats_visit, &b);
     Slotgate__V1__Response resp;
     slotgate__v1__response__init(&resp);
     resp.id = r->rq->id;
-    resp.n_stats = b.n;
-    resp.stats = b.ptrs;
+    sg_stats_response(r->core->all, r->core->n_all, &resp);
     send_response(r, &resp);
-    free(b.entries);
-    free(b.ptrs);
-    free(b.names);
+    sg_stats_response_free(&resp);
 }
 
-static void request_start(struct sg_session *s, struct sg_request *r)
+static void request_start(struct sg_request *r)
 {
-    struct sg_worker *w = s->worker;
+    struct sg_core *w = r->core;
     r->rq = r->msg->request;
-    r->session = s;
-    TAILQ_INSERT_TAIL(&s->requests, r, entry);
-    s->inflight++;
     SG_STAT_INC(&w->stats, requests);
     SG_STAT_INC(&w->stats, inflight);
     r->start_us = sg_stats_now_us();
@@ -688,11 +635,13 @@ static void request_start(struct sg_session *s, struct sg_request *r)
 }
 
 /* The clock read at arrival serves the sub-ops dispatched here and, for an
- * answer given at once, the answer; then it is cleared (the session may be
- * gone by then: the worker is taken first). */
-void sg_request_start(struct sg_session *s, struct sg_request *r)
+ * answer given at once, the answer; then it is cleared (the owner may be
+ * gone by then, and the request with it: the core is taken first). */
+void sg_request_start(struct sg_request *r, const struct sg_request_sink *sink, void *owner)
 {
-    struct sg_worker *w = s->worker;
-    request_start(s, r);
+    struct sg_core *w = r->core;
+    r->sink = sink;
+    r->owner = owner;
+    request_start(r);
     w->stats.clock_us = 0;
 }

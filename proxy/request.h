@@ -15,13 +15,48 @@
 #include <event2/event_struct.h>
 #include <hiredis/hiredis.h>
 
+#include "coalesce.h"
 #include "config.h"
 #include "shardlink.h"
 #include "slotgate.pb-c.h"
 
-struct sg_session;
-struct sg_worker;
+struct sg_core;
 struct evbuffer;
+struct sg_request;
+
+/*
+ * One command on behalf of a request. Owned by its request (embedded or in
+ * the request's array); while queued on a link the link only points to its
+ * record (lop).
+ */
+enum sg_subop_kind {
+    SG_SUBOP_KEYS = 0, /* one key, or one slot's keys of an MGET */
+    SG_SUBOP_SCAN      /* one INVALIDATE page on one master */
+};
+
+struct sg_subop {
+    struct sg_linkop lop; /* what the link queues */
+    struct sg_request *req;
+    uint32_t index; /* KEYS: first key; SCAN: shard number */
+    uint32_t count; /* KEYS: number of keys (>1: grouped MGET) */
+    uint8_t kind;
+    uint8_t redirects;
+    uint8_t retries;
+    uint8_t parked; /* waiting on retry_ev */
+    uint8_t done;
+    uint8_t script_in_full; /* the node lacked the script: EVAL, not EVALSHA */
+    struct sg_co co;        /* identical-GET coalescing (coalesce.h) */
+    struct event retry_ev;
+};
+
+/*
+ * Where a request's answer goes: the session that started it (an upward
+ * notification, so the request layer never calls the session). respond
+ * gets the response once; after it the request is no longer the owner's.
+ */
+struct sg_request_sink {
+    void (*respond)(void *owner, struct sg_request *r, const Slotgate__V1__ServerMessage *m);
+};
 
 /*
  * Outcome of one key (or, for INVALIDATE, of the whole request). code is
@@ -62,8 +97,9 @@ struct sg_arena {
 struct sg_request {
     struct sg_request *pool_next;  /* in the worker's pool of idle requests */
     TAILQ_ENTRY(sg_request) entry; /* in the session's list */
-    struct sg_session *session;    /* NULL once answered or orphaned */
-    struct sg_worker *worker;
+    void *owner;                   /* the session; NULL once answered or orphaned */
+    const struct sg_request_sink *sink;
+    struct sg_core *core;
     Slotgate__V1__ClientMessage *msg; /* owned: decoded frame */
     Slotgate__V1__Request *rq;        /* points into msg */
     const struct sg_keyspace_config *ks;
@@ -102,30 +138,22 @@ struct sg_request {
  * or NULL when the bytes do not decode as a ClientMessage. The caller owns
  * it: either sg_request_start or sg_request_discard.
  */
-struct sg_request *sg_request_decode(struct sg_worker *w, const uint8_t *body, size_t len);
+struct sg_request *sg_request_decode(struct sg_core *core, const uint8_t *body, size_t len);
 /* Return a request that will not be started (e.g. a Hello) to the pool. */
 void sg_request_discard(struct sg_request *r);
 /*
- * Start handling a decoded request (r->msg->request set). Answers at once
- * for validation errors and local ops (PING, STATS); otherwise dispatches
- * sub-ops to shard links. The request registers itself with the session
- * until answered.
+ * Start handling a decoded request (r->msg->request set) for owner, which
+ * gets its answer through sink exactly once: at once for validation errors
+ * and local ops (PING, STATS), else when its sub-ops have settled or its
+ * deadline fires.
  */
-void sg_request_start(struct sg_session *s, struct sg_request *r);
-/* Free the worker's pool of idle request objects. */
-void sg_request_pool_free(struct sg_worker *w);
+void sg_request_start(struct sg_request *r, const struct sg_request_sink *sink, void *owner);
+/* Free the core's pool of idle request objects. */
+void sg_request_pool_free(struct sg_core *core);
 
-/* Route a sub-op with the worker's current topology and queue it. */
+/* Route a sub-op with the router and queue it. */
 void sg_request_dispatch(struct sg_subop *op);
-/* Format the sub-op's Redis command into out (called by the link). */
-void sg_request_format(struct sg_subop *op, struct evbuffer *out);
-/*
- * A reply for op arrived (takes ownership of reply), or the link carrying
- * it failed (may_have_run: the command may have reached Redis).
- */
-void sg_request_on_reply(struct sg_subop *op, redisReply *reply);
-void sg_request_on_link_failure(struct sg_subop *op, int may_have_run);
-/* The session is going away: answer nothing more, free what can be freed. */
+/* The owner is going away: answer nothing more, free what can be freed. */
 void sg_request_orphan(struct sg_request *r);
 
 /* --- used by command.c ---------------------------------------------------- */
@@ -148,8 +176,6 @@ void sg_request_retry_later(struct sg_subop *op, int code, const char *message);
 void sg_request_park(struct sg_subop *op, uint32_t delay);
 /* INVALIDATE: send op's next page after pause_ms (0: now). */
 void sg_request_next_page(struct sg_subop *op, uint32_t pause_ms);
-/* Queue op on link; settles it with SHARD_UNAVAILABLE if the link is down. */
-void sg_request_send(struct sg_subop *op, struct sg_shardlink *link);
 /* Keep p until the request is freed. */
 void sg_request_own(struct sg_request *r, void *p);
 /* Key index of the j-th key a sub-op covers. */

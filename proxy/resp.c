@@ -1,26 +1,16 @@
 /*
  * resp - RESP encoding straight into evbuffers for the shard links, the
  * classification of Redis error replies that drive redirects and retries,
- * and a blocking RESP client used only by the topology manager thread.
+ * and the pre-scan of reply headers against size limits.
  */
 #include "resp.h"
 
-#include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
-#include "tls.h"
 #include "util.h"
 
 static size_t fmt_u64(char *buf, uint64_t v)
@@ -48,6 +38,11 @@ static void resp_add(struct evbuffer *out, const void *p, size_t len)
 {
     if (evbuffer_add(out, p, len) != 0)
         resp_failed = 1;
+}
+
+void sg_resp_mark_failed(void)
+{
+    resp_failed = 1;
 }
 
 int sg_resp_format_failed(void)
@@ -261,197 +256,4 @@ int sg_resp_scan(struct sg_resp_scan *s, const void *buf, size_t len, const char
         }
     }
     return 0;
-}
-
-/* --- blocking client (topology manager only) ------------------------------ */
-
-/* Topology replies (CLUSTER SHARDS/SLOTS/NODES) of even a large cluster
- * fit well within these. */
-#define SG_RESP_TOPOLOGY_MAX_ELEMENTS (1u << 20)
-#define SG_RESP_TOPOLOGY_MAX_BULK (64u << 20)
-
-struct sg_resp_conn {
-    int fd;
-    SSL *ssl;
-    int timeout_ms;
-    redisReader *reader;
-    struct sg_resp_scan scan;
-};
-
-static int wait_fd(int fd, short events, int timeout_ms)
-{
-    struct pollfd p = {.fd = fd, .events = events};
-    int rc;
-    do {
-        rc = poll(&p, 1, timeout_ms);
-    } while (rc < 0 && errno == EINTR);
-    return rc > 0 ? 0 : -1;
-}
-
-struct sg_resp_conn *sg_resp_connect(const struct sg_addr *addr, SSL_CTX *tls, int timeout_ms,
-                                     char *err, size_t errlen)
-{
-    char port[16];
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    snprintf(port, sizeof(port), "%d", addr->port);
-    int gai = getaddrinfo(addr->host, port, &hints, &res);
-    if (gai != 0) {
-        snprintf(err, errlen, "%s:%d: %s", addr->host, addr->port, gai_strerror(gai));
-        return NULL;
-    }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        freeaddrinfo(res);
-        return NULL;
-    }
-    int rc = connect(fd, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    if (rc < 0 && errno != EINPROGRESS) {
-        snprintf(err, errlen, "%s:%d: connect: %s", addr->host, addr->port, strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    if (rc < 0) {
-        int soerr = 0;
-        socklen_t sl = sizeof(soerr);
-        if (wait_fd(fd, POLLOUT, timeout_ms) < 0) {
-            snprintf(err, errlen, "%s:%d: connect timed out", addr->host, addr->port);
-            close(fd);
-            return NULL;
-        }
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-        if (soerr != 0) {
-            snprintf(err, errlen, "%s:%d: connect: %s", addr->host, addr->port, strerror(soerr));
-            close(fd);
-            return NULL;
-        }
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct sg_resp_conn *c = sg_calloc(1, sizeof(*c));
-    c->fd = fd;
-    c->timeout_ms = timeout_ms;
-    c->reader = redisReaderCreate();
-    if (c->reader == NULL) {
-        snprintf(err, errlen, "cannot create a reply reader");
-        sg_resp_conn_free(c);
-        return NULL;
-    }
-    sg_resp_scan_init(&c->scan, SG_RESP_TOPOLOGY_MAX_ELEMENTS, SG_RESP_TOPOLOGY_MAX_BULK);
-    if (tls != NULL) {
-        c->ssl = SSL_new(tls);
-        if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1 ||
-            sg_tls_set_peer_name(c->ssl, addr->host) != 0) {
-            /* Never talk to a node in plaintext when TLS is configured. */
-            ERR_clear_error();
-            snprintf(err, errlen, "%s:%d: cannot set up TLS", addr->host, addr->port);
-            sg_resp_conn_free(c);
-            return NULL;
-        }
-        for (;;) {
-            int r = SSL_connect(c->ssl);
-            if (r == 1)
-                break;
-            int e = SSL_get_error(c->ssl, r);
-            short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
-            if (ev == 0 || wait_fd(fd, ev, timeout_ms) < 0) {
-                long v = SSL_get_verify_result(c->ssl);
-                snprintf(err, errlen, "%s:%d: TLS handshake failed%s%s", addr->host, addr->port,
-                         v != X509_V_OK ? ": the node's certificate was refused: " : "",
-                         v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
-                ERR_clear_error();
-                sg_resp_conn_free(c);
-                return NULL;
-            }
-        }
-    }
-    return c;
-}
-
-void sg_resp_conn_free(struct sg_resp_conn *c)
-{
-    if (c == NULL)
-        return;
-    if (c->ssl != NULL)
-        SSL_free(c->ssl);
-    if (c->fd >= 0)
-        close(c->fd);
-    if (c->reader != NULL)
-        redisReaderFree(c->reader);
-    free(c);
-}
-
-static ssize_t conn_io(struct sg_resp_conn *c, void *buf, size_t len, int writing)
-{
-    for (;;) {
-        ssize_t n;
-        short ev;
-        if (c->ssl != NULL) {
-            int r = writing ? SSL_write(c->ssl, buf, (int)len) : SSL_read(c->ssl, buf, (int)len);
-            if (r > 0)
-                return r;
-            int e = SSL_get_error(c->ssl, r);
-            if (e == SSL_ERROR_WANT_READ)
-                ev = POLLIN;
-            else if (e == SSL_ERROR_WANT_WRITE)
-                ev = POLLOUT;
-            else
-                return -1;
-        } else {
-            n = writing ? write(c->fd, buf, len) : read(c->fd, buf, len);
-            if (n > 0)
-                return n;
-            if (n == 0 || (errno != EAGAIN && errno != EINTR))
-                return -1;
-            ev = writing ? POLLOUT : POLLIN;
-        }
-        if (wait_fd(c->fd, ev, c->timeout_ms) < 0)
-            return -1;
-    }
-}
-
-redisReply *sg_resp_command(struct sg_resp_conn *c, int argc, const char **argv, const size_t *lens,
-                            char *err, size_t errlen)
-{
-    char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    if (len < 0) {
-        snprintf(err, errlen, "cannot format command");
-        return NULL;
-    }
-    for (size_t off = 0; off < (size_t)len;) {
-        ssize_t n = conn_io(c, cmd + off, (size_t)len - off, 1);
-        if (n < 0) {
-            snprintf(err, errlen, "write failed or timed out");
-            free(cmd);
-            return NULL;
-        }
-        off += (size_t)n;
-    }
-    free(cmd);
-    for (;;) {
-        void *reply = NULL;
-        if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
-            snprintf(err, errlen, "protocol error: %s", c->reader->errstr);
-            return NULL;
-        }
-        if (reply != NULL)
-            return reply;
-        char buf[16384];
-        ssize_t n = conn_io(c, buf, sizeof(buf), 0);
-        if (n < 0) {
-            snprintf(err, errlen, "read failed or timed out");
-            return NULL;
-        }
-        const char *why = NULL;
-        if (sg_resp_scan(&c->scan, buf, (size_t)n, &why) != 0) {
-            snprintf(err, errlen, "protocol error: %s", why);
-            return NULL;
-        }
-        if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
-            snprintf(err, errlen, "protocol error: reader refused input");
-            return NULL;
-        }
-    }
 }

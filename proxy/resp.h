@@ -33,6 +33,8 @@ void sg_resp_arg_u64(struct evbuffer *out, uint64_t v);
  * incomplete and must not be sent.
  */
 int sg_resp_format_failed(void);
+/* A formatter that failed on its own (not through an append) says so. */
+void sg_resp_mark_failed(void);
 
 enum sg_resp_err {
     SG_RESP_ERR_OTHER = 0,
@@ -79,14 +81,5 @@ void sg_resp_scan_init(struct sg_resp_scan *s, uint64_t max_elements, uint64_t m
  * later call returns -1 too.
  */
 int sg_resp_scan(struct sg_resp_scan *s, const void *buf, size_t len, const char **why);
-
-/* Blocking connection for the topology manager (never on a worker). */
-struct sg_resp_conn;
-struct sg_resp_conn *sg_resp_connect(const struct sg_addr *addr, struct ssl_ctx_st *tls,
-                                     int timeout_ms, char *err, size_t errlen);
-void sg_resp_conn_free(struct sg_resp_conn *c);
-/* Send argv and wait for the reply (caller frees with freeReplyObject). */
-redisReply *sg_resp_command(struct sg_resp_conn *c, int argc, const char **argv, const size_t *lens,
-                            char *err, size_t errlen);
 
 #endif

@@ -21,7 +21,7 @@
  * Memory bounds, as Redis's client-output-buffer-limit and maxmemory-clients:
  * a client owed more than limits.max_output_bytes (replies it does not read)
  * gets ConnectionError OUTPUT_LIMIT and is closed. Every session's buffers
- * are counted in worker->buffered (evbuffer callbacks, no lock: one worker's
+ * are counted in core->buffered (evbuffer callbacks, no lock: one worker's
  * sessions only); against the worker's share of limits.max_buffered_bytes,
  * from three quarters of it a session that still owes anything reads no new
  * request, and above it the sessions holding the most are closed at once
@@ -43,16 +43,55 @@
 
 #include <event2/buffer.h>
 
+#include "conn.h"
+#include "core.h"
 #include "fault.h"
 #include "frame.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxyproto.h"
+#include "request.h"
 #include "util.h"
-#include "worker.h"
 
 #define SG_CLOSE_LINGER_MS 2000
 #define SG_PP_LOG_EVERY_MS 1000
 #define SG_IP_BUCKETS 1024
+
+_Atomic uint32_t sg_connections;
+
+/* PROXY: reading the PROXY header off the raw socket (no conn yet). */
+enum sg_session_state { SG_SESS_HANDSHAKE = 0, SG_SESS_READY, SG_SESS_CLOSING, SG_SESS_PROXY };
+
+struct sg_session {
+    TAILQ_ENTRY(sg_session) entry; /* in the worker's list */
+    struct sg_core *core;
+    struct sg_conn *conn; /* NULL while in SG_SESS_PROXY */
+    int state;
+    uint32_t inflight;
+    uint8_t paused;   /* reading paused for backpressure */
+    uint8_t draining; /* close with SHUTTING_DOWN when inflight is 0 */
+    TAILQ_HEAD(, sg_request) requests;
+    struct event *timer; /* handshake timeout, then close-linger timeout */
+    struct event *resume_ev;
+    /* The client's address: the PROXY header's source when there is one,
+     * else the socket's peer. peer is its "ip:port" text for logs. */
+    struct sockaddr_storage client;
+    char peer[72];
+    char via[72];       /* the load balancer's "ip:port" when PROXY, else "" */
+    uint8_t ip_counted; /* counted in limits.max_connections_per_ip */
+    /* SG_SESS_PROXY: the socket and what has been read of the header. */
+    int fd;
+    struct event *pp_ev;
+    uint8_t *pp_buf;
+    size_t pp_len;
+    /* The request being started (sg_request_start may answer it at once). */
+    struct sg_request *starting;
+    uint8_t start_done;
+    uint8_t evicted; /* closed to keep limits.max_buffered_bytes; freed next turn */
+    struct evbuffer_cb_entry *in_cb, *out_cb; /* keep core->buffered */
+};
+
+static void session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m);
 
 /* ---- connections per client address ---------------------------------------
  * Process-wide (a client's connections land on any worker), so it takes a
@@ -144,7 +183,7 @@ static void ip_release(const struct sockaddr *sa)
 static void session_process(struct sg_session *s);
 
 /* This worker's share of limits.max_buffered_bytes (0: no budget). */
-static uint64_t session_budget_share(const struct sg_worker *w)
+static uint64_t session_budget_share(const struct sg_core *w)
 {
     uint64_t total = w->cfg->max_buffered_bytes;
     return total == 0 ? 0 : total / (uint64_t)(w->n_all > 0 ? w->n_all : 1);
@@ -152,7 +191,7 @@ static uint64_t session_budget_share(const struct sg_worker *w)
 
 static int session_over_limits(const struct sg_session *s)
 {
-    const struct sg_worker *w = s->worker;
+    const struct sg_core *w = s->core;
     const struct sg_config *cfg = w->cfg;
     size_t out = evbuffer_get_length(sg_conn_output(s->conn));
     if (s->inflight >= cfg->max_inflight || out > cfg->output_high_watermark)
@@ -163,11 +202,11 @@ static int session_over_limits(const struct sg_session *s)
     return share != 0 && w->buffered >= share - share / 4 && (out > 0 || s->inflight > 0);
 }
 
-/* evbuffer callback on both buffers of a session: keeps worker->buffered. */
+/* evbuffer callback on both buffers of a session: keeps core->buffered. */
 static void session_buffer_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info,
                                    void *arg)
 {
-    struct sg_worker *w = arg;
+    struct sg_core *w = arg;
     w->buffered += info->n_added;
     w->buffered -= info->n_deleted;
     SG_STAT_SET(&w->stats, buffered_bytes, w->buffered);
@@ -182,7 +221,7 @@ static uint64_t session_held(struct sg_session *s)
 
 /*
  * Close s at once (budget eviction, or no memory for a frame): nothing
- * more is read or queued, its buffers are dropped now (worker->buffered
+ * more is read or queued, its buffers are dropped now (core->buffered
  * falls with them) and it is freed at the start of the next loop turn,
  * never under a caller that may still hold it.
  */
@@ -201,7 +240,7 @@ static void session_close_now(struct sg_session *s)
 
 static void session_evict(struct sg_session *s)
 {
-    struct sg_worker *w = s->worker;
+    struct sg_core *w = s->core;
     sg_log_warn("session %s: closed, holding %llu bytes with the worker over its share of "
                 "limits.max_buffered_bytes",
                 s->peer, (unsigned long long)session_held(s));
@@ -211,7 +250,7 @@ static void session_evict(struct sg_session *s)
 }
 
 /* Over the worker's share: close the sessions holding the most until under. */
-static void session_enforce_budget(struct sg_worker *w)
+static void session_enforce_budget(struct sg_core *w)
 {
     uint64_t share = session_budget_share(w);
     while (share != 0 && w->buffered > share) {
@@ -265,7 +304,7 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
  */
 static void session_pp_log(struct sg_session *s, const char *what, const char *why)
 {
-    struct sg_worker *w = s->worker;
+    struct sg_core *w = s->core;
     uint64_t now = sg_now_ms();
     if (w->pp_log_ms != 0 && now - w->pp_log_ms < SG_PP_LOG_EVERY_MS) {
         w->pp_log_suppressed++;
@@ -281,7 +320,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_session *s = arg;
     if (s->state == SG_SESS_PROXY) {
-        SG_STAT_INC(&s->worker->stats, proxy_timeouts);
+        SG_STAT_INC(&s->core->stats, proxy_timeouts);
         session_pp_log(s, "no complete PROXY header within the handshake timeout", NULL);
         sg_session_free(s);
         return;
@@ -295,7 +334,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     sg_session_free(s); /* CLOSING and the client did not read: give up */
 }
 
-void sg_session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m)
+static void session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m)
 {
     if (s->state == SG_SESS_CLOSING)
         return; /* the stream ends with the ConnectionError already queued */
@@ -312,12 +351,12 @@ void sg_session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m)
     v.iov_len = sg_frame_encode_server(m, v.iov_base);
     evbuffer_commit_space(out, &v, 1);
     sg_conn_flush_soon(s->conn);
-    SG_STAT_ADD(&s->worker->stats, bytes_out, size);
+    SG_STAT_ADD(&s->core->stats, bytes_out, size);
     if (m->msg_case == SLOTGATE__V1__SERVER_MESSAGE__MSG_ERROR)
         return; /* the last frame: sg_session_fail closes */
-    uint32_t limit = s->worker->cfg->max_output_bytes;
+    uint32_t limit = s->core->cfg->max_output_bytes;
     if (limit != 0 && evbuffer_get_length(out) > limit) {
-        SG_STAT_INC(&s->worker->stats, output_limit_closes);
+        SG_STAT_INC(&s->core->stats, output_limit_closes);
         sg_log_warn("session %s: owed %zu bytes, over limits.max_output_bytes (%u); closed",
                     s->peer, evbuffer_get_length(out), limit);
         sg_session_fail(s, SLOTGATE__V1__CODE__CODE_OUTPUT_LIMIT,
@@ -325,17 +364,26 @@ void sg_session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m)
     } else if (session_over_limits(s)) {
         session_pause(s);
     }
-    session_enforce_budget(s->worker);
+    session_enforce_budget(s->core);
 }
 
-void sg_session_request_done(struct sg_session *s, struct sg_request *r)
+static void session_snapshot_drop(struct sg_session *s, struct sg_request *r)
 {
+    const struct sg_core_hooks *hk = s->core->hooks;
+    if (hk != NULL && hk->snapshot_drop != NULL)
+        hk->snapshot_drop(s->core->owner, r->ks, r->pending > 0);
+}
+
+/* A request of this session was answered: send it, and it leaves the list. */
+static void session_respond(void *owner, struct sg_request *r, const Slotgate__V1__ServerMessage *m)
+{
+    struct sg_session *s = owner;
+    session_send(s, m);
     if (r == s->starting)
         s->start_done = 1; /* answered inside sg_request_start: never held */
     else
-        sg_worker_snapshot_drop(s->worker, r->ks, r->pending > 0);
+        session_snapshot_drop(s, r);
     TAILQ_REMOVE(&s->requests, r, entry);
-    r->session = NULL;
     s->inflight--;
     if (s->draining && s->inflight == 0) {
         sg_session_fail(s, SLOTGATE__V1__CODE__CODE_SHUTTING_DOWN, "server is shutting down");
@@ -343,6 +391,8 @@ void sg_session_request_done(struct sg_session *s, struct sg_request *r)
     }
     session_maybe_resume(s);
 }
+
+static const struct sg_request_sink session_sink = {session_respond};
 
 void sg_session_drain(struct sg_session *s)
 {
@@ -371,7 +421,7 @@ void sg_session_fail(struct sg_session *s, int code, const char *message)
     Slotgate__V1__ServerMessage m = SLOTGATE__V1__SERVER_MESSAGE__INIT;
     m.msg_case = SLOTGATE__V1__SERVER_MESSAGE__MSG_ERROR;
     m.error = &e;
-    sg_session_send(s, &m);
+    session_send(s, &m);
     s->state = SG_SESS_CLOSING;
     /*
      * Lingering close, as HAProxy and nginx do: keep reading and discarding
@@ -403,7 +453,7 @@ static int session_token_ok(const struct sg_config *cfg, const ProtobufCBinaryDa
 
 static void session_hello(struct sg_session *s, const Slotgate__V1__Hello *h)
 {
-    const struct sg_config *cfg = s->worker->cfg;
+    const struct sg_config *cfg = s->core->cfg;
     if (h->protocol_version != 1) {
         sg_session_fail(s, SLOTGATE__V1__CODE__CODE_UNSUPPORTED_VERSION,
                         "this server speaks protocol version 1");
@@ -430,7 +480,7 @@ static void session_hello(struct sg_session *s, const Slotgate__V1__Hello *h)
     Slotgate__V1__ServerMessage m = SLOTGATE__V1__SERVER_MESSAGE__INIT;
     m.msg_case = SLOTGATE__V1__SERVER_MESSAGE__MSG_HELLO_REPLY;
     m.hello_reply = &hr;
-    sg_session_send(s, &m);
+    session_send(s, &m);
     s->state = SG_SESS_READY;
     evtimer_del(s->timer);
     if (cfg->idle_timeout_ms > 0)
@@ -460,16 +510,19 @@ static void session_message(struct sg_session *s, struct sg_request *r)
      * unless sg_request_start answered it before returning. */
     s->starting = r;
     s->start_done = 0;
-    sg_request_start(s, r);
-    if (!s->start_done && r->ks != NULL)
-        sg_worker_snapshot_hold(s->worker, r->ks);
+    TAILQ_INSERT_TAIL(&s->requests, r, entry);
+    s->inflight++;
+    sg_request_start(r, &session_sink, s);
+    const struct sg_core_hooks *hk = s->core->hooks;
+    if (!s->start_done && r->ks != NULL && hk != NULL && hk->snapshot_hold != NULL)
+        hk->snapshot_hold(s->core->owner, r->ks);
     s->starting = NULL;
 }
 
 /* Decode and handle every whole frame in the input buffer. */
 static void session_process(struct sg_session *s)
 {
-    const struct sg_config *cfg = s->worker->cfg;
+    const struct sg_config *cfg = s->core->cfg;
     struct evbuffer *in = sg_conn_input(s->conn);
     while (s->state != SG_SESS_CLOSING && !s->paused) {
         uint8_t hdr[SG_FRAME_HEADER];
@@ -480,7 +533,7 @@ static void session_process(struct sg_session *s)
         evbuffer_copyout(in, hdr, SG_FRAME_HEADER);
         int st = sg_frame_check(hdr, SG_FRAME_HEADER, cfg->max_frame_bytes, &body_len);
         if (st == SG_FRAME_TOO_LARGE) {
-            SG_STAT_INC(&s->worker->stats, bad_frames);
+            SG_STAT_INC(&s->core->stats, bad_frames);
             sg_log_info("session %s: frame of %u bytes over the limit", s->peer, body_len);
             sg_session_fail(s, SLOTGATE__V1__CODE__CODE_FRAME_TOO_LARGE,
                             "frame larger than max_frame_bytes");
@@ -489,11 +542,11 @@ static void session_process(struct sg_session *s)
         if (have < SG_FRAME_HEADER + (size_t)body_len)
             return;
         const uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)(SG_FRAME_HEADER + body_len));
-        struct sg_request *r = sg_request_decode(s->worker, frame + SG_FRAME_HEADER, body_len);
+        struct sg_request *r = sg_request_decode(s->core, frame + SG_FRAME_HEADER, body_len);
         evbuffer_drain(in, SG_FRAME_HEADER + body_len);
-        SG_STAT_ADD(&s->worker->stats, bytes_in, SG_FRAME_HEADER + body_len);
+        SG_STAT_ADD(&s->core->stats, bytes_in, SG_FRAME_HEADER + body_len);
         if (r == NULL) {
-            SG_STAT_INC(&s->worker->stats, bad_frames);
+            SG_STAT_INC(&s->core->stats, bad_frames);
             sg_log_info("session %s: frame does not decode", s->peer);
             sg_session_fail(s, SLOTGATE__V1__CODE__CODE_BAD_FRAME,
                             "frame does not decode as a ClientMessage");
@@ -546,7 +599,7 @@ static const struct sg_conn_cbs session_cbs = {on_read, on_drained, on_event};
  */
 static void session_start(struct sg_session *s)
 {
-    struct sg_worker *w = s->worker;
+    struct sg_core *w = s->core;
     const struct sg_config *cfg = w->cfg;
     SSL *ssl = NULL;
     if (w->server_tls != NULL &&
@@ -601,7 +654,7 @@ static void session_start(struct sg_session *s)
 
 static void session_pp_reject(struct sg_session *s, const char *why)
 {
-    SG_STAT_INC(&s->worker->stats, proxy_bad_header);
+    SG_STAT_INC(&s->core->stats, proxy_bad_header);
     session_pp_log(s, "bad or missing PROXY header", why);
     sg_session_free(s);
 }
@@ -616,7 +669,7 @@ static void session_pp_reject(struct sg_session *s, const char *why)
 static void on_pp_read(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_session *s = arg;
-    const struct sg_config *cfg = s->worker->cfg;
+    const struct sg_config *cfg = s->core->cfg;
     size_t room = SG_PP_MAX - s->pp_len;
     ssize_t n = recv(fd, s->pp_buf + s->pp_len, room, MSG_PEEK);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -662,11 +715,11 @@ static void on_pp_read(evutil_socket_t fd, short what, void *arg)
     session_start(s);
 }
 
-void sg_session_new(struct sg_worker *w, int fd, const struct sockaddr *sa, int salen)
+void sg_session_new(struct sg_core *w, int fd, const struct sockaddr *sa, int salen)
 {
     const struct sg_config *cfg = w->cfg;
     struct sg_session *s = sg_calloc(1, sizeof(*s));
-    s->worker = w;
+    s->core = w;
     s->fd = fd;
     TAILQ_INIT(&s->requests);
     if ((size_t)salen <= sizeof(s->client))
@@ -713,12 +766,12 @@ void sg_session_free(struct sg_session *s)
     while ((r = TAILQ_FIRST(&s->requests)) != NULL) {
         TAILQ_REMOVE(&s->requests, r, entry);
         if (r != s->starting)
-            sg_worker_snapshot_drop(s->worker, r->ks, r->pending > 0);
+            session_snapshot_drop(s, r);
         sg_request_orphan(r);
     }
-    TAILQ_REMOVE(&s->worker->sessions, s, entry);
+    TAILQ_REMOVE(&s->core->sessions, s, entry);
     atomic_fetch_sub(&sg_connections, 1);
-    SG_STAT_DEC(&s->worker->stats, connections_active);
+    SG_STAT_DEC(&s->core->stats, connections_active);
     if (s->ip_counted)
         ip_release((const struct sockaddr *)&s->client);
     event_free(s->timer);
@@ -732,17 +785,50 @@ void sg_session_free(struct sg_session *s)
         struct evbuffer *in = sg_conn_input(s->conn), *out = sg_conn_output(s->conn);
         if (s->in_cb != NULL) {
             evbuffer_remove_cb_entry(in, s->in_cb);
-            s->worker->buffered -= evbuffer_get_length(in);
+            s->core->buffered -= evbuffer_get_length(in);
         }
         if (s->out_cb != NULL) {
             evbuffer_remove_cb_entry(out, s->out_cb);
-            s->worker->buffered -= evbuffer_get_length(out);
+            s->core->buffered -= evbuffer_get_length(out);
         }
-        SG_STAT_SET(&s->worker->stats, buffered_bytes, s->worker->buffered);
+        SG_STAT_SET(&s->core->stats, buffered_bytes, s->core->buffered);
         sg_conn_free(s->conn);
     } else if (s->fd >= 0)
         close(s->fd);
-    struct sg_worker *w = s->worker;
+    struct sg_core *w = s->core;
     free(s);
-    sg_worker_session_closed(w);
+    if (w->hooks != NULL && w->hooks->session_closed != NULL)
+        w->hooks->session_closed(w->owner);
+}
+
+struct sg_session *sg_session_first(struct sg_core *core)
+{
+    return TAILQ_FIRST(&core->sessions);
+}
+
+struct sg_session *sg_session_next(struct sg_session *s)
+{
+    return TAILQ_NEXT(s, entry);
+}
+
+static const char *state_name(int state)
+{
+    switch (state) {
+    case SG_SESS_PROXY:
+        return "proxy-header";
+    case SG_SESS_HANDSHAKE:
+        return "handshake";
+    case SG_SESS_READY:
+        return "ready";
+    case SG_SESS_CLOSING:
+        return "closing";
+    }
+    return "unknown";
+}
+
+void sg_session_describe(const struct sg_session *s, struct sg_text *out)
+{
+    sg_text_printf(out, "client=%s via=%s state=%s inflight=%u paused=%u",
+                   s->peer[0] ? s->peer : "-", s->via[0] ? s->via : "-", state_name(s->state),
+                   s->inflight, (unsigned)s->paused);
 }

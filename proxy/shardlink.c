@@ -1,14 +1,15 @@
 /*
- * shardlink - the per-worker connection to one Redis node.
+ * shardlink - one connection from one event loop to one Redis node.
  *
  * Ordering is the invariant everything rests on: replies arrive in the order
- * commands were written, so the FIFO head is always the sub-op the next
+ * commands were written, so the FIFO head is always the record the next
  * reply belongs to. An ASK redirect writes ASKING before the command; that
- * sub-op carries asking_pending so its extra +OK is consumed in place.
+ * record carries asking_pending so its extra +OK is consumed in place.
  * Whenever the order can no longer be trusted (EOF, I/O or protocol error,
- * a reply with no sub-op waiting) the link is reset: the connection is
- * dropped and every pending sub-op is handed back to the request layer,
- * which retries reads and fails writes with a typed error.
+ * a reply with no record waiting) the link is reset: the connection is
+ * dropped and every pending record is handed back through its failure
+ * callback (the request layer retries reads and fails writes with a typed
+ * error). The link knows nothing of what its records belong to.
  */
 #include "shardlink.h"
 
@@ -26,22 +27,47 @@
 #include <openssl/ssl.h>
 
 #include "conn.h"
+#include "core.h"
 #include "fault.h"
 #include "log.h"
-#include "request.h"
 #include "resp.h"
 #include "stats.h"
 #include "tls.h"
-#include "topology.h"
 #include "util.h"
-#include "worker.h"
+
+TAILQ_HEAD(sg_linkop_fifo, sg_linkop);
+
+struct sg_shardlink {
+    struct sg_core *core;
+    struct sg_addr addr;
+    int state;
+    struct sg_conn *conn;
+    /* Bumped by every reset: code that may reset the link (a reply
+     * callback) compares it, not conn, whose address may be reused. */
+    uint64_t generation;
+    redisReader *reader;
+    struct sg_resp_scan scan; /* headers checked before the reader sees them */
+    struct evbuffer *scratch; /* for cutting a half-formatted command off */
+    struct sg_linkop_fifo fifo;
+    uint32_t n_pending;
+    uint32_t backoff_ms;
+    uint64_t down_since_ms;
+    struct event *reconnect_ev;
+    struct event *stall_ev;    /* periodic check for a hung node */
+    uint64_t last_progress_ms; /* last reply, or first command owed */
+    int readonly;              /* replica link: READONLY after connect */
+    int retired;               /* node left the topology: no new commands */
+    int stats_slot;            /* node counters (stats.h), by address and role */
+    int stats_state;           /* state last published to them, -1: none */
+    struct sg_linkop auth_op, readonly_op;
+};
 
 static void link_connect(struct sg_shardlink *l);
 
 /* The worker's counters for this link's node (stats.h). */
 static struct sg_node_stats *link_stats(struct sg_shardlink *l)
 {
-    return &l->worker->stats.node[l->stats_slot];
+    return &l->core->stats.node[l->stats_slot];
 }
 
 /* Every state change goes through here, so /metrics counts links per state. */
@@ -65,7 +91,7 @@ static void link_publish_pending(struct sg_shardlink *l)
 
 static void link_schedule_reconnect(struct sg_shardlink *l)
 {
-    uint32_t max = l->worker->cfg->reconnect_backoff_max_ms;
+    uint32_t max = l->core->cfg->reconnect_backoff_max_ms;
     l->backoff_ms = l->backoff_ms == 0 ? 50 : l->backoff_ms * 2;
     if (l->backoff_ms > max)
         l->backoff_ms = max;
@@ -81,9 +107,9 @@ static void link_schedule_reconnect(struct sg_shardlink *l)
 static void link_reset(struct sg_shardlink *l, const char *why)
 {
     int was_ready = l->state == SG_LINK_READY;
-    sg_log_warn("worker %d: link %s:%d reset: %s (%u pending)", l->worker->id, l->addr.host,
+    sg_log_warn("worker %d: link %s:%d reset: %s (%u pending)", l->core->id, l->addr.host,
                 l->addr.port, why, l->n_pending);
-    SG_STAT_INC(&l->worker->stats, link_resets);
+    SG_STAT_INC(&l->core->stats, link_resets);
     SG_STAT_INC(link_stats(l), resets);
     l->generation++;
     sg_conn_free(l->conn);
@@ -92,24 +118,27 @@ static void link_reset(struct sg_shardlink *l, const char *why)
     l->reader = NULL;
     link_set_state(l, SG_LINK_DOWN);
     l->down_since_ms = sg_now_ms();
-    struct sg_subop_fifo failed = TAILQ_HEAD_INITIALIZER(failed);
+    struct sg_linkop_fifo failed = TAILQ_HEAD_INITIALIZER(failed);
     TAILQ_CONCAT(&failed, &l->fifo, entry);
     l->n_pending = 0;
     link_publish_pending(l);
-    sg_topology_request_refresh();
-    if (was_ready) {
+    if (l->core->hooks != NULL && l->core->hooks->topology_refresh != NULL)
+        l->core->hooks->topology_refresh(l->core->owner);
+    if (l->retired) {
+        /* The node left the topology: no reconnect. */
+    } else if (was_ready) {
         l->backoff_ms = 0;
         link_connect(l);
     } else {
         link_schedule_reconnect(l);
     }
-    struct sg_subop *op;
+    struct sg_linkop *op;
     while ((op = TAILQ_FIRST(&failed)) != NULL) {
         TAILQ_REMOVE(&failed, op, entry);
         op->link = NULL;
         op->asking_pending = 0;
-        if (!op->internal)
-            sg_request_on_link_failure(op, 1);
+        if (op->cbs != NULL)
+            op->cbs->failure(op, 1);
     }
 }
 
@@ -128,7 +157,7 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg)
 static void on_stall_check(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_shardlink *l = arg;
-    uint32_t stall = l->worker->cfg->link_stall_ms;
+    uint32_t stall = l->core->cfg->link_stall_ms;
     if (stall == 0 || l->n_pending == 0 || l->conn == NULL)
         return;
     if (sg_now_ms() - l->last_progress_ms >= stall) {
@@ -148,7 +177,7 @@ static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us);
  */
 static int link_take_replies(struct sg_shardlink *l)
 {
-    struct sg_stats *st = &l->worker->stats;
+    struct sg_stats *st = &l->core->stats;
     uint64_t now_us = st->clock_us = sg_stats_now_us(); /* one read per batch */
     int rc = link_take_replies_at(l, now_us);
     st->clock_us = 0;
@@ -168,13 +197,13 @@ static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us)
             return 0;
         }
         redisReply *reply = r;
-        struct sg_subop *op = TAILQ_FIRST(&l->fifo);
+        struct sg_linkop *op = TAILQ_FIRST(&l->fifo);
         if (op == NULL) {
             freeReplyObject(reply);
             link_reset(l, "reply with no command waiting");
             return -1;
         }
-        SG_STAT_INC(&l->worker->stats, backend_replies);
+        SG_STAT_INC(&l->core->stats, backend_replies);
         l->last_progress_ms = sg_now_ms();
         if (op->asking_pending) {
             op->asking_pending = 0;
@@ -184,7 +213,7 @@ static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us)
         TAILQ_REMOVE(&l->fifo, op, entry);
         l->n_pending--;
         op->link = NULL;
-        if (op->internal) {
+        if (op->cbs == NULL) {
             int bad = reply->type == REDIS_REPLY_ERROR;
             if (bad)
                 sg_log_error("link %s:%d: %s failed: %s", l->addr.host, l->addr.port,
@@ -197,9 +226,9 @@ static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us)
             }
             continue;
         }
-        sg_stats_backend_reply(&l->worker->stats, l->stats_slot, now_us - op->sent_us);
+        sg_stats_backend_reply(&l->core->stats, l->stats_slot, now_us - op->sent_us);
         uint64_t gen = l->generation;
-        sg_request_on_reply(op, reply);
+        op->cbs->reply(op, reply);
         if (l->generation != gen)
             return -1; /* the link was reset under us */
     }
@@ -221,7 +250,7 @@ static void on_read(void *arg)
         if (sg_resp_scan(&l->scan, vec.iov_base, vec.iov_len, &why) != 0) {
             char msg[128];
             snprintf(msg, sizeof(msg), "protocol error from Redis: %s", why);
-            SG_STAT_INC(&l->worker->stats, link_protocol_errors);
+            SG_STAT_INC(&l->core->stats, link_protocol_errors);
             link_reset(l, msg);
             return;
         }
@@ -238,7 +267,7 @@ static void on_read(void *arg)
 static void on_drained(void *arg)
 {
     struct sg_shardlink *l = arg;
-    SG_STAT_INC(&l->worker->stats, backend_writes);
+    SG_STAT_INC(&l->core->stats, backend_writes);
 }
 
 static void on_event(void *arg, int what)
@@ -249,14 +278,14 @@ static void on_event(void *arg, int what)
         setsockopt(sg_conn_fd(l->conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         link_set_state(l, SG_LINK_READY);
         l->backoff_ms = 0;
-        sg_log_debug("worker %d: link %s:%d up", l->worker->id, l->addr.host, l->addr.port);
+        sg_log_debug("worker %d: link %s:%d up", l->core->id, l->addr.host, l->addr.port);
         return;
     }
     const char *verify = l->state == SG_LINK_CONNECTING ? sg_conn_verify_error(l->conn) : NULL;
     if (verify != NULL) {
         char why[160];
         snprintf(why, sizeof(why), "TLS: the node's certificate was refused: %s", verify);
-        SG_STAT_INC(&l->worker->stats, tls_failures);
+        SG_STAT_INC(&l->core->stats, tls_failures);
         link_reset(l, why);
         return;
     }
@@ -270,7 +299,7 @@ static const struct sg_conn_cbs link_cbs = {on_read, on_drained, on_event};
 /* Queue an AUTH as the link's first command when a password is set. */
 static void link_queue_auth(struct sg_shardlink *l)
 {
-    const struct sg_config *cfg = l->worker->cfg;
+    const struct sg_config *cfg = l->core->cfg;
     if (cfg->redis_password[0] == '\0')
         return;
     struct evbuffer *out = sg_conn_output(l->conn);
@@ -281,7 +310,6 @@ static void link_queue_auth(struct sg_shardlink *l)
         sg_resp_arg_str(out, cfg->redis_username);
     sg_resp_arg_str(out, cfg->redis_password);
     memset(&l->auth_op, 0, sizeof(l->auth_op));
-    l->auth_op.internal = 1;
     l->auth_op.link = l;
     TAILQ_INSERT_TAIL(&l->fifo, &l->auth_op, entry);
     l->n_pending++;
@@ -296,7 +324,6 @@ static void link_queue_readonly(struct sg_shardlink *l)
     sg_resp_begin(out, 1);
     sg_resp_arg_str(out, "READONLY");
     memset(&l->readonly_op, 0, sizeof(l->readonly_op));
-    l->readonly_op.internal = 1;
     l->readonly_op.link = l;
     TAILQ_INSERT_TAIL(&l->fifo, &l->readonly_op, entry);
     l->n_pending++;
@@ -310,7 +337,7 @@ static void link_queue_readonly(struct sg_shardlink *l)
  */
 static int link_tls_new(struct sg_shardlink *l, SSL **out)
 {
-    SSL *ssl = sg_fault_ssl_new() ? NULL : SSL_new(l->worker->redis_tls);
+    SSL *ssl = sg_fault_ssl_new() ? NULL : SSL_new(l->core->redis_tls);
     if (ssl == NULL) {
         sg_log_error("link %s:%d: SSL_new failed; not connecting", l->addr.host, l->addr.port);
         return -1;
@@ -352,7 +379,7 @@ void sg_shardlink_reply_limits(const struct sg_config *cfg, uint64_t *max_elemen
 static void link_connect(struct sg_shardlink *l)
 {
     l->last_progress_ms = sg_now_ms();
-    struct sg_worker *w = l->worker;
+    struct sg_core *w = l->core;
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
     char hp[300];
@@ -432,10 +459,10 @@ static void link_connect(struct sg_shardlink *l)
     }
 }
 
-struct sg_shardlink *sg_shardlink_new(struct sg_worker *w, const struct sg_addr *addr, int readonly)
+struct sg_shardlink *sg_shardlink_new(struct sg_core *w, const struct sg_addr *addr, int readonly)
 {
     struct sg_shardlink *l = sg_calloc(1, sizeof(*l));
-    l->worker = w;
+    l->core = w;
     l->readonly = readonly;
     l->addr = *addr;
     l->stats_slot = sg_stats_node_slot(addr, readonly);
@@ -463,12 +490,12 @@ void sg_shardlink_free(struct sg_shardlink *l)
         SG_STAT_SET(link_stats(l), links[l->stats_state], 0);
     l->n_pending = 0;
     link_publish_pending(l);
-    struct sg_subop *op;
+    struct sg_linkop *op;
     while ((op = TAILQ_FIRST(&l->fifo)) != NULL) {
         TAILQ_REMOVE(&l->fifo, op, entry);
         op->link = NULL;
-        if (!op->internal)
-            sg_request_on_link_failure(op, 1);
+        if (op->cbs != NULL)
+            op->cbs->failure(op, 1);
     }
     if (l->reader)
         redisReaderFree(l->reader);
@@ -495,11 +522,11 @@ static int link_truncate_output(struct sg_shardlink *l, size_t len)
     return evbuffer_add_buffer(out, keep);
 }
 
-int sg_shardlink_send(struct sg_shardlink *l, struct sg_subop *op)
+int sg_shardlink_send(struct sg_shardlink *l, struct sg_linkop *op)
 {
     if (l->state == SG_LINK_DOWN || l->conn == NULL)
         return -1;
-    if (l->n_pending >= l->worker->cfg->max_link_pending)
+    if (l->n_pending >= l->core->cfg->max_link_pending)
         return -1; /* the node is not keeping up: fail fast, do not queue */
     if (l->n_pending == 0)
         l->last_progress_ms = sg_now_ms();
@@ -514,11 +541,11 @@ int sg_shardlink_send(struct sg_shardlink *l, struct sg_subop *op)
         sg_resp_begin(out, 1);
         sg_resp_arg(out, "ASKING", 6);
     }
-    sg_request_format(op, out);
-    if (sg_resp_format_failed() || sg_fault_format()) {
+    op->cbs->format(op, out);
+    if (sg_resp_format_failed()) {
         sg_log_error("link %s:%d: cannot format a command (out of memory)", l->addr.host,
                      l->addr.port);
-        SG_STAT_INC(&l->worker->stats, link_format_errors);
+        SG_STAT_INC(&l->core->stats, link_format_errors);
         if (link_truncate_output(l, before) != 0)
             link_reset(l, "cannot remove a half-formatted command");
         return -2;
@@ -529,10 +556,56 @@ int sg_shardlink_send(struct sg_shardlink *l, struct sg_subop *op)
     }
     TAILQ_INSERT_TAIL(&l->fifo, op, entry);
     op->link = l;
-    op->sent_us = sg_stats_clock(&l->worker->stats);
+    op->sent_us = sg_stats_clock(&l->core->stats);
     l->n_pending++;
     link_publish_pending(l);
     sg_conn_flush_soon(l->conn);
-    SG_STAT_INC(&l->worker->stats, backend_commands);
+    SG_STAT_INC(&l->core->stats, backend_commands);
     return 0;
+}
+
+const struct sg_addr *sg_shardlink_addr(const struct sg_shardlink *l)
+{
+    return &l->addr;
+}
+
+int sg_shardlink_readonly(const struct sg_shardlink *l)
+{
+    return l->readonly;
+}
+
+int sg_shardlink_state(const struct sg_shardlink *l)
+{
+    return l->state;
+}
+
+uint32_t sg_shardlink_pending(const struct sg_shardlink *l)
+{
+    return l->n_pending;
+}
+
+void sg_shardlink_retire(struct sg_shardlink *l)
+{
+    if (l->retired)
+        return;
+    l->retired = 1;
+    evtimer_del(l->reconnect_ev);
+    sg_log_info("worker %d: link %s:%d retired (the node left the topology; %u pending)",
+                l->core->id, l->addr.host, l->addr.port, l->n_pending);
+}
+
+void sg_shardlink_revive(struct sg_shardlink *l)
+{
+    if (!l->retired)
+        return;
+    l->retired = 0;
+    if (l->conn == NULL && !evtimer_pending(l->reconnect_ev, NULL)) {
+        l->backoff_ms = 0;
+        link_connect(l);
+    }
+}
+
+int sg_shardlink_retired(const struct sg_shardlink *l)
+{
+    return l->retired;
 }

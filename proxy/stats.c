@@ -1,6 +1,7 @@
 /*
- * stats - summing the per-worker counters for a scrape, and the name
- * tables that give keyspaces and backend nodes their counter slots.
+ * stats - summing the per-worker counters for a scrape (STATS, /metrics),
+ * and the name tables that give keyspaces and backend nodes their counter
+ * slots.
  * Process-wide figures (topology refreshes) are added here too; admin.c
  * adds the process and topology gauges of /metrics.
  */
@@ -12,9 +13,11 @@
 #include <string.h>
 
 #include "config.h"
+#include "core.h"
+#include "slotgate.pb-c.h"
+#include "snapshot.h"
 #include "topology.h"
 #include "util.h"
-#include "worker.h"
 
 /* Keyspace names ("" is the default keyspace) and "host:port role" pairs. */
 static struct sg_names ks_names, node_names;
@@ -51,7 +54,7 @@ int sg_stats_node_slot(const struct sg_addr *addr, int readonly)
 }
 
 /* Every worker's counters added into one struct (caller frees). */
-static struct sg_stats *stats_sum(struct sg_worker **workers, int n)
+static struct sg_stats *stats_sum(struct sg_core *const *workers, int n)
 {
     struct sg_stats *sum = sg_calloc(1, sizeof(*sum));
     size_t words = offsetof(struct sg_stats, ks_cache) / sizeof(uint64_t);
@@ -87,7 +90,7 @@ static const char *ks_display(int slot)
 
 #define LOAD(p) atomic_load_explicit(&(p), memory_order_relaxed)
 
-void sg_stats_collect(struct sg_worker **workers, int n, sg_stats_visit_fn fn, void *arg)
+void sg_stats_collect(struct sg_core *const *workers, int n, sg_stats_visit_fn fn, void *arg)
 {
     struct sg_stats *sum = stats_sum(workers, n);
 #define SG_STATS_VISIT(name) fn(#name, LOAD(sum->name), arg);
@@ -109,6 +112,56 @@ void sg_stats_collect(struct sg_worker **workers, int n, sg_stats_visit_fn fn, v
     }
     fn("workers", (uint64_t)n, arg);
     free(sum);
+}
+
+/* --- the STATS op's response --------------------------------------------- */
+
+#define SG_STATS_NAME_LEN 96
+
+struct stats_build {
+    Slotgate__V1__Response__StatsEntry *entries;
+    Slotgate__V1__Response__StatsEntry **ptrs;
+    char *names;
+    size_t n, cap;
+};
+
+static void stats_visit(const char *name, uint64_t value, void *arg)
+{
+    struct stats_build *b = arg;
+    if (b->n == b->cap)
+        return;
+    Slotgate__V1__Response__StatsEntry *e = &b->entries[b->n];
+    slotgate__v1__response__stats_entry__init(e);
+    char *copy = b->names + b->n * SG_STATS_NAME_LEN;
+    size_t len = strnlen(name, SG_STATS_NAME_LEN - 1); /* longer names are cut */
+    memcpy(copy, name, len);
+    copy[len] = '\0';
+    e->key = copy;
+    e->value = value;
+    b->ptrs[b->n] = e;
+    b->n++;
+}
+
+void sg_stats_response(struct sg_core *const *workers, int n, Slotgate__V1__Response *resp)
+{
+    /* One block: the pointer array first (resp->stats, what is freed),
+     * then the entries, then their names. */
+    struct stats_build b = {.cap = 64 + SG_STATS_KEYSPACES * 16};
+    size_t ptrs = b.cap * sizeof(*b.ptrs), entries = b.cap * sizeof(*b.entries);
+    uint8_t *block = sg_calloc(1, ptrs + entries + b.cap * SG_STATS_NAME_LEN);
+    b.ptrs = (Slotgate__V1__Response__StatsEntry **)block;
+    b.entries = (Slotgate__V1__Response__StatsEntry *)(block + ptrs);
+    b.names = (char *)(block + ptrs + entries);
+    sg_stats_collect(workers, n, stats_visit, &b);
+    resp->n_stats = b.n;
+    resp->stats = b.ptrs;
+}
+
+void sg_stats_response_free(Slotgate__V1__Response *resp)
+{
+    free(resp->stats);
+    resp->stats = NULL;
+    resp->n_stats = 0;
 }
 
 /* --- Prometheus ------------------------------------------------------------ */
@@ -324,7 +377,7 @@ static void prom_nodes(struct sg_text *out, const struct sg_stats *sum)
     }
 }
 
-void sg_stats_prometheus(struct sg_worker **workers, int n, struct sg_text *out)
+void sg_stats_prometheus(struct sg_core *const *workers, int n, struct sg_text *out)
 {
     struct sg_stats *sum = stats_sum(workers, n);
     register_keyspaces();

@@ -136,15 +136,21 @@ int sg_stats_node_slot(const struct sg_addr *addr, int readonly);
 /* Callback for each counter: name and summed value. */
 typedef void (*sg_stats_visit_fn)(const char *name, uint64_t value, void *arg);
 
-struct sg_worker;
+struct sg_core;
 /* Sum every worker's counters and visit them, plus process-wide ones. */
-void sg_stats_collect(struct sg_worker **workers, int n, sg_stats_visit_fn fn, void *arg);
+void sg_stats_collect(struct sg_core *const *workers, int n, sg_stats_visit_fn fn, void *arg);
+
+/* The STATS op's answer: every counter of sg_stats_collect as resp's stats
+ * entries (allocated; sg_stats_response_free releases them). */
+struct Slotgate__V1__Response;
+void sg_stats_response(struct sg_core *const *workers, int n, struct Slotgate__V1__Response *resp);
+void sg_stats_response_free(struct Slotgate__V1__Response *resp);
 
 /*
  * Sum every worker's counters and append them to out in the Prometheus
  * text format (the slotgate_* families of docs/OPERATIONS.md that come
  * from counters; admin.c adds process and topology families).
  */
-void sg_stats_prometheus(struct sg_worker **workers, int n, struct sg_text *out);
+void sg_stats_prometheus(struct sg_core *const *workers, int n, struct sg_text *out);
 
 #endif

@@ -1,25 +1,17 @@
 /*
- * topology - discovery of the cluster's slot map and its distribution to
- * workers. The manager runs on its own thread because discovery uses a
- * blocking client: the data path never waits on it. Workers ask for a
- * refresh (MOVED, link failure) by writing a byte to a pipe; a burst of
- * requests collapses into one refresh per topology_min_interval_ms.
+ * topology - the slot map as an immutable snapshot: built from a CLUSTER
+ * SLOTS reply, compared, and the process-wide current one with the
+ * discovery counters. Discovery itself is the topology manager's
+ * (topomgr.c).
  */
 #include "topology.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "log.h"
-#include "resp.h"
 #include "util.h"
-#include "worker.h"
 
 struct sg_topology *sg_topology_ref(struct sg_topology *t)
 {
@@ -60,6 +52,24 @@ int sg_topology_same(const struct sg_topology *a, const struct sg_topology *b)
             return 0;
         if (ma != NULL && !addr_eq(ma, mb))
             return 0;
+    }
+    /* Same masters for every slot: the same shards. Their replicas too? */
+    if (a->n_shards != b->n_shards)
+        return 0;
+    for (int i = 0; i < a->n_shards; i++) {
+        const struct sg_shard_info *sa = &a->shards[i], *sb = NULL;
+        for (int j = 0; j < b->n_shards && sb == NULL; j++)
+            if (addr_eq(&b->shards[j].master, &sa->master))
+                sb = &b->shards[j];
+        if (sb == NULL || sb->n_replicas != sa->n_replicas)
+            return 0;
+        for (int k = 0; k < sa->n_replicas; k++) {
+            int found = 0;
+            for (int m = 0; m < sb->n_replicas && !found; m++)
+                found = addr_eq(&sa->replicas[k], &sb->replicas[m]);
+            if (!found)
+                return 0;
+        }
     }
     return 1;
 }
@@ -133,81 +143,33 @@ static struct sg_topology *topology_from_slots(const redisReply *r, const struct
     return t;
 }
 
-static struct sg_topology *fetch_one(const struct sg_config *cfg, SSL_CTX *tls,
-                                     const struct sg_addr *node, char *err, size_t errlen)
+struct sg_topology *sg_topology_from_reply(const redisReply *r, const struct sg_addr *asked,
+                                           char *err, size_t errlen)
 {
-    struct sg_resp_conn *c = sg_resp_connect(node, tls, (int)cfg->connect_timeout_ms, err, errlen);
-    if (c == NULL)
-        return NULL;
-    redisReply *r;
-    if (cfg->redis_password[0] != '\0') {
-        const char *argv[3] = {"AUTH", cfg->redis_username, cfg->redis_password};
-        size_t lens[3] = {4, strlen(argv[1]), strlen(argv[2])};
-        int with_user = cfg->redis_username[0] != '\0';
-        r = with_user ? sg_resp_command(c, 3, argv, lens, err, errlen)
-                      : sg_resp_command(c, 2, (const char *[]){"AUTH", cfg->redis_password},
-                                        (size_t[]){4, lens[2]}, err, errlen);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            if (r != NULL)
-                snprintf(err, errlen, "%s:%d: AUTH: %s", node->host, node->port, r->str);
-            freeReplyObject(r);
-            sg_resp_conn_free(c);
-            return NULL;
-        }
-        freeReplyObject(r);
-    }
-    const char *argv[2] = {"CLUSTER", "SLOTS"};
-    size_t lens[2] = {7, 5};
-    r = sg_resp_command(c, 2, argv, lens, err, errlen);
-    sg_resp_conn_free(c);
-    if (r == NULL)
-        return NULL;
     struct sg_topology *t = NULL;
     if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "cluster support disabled") != NULL) {
         t = topology_new();
-        shard_index(t, node);
+        shard_index(t, asked);
         for (int s = 0; s < SG_SLOTS; s++)
             t->slot_shard[s] = 0;
     } else if (r->type == REDIS_REPLY_ARRAY) {
-        t = topology_from_slots(r, node);
+        t = topology_from_slots(r, asked);
         if (t->n_shards == 0) {
-            snprintf(err, errlen, "%s:%d: CLUSTER SLOTS lists no shards", node->host, node->port);
+            snprintf(err, errlen, "%s:%d: CLUSTER SLOTS lists no shards", asked->host, asked->port);
             sg_topology_unref(t);
             t = NULL;
         }
     } else {
-        snprintf(err, errlen, "%s:%d: CLUSTER SLOTS: %s", node->host, node->port,
+        snprintf(err, errlen, "%s:%d: CLUSTER SLOTS: %s", asked->host, asked->port,
                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     }
-    freeReplyObject(r);
     return t;
 }
 
-struct sg_topology *sg_topology_fetch(const struct sg_config *cfg, SSL_CTX *tls,
-                                      const struct sg_addr *nodes, int n_nodes, char *err,
-                                      size_t errlen)
-{
-    snprintf(err, errlen, "no nodes to ask");
-    for (int i = 0; i < n_nodes; i++) {
-        struct sg_topology *t = fetch_one(cfg, tls, &nodes[i], err, errlen);
-        if (t != NULL)
-            return t;
-        sg_log_debug("topology: %s", err);
-    }
-    return NULL;
-}
-
-/* --- the manager thread --------------------------------------------------- */
+/* --- process-wide status (kept by the topology manager) --------------------- */
 
 static struct {
-    const struct sg_config *cfg;
-    SSL_CTX *tls;
-    struct sg_worker **workers;
-    int n_workers;
-    struct sg_topology *current; /* owned by the manager thread */
-    pthread_t thread;
-    int pipe_rd, pipe_wr;
-    atomic_int stop;
+    struct sg_topology *current;
     atomic_int ready;
     _Atomic uint64_t refreshes;
     _Atomic uint64_t refresh_failures;
@@ -215,8 +177,7 @@ static struct {
     /* Taken to swap current (manager thread) and by other threads to take
      * a reference to it; never by workers. */
     pthread_mutex_t current_lock;
-    int running;
-} mgr = {.pipe_rd = -1, .pipe_wr = -1, .current_lock = PTHREAD_MUTEX_INITIALIZER};
+} mgr = {.current_lock = PTHREAD_MUTEX_INITIALIZER};
 
 struct sg_topology *sg_topology_current(void)
 {
@@ -236,23 +197,28 @@ uint64_t sg_topology_refresh_failures(void)
     return atomic_load_explicit(&mgr.refresh_failures, memory_order_relaxed);
 }
 
-/* Replace the current snapshot (manager thread); takes over t's reference. */
-static void set_current(struct sg_topology *t)
+void sg_topology_set_current(struct sg_topology *t)
 {
     pthread_mutex_lock(&mgr.current_lock);
     struct sg_topology *old = mgr.current;
     mgr.current = t;
     pthread_mutex_unlock(&mgr.current_lock);
     sg_topology_unref(old);
+    atomic_store(&mgr.ready, t != NULL && sg_topology_covers_all(t));
 }
 
-void sg_topology_request_refresh(void)
+void sg_topology_note_answer(void)
 {
-    if (mgr.pipe_wr >= 0) {
-        char b = 'r';
-        ssize_t n = write(mgr.pipe_wr, &b, 1); /* full pipe: a refresh is already due */
-        (void)n;
-    }
+    atomic_store_explicit(&mgr.last_ok_ms, sg_now_ms(), memory_order_relaxed);
+}
+
+void sg_topology_count_refresh(int ok)
+{
+    atomic_fetch_add_explicit(&mgr.refreshes, 1, memory_order_relaxed);
+    if (ok)
+        sg_topology_note_answer();
+    else
+        atomic_fetch_add_explicit(&mgr.refresh_failures, 1, memory_order_relaxed);
 }
 
 uint64_t sg_topology_refresh_count(void)
@@ -265,121 +231,10 @@ int sg_topology_ready(void)
     return atomic_load(&mgr.ready);
 }
 
-static int all_covered(const struct sg_topology *t)
+int sg_topology_covers_all(const struct sg_topology *t)
 {
     for (int s = 0; s < SG_SLOTS; s++)
         if (t->slot_shard[s] == SG_NO_SHARD)
             return 0;
     return 1;
-}
-
-/* Ask the known masters, their replicas, then the seeds. */
-static void refresh_once(void)
-{
-    int cap = mgr.cfg->n_seeds + 1;
-    if (mgr.current != NULL)
-        for (int i = 0; i < mgr.current->n_shards; i++)
-            cap += 1 + mgr.current->shards[i].n_replicas;
-    struct sg_addr *nodes = sg_calloc((size_t)cap, sizeof(*nodes));
-    int n = 0;
-    if (mgr.current != NULL) {
-        for (int i = 0; i < mgr.current->n_shards; i++)
-            nodes[n++] = mgr.current->shards[i].master;
-        for (int i = 0; i < mgr.current->n_shards; i++)
-            for (int j = 0; j < mgr.current->shards[i].n_replicas; j++)
-                nodes[n++] = mgr.current->shards[i].replicas[j];
-    }
-    for (int i = 0; i < mgr.cfg->n_seeds; i++)
-        nodes[n++] = mgr.cfg->seeds[i];
-    char err[256];
-    struct sg_topology *t = sg_topology_fetch(mgr.cfg, mgr.tls, nodes, n, err, sizeof(err));
-    free(nodes);
-    atomic_fetch_add_explicit(&mgr.refreshes, 1, memory_order_relaxed);
-    if (t == NULL) {
-        atomic_fetch_add_explicit(&mgr.refresh_failures, 1, memory_order_relaxed);
-        sg_log_warn("topology refresh failed: %s", err);
-        return;
-    }
-    atomic_store_explicit(&mgr.last_ok_ms, sg_now_ms(), memory_order_relaxed);
-    if (sg_topology_same(t, mgr.current)) {
-        sg_topology_unref(t);
-        return;
-    }
-    t->epoch = mgr.current ? mgr.current->epoch + 1 : 1;
-    sg_log_info("topology changed: %d shard(s), epoch %llu", t->n_shards,
-                (unsigned long long)t->epoch);
-    for (int i = 0; i < t->n_shards; i++)
-        sg_log_info("  shard %d: master %s:%d, %d replica(s)", i, t->shards[i].master.host,
-                    t->shards[i].master.port, t->shards[i].n_replicas);
-    for (int i = 0; i < mgr.n_workers; i++)
-        sg_worker_post_topology(mgr.workers[i], t);
-    set_current(t);
-    atomic_store(&mgr.ready, all_covered(t));
-}
-
-static void *manager_main(void *arg)
-{
-    uint64_t last = sg_now_ms();
-    while (!atomic_load(&mgr.stop)) {
-        uint64_t now = sg_now_ms();
-        uint64_t due = last + mgr.cfg->topology_refresh_ms;
-        int timeout = due > now ? (int)(due - now) : 0;
-        struct pollfd p = {.fd = mgr.pipe_rd, .events = POLLIN};
-        int rc = poll(&p, 1, timeout);
-        if (atomic_load(&mgr.stop))
-            break;
-        if (rc > 0) {
-            char buf[256];
-            while (read(mgr.pipe_rd, buf, sizeof(buf)) > 0)
-                ;
-            /* Rate limit: at most one refresh per min interval. */
-            now = sg_now_ms();
-            if (now < last + mgr.cfg->topology_min_interval_ms)
-                usleep((useconds_t)((last + mgr.cfg->topology_min_interval_ms - now) * 1000));
-            while (read(mgr.pipe_rd, buf, sizeof(buf)) > 0)
-                ;
-        }
-        if (atomic_load(&mgr.stop))
-            break;
-        refresh_once();
-        last = sg_now_ms();
-    }
-    return NULL;
-}
-
-int sg_topology_manager_start(const struct sg_config *cfg, SSL_CTX *tls,
-                              struct sg_topology *initial, struct sg_worker **workers,
-                              int n_workers)
-{
-    int fds[2];
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
-        return -1;
-    mgr.cfg = cfg;
-    mgr.tls = tls;
-    mgr.workers = workers;
-    mgr.n_workers = n_workers;
-    set_current(sg_topology_ref(initial));
-    atomic_store_explicit(&mgr.last_ok_ms, sg_now_ms(), memory_order_relaxed);
-    mgr.pipe_rd = fds[0];
-    mgr.pipe_wr = fds[1];
-    atomic_store(&mgr.stop, 0);
-    atomic_store(&mgr.ready, all_covered(initial));
-    if (pthread_create(&mgr.thread, NULL, manager_main, NULL) != 0)
-        return -1;
-    mgr.running = 1;
-    return 0;
-}
-
-void sg_topology_manager_stop(void)
-{
-    if (!mgr.running)
-        return;
-    atomic_store(&mgr.stop, 1);
-    sg_topology_request_refresh();
-    pthread_join(mgr.thread, NULL);
-    mgr.running = 0;
-    close(mgr.pipe_rd);
-    close(mgr.pipe_wr);
-    mgr.pipe_rd = mgr.pipe_wr = -1;
-    set_current(NULL);
 }

@@ -1,15 +1,19 @@
 /*
  * topology - who owns which slot. An immutable, reference-counted snapshot
  * (slot -> shard table plus shard addresses) is built by the topology
- * manager thread from CLUSTER SLOTS and handed to every worker; workers route
- * with the snapshot they hold and drop it when a newer one arrives. A plain
- * (non-cluster) Redis is one shard that owns every slot.
+ * manager (topomgr.h) from CLUSTER SLOTS and handed to every worker's
+ * router; workers route with the snapshot they hold and drop it when a
+ * newer one arrives. A plain (non-cluster) Redis is one shard that owns
+ * every slot.
  */
 #ifndef SG_TOPOLOGY_H
 #define SG_TOPOLOGY_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include <hiredis/hiredis.h>
 
 #include "config.h"
 #include "slot.h"
@@ -32,9 +36,6 @@ struct sg_topology {
     uint16_t slot_shard[SG_SLOTS]; /* index into shards, or SG_NO_SHARD */
 };
 
-struct sg_worker;
-struct ssl_ctx_st;
-
 /* Take / drop a reference. The last unref frees the snapshot. */
 struct sg_topology *sg_topology_ref(struct sg_topology *t);
 void sg_topology_unref(struct sg_topology *t);
@@ -43,44 +44,37 @@ void sg_topology_unref(struct sg_topology *t);
 const struct sg_addr *sg_topology_master_of(const struct sg_topology *t, uint16_t slot);
 
 /*
- * Blocking discovery, used at start-up (before workers run) and by the
- * manager thread: asks the given nodes in order until one answers
- * CLUSTER SLOTS (or reports that cluster support is disabled, meaning a
- * plain Redis). Returns a new snapshot with one reference, or NULL with the
- * reason in err.
+ * A snapshot (one reference) from asked's answer to CLUSTER SLOTS: the
+ * slot ranges with their masters and replicas, or, when the node reports
+ * that cluster support is disabled, asked as the one shard of a plain
+ * Redis. NULL, with the reason in err, for any other answer.
  */
-struct sg_topology *sg_topology_fetch(const struct sg_config *cfg, struct ssl_ctx_st *tls,
-                                      const struct sg_addr *nodes, int n_nodes, char *err,
-                                      size_t errlen);
+struct sg_topology *sg_topology_from_reply(const redisReply *r, const struct sg_addr *asked,
+                                           char *err, size_t errlen);
 
-/* 1 when both snapshots route every slot to the same addresses. */
+/* 1 when both route every slot to the same masters, with the same replicas. */
 int sg_topology_same(const struct sg_topology *a, const struct sg_topology *b);
+/* 1 when every slot has a master. */
+int sg_topology_covers_all(const struct sg_topology *t);
 
 /*
- * The manager thread: refreshes on request (rate-limited to one refresh per
- * topology_min_interval_ms however many requests arrive) and on a timer, and
- * posts changed snapshots to every worker. start takes a reference to
- * initial. sg_topology_request_refresh is safe from any thread and never
- * blocks (a non-blocking write to a pipe).
+ * Process-wide discovery status, written by the topology manager and read
+ * by any thread (/readyz, /metrics, STATS). set_current takes over t's
+ * reference (NULL clears it) and sets ready from its coverage; current
+ * returns it with a new reference (drop it with sg_topology_unref), or
+ * NULL before the first. count_refresh: one refresh done, answered (ok)
+ * or not; note_answer: a node answered (the start-up discovery) without
+ * counting a refresh.
  */
-int sg_topology_manager_start(const struct sg_config *cfg, struct ssl_ctx_st *tls,
-                              struct sg_topology *initial, struct sg_worker **workers,
-                              int n_workers);
-void sg_topology_request_refresh(void);
-void sg_topology_manager_stop(void);
-/* Number of refreshes done so far (for STATS). */
+void sg_topology_set_current(struct sg_topology *t);
+struct sg_topology *sg_topology_current(void);
+void sg_topology_count_refresh(int ok);
+void sg_topology_note_answer(void);
 uint64_t sg_topology_refresh_count(void);
+uint64_t sg_topology_refresh_failures(void);
+/* sg_now_ms() of the last refresh that got an answer. */
+uint64_t sg_topology_last_refresh_ms(void);
 /* 1 once a topology with all slots covered is known (for /readyz). */
 int sg_topology_ready(void);
-
-/*
- * For /metrics (any thread): the manager's current snapshot with a new
- * reference (drop it with sg_topology_unref), or NULL before the manager
- * starts; the sg_now_ms() of the last refresh that got an answer (the
- * manager's start counts as one); refreshes that got none.
- */
-struct sg_topology *sg_topology_current(void);
-uint64_t sg_topology_last_refresh_ms(void);
-uint64_t sg_topology_refresh_failures(void);
 
 #endif

@@ -21,75 +21,59 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/queue.h>
+
 #include "clientlist.h"
 #include "coalesce.h"
+#include "core.h"
 #include "listener.h"
-#include "request.h"
 #include "log.h"
+#include "request.h"
+#include "router.h"
 #include "session.h"
-#include "shardlink.h"
+#include "topomgr.h"
 #include "util.h"
 
-_Atomic uint32_t sg_connections;
+/* How many requests of a worker started under one snapshot are in flight. */
+struct sg_snapshot_use {
+    struct sg_snapshot *snap; /* owned reference */
+    uint32_t requests;        /* started, not yet answered */
+    uint32_t lingering;       /* answered, but sub-ops were still on a link */
+};
+
+struct sg_worker {
+    /* What the layers below see (core.h): loop, config in force, counters,
+     * sessions, router, coalescing, request pool, hooks back to here. */
+    struct sg_core core;
+    pthread_t thread;
+    /* The snapshot in force: new connections and new requests use it
+     * (core.cfg and core.server_tls point into it). */
+    struct sg_snapshot *snap;
+    /* Snapshots still referenced by requests in flight (the current one
+     * first); an older one is dropped once nothing can reach it. */
+    struct sg_snapshot_use *uses;
+    int n_uses, cap_uses;
+    struct sg_listener *listener;
+    /* Cross-thread notifications: another thread sets bits in notify_bits
+     * and writes to the eventfd; the worker's loop reads both. The event
+     * base itself takes no locks. Mailbox contents are under mbox_lock. */
+    int notify_fd;
+    _Atomic unsigned notify_bits;
+    struct event *notify_ev;
+    pthread_mutex_t mbox_lock;
+    struct sg_topology *mbox_topo;
+    struct sg_snapshot *mbox_snap;      /* SIGHUP reload */
+    struct sg_clientlist *mbox_clients; /* an admin /clients listing */
+    struct event *drain_timer;
+    int draining;
+    /* Written one byte when the worker's loop has ended (main waits for
+     * all of them while it keeps serving /readyz during a drain); -1: none. */
+    int exit_fd;
+};
 
 enum { SG_NOTIFY_MAILBOX = 1, SG_NOTIFY_DRAIN = 2, SG_NOTIFY_STOP = 4 };
-
-/* ---- config snapshots ------------------------------------------------------ */
-
-struct sg_snapshot *sg_snapshot_new(const struct sg_config *cfg, SSL_CTX *server_tls,
-                                    uint64_t generation)
-{
-    struct sg_snapshot *s = sg_calloc(1, sizeof(*s));
-    atomic_init(&s->refs, 1);
-    s->generation = generation;
-    s->cfg = *cfg;
-    s->server_tls = server_tls;
-    return s;
-}
-
-struct sg_snapshot *sg_snapshot_ref(struct sg_snapshot *s)
-{
-    if (s != NULL)
-        atomic_fetch_add(&s->refs, 1);
-    return s;
-}
-
-void sg_snapshot_unref(struct sg_snapshot *s)
-{
-    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
-        return;
-    if (s->server_tls != NULL)
-        SSL_CTX_free(s->server_tls);
-    free(s);
-}
-
-static struct {
-    pthread_mutex_t lock;
-    struct sg_snapshot *current;
-} snapshots = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-void sg_snapshot_publish(struct sg_snapshot *s)
-{
-    sg_snapshot_ref(s);
-    pthread_mutex_lock(&snapshots.lock);
-    struct sg_snapshot *old = snapshots.current;
-    snapshots.current = s;
-    pthread_mutex_unlock(&snapshots.lock);
-    sg_snapshot_unref(old);
-}
-
-struct sg_snapshot *sg_snapshot_acquire(void)
-{
-    pthread_mutex_lock(&snapshots.lock);
-    struct sg_snapshot *s = sg_snapshot_ref(snapshots.current);
-    pthread_mutex_unlock(&snapshots.lock);
-    return s;
-}
-
-void sg_snapshot_release(struct sg_snapshot *s)
-{
-    sg_snapshot_unref(s);
-}
 
 static void worker_use_add(struct sg_worker *w, struct sg_snapshot *snap)
 {
@@ -116,10 +100,7 @@ static struct sg_snapshot_use *worker_use_of(struct sg_worker *w,
 
 static int worker_links_idle(const struct sg_worker *w)
 {
-    for (int i = 0; i < w->n_links; i++)
-        if (w->links[i]->n_pending > 0)
-            return 0;
-    return 1;
+    return sg_router_idle(w->core.router);
 }
 
 /* Drop older snapshots nothing can reach any more. */
@@ -138,7 +119,7 @@ static void worker_retire_snapshots(struct sg_worker *w)
             if (!idle)
                 continue;
         }
-        sg_log_debug("worker %d: config generation %llu released", w->id,
+        sg_log_debug("worker %d: config generation %llu released", w->core.id,
                      (unsigned long long)u->snap->generation);
         sg_snapshot_unref(u->snap);
         memmove(u, u + 1, sizeof(*u) * (size_t)(w->n_uses - i - 1));
@@ -149,16 +130,17 @@ static void worker_retire_snapshots(struct sg_worker *w)
             w->uses[i].lingering = 0;
 }
 
-void sg_worker_snapshot_hold(struct sg_worker *w, const struct sg_keyspace_config *ks)
+static void hook_snapshot_hold(void *owner, const struct sg_keyspace_config *ks)
 {
+    struct sg_worker *w = owner;
     struct sg_snapshot_use *u = worker_use_of(w, ks);
     if (u != NULL)
         u->requests++;
 }
 
-void sg_worker_snapshot_drop(struct sg_worker *w, const struct sg_keyspace_config *ks,
-                             int lingering)
+static void hook_snapshot_drop(void *owner, const struct sg_keyspace_config *ks, int lingering)
 {
+    struct sg_worker *w = owner;
     struct sg_snapshot_use *u = worker_use_of(w, ks);
     if (u == NULL || u->requests == 0)
         return;
@@ -173,8 +155,8 @@ void sg_worker_snapshot_drop(struct sg_worker *w, const struct sg_keyspace_confi
 static void worker_set_snapshot(struct sg_worker *w, struct sg_snapshot *snap)
 {
     w->snap = snap;
-    w->cfg = &snap->cfg;
-    w->server_tls = snap->server_tls;
+    w->core.cfg = &snap->cfg;
+    w->core.server_tls = snap->server_tls;
     worker_use_add(w, snap);
     worker_retire_snapshots(w);
 }
@@ -198,19 +180,15 @@ static void on_mailbox(struct sg_worker *w)
     w->mbox_clients = NULL;
     pthread_mutex_unlock(&w->mbox_lock);
     if (clients != NULL) {
-        sg_clientlist_answer(clients, w);
+        sg_clientlist_answer(clients, &w->core);
         sg_clientlist_unref(clients);
     }
-    if (t != NULL) {
-        sg_topology_unref(w->topo);
-        w->topo = t;
-        free(w->master_links);
-        w->master_links = NULL;
-    }
+    if (t != NULL)
+        sg_router_set_topology(w->core.router, t);
     if (snap != NULL) {
         /* Requests in flight keep pointers into the old one (r->ks): it
          * stays in w->uses until they are done. */
-        sg_log_debug("worker %d: config generation %llu in force", w->id,
+        sg_log_debug("worker %d: config generation %llu in force", w->core.id,
                      (unsigned long long)snap->generation);
         worker_set_snapshot(w, snap);
     }
@@ -219,9 +197,9 @@ static void on_mailbox(struct sg_worker *w)
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_worker *w = arg;
-    sg_log_warn("worker %d: drain timeout, closing %s", w->id,
-                TAILQ_EMPTY(&w->sessions) ? "nothing" : "remaining sessions");
-    event_base_loopbreak(w->base);
+    sg_log_warn("worker %d: drain timeout, closing %s", w->core.id,
+                TAILQ_EMPTY(&w->core.sessions) ? "nothing" : "remaining sessions");
+    event_base_loopbreak(w->core.base);
 }
 
 static void on_drain(struct sg_worker *w)
@@ -232,25 +210,39 @@ static void on_drain(struct sg_worker *w)
     sg_listener_free(w->listener);
     w->listener = NULL;
     struct sg_session *s, *next;
-    for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
-        next = TAILQ_NEXT(s, entry);
+    for (s = sg_session_first(&w->core); s != NULL; s = next) {
+        next = sg_session_next(s);
         sg_session_drain(s);
     }
-    if (TAILQ_EMPTY(&w->sessions)) {
-        event_base_loopbreak(w->base);
+    if (TAILQ_EMPTY(&w->core.sessions)) {
+        event_base_loopbreak(w->core.base);
         return;
     }
-    uint32_t ms = w->cfg->drain_timeout_ms;
+    uint32_t ms = w->core.cfg->drain_timeout_ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
+    w->drain_timer = evtimer_new(w->core.base, on_drain_timeout, w);
     evtimer_add(w->drain_timer, &tv);
 }
 
-void sg_worker_session_closed(struct sg_worker *w)
+static void hook_session_closed(void *owner)
 {
-    if (w->draining && TAILQ_EMPTY(&w->sessions))
-        event_base_loopbreak(w->base);
+    struct sg_worker *w = owner;
+    if (w->draining && TAILQ_EMPTY(&w->core.sessions))
+        event_base_loopbreak(w->core.base);
 }
+
+static void hook_topology_refresh(void *owner)
+{
+    (void)owner;
+    sg_topomgr_request_refresh();
+}
+
+static const struct sg_core_hooks worker_hooks = {
+    .session_closed = hook_session_closed,
+    .snapshot_hold = hook_snapshot_hold,
+    .snapshot_drop = hook_snapshot_drop,
+    .topology_refresh = hook_topology_refresh,
+};
 
 static void on_notify(evutil_socket_t fd, short what, void *arg)
 {
@@ -262,7 +254,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     if (bits & SG_NOTIFY_MAILBOX)
         on_mailbox(w);
     if (bits & SG_NOTIFY_STOP) {
-        event_base_loopbreak(w->base);
+        event_base_loopbreak(w->core.base);
         return;
     }
     if (bits & SG_NOTIFY_DRAIN)
@@ -306,11 +298,12 @@ struct sg_worker *sg_worker_new(int id, struct sg_snapshot *snap, SSL_CTX *redis
     struct sg_worker *w = sg_calloc(1, sizeof(*w));
     w->notify_fd = -1;
     w->exit_fd = -1;
-    w->id = id;
+    w->core.id = id;
+    w->core.hooks = &worker_hooks;
+    w->core.owner = w;
     worker_set_snapshot(w, sg_snapshot_ref(snap));
-    w->redis_tls = redis_tls;
-    w->topo = sg_topology_ref(topo);
-    TAILQ_INIT(&w->sessions);
+    w->core.redis_tls = redis_tls;
+    TAILQ_INIT(&w->core.sessions);
     pthread_mutex_init(&w->mbox_lock, NULL);
     /* Everything on this base runs on this thread: no locks. (No epoll
      * changelist: it defers EPOLL_CTL_DEL past close(), onto an fd number
@@ -318,18 +311,19 @@ struct sg_worker *sg_worker_new(int id, struct sg_snapshot *snap, SSL_CTX *redis
      * interest only when a socket is full, so there is little to fold.) */
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
-    w->base = event_base_new_with_config(ec);
+    w->core.base = event_base_new_with_config(ec);
     event_config_free(ec);
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->base == NULL || w->notify_fd < 0) {
+    if (w->core.base == NULL || w->notify_fd < 0) {
         snprintf(err, errlen, "event_base_new failed");
         sg_worker_free(w);
         return NULL;
     }
-    w->coalesce = sg_coalesce_new();
-    w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
+    w->core.coalesce = sg_coalesce_new();
+    w->core.router = sg_router_new(&w->core, topo);
+    w->notify_ev = event_new(w->core.base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
     event_add(w->notify_ev, NULL);
-    w->listener = sg_listener_new(w, cfg->listen.host, cfg->listen.port, err, errlen);
+    w->listener = sg_listener_new(&w->core, cfg->listen.host, cfg->listen.port, err, errlen);
     if (w->listener == NULL) {
         sg_worker_free(w);
         return NULL;
@@ -340,7 +334,7 @@ struct sg_worker *sg_worker_new(int id, struct sg_snapshot *snap, SSL_CTX *redis
 static void *worker_main(void *arg)
 {
     struct sg_worker *w = arg;
-    event_base_dispatch(w->base);
+    event_base_dispatch(w->core.base);
     if (w->exit_fd >= 0) {
         char b = 'x';
         ssize_t n = write(w->exit_fd, &b, 1);
@@ -373,14 +367,11 @@ void sg_worker_free(struct sg_worker *w)
     if (w == NULL)
         return;
     struct sg_session *s;
-    while ((s = TAILQ_FIRST(&w->sessions)) != NULL)
+    while ((s = TAILQ_FIRST(&w->core.sessions)) != NULL)
         sg_session_free(s);
-    for (int i = 0; i < w->n_links; i++)
-        sg_shardlink_free(w->links[i]);
-    free(w->links);
-    free(w->master_links);
-    sg_coalesce_free(w->coalesce);
-    sg_request_pool_free(w);
+    sg_router_free(w->core.router);
+    sg_coalesce_free(w->core.coalesce);
+    sg_request_pool_free(&w->core);
     sg_listener_free(w->listener);
     if (w->notify_ev)
         event_free(w->notify_ev);
@@ -396,10 +387,9 @@ void sg_worker_free(struct sg_worker *w)
         sg_clientlist_skip(w->mbox_clients);
         sg_clientlist_unref(w->mbox_clients);
     }
-    if (w->base)
-        event_base_free(w->base);
+    if (w->core.base)
+        event_base_free(w->core.base);
     sg_topology_unref(w->mbox_topo);
-    sg_topology_unref(w->topo);
     pthread_mutex_destroy(&w->mbox_lock);
     free(w);
 }
@@ -415,28 +405,18 @@ void sg_worker_post_topology(struct sg_worker *w, struct sg_topology *t)
     worker_notify(w, SG_NOTIFY_MAILBOX);
 }
 
-struct sg_shardlink *sg_worker_shard_link(struct sg_worker *w, uint16_t sh)
+void sg_worker_set_all(struct sg_worker *w, struct sg_core *const *all, int n_all)
 {
-    if (w->master_links == NULL)
-        w->master_links = sg_calloc((size_t)w->topo->n_shards, sizeof(*w->master_links));
-    if (w->master_links[sh] == NULL)
-        w->master_links[sh] = sg_worker_link(w, &w->topo->shards[sh].master, 0);
-    return w->master_links[sh];
+    w->core.all = all;
+    w->core.n_all = n_all;
 }
 
-struct sg_shardlink *sg_worker_link(struct sg_worker *w, const struct sg_addr *addr, int readonly)
+void sg_worker_set_exit_fd(struct sg_worker *w, int fd)
 {
-    for (int i = 0; i < w->n_links; i++) {
-        struct sg_shardlink *l = w->links[i];
-        if (l->addr.port == addr->port && l->readonly == readonly &&
-            strcmp(l->addr.host, addr->host) == 0)
-            return l;
-    }
-    if (w->n_links == w->cap_links) {
-        w->cap_links = w->cap_links ? w->cap_links * 2 : 8;
-        w->links = sg_realloc(w->links, sizeof(*w->links) * (size_t)w->cap_links);
-    }
-    struct sg_shardlink *l = sg_shardlink_new(w, addr, readonly);
-    w->links[w->n_links++] = l;
-    return l;
+    w->exit_fd = fd;
+}
+
+struct sg_core *sg_worker_core(struct sg_worker *w)
+{
+    return &w->core;
 }

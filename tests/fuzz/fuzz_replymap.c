@@ -18,7 +18,7 @@
 #include "optable.h"
 #include "replymap.h"
 #include "resp.h"
-#include "shardlink.h"
+#include "request.h"
 #include "slotgate.pb-c.h"
 
 #define FUZZ_MAX_ELEMENTS 4096

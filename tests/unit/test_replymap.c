@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "replymap.h"
-#include "shardlink.h"
+#include "request.h"
 #include "slotgate.pb-c.h"
 
 #define C(x) SLOTGATE__V1__CODE__CODE_##x
