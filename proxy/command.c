@@ -18,6 +18,7 @@
 
 #include "coalesce.h"
 #include "envelope.h"
+#include "ops.h"
 #include "optable.h"
 #include "replymap.h"
 #include "resp.h"
@@ -140,16 +141,6 @@ static void build_values(struct sg_request *r)
     r->values = vals;
 }
 
-void sg_command_subops_per_key(struct sg_request *r)
-{
-    r->n_subops = r->n_keys;
-    r->subops = r->n_keys == 1 ? &r->subop1 : sg_calloc(r->n_keys, sizeof(*r->subops));
-    for (uint32_t i = 0; i < r->n_keys; i++) {
-        r->subops[i].index = i;
-        r->subops[i].count = 1;
-    }
-}
-
 int sg_command_prepare(struct sg_request *r, const char **why)
 {
     const struct sg_config *cfg = r->core->cfg;
@@ -178,7 +169,7 @@ int sg_command_prepare(struct sg_request *r, const char **why)
     }
     if (desc->prepare != NULL)
         return desc->prepare(r, why);
-    sg_command_subops_per_key(r);
+    sg_ops_subops_per_key(r);
     return 0;
 }
 
@@ -253,20 +244,18 @@ static void mget_element(struct sg_request *r, const redisReply *e, struct sg_ke
     }
 }
 
-static void apply_mget(struct sg_subop *op, redisReply *reply)
+static enum sg_apply apply_mget(struct sg_subop *op, redisReply *reply, struct sg_key_outcome *out)
 {
     struct sg_request *r = op->req;
     if (r->order == NULL) { /* single key */
-        struct sg_key_outcome o = {.code = SLOTGATE__V1__CODE__CODE_OK};
-        mget_element(r, reply->element[0], &o);
-        o.reply = reply;
-        sg_request_settle(op, &o);
-        return;
+        *out = (struct sg_key_outcome){.code = SLOTGATE__V1__CODE__CODE_OK};
+        mget_element(r, reply->element[0], out);
+        out->reply = reply;
+        return SG_APPLY_SETTLE;
     }
     if (r->answered) {
         freeReplyObject(reply);
-        sg_request_settle(op, NULL);
-        return;
+        return SG_APPLY_SETTLED_KEYS;
     }
     for (uint32_t j = 0; j < op->count; j++) {
         struct sg_key_outcome *o = &r->out[sg_request_key_of(r, op, j)];
@@ -275,11 +264,13 @@ static void apply_mget(struct sg_subop *op, redisReply *reply)
     }
     /* The array backs every value that was not decompressed. */
     r->out[sg_request_key_of(r, op, 0)].reply = reply;
-    sg_request_settle(op, NULL);
+    return SG_APPLY_SETTLED_KEYS;
 }
 
 /* One INVALIDATE page came back: count it, then the next page or done. */
-static void apply_page(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m)
+static enum sg_apply apply_page(struct sg_subop *op, redisReply *reply,
+                                const struct sg_rm_result *m, struct sg_key_outcome *out,
+                                uint32_t *delay)
 {
     struct sg_request *r = op->req;
     struct sg_inval_shard *sh = &r->inval[op->index];
@@ -289,80 +280,77 @@ static void apply_page(struct sg_subop *op, redisReply *reply, const struct sg_r
     if (!r->answered)
         r->out[0].count += m->count;
     if (m->action != SG_RM_NEXT_PAGE || r->answered) {
-        struct sg_key_outcome o = {.code = SLOTGATE__V1__CODE__CODE_OK};
-        sg_request_settle(op, &o);
-        return;
+        *out = (struct sg_key_outcome){.code = SLOTGATE__V1__CODE__CODE_OK};
+        return SG_APPLY_SETTLE;
     }
     /* Next page after a short pause: the sub-op stays outstanding, and the
      * master serves other traffic between pages instead of back to back. */
-    sg_request_next_page(op, r->core->cfg->invalidate_pause_ms);
+    *delay = r->core->cfg->invalidate_pause_ms;
+    return SG_APPLY_NEXT_PAGE;
 }
 
 /*
  * Someone else is filling the key: wait (bounded by the deadline) by
  * polling with backoff; past it, hand out a hint.
  */
-static void apply_lease_wait(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m)
+static enum sg_apply apply_lease_wait(struct sg_subop *op, redisReply *reply,
+                                      const struct sg_rm_result *m, struct sg_key_outcome *out,
+                                      uint32_t *delay)
 {
     struct sg_request *r = op->req;
     freeReplyObject(reply);
     SG_STAT_INC(ks_stats(r), lease_waits);
     op->redirects = 0;
-    uint32_t delay = sg_backoff_ms(r->core->cfg->retry_backoff_ms, op->retries);
+    *delay = sg_backoff_ms(r->core->cfg->retry_backoff_ms, op->retries);
     if (!r->answered &&
-        sg_retry_fits(op->retries, SG_RETRY_LEASE_MAX, sg_now_ms(), delay, r->deadline_ms)) {
+        sg_retry_fits(op->retries, SG_RETRY_LEASE_MAX, sg_now_ms(), *delay, r->deadline_ms)) {
         /* Decided here, once: a second check against a later clock could
          * settle it with no hint. The deadline firing while parked answers
          * LEASE_WAIT with hint 0 and the deadline message (on_deadline). */
         r->last_transient = m->code;
-        sg_request_park(op, delay);
-        return;
+        return SG_APPLY_PARK;
     }
-    struct sg_key_outcome o = {
+    *out = (struct sg_key_outcome){
         .code = m->code, .message = m->message, .retry_after_ms = m->retry_after_ms};
-    sg_request_settle(op, &o);
+    return SG_APPLY_SETTLE;
 }
 
-void sg_command_apply(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m)
+enum sg_apply sg_command_apply(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m,
+                               struct sg_key_outcome *out, uint32_t *delay)
 {
     struct sg_request *r = op->req;
     count_reply(r, m->stat);
-    if (op->kind == SG_SUBOP_SCAN && m->cursor[0] != '\0') {
-        apply_page(op, reply, m);
-        return;
-    }
+    if (op->kind == SG_SUBOP_SCAN && m->cursor[0] != '\0')
+        return apply_page(op, reply, m, out, delay);
     switch (m->action) {
     case SG_RM_SETTLE_MGET:
-        apply_mget(op, reply);
-        return;
+        return apply_mget(op, reply, out);
     case SG_RM_LEASE_WAIT:
-        apply_lease_wait(op, reply, m);
-        return;
+        return apply_lease_wait(op, reply, m, out, delay);
     default:
         break;
     }
     if (m->decode) {
-        struct sg_key_outcome o = {.code = SLOTGATE__V1__CODE__CODE_OK};
-        decode_value(r, m->value, m->value_len, &o);
-        o.reply = reply;
-        sg_request_settle(op, &o);
-        return;
+        *out = (struct sg_key_outcome){.code = SLOTGATE__V1__CODE__CODE_OK};
+        decode_value(r, m->value, m->value_len, out);
+        out->reply = reply;
+        return SG_APPLY_SETTLE;
     }
     if (op->count > 1) {
         freeReplyObject(reply);
-        sg_request_settle_error(op, m->code, m->message);
-        return;
+        *out = (struct sg_key_outcome){.code = m->code, .message = m->message};
+        return SG_APPLY_ERROR;
     }
-    struct sg_key_outcome o = {.code = m->code,
-                               .message = m->message,
-                               .count = m->count,
-                               .version = m->version,
-                               .retry_after_ms = m->retry_after_ms};
+    *out = (struct sg_key_outcome){.code = m->code,
+                                   .message = m->message,
+                                   .count = m->count,
+                                   .version = m->version,
+                                   .retry_after_ms = m->retry_after_ms};
     if (m->keep_reply)
-        o.reply = reply;
+        out->reply = reply;
     else
         freeReplyObject(reply);
-    sg_request_settle(op, &o);
+    return SG_APPLY_SETTLE;
 }
 
 /* --- the response ------------------------------------------------------------ */

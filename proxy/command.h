@@ -15,15 +15,24 @@
  * error code with *why set to a static message.
  */
 int sg_command_prepare(struct sg_request *r, const char **why);
-/* One sub-op per key (the preparation of most ops; optable.h). */
-void sg_command_subops_per_key(struct sg_request *r);
+/* What request.c does with a sub-op after sg_command_apply. */
+enum sg_apply {
+    SG_APPLY_SETTLE,       /* settle it with *out */
+    SG_APPLY_SETTLED_KEYS, /* its keys' outcomes are in r->out: settle it with none */
+    SG_APPLY_ERROR,        /* settle every key it covers with out->code, out->message */
+    SG_APPLY_PARK,         /* send it again after *delay ms, as a retry */
+    SG_APPLY_NEXT_PAGE     /* send its next INVALIDATE page after *delay ms */
+};
+
 /*
- * Carry out m, replymap's reading of reply, for every action but redirect
- * and retry (request.c's): restore stored values, count, settle, next
- * INVALIDATE page, lease wait. Takes ownership of reply.
+ * Read m, replymap's reading of reply, for every action but redirect and
+ * retry (request.c's): restore stored values, count, and decide. Takes
+ * ownership of reply (it ends up in *out, in r->out, or freed). Calls
+ * nothing in request.c: the caller carries the decision out.
  */
 struct sg_rm_result;
-void sg_command_apply(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m);
+enum sg_apply sg_command_apply(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m,
+                               struct sg_key_outcome *out, uint32_t *delay);
 /* Fill and send the response of an answered request. */
 void sg_command_respond(struct sg_request *r, Slotgate__V1__Response *resp);
 

@@ -6,6 +6,8 @@
 #ifndef SG_OPS_H
 #define SG_OPS_H
 
+#include <stdatomic.h>
+
 #include <event2/buffer.h>
 
 #include "optable.h"
@@ -59,7 +61,8 @@ static inline void sg_ops_arg_value(struct evbuffer *out, const ProtobufCBinaryD
 /* A Lua script and its SHA1 (hex), computed once per process (optable.c). */
 struct sg_ops_script {
     const char *src;
-    char sha[41];
+    char sha[41];         /* computed on first use (ops.c) */
+    atomic_int sha_ready; /* sha is set */
 };
 extern struct sg_ops_script sg_script_scan_unlink, sg_script_get_or_lease, sg_script_set_with_lease,
     sg_script_set_versioned;
@@ -68,6 +71,9 @@ extern struct sg_ops_script sg_script_scan_unlink, sg_script_get_or_lease, sg_sc
  * EVALSHA sha numkeys (EVAL script numkeys once the node answered NOSCRIPT
  * to this sub-op), leaving nargs more arguments (keys, then ARGV) to add.
  */
+/* One sub-op per key: the preparation of most ops (optable.h). */
+void sg_ops_subops_per_key(struct sg_request *r);
+
 void sg_ops_format_script(const struct sg_subop *op, struct evbuffer *out, struct sg_ops_script *s,
                           int numkeys, int nargs);
 

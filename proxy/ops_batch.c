@@ -9,7 +9,6 @@
 
 #include <stdlib.h>
 
-#include "command.h"
 #include "slot.h"
 #include "util.h"
 
@@ -66,7 +65,7 @@ static int prepare_mget(struct sg_request *r, const char **why)
     (void)why;
     uint32_t n = r->n_keys;
     if (n == 1) {
-        sg_command_subops_per_key(r);
+        sg_ops_subops_per_key(r);
         return 0;
     }
     uint16_t *slots = sg_malloc(n * sizeof(*slots));

@@ -11,7 +11,6 @@
 
 #include <openssl/rand.h>
 
-#include "command.h"
 #include "envelope.h"
 #include "util.h"
 
@@ -137,7 +136,7 @@ static int prepare_get_or_lease(struct sg_request *r, const char **why)
     (void)why;
     build_lease(r);
     build_marker(r, &r->lease);
-    sg_command_subops_per_key(r);
+    sg_ops_subops_per_key(r);
     return 0;
 }
 
@@ -145,7 +144,7 @@ static int prepare_set_with_lease(struct sg_request *r, const char **why)
 {
     (void)why;
     build_marker(r, &r->rq->lease);
-    sg_command_subops_per_key(r);
+    sg_ops_subops_per_key(r);
     return 0;
 }
 

@@ -4,12 +4,7 @@
  */
 #include "optable.h"
 
-#include <pthread.h>
 #include <stddef.h>
-#include <stdio.h>
-#include <string.h>
-
-#include <openssl/sha.h>
 
 #include "ops.h"
 
@@ -35,34 +30,4 @@ const struct sg_op *sg_op_of(int op)
     if (op < 0 || (size_t)op >= sizeof(TABLE) / sizeof(TABLE[0]))
         return NULL;
     return TABLE[op];
-}
-
-static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
-
-/* SHA1 of every script, as Redis names it in its script cache. */
-static void scripts_init(void)
-{
-    struct sg_ops_script *all[] = {&sg_script_scan_unlink, &sg_script_get_or_lease,
-                                   &sg_script_set_with_lease, &sg_script_set_versioned};
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-        unsigned char md[SHA_DIGEST_LENGTH];
-        SHA1((const unsigned char *)all[i]->src, strlen(all[i]->src), md);
-        for (int j = 0; j < SHA_DIGEST_LENGTH; j++)
-            snprintf(all[i]->sha + 2 * j, 3, "%02x", md[j]);
-    }
-}
-
-void sg_ops_format_script(const struct sg_subop *op, struct evbuffer *out, struct sg_ops_script *s,
-                          int numkeys, int nargs)
-{
-    pthread_once(&scripts_once, scripts_init);
-    sg_resp_begin(out, 3 + nargs);
-    if (op->script_in_full) {
-        sg_resp_arg(out, "EVAL", 4);
-        sg_resp_arg_str(out, s->src);
-    } else {
-        sg_resp_arg(out, "EVALSHA", 7);
-        sg_resp_arg(out, s->sha, 40);
-    }
-    sg_resp_arg_u64(out, (uint64_t)numkeys);
 }

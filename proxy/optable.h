@@ -42,7 +42,7 @@ struct sg_op {
      * The op's own preparation, after the shared one (command.c: limits,
      * keyspace, full keys, stored values, outcomes): its sub-ops and what
      * they need (lease token, INVALIDATE targets, MGET slot groups). NULL:
-     * one sub-op per key (sg_command_subops_per_key). 0, or a code with
+     * one sub-op per key (sg_ops_subops_per_key). 0, or a code with
      * *why set.
      */
     int (*prepare)(struct sg_request *r, const char **why);

@@ -17,24 +17,6 @@
 #define C(x) SLOTGATE__V1__CODE__CODE_##x
 #define OP(x) SLOTGATE__V1__OP__OP_##x
 
-void sg_rm_settle(struct sg_rm_result *m, int code, const char *message)
-{
-    m->action = SG_RM_SETTLE;
-    m->code = code;
-    m->message = message;
-}
-
-void sg_rm_value(struct sg_rm_result *m, const char *data, size_t len)
-{
-    m->action = SG_RM_SETTLE;
-    m->code = C(OK); /* decoding decides: hit, lease marker (miss), corrupt */
-    m->message = NULL;
-    m->decode = 1;
-    m->keep_reply = 1;
-    m->value = data;
-    m->value_len = len;
-}
-
 static int has_prefix(const char *s, size_t len, const char *p)
 {
     size_t n = strlen(p);

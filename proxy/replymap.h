@@ -87,8 +87,25 @@ int sg_replymap(const struct sg_rm_subop *in, const redisReply *reply, struct sg
  * code and message; settle with a stored value to restore (data, len point
  * into the reply).
  */
-void sg_rm_settle(struct sg_rm_result *m, int code, const char *message);
-void sg_rm_value(struct sg_rm_result *m, const char *data, size_t len);
+static inline void sg_rm_settle(struct sg_rm_result *m, int code, const char *message)
+{
+    m->action = SG_RM_SETTLE;
+    m->code = code;
+    m->message = message;
+}
+
+/* A stored value to restore: decoding decides hit, lease marker (a miss),
+ * or corrupt. */
+static inline void sg_rm_value(struct sg_rm_result *m, const char *data, size_t len)
+{
+    m->action = SG_RM_SETTLE;
+    m->code = 0; /* CODE_OK */
+    m->message = NULL;
+    m->decode = 1;
+    m->keep_reply = 1;
+    m->value = data;
+    m->value_len = len;
+}
 
 /* --- the one retry/backoff policy -------------------------------------------- */
 

@@ -50,15 +50,6 @@ static void request_refresh(struct sg_core *core)
 static void request_finish(struct sg_request *r);
 static void request_maybe_free(struct sg_request *r);
 
-void sg_request_own(struct sg_request *r, void *p)
-{
-    if (r->n_allocs == r->cap_allocs) {
-        r->cap_allocs = r->cap_allocs ? r->cap_allocs * 2 : 4;
-        r->allocs = sg_realloc(r->allocs, sizeof(*r->allocs) * r->cap_allocs);
-    }
-    r->allocs[r->n_allocs++] = p;
-}
-
 static void outcome_release(struct sg_key_outcome *o)
 {
     if (o->reply != NULL)
@@ -353,7 +344,25 @@ static void subop_reply(struct sg_linkop *lop, redisReply *reply)
     default:
         if (m.error_reply)
             sg_log_debug("Redis error: %.*s", (int)reply->len, reply->str);
-        sg_command_apply(op, reply, &m);
+        break;
+    }
+    struct sg_key_outcome o;
+    uint32_t delay = 0;
+    switch (sg_command_apply(op, reply, &m, &o, &delay)) {
+    case SG_APPLY_SETTLE:
+        sg_request_settle(op, &o);
+        return;
+    case SG_APPLY_SETTLED_KEYS:
+        sg_request_settle(op, NULL);
+        return;
+    case SG_APPLY_ERROR:
+        sg_request_settle_error(op, o.code, o.message);
+        return;
+    case SG_APPLY_PARK:
+        sg_request_park(op, delay);
+        return;
+    case SG_APPLY_NEXT_PAGE:
+        sg_request_next_page(op, delay);
         return;
     }
 }

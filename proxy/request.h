@@ -19,6 +19,7 @@
 #include "config.h"
 #include "shardlink.h"
 #include "slotgate.pb-c.h"
+#include "util.h"
 
 struct sg_core;
 struct evbuffer;
@@ -177,7 +178,14 @@ void sg_request_park(struct sg_subop *op, uint32_t delay);
 /* INVALIDATE: send op's next page after pause_ms (0: now). */
 void sg_request_next_page(struct sg_subop *op, uint32_t pause_ms);
 /* Keep p until the request is freed. */
-void sg_request_own(struct sg_request *r, void *p);
+static inline void sg_request_own(struct sg_request *r, void *p)
+{
+    if (r->n_allocs == r->cap_allocs) {
+        r->cap_allocs = r->cap_allocs ? r->cap_allocs * 2 : 4;
+        r->allocs = sg_realloc(r->allocs, sizeof(*r->allocs) * r->cap_allocs);
+    }
+    r->allocs[r->n_allocs++] = p;
+}
 /* Key index of the j-th key a sub-op covers. */
 static inline uint32_t sg_request_key_of(const struct sg_request *r, const struct sg_subop *op,
                                          uint32_t j)
