@@ -129,6 +129,9 @@ struct proxy {
     char log[H_PATH + 64];
 };
 
+/* Extra lines under redis: in the next proxies' configs (indented 2), or NULL. */
+static const char *redis_extra;
+
 /*
  * Write a config for a proxy of our own towards seed (host:port) and start
  * bin with it. redis_tls: verify the node with the dev CA.
@@ -150,6 +153,8 @@ static void proxy_start_opt(struct proxy *p, const char *name, const char *bin, 
             p->port, env.certs, env.certs, seed);
     if (redis_tls)
         fprintf(f, "  tls:\n    enabled: true\n    ca: \"%s/ca.pem\"\n", env.certs);
+    if (redis_extra != NULL)
+        fprintf(f, "%s", redis_extra);
     fprintf(f, "log:\n  level: debug\n");
     assert_int_equal(fclose(f), 0);
     const char *argv[] = {bin, "--config", p->config, NULL};
@@ -522,6 +527,59 @@ static void test_hostile_node_headers_reset_the_link(void **state)
     close(n.lfd);
 }
 
+/* ---- one AUTH path ---------------------------------------------------------- */
+
+/*
+ * Every connection to Redis is set up by shardlink.c, the topology
+ * manager's too: with the right password discovery and the data link both
+ * authenticate (a GET is served); with a wrong one the node's refusal is
+ * logged and nothing is served, nor tried without AUTH.
+ */
+static void test_auth_is_one_path(void **state)
+{
+    int port = h_free_port();
+    char portstr[16], log[H_PATH + 32], seed[64];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    snprintf(log, sizeof(log), "%s/redis-auth.log", env.scratch);
+    const char *argv[] = {"/usr/bin/redis-server",
+                          "--port",
+                          portstr,
+                          "--bind",
+                          "127.0.0.1",
+                          "--requirepass",
+                          "itest-s3cret",
+                          "--save",
+                          "",
+                          "--appendonly",
+                          "no",
+                          "--dir",
+                          env.scratch,
+                          "--daemonize",
+                          "no",
+                          NULL};
+    pid_t redis = spawn(argv, log, NULL);
+    assert_true(redis > 0);
+    assert_int_equal(wait_tcp(port), 0);
+    snprintf(seed, sizeof(seed), "127.0.0.1:%d", port);
+
+    redis_extra = "  password: itest-s3cret\n";
+    struct proxy ok;
+    proxy_start(&ok, "auth-ok", SG_SLOTGATE_BIN, NULL, seed, 0);
+    assert_int_equal(wait_served(&ok), 0);
+    assert_int_equal(h_count_lines(ok.log, "AUTH failed"), 0);
+    stop(ok.pid);
+
+    redis_extra = "  password: not-the-password\n";
+    struct proxy bad;
+    proxy_start_opt(&bad, "auth-bad", SG_SLOTGATE_BIN, NULL, seed, 0, 0);
+    assert_int_equal(h_wait_lines(bad.log, "AUTH failed: WRONGPASS", 1, 20000), 0);
+    assert_int_equal(h_wait_lines(bad.log, "waiting for Redis", 1, 20000), 0);
+    assert_int_equal(get_code(&bad, "itest-failclosed-missing"), -1); /* not listening */
+    stop(bad.pid);
+    redis_extra = NULL;
+    stop(redis);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -531,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_topology_client_verifies_the_node_address),
         cmocka_unit_test(test_redis_link_verifies_the_node_address),
         cmocka_unit_test(test_hostile_node_headers_reset_the_link),
+        cmocka_unit_test(test_auth_is_one_path),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
