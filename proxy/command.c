@@ -353,6 +353,28 @@ enum sg_apply sg_command_apply(struct sg_subop *op, redisReply *reply, const str
     return SG_APPLY_SETTLE;
 }
 
+void sg_command_apply_value(struct sg_subop *op, const struct sg_rm_result *m, char *data,
+                            struct sg_key_outcome *out)
+{
+    struct sg_request *r = op->req;
+    count_reply(r, m->stat);
+    if (m->decode) {
+        *out = (struct sg_key_outcome){.code = SLOTGATE__V1__CODE__CODE_OK};
+        decode_value(r, m->value, m->value_len, out);
+        if (out->buf == NULL && out->value != NULL)
+            out->buf = (uint8_t *)data; /* the value points into it */
+        else
+            free(data);
+        return;
+    }
+    free(data);
+    *out = (struct sg_key_outcome){.code = m->code,
+                                   .message = m->message,
+                                   .count = m->count,
+                                   .version = m->version,
+                                   .retry_after_ms = m->retry_after_ms};
+}
+
 /* --- the response ------------------------------------------------------------ */
 
 void sg_command_respond(struct sg_request *r, Slotgate__V1__Response *resp)

@@ -33,6 +33,14 @@ enum sg_apply {
 struct sg_rm_result;
 enum sg_apply sg_command_apply(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m,
                                struct sg_key_outcome *out, uint32_t *delay);
+/*
+ * The same for a single-key reply the link read in place (a GET's bulk or
+ * nil, shardlink.h): m is replymap's reading of it, data (owned, may be
+ * NULL) holds its bytes and ends up backing out's value or freed. Always
+ * a settle.
+ */
+void sg_command_apply_value(struct sg_subop *op, const struct sg_rm_result *m, char *data,
+                            struct sg_key_outcome *out);
 /* Fill and send the response of an answered request. */
 void sg_command_respond(struct sg_request *r, Slotgate__V1__Response *resp);
 

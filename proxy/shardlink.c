@@ -47,6 +47,7 @@ struct sg_shardlink {
     uint64_t generation;
     redisReader *reader;
     struct sg_resp_scan scan; /* headers checked before the reader sees them */
+    uint64_t max_bulk;        /* the scan's bulk limit, for bulks taken in place */
     struct evbuffer *scratch; /* for cutting a half-formatted command off */
     struct sg_linkop_fifo fifo;
     uint32_t n_pending;
@@ -168,6 +169,7 @@ static void on_stall_check(evutil_socket_t fd, short what, void *arg)
 }
 
 static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us);
+static struct sg_linkop *link_pop(struct sg_shardlink *l, uint64_t now_us);
 
 /*
  * Match every complete reply in the reader to the FIFO head. Returns 0, or
@@ -175,15 +177,6 @@ static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us);
  * clock is read once for the batch: replies read together arrived together,
  * and requests they complete are answered at that time.
  */
-static int link_take_replies(struct sg_shardlink *l)
-{
-    struct sg_stats *st = &l->core->stats;
-    uint64_t now_us = st->clock_us = sg_stats_now_us(); /* one read per batch */
-    int rc = link_take_replies_at(l, now_us);
-    st->clock_us = 0;
-    return rc;
-}
-
 static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us)
 {
     for (;;) {
@@ -203,17 +196,19 @@ static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us)
             link_reset(l, "reply with no command waiting");
             return -1;
         }
-        SG_STAT_INC(&l->core->stats, backend_replies);
-        l->last_progress_ms = sg_now_ms();
         if (op->asking_pending) {
+            SG_STAT_INC(&l->core->stats, backend_replies);
+            l->last_progress_ms = sg_now_ms();
             op->asking_pending = 0;
             freeReplyObject(reply);
             continue;
         }
-        TAILQ_REMOVE(&l->fifo, op, entry);
-        l->n_pending--;
-        op->link = NULL;
         if (op->cbs == NULL) {
+            SG_STAT_INC(&l->core->stats, backend_replies);
+            TAILQ_REMOVE(&l->fifo, op, entry);
+            l->n_pending--;
+            op->link = NULL;
+            l->last_progress_ms = sg_now_ms();
             int bad = reply->type == REDIS_REPLY_ERROR;
             if (bad)
                 sg_log_error("link %s:%d: %s failed: %s", l->addr.host, l->addr.port,
@@ -226,7 +221,7 @@ static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us)
             }
             continue;
         }
-        sg_stats_backend_reply(&l->core->stats, l->stats_slot, now_us - op->sent_us);
+        link_pop(l, now_us);
         uint64_t gen = l->generation;
         op->cbs->reply(op, reply);
         if (l->generation != gen)
@@ -234,34 +229,145 @@ static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us)
     }
 }
 
+/* The FIFO head is done: out of the FIFO, counted, timed. */
+static struct sg_linkop *link_pop(struct sg_shardlink *l, uint64_t now_us)
+{
+    struct sg_linkop *op = TAILQ_FIRST(&l->fifo);
+    TAILQ_REMOVE(&l->fifo, op, entry);
+    l->n_pending--;
+    op->link = NULL;
+    SG_STAT_INC(&l->core->stats, backend_replies);
+    sg_stats_backend_reply(&l->core->stats, l->stats_slot, now_us - op->sent_us);
+    l->last_progress_ms = sg_now_ms();
+    return op;
+}
+
+/* 1 when hiredis holds no unparsed byte and no partial reply. */
+static int reader_idle(const redisReader *r)
+{
+    return r->ridx == -1 && r->pos >= r->len;
+}
+
+/*
+ * The in-place path: when the FIFO head takes bulks (cbs->bulk) and the
+ * reply at the head of the input is a bulk string or nil, hand its bytes
+ * over without building a hiredis reply. Returns 1 when a reply was taken,
+ * 0 when the path does not apply (the caller feeds hiredis) or, with *wait
+ * set, when more bytes are needed; -1 when the link was reset. Only called
+ * at a reply boundary (hiredis idle), so the header scan's state is there
+ * too; the bulk's length is checked against the same limit.
+ */
+static int link_take_bulk(struct sg_shardlink *l, struct evbuffer *in, uint64_t now_us, int *wait)
+{
+    struct sg_linkop *op = TAILQ_FIRST(&l->fifo);
+    if (op == NULL || op->cbs == NULL || op->cbs->bulk == NULL || op->asking_pending)
+        return 0;
+    char hdr[24];
+    size_t avail = evbuffer_get_length(in);
+    if (avail == 0) {
+        *wait = 1;
+        return 0;
+    }
+    ev_ssize_t n = evbuffer_copyout(in, hdr, avail < sizeof(hdr) ? avail : sizeof(hdr));
+    if (n <= 0 || hdr[0] != '$')
+        return 0;
+    const char *cr = memchr(hdr, '\r', (size_t)n);
+    if (cr == NULL || cr + 1 >= hdr + n) {
+        if ((size_t)n < sizeof(hdr))
+            *wait = 1; /* the header line is not complete yet */
+        return 0;      /* else: no sane header; hiredis says what is wrong */
+    }
+    if (cr[1] != '\n')
+        return 0;
+    int64_t len = 0;
+    const char *p = hdr + 1;
+    if (p[0] == '-' && p[1] == '1' && p + 2 == cr) {
+        len = -1;
+    } else {
+        if (p == cr)
+            return 0;
+        for (; p < cr; p++) {
+            if (*p < '0' || *p > '9' || len > (INT64_MAX - 9) / 10)
+                return 0;
+            len = len * 10 + (*p - '0');
+        }
+    }
+    if (len >= 0 && (uint64_t)len > l->max_bulk) {
+        SG_STAT_INC(&l->core->stats, link_protocol_errors);
+        link_reset(l, "protocol error from Redis: bulk header over the size limit");
+        return -1;
+    }
+    size_t hlen = (size_t)(cr - hdr) + 2;
+    size_t need = hlen + (len >= 0 ? (size_t)len + 2 : 0);
+    if (avail < need) {
+        *wait = 1;
+        return 0;
+    }
+    evbuffer_drain(in, hlen);
+    char *data = NULL;
+    if (len >= 0) {
+        data = sg_malloc(len > 0 ? (size_t)len : 1);
+        char crlf[2];
+        if (evbuffer_remove(in, data, (size_t)len) != (ev_ssize_t)len ||
+            evbuffer_remove(in, crlf, 2) != 2 || crlf[0] != '\r' || crlf[1] != '\n') {
+            free(data);
+            SG_STAT_INC(&l->core->stats, link_protocol_errors);
+            link_reset(l, "protocol error from Redis: bulk string not ended by CRLF");
+            return -1;
+        }
+    }
+    op = link_pop(l, now_us);
+    uint64_t gen = l->generation;
+    op->cbs->bulk(op, data, len);
+    return l->generation != gen ? -1 : 1;
+}
+
 /*
  * Feed what was read to the reader one buffer chunk at a time, taking the
  * complete replies after each: hiredis shifts its buffer down after every
  * reply it returns, so feeding a megabyte of pipelined replies at once
- * would cost a memmove of the rest per reply.
+ * would cost a memmove of the rest per reply. At a reply boundary a bulk
+ * owed to a record that takes bulks is taken in place (link_take_bulk).
+ * The clock is read once for the batch: replies read together arrived
+ * together, and requests they complete are answered at that time.
  */
 static void on_read(void *arg)
 {
     struct sg_shardlink *l = arg;
     struct evbuffer *in = sg_conn_input(l->conn);
+    struct sg_stats *st = &l->core->stats;
+    uint64_t now_us = st->clock_us = sg_stats_now_us(); /* one read per batch */
     struct evbuffer_iovec vec;
-    while (evbuffer_peek(in, -1, NULL, &vec, 1) > 0) {
+    for (;;) {
+        if (reader_idle(l->reader)) {
+            int wait = 0;
+            int rc = link_take_bulk(l, in, now_us, &wait);
+            if (rc < 0)
+                break;
+            if (rc > 0)
+                continue;
+            if (wait)
+                break;
+        }
+        if (evbuffer_peek(in, -1, NULL, &vec, 1) <= 0)
+            break;
         const char *why = NULL;
         if (sg_resp_scan(&l->scan, vec.iov_base, vec.iov_len, &why) != 0) {
             char msg[128];
             snprintf(msg, sizeof(msg), "protocol error from Redis: %s", why);
             SG_STAT_INC(&l->core->stats, link_protocol_errors);
             link_reset(l, msg);
-            return;
+            break;
         }
         if (redisReaderFeed(l->reader, vec.iov_base, vec.iov_len) != REDIS_OK) {
             link_reset(l, "protocol error from Redis: reader refused input");
-            return;
+            break;
         }
         evbuffer_drain(in, vec.iov_len);
-        if (link_take_replies(l) != 0)
-            return;
+        if (link_take_replies_at(l, now_us) != 0)
+            break;
     }
+    st->clock_us = 0;
 }
 
 static void on_drained(void *arg)
@@ -449,6 +555,7 @@ static void link_connect(struct sg_shardlink *l)
     uint64_t max_el, max_bulk;
     sg_shardlink_reply_limits(w->cfg, &max_el, &max_bulk);
     sg_resp_scan_init(&l->scan, max_el, max_bulk);
+    l->max_bulk = max_bulk;
     link_set_state(l, SG_LINK_CONNECTING);
     (void)sg_resp_format_failed();
     link_queue_auth(l);

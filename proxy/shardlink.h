@@ -43,6 +43,10 @@ struct sg_linkop_cbs {
     /* The link dropped it: reset or freed (may_have_run: the command may
      * have reached Redis). */
     void (*failure)(struct sg_linkop *op, int may_have_run);
+    /* Optional: a reply that is a bulk string (len bytes at data, malloc'd,
+     * ownership passes) or nil (len -1, data NULL), read in place from the
+     * link's input instead of through a hiredis reply object. */
+    void (*bulk)(struct sg_linkop *op, char *data, int64_t len);
 };
 
 struct sg_linkop {

@@ -175,7 +175,7 @@ static void probe_failure(struct sg_linkop *lop, int may_have_run)
     attempt_over("no answer (connection failed or lost)");
 }
 
-static const struct sg_linkop_cbs probe_cbs = {probe_format, probe_reply, probe_failure};
+static const struct sg_linkop_cbs probe_cbs = {probe_format, probe_reply, probe_failure, NULL};
 
 static void on_attempt_timeout(evutil_socket_t fd, short what, void *arg)
 {
