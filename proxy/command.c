@@ -247,12 +247,7 @@ static void mget_element(struct sg_request *r, const redisReply *e, struct sg_ke
 static enum sg_apply apply_mget(struct sg_subop *op, redisReply *reply, struct sg_key_outcome *out)
 {
     struct sg_request *r = op->req;
-    if (r->order == NULL) { /* single key */
-        *out = (struct sg_key_outcome){.code = SLOTGATE__V1__CODE__CODE_OK};
-        mget_element(r, reply->element[0], out);
-        out->reply = reply;
-        return SG_APPLY_SETTLE;
-    }
+    (void)out; /* a sub-op of one key is a GET (ops_batch.c): only groups come here */
     if (r->answered) {
         freeReplyObject(reply);
         return SG_APPLY_SETTLED_KEYS;
@@ -368,8 +363,11 @@ void sg_command_apply_value(struct sg_subop *op, const struct sg_rm_result *m, c
         return;
     }
     free(data);
+    /* Nothing of the reply is kept: a message from it (keep_reply) would
+     * be Redis's error text, and errors never come this way. */
     *out = (struct sg_key_outcome){.code = m->code,
-                                   .message = m->message,
+                                   .message =
+                                       m->keep_reply ? "unexpected reply from Redis" : m->message,
                                    .count = m->count,
                                    .version = m->version,
                                    .retry_after_ms = m->retry_after_ms};

@@ -34,10 +34,10 @@ struct sg_rm_result;
 enum sg_apply sg_command_apply(struct sg_subop *op, redisReply *reply, const struct sg_rm_result *m,
                                struct sg_key_outcome *out, uint32_t *delay);
 /*
- * The same for a single-key reply the link read in place (a GET's bulk or
- * nil, shardlink.h): m is replymap's reading of it, data (owned, may be
- * NULL) holds its bytes and ends up backing out's value or freed. Always
- * a settle.
+ * The same for a simple reply the link read in place (bulk, nil, status,
+ * integer; shardlink.h): m is replymap's reading of it, data (owned, may
+ * be NULL) holds a bulk's bytes and ends up backing out's value or freed.
+ * Always a settle.
  */
 void sg_command_apply_value(struct sg_subop *op, const struct sg_rm_result *m, char *data,
                             struct sg_key_outcome *out);

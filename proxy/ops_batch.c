@@ -34,18 +34,29 @@ static int shape_mset(const Slotgate__V1__Request *rq, uint32_t max_batch, const
     return 0;
 }
 
+/* A slot's keys: MGET; a slot with one key (most, for random keys): GET,
+ * whose reply the link reads in place (optable.h, sg_op_simple_replies). */
 static void format_mget(struct sg_subop *op, struct evbuffer *out)
 {
+    if (op->count == 1) {
+        sg_ops_format_get(op, out);
+        return;
+    }
     sg_resp_begin(out, 1 + (int)op->count);
     sg_resp_arg(out, "MGET", 4);
     for (uint32_t j = 0; j < op->count; j++)
         sg_ops_arg_bin(out, sg_ops_key(op, j));
 }
 
-/* One array element per key the sub-op covers (command.c reads them). */
+/* One key: GET's reply. Several: one array element per key the sub-op
+ * covers (command.c reads them). */
 static void map_mget(const struct sg_rm_subop *in, const redisReply *reply, struct sg_rm_result *m)
 {
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == (in->grouped ? in->count : 1)) {
+    if (in->count == 1) {
+        sg_ops_map_get(in, reply, m);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == in->count) {
         m->action = SG_RM_SETTLE_MGET;
         m->code = SG_C(OK);
         m->message = NULL;

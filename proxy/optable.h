@@ -58,4 +58,17 @@ static inline unsigned sg_op_flags(int op)
     return d != NULL ? d->flags : 0;
 }
 
+/*
+ * 1 when a sub-op of op covering count keys is answered by a simple reply
+ * (bulk, nil, status or integer; or an error): every op but the scripts
+ * and a grouped MGET of several keys (an array).
+ */
+static inline int sg_op_simple_replies(int op, uint32_t count)
+{
+    unsigned f = sg_op_flags(op);
+    if (f & SG_OPF_SCRIPT)
+        return 0;
+    return op != SLOTGATE__V1__OP__OP_MGET || count == 1;
+}
+
 #endif

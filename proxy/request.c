@@ -38,12 +38,12 @@
 static void subop_format(struct sg_linkop *lop, struct evbuffer *out);
 static void subop_reply(struct sg_linkop *lop, redisReply *reply);
 static void subop_failure(struct sg_linkop *lop, int may_have_run);
-static void subop_bulk(struct sg_linkop *lop, char *data, int64_t len);
+static void subop_simple(struct sg_linkop *lop, int type, char *data, int64_t n);
 static const struct sg_linkop_cbs subop_cbs = {subop_format, subop_reply, subop_failure, NULL};
-/* A GET's reply is a bulk or nil (or an error): the link hands a bulk over
- * in place, without a hiredis reply object. */
-static const struct sg_linkop_cbs subop_get_cbs = {subop_format, subop_reply, subop_failure,
-                                                   subop_bulk};
+/* Ops whose replies are simple (bulk, nil, status, integer; or an error):
+ * the link hands them over in place, without a hiredis reply object. */
+static const struct sg_linkop_cbs subop_simple_cbs = {subop_format, subop_reply, subop_failure,
+                                                      subop_simple};
 
 /* Ask the owner for a topology refresh (MOVED, CLUSTERDOWN, a link down). */
 static void request_refresh(struct sg_core *core)
@@ -232,8 +232,8 @@ void sg_request_next_page(struct sg_subop *op, uint32_t pause_ms)
 
 static void request_send(struct sg_subop *op, struct sg_shardlink *link)
 {
-    op->lop.cbs = op->req->rq->op == SLOTGATE__V1__OP__OP_GET && op->kind == SG_SUBOP_KEYS
-                      ? &subop_get_cbs
+    op->lop.cbs = sg_op_simple_replies(op->req->rq->op, op->count) && op->kind == SG_SUBOP_KEYS
+                      ? &subop_simple_cbs
                       : &subop_cbs;
     int rc = sg_shardlink_send(link, &op->lop);
     if (rc == -2) {
@@ -375,31 +375,40 @@ static void subop_reply(struct sg_linkop *lop, redisReply *reply)
 }
 
 /*
- * A GET's bulk or nil, read in place by the link: the same reading as
- * subop_reply gives the equivalent hiredis reply (replymap decides, a
- * stack reply stands for it, nothing of it is freed), with data (owned)
- * backing the value instead of a reply object.
+ * A simple reply read in place by the link: the same reading as
+ * subop_reply gives the equivalent hiredis reply (replymap decides; a
+ * stack reply stands for it and nothing of it is freed), with data (owned
+ * when a bulk) backing the value instead of a reply object.
  */
-static void subop_bulk(struct sg_linkop *lop, char *data, int64_t len)
+static void subop_simple(struct sg_linkop *lop, int type, char *data, int64_t n)
 {
     struct sg_subop *op = SUBOP_OF(lop, lop);
     struct sg_request *r = op->req;
+    char *owned = type == REDIS_REPLY_STRING ? data : NULL;
     if (r->answered && op->co.next == NULL) {
-        free(data);
+        free(owned);
         SG_STAT_INC(&r->core->stats, orphaned_replies);
         if (op->co.role == SG_CO_LEADER)
             coalesce_leave(op);
         subop_done(op);
         return;
     }
-    redisReply stand_in = {.type = len < 0 ? REDIS_REPLY_NIL : REDIS_REPLY_STRING,
-                           .str = data,
-                           .len = len < 0 ? 0 : (size_t)len};
-    struct sg_rm_subop in = {.op = r->rq->op, .kind = op->kind, .count = op->count};
+    redisReply stand_in = {.type = type};
+    if (type == REDIS_REPLY_INTEGER) {
+        stand_in.integer = n;
+    } else if (data != NULL) {
+        stand_in.str = data;
+        stand_in.len = (size_t)n;
+    }
+    struct sg_rm_subop in = {.op = r->rq->op,
+                             .kind = op->kind,
+                             .count = op->count,
+                             .grouped = r->order != NULL,
+                             .script_in_full = op->script_in_full};
     struct sg_rm_result m;
     sg_replymap(&in, &stand_in, &m);
     struct sg_key_outcome o;
-    sg_command_apply_value(op, &m, data, &o);
+    sg_command_apply_value(op, &m, owned, &o);
     sg_request_settle(op, &o);
 }
 

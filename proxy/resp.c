@@ -257,3 +257,50 @@ int sg_resp_scan(struct sg_resp_scan *s, const void *buf, size_t len, const char
     }
     return 0;
 }
+
+int sg_resp_simple_header(const char *buf, size_t len, struct sg_resp_simple *out)
+{
+    if (len == 0)
+        return SG_RESP_SIMPLE_MORE;
+    if (buf[0] != '$' && buf[0] != '+' && buf[0] != ':')
+        return SG_RESP_SIMPLE_NO;
+    size_t scan = len < SG_RESP_SIMPLE_LINE ? len : SG_RESP_SIMPLE_LINE;
+    const char *cr = memchr(buf, '\r', scan);
+    if (cr == NULL || (size_t)(cr - buf) + 1 >= scan)
+        return len < SG_RESP_SIMPLE_LINE ? SG_RESP_SIMPLE_MORE : SG_RESP_SIMPLE_NO;
+    if (cr[1] != '\n')
+        return SG_RESP_SIMPLE_NO;
+    out->hlen = (size_t)(cr - buf) + 2;
+    if (buf[0] == '+') {
+        /* hiredis keeps a status line's bytes as they are, up to the CR */
+        if (memchr(buf + 1, '\n', (size_t)(cr - buf) - 1) != NULL)
+            return SG_RESP_SIMPLE_NO;
+        out->type = REDIS_REPLY_STATUS;
+        out->n = (int64_t)(cr - buf) - 1;
+        return SG_RESP_SIMPLE_OK;
+    }
+    /* $len or :integer: a decimal number, maybe negative, nothing else,
+     * and written as Redis writes it (hiredis refuses "007" and "-0"). */
+    const char *p = buf + 1;
+    int neg = p < cr && *p == '-';
+    p += neg;
+    if (p == cr || (*p == '0' && (neg || p + 1 != cr)))
+        return SG_RESP_SIMPLE_NO;
+    int64_t v = 0;
+    for (; p < cr; p++) {
+        if (*p < '0' || *p > '9' || v > (INT64_MAX - 9) / 10)
+            return SG_RESP_SIMPLE_NO;
+        v = v * 10 + (*p - '0');
+    }
+    v = neg ? -v : v;
+    if (buf[0] == ':') {
+        out->type = REDIS_REPLY_INTEGER;
+        out->n = v;
+        return SG_RESP_SIMPLE_OK;
+    }
+    if (v < -1)
+        return SG_RESP_SIMPLE_NO;
+    out->type = v < 0 ? REDIS_REPLY_NIL : REDIS_REPLY_STRING;
+    out->n = v;
+    return SG_RESP_SIMPLE_OK;
+}

@@ -82,4 +82,23 @@ void sg_resp_scan_init(struct sg_resp_scan *s, uint64_t max_elements, uint64_t m
  */
 int sg_resp_scan(struct sg_resp_scan *s, const void *buf, size_t len, const char **why);
 
+/*
+ * The header line of a simple reply at buf (len bytes available): a bulk
+ * string ("$n", n >= 0), nil ("$-1"), status ("+text") or integer (":n").
+ * SG_RESP_SIMPLE_OK fills out: type (hiredis's REDIS_REPLY_*), n (a bulk's
+ * length, the integer, a status's length: its text is buf + 1), hlen (the
+ * line with its CRLF; a bulk's n bytes and CRLF follow it).
+ * SG_RESP_SIMPLE_MORE: the line is not complete yet. SG_RESP_SIMPLE_NO:
+ * anything else (errors, arrays, a line longer than SG_RESP_SIMPLE_LINE,
+ * a malformed number): for hiredis to read. Pure; never reads past len.
+ */
+#define SG_RESP_SIMPLE_LINE 24
+enum { SG_RESP_SIMPLE_NO = 0, SG_RESP_SIMPLE_MORE, SG_RESP_SIMPLE_OK };
+struct sg_resp_simple {
+    int type;
+    int64_t n;
+    size_t hlen;
+};
+int sg_resp_simple_header(const char *buf, size_t len, struct sg_resp_simple *out);
+
 #endif

@@ -249,66 +249,58 @@ static int reader_idle(const redisReader *r)
 }
 
 /*
- * The in-place path: when the FIFO head takes bulks (cbs->bulk) and the
- * reply at the head of the input is a bulk string or nil, hand its bytes
- * over without building a hiredis reply. Returns 1 when a reply was taken,
- * 0 when the path does not apply (the caller feeds hiredis) or, with *wait
- * set, when more bytes are needed; -1 when the link was reset. Only called
- * at a reply boundary (hiredis idle), so the header scan's state is there
- * too; the bulk's length is checked against the same limit.
+ * The in-place path: when the FIFO head takes simple replies (cbs->simple)
+ * and the reply at the head of the input is a bulk string, nil, status or
+ * integer, hand it over without building a hiredis reply. Returns 1 when
+ * a reply was taken, 0 when the path does not apply (an error, an array,
+ * an odd header: the caller feeds hiredis) or, with *wait set, when more
+ * bytes are needed; -1 when the link was reset. Only called at a reply
+ * boundary (hiredis idle), so the header scan's state is there too; a
+ * bulk's length is checked against the same limit.
  */
-static int link_take_bulk(struct sg_shardlink *l, struct evbuffer *in, uint64_t now_us, int *wait)
+static int link_take_simple(struct sg_shardlink *l, struct evbuffer *in, uint64_t now_us, int *wait)
 {
     struct sg_linkop *op = TAILQ_FIRST(&l->fifo);
-    if (op == NULL || op->cbs == NULL || op->cbs->bulk == NULL || op->asking_pending)
+    if (op == NULL || op->cbs == NULL || op->cbs->simple == NULL || op->asking_pending)
         return 0;
-    char hdr[24];
+    char hdr[SG_RESP_SIMPLE_LINE];
     size_t avail = evbuffer_get_length(in);
-    if (avail == 0) {
-        *wait = 1;
+    ev_ssize_t got = evbuffer_copyout(in, hdr, avail < sizeof(hdr) ? avail : sizeof(hdr));
+    struct sg_resp_simple h;
+    int rc = sg_resp_simple_header(hdr, got > 0 ? (size_t)got : 0, &h);
+    if (rc != SG_RESP_SIMPLE_OK) {
+        *wait = rc == SG_RESP_SIMPLE_MORE;
         return 0;
     }
-    ev_ssize_t n = evbuffer_copyout(in, hdr, avail < sizeof(hdr) ? avail : sizeof(hdr));
-    if (n <= 0 || hdr[0] != '$')
-        return 0;
-    const char *cr = memchr(hdr, '\r', (size_t)n);
-    if (cr == NULL || cr + 1 >= hdr + n) {
-        if ((size_t)n < sizeof(hdr))
-            *wait = 1; /* the header line is not complete yet */
-        return 0;      /* else: no sane header; hiredis says what is wrong */
+    size_t hlen = h.hlen;
+    if (h.type == REDIS_REPLY_STATUS || h.type == REDIS_REPLY_INTEGER) {
+        char line[SG_RESP_SIMPLE_LINE];
+        size_t len = h.type == REDIS_REPLY_STATUS ? (size_t)h.n : 0;
+        memcpy(line, hdr + 1, len);
+        line[len] = '\0';
+        evbuffer_drain(in, hlen);
+        op = link_pop(l, now_us);
+        uint64_t gen = l->generation;
+        op->cbs->simple(op, h.type, h.type == REDIS_REPLY_STATUS ? line : NULL, h.n);
+        return l->generation != gen ? -1 : 1;
     }
-    if (cr[1] != '\n')
-        return 0;
-    int64_t len = 0;
-    const char *p = hdr + 1;
-    if (p[0] == '-' && p[1] == '1' && p + 2 == cr) {
-        len = -1;
-    } else {
-        if (p == cr)
-            return 0;
-        for (; p < cr; p++) {
-            if (*p < '0' || *p > '9' || len > (INT64_MAX - 9) / 10)
-                return 0;
-            len = len * 10 + (*p - '0');
-        }
-    }
-    if (len >= 0 && (uint64_t)len > l->max_bulk) {
+    int64_t v = h.n;
+    if (v >= 0 && (uint64_t)v > l->max_bulk) {
         SG_STAT_INC(&l->core->stats, link_protocol_errors);
         link_reset(l, "protocol error from Redis: bulk header over the size limit");
         return -1;
     }
-    size_t hlen = (size_t)(cr - hdr) + 2;
-    size_t need = hlen + (len >= 0 ? (size_t)len + 2 : 0);
+    size_t need = hlen + (v >= 0 ? (size_t)v + 2 : 0);
     if (avail < need) {
         *wait = 1;
         return 0;
     }
     evbuffer_drain(in, hlen);
     char *data = NULL;
-    if (len >= 0) {
-        data = sg_malloc(len > 0 ? (size_t)len : 1);
+    if (v >= 0) {
+        data = sg_malloc(v > 0 ? (size_t)v : 1);
         char crlf[2];
-        if (evbuffer_remove(in, data, (size_t)len) != (ev_ssize_t)len ||
+        if (evbuffer_remove(in, data, (size_t)v) != (ev_ssize_t)v ||
             evbuffer_remove(in, crlf, 2) != 2 || crlf[0] != '\r' || crlf[1] != '\n') {
             free(data);
             SG_STAT_INC(&l->core->stats, link_protocol_errors);
@@ -318,7 +310,7 @@ static int link_take_bulk(struct sg_shardlink *l, struct evbuffer *in, uint64_t 
     }
     op = link_pop(l, now_us);
     uint64_t gen = l->generation;
-    op->cbs->bulk(op, data, len);
+    op->cbs->simple(op, v >= 0 ? REDIS_REPLY_STRING : REDIS_REPLY_NIL, data, v);
     return l->generation != gen ? -1 : 1;
 }
 
@@ -327,7 +319,8 @@ static int link_take_bulk(struct sg_shardlink *l, struct evbuffer *in, uint64_t 
  * complete replies after each: hiredis shifts its buffer down after every
  * reply it returns, so feeding a megabyte of pipelined replies at once
  * would cost a memmove of the rest per reply. At a reply boundary a bulk
- * owed to a record that takes bulks is taken in place (link_take_bulk).
+ * owed to a record that takes simple replies is taken in place
+ * (link_take_simple).
  * The clock is read once for the batch: replies read together arrived
  * together, and requests they complete are answered at that time.
  */
@@ -341,7 +334,7 @@ static void on_read(void *arg)
     for (;;) {
         if (reader_idle(l->reader)) {
             int wait = 0;
-            int rc = link_take_bulk(l, in, now_us, &wait);
+            int rc = link_take_simple(l, in, now_us, &wait);
             if (rc < 0)
                 break;
             if (rc > 0)
@@ -367,6 +360,7 @@ static void on_read(void *arg)
         if (link_take_replies_at(l, now_us) != 0)
             break;
     }
+    link_publish_pending(l); /* the gauge, once per read (a reset publishes its own 0) */
     st->clock_us = 0;
 }
 

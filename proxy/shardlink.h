@@ -43,10 +43,15 @@ struct sg_linkop_cbs {
     /* The link dropped it: reset or freed (may_have_run: the command may
      * have reached Redis). */
     void (*failure)(struct sg_linkop *op, int may_have_run);
-    /* Optional: a reply that is a bulk string (len bytes at data, malloc'd,
-     * ownership passes) or nil (len -1, data NULL), read in place from the
-     * link's input instead of through a hiredis reply object. */
-    void (*bulk)(struct sg_linkop *op, char *data, int64_t len);
+    /*
+     * Optional: a simple reply read in place from the link's input instead
+     * of through a hiredis reply object (errors and arrays still come to
+     * reply). type is hiredis's: REDIS_REPLY_STRING (n bytes at data,
+     * malloc'd, ownership passes), REDIS_REPLY_NIL (data NULL),
+     * REDIS_REPLY_STATUS (n bytes at data, NUL-terminated, valid during the
+     * call only) or REDIS_REPLY_INTEGER (n is the value, data NULL).
+     */
+    void (*simple)(struct sg_linkop *op, int type, char *data, int64_t n);
 };
 
 struct sg_linkop {

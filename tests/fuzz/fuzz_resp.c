@@ -7,7 +7,9 @@
  * target must be a usable host:port. As on a link, every chunk passes the
  * header pre-scan (sg_resp_scan) first and hiredis sees only what it let
  * through, so a header claiming gigabytes is refused before any allocation;
- * the scan's verdict must not depend on the cuts either.
+ * the scan's verdict must not depend on the cuts either. And the header
+ * reader of the links' in-place path (sg_resp_simple_header) must agree
+ * with hiredis on every simple reply it accepts.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -142,8 +144,56 @@ static void read_stream(const uint8_t *data, size_t size, uint8_t split, struct 
     redisReaderFree(rd);
 }
 
+/*
+ * The shard links' in-place path reads a simple reply's header with
+ * sg_resp_simple_header instead of hiredis: whatever it accepts as a whole
+ * reply, hiredis must read as the same reply (type, length, bytes, value).
+ * Every prefix of the input is tried as what has arrived so far.
+ */
+static void check_simple(const uint8_t *data, size_t size)
+{
+    for (size_t avail = 0; avail <= size && avail <= 64; avail++) {
+        struct sg_resp_simple h;
+        int rc = sg_resp_simple_header((const char *)data, avail, &h);
+        SG_FUZZ_CHECK(rc == SG_RESP_SIMPLE_NO || rc == SG_RESP_SIMPLE_MORE ||
+                      rc == SG_RESP_SIMPLE_OK);
+        if (rc == SG_RESP_SIMPLE_MORE)
+            SG_FUZZ_CHECK(avail < SG_RESP_SIMPLE_LINE);
+        if (rc != SG_RESP_SIMPLE_OK)
+            continue;
+        SG_FUZZ_CHECK(h.hlen >= 3 && h.hlen <= avail && h.hlen <= SG_RESP_SIMPLE_LINE);
+        size_t whole = h.hlen;
+        if (h.type == REDIS_REPLY_STRING) {
+            SG_FUZZ_CHECK(h.n >= 0);
+            if ((uint64_t)h.n > size || whole + (size_t)h.n + 2 > size)
+                continue; /* the payload has not arrived: nothing to compare */
+            whole += (size_t)h.n + 2;
+            if (data[whole - 2] != '\r' || data[whole - 1] != '\n')
+                continue; /* the link refuses this (not ended by CRLF) */
+        }
+        redisReader *rd = redisReaderCreate();
+        SG_FUZZ_CHECK(rd != NULL);
+        SG_FUZZ_CHECK(redisReaderFeed(rd, (const char *)data, whole) == REDIS_OK);
+        void *r = NULL;
+        SG_FUZZ_CHECK(redisReaderGetReply(rd, &r) == REDIS_OK && r != NULL);
+        const redisReply *reply = r;
+        SG_FUZZ_CHECK(reply->type == h.type);
+        if (h.type == REDIS_REPLY_INTEGER)
+            SG_FUZZ_CHECK(reply->integer == h.n);
+        if (h.type == REDIS_REPLY_STRING || h.type == REDIS_REPLY_STATUS) {
+            SG_FUZZ_CHECK(reply->len == (size_t)h.n);
+            size_t at = h.type == REDIS_REPLY_STRING ? h.hlen : 1;
+            SG_FUZZ_CHECK(memcmp(reply->str, data + at, reply->len) == 0);
+        }
+        freeReplyObject(r);
+        redisReaderFree(rd);
+        break;
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_simple(data, size);
     struct outcome whole, cut;
     read_stream(data, size, 0, &whole);
     uint8_t split = size > 0 ? (uint8_t)(data[0] ^ size) : 1;
