@@ -20,8 +20,8 @@
 #include <event2/buffer.h>
 
 #include "coalesce.h"
-#include "fastpb.h"
 #include "command.h"
+#include "fastpb.h"
 #include "frame.h"
 #include "log.h"
 #include "optable.h"
