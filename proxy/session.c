@@ -45,6 +45,7 @@
 
 #include "conn.h"
 #include "core.h"
+#include "fastpb.h"
 #include "fault.h"
 #include "frame.h"
 #include "log.h"
@@ -339,7 +340,8 @@ static void session_send(struct sg_session *s, const Slotgate__V1__ServerMessage
     if (s->state == SG_SESS_CLOSING)
         return; /* the stream ends with the ConnectionError already queued */
     struct evbuffer *out = sg_conn_output(s->conn);
-    size_t size = sg_frame_server_size(m);
+    size_t fast = sg_fastpb_server_size(m); /* 0: not a Response fastpb writes */
+    size_t size = fast != 0 ? fast : sg_frame_server_size(m);
     struct evbuffer_iovec v;
     if (evbuffer_reserve_space(out, (ev_ssize_t)size, &v, 1) < 1) {
         /* No room for the frame: this connection cannot be answered
@@ -348,7 +350,8 @@ static void session_send(struct sg_session *s, const Slotgate__V1__ServerMessage
         session_close_now(s);
         return;
     }
-    v.iov_len = sg_frame_encode_server(m, v.iov_base);
+    v.iov_len = fast != 0 ? sg_fastpb_encode_server(m, v.iov_base, size)
+                          : sg_frame_encode_server(m, v.iov_base);
     evbuffer_commit_space(out, &v, 1);
     sg_conn_flush_soon(s->conn);
     SG_STAT_ADD(&s->core->stats, bytes_out, size);

@@ -29,7 +29,7 @@ LAYERS = [
     ("router", ["router"]),
     ("shardlink", ["shardlink"]),
     ("conn", ["conn", "tls"]),
-    ("codecs and data", ["frame", "resp", "envelope", "slot", "proxyproto", "config", "core",
+    ("codecs and data", ["frame", "fastpb", "resp", "envelope", "slot", "proxyproto", "config", "core",
                          "stats", "metrics", "snapshot", "topology", "util", "log", "fault"]),
 ]
 RANK = {f: i for i, (_, files) in enumerate(LAYERS) for f in files}

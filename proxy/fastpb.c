@@ -1,0 +1,548 @@
+/*
+ * fastpb - the hot requests decoded and the responses encoded without
+ * protobuf-c's descriptor walk. The session hands every frame body here
+ * first (request.c) and every outgoing ServerMessage (session.c); what this
+ * file declines goes through frame.c. The decoder's contract is one-sided:
+ * whatever it accepts, protobuf-c accepts with the same content, so it may
+ * decline anything unusual, and tests/fuzz/fuzz_fastpb.c checks exactly that.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fastpb.h"
+
+/* --- decoding --------------------------------------------------------------- */
+
+/* Wire types. */
+#define WT_VARINT 0
+#define WT_LEN 2
+
+/* Request field numbers (proto/slotgate.proto). */
+enum {
+    F_ID = 1,
+    F_OP = 2,
+    F_KEYSPACE = 3,
+    F_KEYS = 4,
+    F_VALUES = 5,
+    F_TTL_MS = 6,
+    F_CONDITION = 7,
+    F_DEADLINE_MS = 8,
+    F_TTLS_MS = 9,
+    F_PATTERN = 10,
+    F_LEASE = 11,
+    F_VERSION = 12
+};
+
+/*
+ * A varint of at most 10 bytes at *p (< end), as protobuf-c reads one: bits
+ * past the 64th are dropped. Advances *p; -1 if it does not end in time.
+ */
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t *q = *p;
+    uint64_t x = 0;
+    for (unsigned i = 0; i < 10 && q < end; i++) {
+        uint8_t b = *q++;
+        x |= (uint64_t)(b & 0x7f) << (7 * i);
+        if ((b & 0x80) == 0) {
+            *p = q;
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/*
+ * A length prefix and the bytes it announces, as protobuf-c's scan does: the
+ * prefix is at most 5 bytes, at most INT_MAX, and must fit in what is left.
+ */
+static int get_slice(const uint8_t **p, const uint8_t *end, const uint8_t **data, size_t *len)
+{
+    const uint8_t *q = *p;
+    uint64_t n = 0;
+    for (unsigned i = 0;; i++) {
+        if (i == 5 || q == end)
+            return -1;
+        uint8_t b = *q++;
+        n |= (uint64_t)(b & 0x7f) << (7 * i);
+        if ((b & 0x80) == 0)
+            break;
+    }
+    if (n > 0x7fffffff || n > (uint64_t)(end - q))
+        return -1;
+    *data = q;
+    *len = (size_t)n;
+    *p = q + n;
+    return 0;
+}
+
+/* Number of varints in a packed run, or -1 if one is cut off or too long. */
+static long count_packed(const uint8_t *p, const uint8_t *end)
+{
+    long n = 0;
+    uint64_t v;
+    while (p < end) {
+        if (get_varint(&p, end, &v) < 0)
+            return -1;
+        n++;
+    }
+    return n;
+}
+
+static int hot_op(uint64_t v)
+{
+    switch ((int32_t)(uint32_t)v) {
+    case SLOTGATE__V1__OP__OP_GET:
+    case SLOTGATE__V1__OP__OP_SET:
+    case SLOTGATE__V1__OP__OP_DELETE:
+    case SLOTGATE__V1__OP__OP_MGET:
+    case SLOTGATE__V1__OP__OP_MSET:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* What the first pass learns: the last occurrence of each singular field. */
+struct scan {
+    uint64_t id, op, ttl_ms, condition, deadline_ms, version;
+    const uint8_t *keyspace, *pattern, *lease;
+    size_t keyspace_len, pattern_len, lease_len;
+    int has_keyspace, has_pattern, has_lease;
+    size_t n_keys, n_values, n_ttls;
+};
+
+/*
+ * First pass over a Request body: every field is one this file knows with
+ * the wire type protobuf-c requires (packed or not for ttls_ms), singular
+ * fields keep their last value, repeated ones are counted. -1: not mine.
+ */
+static int scan_request(const uint8_t *p, const uint8_t *end, struct scan *s)
+{
+    while (p < end) {
+        uint8_t tag = *p++;
+        const uint8_t *d;
+        size_t n;
+        uint64_t v;
+        if ((tag & 0x80) != 0)
+            return -1; /* field numbers above 15: none of ours */
+        unsigned wt = tag & 7u;
+        switch (tag >> 3) {
+        case F_ID:
+        case F_OP:
+        case F_TTL_MS:
+        case F_CONDITION:
+        case F_DEADLINE_MS:
+        case F_VERSION:
+            if (wt != WT_VARINT || get_varint(&p, end, &v) < 0)
+                return -1;
+            switch (tag >> 3) {
+            case F_ID:
+                s->id = v;
+                break;
+            case F_OP:
+                s->op = v;
+                break;
+            case F_TTL_MS:
+                s->ttl_ms = v;
+                break;
+            case F_CONDITION:
+                s->condition = v;
+                break;
+            case F_DEADLINE_MS:
+                s->deadline_ms = v;
+                break;
+            default:
+                s->version = v;
+                break;
+            }
+            break;
+        case F_KEYSPACE:
+        case F_PATTERN:
+        case F_LEASE:
+            if (wt != WT_LEN || get_slice(&p, end, &d, &n) < 0)
+                return -1;
+            if ((tag >> 3) == F_KEYSPACE) {
+                s->keyspace = d;
+                s->keyspace_len = n;
+                s->has_keyspace = 1;
+            } else if ((tag >> 3) == F_PATTERN) {
+                s->pattern = d;
+                s->pattern_len = n;
+                s->has_pattern = 1;
+            } else {
+                s->lease = d;
+                s->lease_len = n;
+                s->has_lease = 1;
+            }
+            break;
+        case F_KEYS:
+        case F_VALUES:
+            if (wt != WT_LEN || get_slice(&p, end, &d, &n) < 0)
+                return -1;
+            if ((tag >> 3) == F_KEYS)
+                s->n_keys++;
+            else
+                s->n_values++;
+            break;
+        case F_TTLS_MS:
+            if (wt == WT_VARINT) {
+                if (get_varint(&p, end, &v) < 0)
+                    return -1;
+                s->n_ttls++;
+            } else if (wt == WT_LEN) {
+                long c;
+                if (get_slice(&p, end, &d, &n) < 0 || (c = count_packed(d, d + n)) < 0)
+                    return -1;
+                s->n_ttls += (size_t)c;
+            } else {
+                return -1;
+            }
+            break;
+        default:
+            return -1; /* unknown fields are kept by protobuf-c: not mine */
+        }
+    }
+    return 0;
+}
+
+static void *pb_alloc(ProtobufCAllocator *a, size_t size)
+{
+    return a->alloc(a->allocator_data, size);
+}
+
+/* protobuf-c's bytes: a copy, or data NULL when empty. -1 out of memory. */
+static int copy_bytes(ProtobufCAllocator *a, ProtobufCBinaryData *bd, const uint8_t *d, size_t n)
+{
+    bd->len = n;
+    bd->data = NULL;
+    if (n == 0)
+        return 0;
+    bd->data = pb_alloc(a, n);
+    if (bd->data == NULL)
+        return -1;
+    memcpy(bd->data, d, n);
+    return 0;
+}
+
+static void *sys_alloc(void *data, size_t size)
+{
+    (void)data;
+    return malloc(size);
+}
+
+static void sys_free(void *data, void *p)
+{
+    (void)data;
+    free(p);
+}
+
+static ProtobufCAllocator sys_allocator = {sys_alloc, sys_free, NULL};
+
+/*
+ * Second pass: the repeated fields in wire order into arrays of the counted
+ * sizes. The counts live in locals (the struct's were just written by the
+ * generated init's block copy, and reading them back stalls) and are stored
+ * on every exit, so a message cut short by a failed allocation stays
+ * freeable.
+ */
+static int fill_repeated(ProtobufCAllocator *a, const uint8_t *p, const uint8_t *end,
+                         Slotgate__V1__Request *rq)
+{
+    size_t nk = 0, nv = 0, nt = 0;
+    int rc = 0;
+    while (p < end && rc == 0) {
+        uint8_t tag = *p++;
+        const uint8_t *d = NULL;
+        size_t n = 0;
+        uint64_t v = 0;
+        if ((tag & 7u) == WT_VARINT) {
+            (void)get_varint(&p, end, &v);
+            if ((tag >> 3) == F_TTLS_MS)
+                rq->ttls_ms[nt++] = v;
+            continue;
+        }
+        (void)get_slice(&p, end, &d, &n);
+        switch (tag >> 3) {
+        case F_KEYS:
+            rc = copy_bytes(a, &rq->keys[nk], d, n);
+            nk += rc == 0;
+            break;
+        case F_VALUES:
+            rc = copy_bytes(a, &rq->values[nv], d, n);
+            nv += rc == 0;
+            break;
+        case F_TTLS_MS:
+            for (const uint8_t *q = d; q < d + n;) {
+                if (get_varint(&q, d + n, &v) < 0)
+                    break; /* not reached: scan_request checked the run */
+                rq->ttls_ms[nt++] = v;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    rq->n_keys = nk;
+    rq->n_values = nv;
+    rq->n_ttls_ms = nt;
+    return rc;
+}
+
+/* Build the Request from a successful scan; -1 out of memory. */
+static int build_request(ProtobufCAllocator *a, const struct scan *s, const uint8_t *p,
+                         const uint8_t *end, Slotgate__V1__Request *rq)
+{
+    rq->id = s->id;
+    rq->op = (Slotgate__V1__Op)(int32_t)(uint32_t)s->op;
+    rq->ttl_ms = s->ttl_ms;
+    rq->condition = (Slotgate__V1__Condition)(int32_t)(uint32_t)s->condition;
+    rq->deadline_ms = (uint32_t)s->deadline_ms;
+    rq->version = s->version;
+    if (s->has_keyspace && s->keyspace_len > 0) {
+        char *ks = pb_alloc(a, s->keyspace_len + 1);
+        if (ks == NULL)
+            return -1;
+        memcpy(ks, s->keyspace, s->keyspace_len);
+        ks[s->keyspace_len] = '\0';
+        rq->keyspace = ks;
+    }
+    if (s->has_pattern && copy_bytes(a, &rq->pattern, s->pattern, s->pattern_len) < 0)
+        return -1;
+    if (s->has_lease && copy_bytes(a, &rq->lease, s->lease, s->lease_len) < 0)
+        return -1;
+    if (s->n_keys > 0 && (rq->keys = pb_alloc(a, s->n_keys * sizeof(*rq->keys))) == NULL)
+        return -1;
+    if (s->n_values > 0 && (rq->values = pb_alloc(a, s->n_values * sizeof(*rq->values))) == NULL)
+        return -1;
+    if (s->n_ttls > 0 && (rq->ttls_ms = pb_alloc(a, s->n_ttls * sizeof(*rq->ttls_ms))) == NULL)
+        return -1;
+    if (s->n_keys + s->n_values + s->n_ttls > 0)
+        return fill_repeated(a, p, end, rq);
+    return 0;
+}
+
+/*
+ * The only form taken: exactly one field, request (tag 2, length-delimited),
+ * spanning the whole body. A Hello, a repeated request (protobuf-c merges
+ * them) or anything after it is declined. Everything is checked before the
+ * first allocation, so declining never leaves anything behind.
+ */
+Slotgate__V1__ClientMessage *sg_fastpb_decode_client(const uint8_t *body, size_t len,
+                                                     ProtobufCAllocator *alloc)
+{
+    const uint8_t *p = body, *end = body + len, *rb;
+    size_t rlen;
+    struct scan s;
+
+    if (len < 2 || *p++ != ((2u << 3) | WT_LEN) || get_slice(&p, end, &rb, &rlen) < 0 || p != end)
+        return NULL;
+    /*
+     * Field by field, not memset: compilers turn a memset of this size into
+     * "rep stos", and the counters read back at once then wait for those
+     * stores to retire (measured: two thirds of this function under GET load).
+     */
+    s.id = s.op = s.ttl_ms = s.condition = s.deadline_ms = s.version = 0;
+    s.keyspace = s.pattern = s.lease = NULL;
+    s.keyspace_len = s.pattern_len = s.lease_len = 0;
+    s.has_keyspace = s.has_pattern = s.has_lease = 0;
+    s.n_keys = s.n_values = s.n_ttls = 0;
+    if (scan_request(rb, rb + rlen, &s) < 0 || !hot_op(s.op))
+        return NULL;
+
+    if (alloc == NULL)
+        alloc = &sys_allocator;
+    Slotgate__V1__ClientMessage *m = pb_alloc(alloc, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    slotgate__v1__client_message__init(m);
+    Slotgate__V1__Request *rq = pb_alloc(alloc, sizeof(*rq));
+    if (rq == NULL) {
+        alloc->free(alloc->allocator_data, m);
+        return NULL;
+    }
+    slotgate__v1__request__init(rq);
+    m->msg_case = SLOTGATE__V1__CLIENT_MESSAGE__MSG_REQUEST;
+    m->request = rq;
+    if (build_request(alloc, &s, rb, rb + rlen, rq) < 0) {
+        slotgate__v1__client_message__free_unpacked(m, alloc);
+        return NULL;
+    }
+    return m;
+}
+
+/* --- encoding --------------------------------------------------------------- */
+
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *o, uint64_t v)
+{
+    while (v >= 0x80) {
+        *o++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *o++ = (uint8_t)v;
+    return o;
+}
+
+/* protobuf-c writes a negative int32 (enum) as its 64-bit sign extension. */
+static uint64_t enum_wire(int32_t v)
+{
+    return (uint64_t)(int64_t)v;
+}
+
+/* Size of a length-delimited field of n bytes with a one-byte tag. */
+static size_t len_field_size(size_t n)
+{
+    return 1 + varint_size(n) + n;
+}
+
+/*
+ * protobuf-c omits a string that is NULL or "", and bytes of length 0 (its
+ * zero test reads the first word of ProtobufCBinaryData, which is len).
+ */
+static size_t string_len(const char *s)
+{
+    return (s == NULL || *s == '\0') ? 0 : strlen(s);
+}
+
+static size_t key_result_size(const Slotgate__V1__KeyResult *kr)
+{
+    size_t n = 0, sl;
+    if (kr->code != 0)
+        n += 1 + varint_size(enum_wire(kr->code));
+    if (kr->value.len != 0)
+        n += len_field_size(kr->value.len);
+    if ((sl = string_len(kr->message)) > 0)
+        n += len_field_size(sl);
+    return n;
+}
+
+/* Response body size, or 0 with *ok = 0 for a Response left to protobuf-c. */
+static size_t response_size(const Slotgate__V1__Response *r, int *ok)
+{
+    size_t n = 0, sl;
+    if (r->n_stats != 0 || r->base.n_unknown_fields != 0) {
+        *ok = 0;
+        return 0;
+    }
+    if (r->id != 0)
+        n += 1 + varint_size(r->id);
+    if (r->code != 0)
+        n += 1 + varint_size(enum_wire(r->code));
+    if ((sl = string_len(r->message)) > 0)
+        n += len_field_size(sl);
+    if (r->value.len != 0)
+        n += len_field_size(r->value.len);
+    for (size_t i = 0; i < r->n_results; i++) {
+        const Slotgate__V1__KeyResult *kr = r->results[i];
+        if (kr->base.n_unknown_fields != 0) {
+            *ok = 0;
+            return 0;
+        }
+        n += len_field_size(key_result_size(kr));
+    }
+    if (r->count != 0)
+        n += 1 + varint_size((uint64_t)r->count);
+    if (r->lease.len != 0)
+        n += len_field_size(r->lease.len);
+    if (r->retry_after_ms != 0)
+        n += 1 + varint_size(r->retry_after_ms);
+    if (r->version != 0)
+        n += 1 + varint_size(r->version);
+    *ok = 1;
+    return n;
+}
+
+size_t sg_fastpb_server_size(const Slotgate__V1__ServerMessage *m)
+{
+    int ok = 0;
+    if (m->msg_case != SLOTGATE__V1__SERVER_MESSAGE__MSG_RESPONSE || m->response == NULL ||
+        m->base.n_unknown_fields != 0)
+        return 0;
+    size_t body = len_field_size(response_size(m->response, &ok));
+    return ok ? 4 + body : 0;
+}
+
+static uint8_t *put_bytes(uint8_t *o, uint8_t tag, const void *d, size_t n)
+{
+    *o++ = tag;
+    o = put_varint(o, n);
+    if (n > 0)
+        memcpy(o, d, n);
+    return o + n;
+}
+
+/* Fields in number order, as protobuf-c packs them. */
+static uint8_t *put_key_result(uint8_t *o, const Slotgate__V1__KeyResult *kr)
+{
+    size_t sl;
+    if (kr->code != 0) {
+        *o++ = (1 << 3) | WT_VARINT;
+        o = put_varint(o, enum_wire(kr->code));
+    }
+    if (kr->value.len != 0)
+        o = put_bytes(o, (2 << 3) | WT_LEN, kr->value.data, kr->value.len);
+    if ((sl = string_len(kr->message)) > 0)
+        o = put_bytes(o, (3 << 3) | WT_LEN, kr->message, sl);
+    return o;
+}
+
+size_t sg_fastpb_encode_server(const Slotgate__V1__ServerMessage *m, uint8_t *out, size_t size)
+{
+    const Slotgate__V1__Response *r = m->response;
+    size_t body = size - 4, sl;
+    uint8_t *o = out;
+
+    *o++ = (uint8_t)(body >> 24);
+    *o++ = (uint8_t)(body >> 16);
+    *o++ = (uint8_t)(body >> 8);
+    *o++ = (uint8_t)body;
+    /* body = tag + varint(rlen) + rlen: the response's size follows from it. */
+    size_t rlen = body - 2;
+    while (1 + varint_size(rlen) + rlen > body)
+        rlen--;
+    *o++ = (2 << 3) | WT_LEN;
+    o = put_varint(o, rlen);
+    if (r->id != 0) {
+        *o++ = (1 << 3) | WT_VARINT;
+        o = put_varint(o, r->id);
+    }
+    if (r->code != 0) {
+        *o++ = (2 << 3) | WT_VARINT;
+        o = put_varint(o, enum_wire(r->code));
+    }
+    if ((sl = string_len(r->message)) > 0)
+        o = put_bytes(o, (3 << 3) | WT_LEN, r->message, sl);
+    if (r->value.len != 0)
+        o = put_bytes(o, (4 << 3) | WT_LEN, r->value.data, r->value.len);
+    for (size_t i = 0; i < r->n_results; i++) {
+        *o++ = (5 << 3) | WT_LEN;
+        o = put_varint(o, key_result_size(r->results[i]));
+        o = put_key_result(o, r->results[i]);
+    }
+    if (r->count != 0) {
+        *o++ = (6 << 3) | WT_VARINT;
+        o = put_varint(o, (uint64_t)r->count);
+    }
+    if (r->lease.len != 0)
+        o = put_bytes(o, (7 << 3) | WT_LEN, r->lease.data, r->lease.len);
+    if (r->retry_after_ms != 0) {
+        *o++ = (8 << 3) | WT_VARINT;
+        o = put_varint(o, r->retry_after_ms);
+    }
+    if (r->version != 0) {
+        *o++ = (9 << 3) | WT_VARINT;
+        o = put_varint(o, r->version);
+    }
+    return (size_t)(o - out);
+}

@@ -1,0 +1,43 @@
+/*
+ * fastpb - hand-written codec for the hot messages of the client protocol:
+ * ClientMessage{Request} for GET/SET/DELETE/MGET/MSET in, ServerMessage{
+ * Response} out. It fills and reads the same protobuf-c structs as the
+ * generated code, so nothing downstream knows which codec ran; anything it
+ * is not sure to handle exactly as protobuf-c does is "not mine" and the
+ * caller uses frame.c (protobuf-c). Pure functions, no I/O.
+ */
+#ifndef SG_FASTPB_H
+#define SG_FASTPB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "slotgate.pb-c.h"
+
+/*
+ * Decode a frame body that holds a ClientMessage whose request is a hot op.
+ * Returns the message, allocated piece by piece from alloc exactly as
+ * protobuf-c would shape it (free with sg_frame_free_client), with the same
+ * content protobuf-c's unpack gives for these bytes. Returns NULL, having
+ * allocated nothing, when the bytes are not a hot request in a form it
+ * handles (another op, a Hello, unknown fields, a repeated oneof, malformed
+ * input...): the caller must then decode with sg_frame_decode_client, which
+ * decides whether the frame is valid. alloc may be NULL (malloc).
+ */
+Slotgate__V1__ClientMessage *sg_fastpb_decode_client(const uint8_t *body, size_t len,
+                                                     ProtobufCAllocator *alloc);
+
+/*
+ * Size of m's frame (4-byte header included) when m is a Response the fast
+ * encoder writes (every Response without stats entries or unknown fields);
+ * 0 otherwise, and the caller uses sg_frame_server_size/_encode_server.
+ */
+size_t sg_fastpb_server_size(const Slotgate__V1__ServerMessage *m);
+
+/*
+ * Write m's frame into out, which holds size = sg_fastpb_server_size(m) > 0
+ * bytes; the bytes are identical to sg_frame_encode_server's. Returns size.
+ */
+size_t sg_fastpb_encode_server(const Slotgate__V1__ServerMessage *m, uint8_t *out, size_t size);
+
+#endif
