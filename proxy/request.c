@@ -639,6 +639,26 @@ static void request_answer_stats(struct sg_request *r)
     sg_stats_response_free(&resp);
 }
 
+/*
+ * The timeout of a request deadline of ms. Most requests have the same
+ * one (limits.request_deadline_ms): libevent keeps timers of a "common
+ * timeout" in a queue (O(1) to add and remove) instead of its heap, so the
+ * usual deadline is one; any other comes as a plain timeval.
+ */
+static const struct timeval *deadline_tv(struct sg_core *w, uint32_t ms)
+{
+    static __thread struct timeval plain;
+    plain = (struct timeval){ms / 1000, (ms % 1000) * 1000};
+    if (ms != w->cfg->request_deadline_ms)
+        return &plain;
+    if (w->deadline_common == NULL || w->deadline_common_ms != ms) {
+        /* Asked once per duration: libevent returns the one it has. */
+        w->deadline_common = event_base_init_common_timeout(w->base, &plain);
+        w->deadline_common_ms = ms;
+    }
+    return w->deadline_common != NULL ? w->deadline_common : &plain;
+}
+
 static void request_start(struct sg_request *r)
 {
     struct sg_core *w = r->core;
@@ -672,9 +692,8 @@ static void request_start(struct sg_request *r)
     if (dl > cfg->max_deadline_ms)
         dl = cfg->max_deadline_ms;
     r->deadline_ms = sg_now_ms() + dl;
-    struct timeval tv = {dl / 1000, (dl % 1000) * 1000};
     evtimer_assign(&r->deadline_ev, w->base, on_deadline, r);
-    evtimer_add(&r->deadline_ev, &tv);
+    evtimer_add(&r->deadline_ev, deadline_tv(w, dl));
     r->deadline_armed = 1;
     r->pending = r->n_subops;
     for (uint32_t i = 0; i < r->n_subops; i++)
