@@ -548,9 +548,12 @@ struct sg_request *sg_request_decode(struct sg_core *w, const uint8_t *body, siz
     } else {
         r = sg_malloc(sizeof(*r));
     }
-    /* Everything but the arena's buffer starts zeroed. */
-    memset(r, 0, offsetof(struct sg_request, arena.buf));
+    /* Zeroed up to sub-op 1's retry event (request.h); the events are
+     * assigned before use and the arena's header is set here. */
+    memset(r, 0, offsetof(struct sg_request, subop1) + offsetof(struct sg_subop, retry_ev));
     r->core = w;
+    r->arena.used = 0;
+    r->arena.overflow = 0;
     r->arena.pa.alloc = arena_alloc;
     r->arena.pa.free = arena_free;
     r->arena.pa.allocator_data = &r->arena;

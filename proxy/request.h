@@ -108,7 +108,6 @@ struct sg_request {
     uint64_t deadline_ms;
     uint64_t start_us; /* arrival, for the latency histogram */
     uint64_t ttl_ms;   /* resolved TTL for writes/EXPIRE */
-    struct event deadline_ev;
     uint32_t n_keys;
     uint32_t n_out; /* outcomes: n_keys, or 1 */
     uint32_t n_subops;
@@ -129,8 +128,12 @@ struct sg_request {
     uint32_t n_allocs, cap_allocs;
     /* Inline storage for the single-key case (no extra allocations). */
     ProtobufCBinaryData key1, value1;
-    struct sg_subop subop1;
     struct sg_key_outcome out1;
+    /* Zeroed for each new request: everything above, and subop1 up to its
+     * retry_ev. The two events are assigned before use; the arena's header
+     * is set field by field (sg_request_decode). */
+    struct sg_subop subop1;
+    struct event deadline_ev;
     struct sg_arena arena;
 };
 
