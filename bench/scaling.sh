@@ -13,7 +13,9 @@
 # at -P 1. Reports, per worker count, the median throughput, requests/s per
 # worker, p50/p99, and how busy each side's CPU was: the proxy's CPU time
 # over the run's wall time (1.00 = all of CPU $SG_CPU) and the same for the
-# Redis servers (on CPU $LOAD_CPU, next to the load generator).
+# Redis servers and for the load generator (both on CPU $LOAD_CPU). With 2
+# CPUs both workers share CPU $SG_CPU: the 2-worker row shows what a second
+# worker costs on the same core, not what a second core would give.
 #   --quick      1 round, 1/4 of the requests
 #   --no-build   use the binaries already in $BUILD_DIR
 # Scratch files and logs: $WORK (default $BUILD_DIR/bench-scaling).
@@ -33,7 +35,7 @@ OUT=
 NO_BUILD=0
 CONNS=50
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
     --rounds) [ $# -ge 2 ] || usage; ROUNDS=$2; ROUNDS_SET=1; shift 2 ;;
@@ -68,7 +70,7 @@ sg_bench() {
 }
 
 # run ROUND WORKERS WORKLOAD: one run, appended to $RESULTS:
-# round workers workload n rps p50 p99 wall_s proxy_ns redis_ns errors
+# round workers workload n rps p50 p99 wall_s proxy_ns redis_ns errors generator_ns
 run() {
     local round=$1 workers=$2 w=$3 n out err rc=0
     n=${WL_N[$w]}
@@ -79,8 +81,10 @@ run() {
     sg0=$(bench_cpu_ns "$SG_PID")
     rd0=$(bench_cpu_ns "${REDIS_PIDS[@]}")
     t0=$(date +%s.%N)
-    sg_bench -c "$CONNS" -n "$n" -t get -d 100 -r 100000 --no-prefill -P "${w#p}" --csv \
-        >"$out" 2>"$err" || rc=$?
+    # The generator's own CPU (user and system seconds) from bash's time.
+    local TIMEFORMAT='%3U %3S'
+    { time sg_bench -c "$CONNS" -n "$n" -t get -d 100 -r 100000 --no-prefill -P "${w#p}" --csv \
+        >"$out" 2>"$err" || rc=$?; } 2>"$out.time"
     t1=$(date +%s.%N)
     sg1=$(bench_cpu_ns "$SG_PID")
     rd1=$(bench_cpu_ns "${REDIS_PIDS[@]}")
@@ -96,7 +100,9 @@ run() {
     [ "${errs:-0}" = 0 ] || PROBLEMS+=("$w, $workers worker(s), round $round: $errs errors: $(tr '\n' ' ' <"$err" | cut -c1-200)")
     local wall
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')
-    echo "$round $workers $w $n $rps $p50 $p99 $wall $((sg1 - sg0)) $((rd1 - rd0)) ${errs:-0}" >>"$RESULTS"
+    local gen
+    gen=$(awk '{printf "%.0f", ($1 + $2) * 1e9}' "$out.time")
+    echo "$round $workers $w $n $rps $p50 $p99 $wall $((sg1 - sg0)) $((rd1 - rd0)) ${errs:-0} ${gen:-0}" >>"$RESULTS"
     bench_log "  $w, $workers worker(s): $rps req/s  p50 $p50 ms  p99 $p99 ms  proxy CPU $(awk -v c=$((sg1 - sg0)) -v w="$wall" 'BEGIN {printf "%.2f", c / 1e9 / w}') of a core"
 }
 
@@ -111,6 +117,7 @@ col() {
     case $3 in
     busy_proxy) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $9 / 1e9 / $8}' "$RESULTS" | median ;;
     busy_redis) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $10 / 1e9 / $8}' "$RESULTS" | median ;;
+    busy_gen) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $12 / 1e9 / $8}' "$RESULTS" | median ;;
     cpu_proxy) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $9 / 1000 / $4}' "$RESULTS" | median ;;
     *) awk -v k="$1" -v w="$2" -v f="$3" '$2 == k && $3 == w {print $f}' "$RESULTS" | median ;;
     esac
@@ -163,15 +170,15 @@ T_END=$(date +%s)
 
 MD=$WORK/table.md
 {
-    echo "| workload | workers | rps | rps per worker | 2 workers ÷ 1 | p50 ms | p99 ms | proxy CPU µs/req | proxy busy (CPU $SG_CPU) | Redis busy (CPU $LOAD_CPU, shared with the load generator) |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| workload | workers | rps | rps per worker | 2 workers ÷ 1 | p50 ms | p99 ms | proxy CPU µs/req | proxy busy (CPU $SG_CPU) | Redis busy (CPU $LOAD_CPU) | generator busy (CPU $LOAD_CPU) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for w in "${WORKLOADS[@]}"; do
         r1=$(col 1 "$w" 5)
         for workers in 1 2; do
             rps=$(col "$workers" "$w" 5)
             sc=
             [ "$workers" = 1 ] || sc=$(awk -v a="$rps" -v b="$r1" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }')
-            echo "| ${WL_DESC[$w]} | $workers | $(fmt "$rps" 0) | $(awk -v a="$rps" -v k="$workers" 'BEGIN { if (a == "-") print "-"; else printf "%.0f", a / k }') | $sc | $(fmt "$(col "$workers" "$w" 6)" 3) | $(fmt "$(col "$workers" "$w" 7)" 3) | $(fmt "$(col "$workers" "$w" cpu_proxy)" 2) | $(fmt "$(col "$workers" "$w" busy_proxy)" 2) | $(fmt "$(col "$workers" "$w" busy_redis)" 2) |"
+            echo "| ${WL_DESC[$w]} | $workers | $(fmt "$rps" 0) | $(awk -v a="$rps" -v k="$workers" 'BEGIN { if (a == "-") print "-"; else printf "%.0f", a / k }') | $sc | $(fmt "$(col "$workers" "$w" 6)" 3) | $(fmt "$(col "$workers" "$w" 7)" 3) | $(fmt "$(col "$workers" "$w" cpu_proxy)" 2) | $(fmt "$(col "$workers" "$w" busy_proxy)" 2) | $(fmt "$(col "$workers" "$w" busy_redis)" 2) | $(fmt "$(col "$workers" "$w" busy_gen)" 2) |"
         done
     done
 } >"$MD"
@@ -188,7 +195,7 @@ if [ ${#PROBLEMS[@]} -gt 0 ]; then
     echo "Problems seen:"
     printf '  - %s\n' "${PROBLEMS[@]}"
 fi
-echo "Raw results: $RESULTS (round workers workload n rps p50 p99 wall_s proxy_ns redis_ns errors)"
+echo "Raw results: $RESULTS (round workers workload n rps p50 p99 wall_s proxy_ns redis_ns errors generator_ns)"
 if [ -n "$OUT" ]; then
     {
         cat "$MD"
