@@ -174,7 +174,9 @@ proxy_pids() {
 }
 
 # measure ROUND WORKLOAD SIDE: one run; appends a line to $RESULTS:
-# round workload side n rps p50 p99 proxy_ns redis_ns errors
+# round workload side n rps p50 p99 proxy_ns redis_ns errors wall_ns
+# generator_ns other_ns (other_ns: the machine's busy time during the run
+# minus that of both proxies, the Redis servers and the load generator)
 measure() {
     local round=$1 w=$2 side=$3 n c out err rc=0 line rps p50 p99 errs
     n=$(requests_for "$w" "$side")
@@ -182,20 +184,33 @@ measure() {
     workload_args "$w" "$side"
     out=$WORK/logs/r$round-$w-$side.out
     err=$WORK/logs/r$round-$w-$side.err
-    local sg0 rd0 sg1 rd1 t0 t1
+    local sg0 rd0 sg1 rd1 t0 t1 all0 all1 m0 m1
     # shellcheck disable=SC2046
     sg0=$(bench_cpu_ns $(proxy_pids "$side"))
+    all0=$(bench_cpu_ns "$SG_PID" "$SG_PLAIN_PID" "${REDIS_PIDS[@]}")
     rd0=$(bench_cpu_ns "${REDIS_PIDS[@]}")
+    m0=$(bench_machine_busy_ns)
     t0=$(date +%s.%N)
-    if [ "$side" = direct ]; then
-        run_direct "$c" "$n" "${ARGS[@]}" >"$out" 2>"$err" || rc=$?
-    else
-        run_sg "$side" "$c" "$n" "${ARGS[@]}" >"$out" 2>"$err" || rc=$?
-    fi
+    # The generator's own CPU (user and system seconds) from bash's time.
+    local TIMEFORMAT='%3U %3S'
+    {
+        time if [ "$side" = direct ]; then
+            run_direct "$c" "$n" "${ARGS[@]}" >"$out" 2>"$err" || rc=$?
+        else
+            run_sg "$side" "$c" "$n" "${ARGS[@]}" >"$out" 2>"$err" || rc=$?
+        fi
+    } 2>"$out.time"
     t1=$(date +%s.%N)
+    m1=$(bench_machine_busy_ns)
     # shellcheck disable=SC2046
     sg1=$(bench_cpu_ns $(proxy_pids "$side"))
+    all1=$(bench_cpu_ns "$SG_PID" "$SG_PLAIN_PID" "${REDIS_PIDS[@]}")
     rd1=$(bench_cpu_ns "${REDIS_PIDS[@]}")
+    local gen wall other
+    gen=$(awk '{printf "%.0f", ($1 + $2) * 1e9}' "$out.time")
+    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", (b - a) * 1e9}')
+    other=$((m1 - m0 - (all1 - all0) - ${gen:-0}))
+    ((other > 0)) || other=0
     local how which
     for which in tls plain; do
         local arg=
@@ -244,8 +259,8 @@ measure() {
     elif [ "${errs:-0}" != 0 ]; then
         PROBLEMS+=("$w ($side) round $round: $errs errors: $(tr '\n' ' ' <"$err" | cut -c1-300)")
     fi
-    echo "$round $w $side $n $rps $p50 $p99 $((sg1 - sg0)) $((rd1 - rd0)) ${errs:-0}" >>"$RESULTS"
-    bench_log "  $w $side: $rps req/s  p50 $p50 ms  p99 $p99 ms  cpu ms proxy $(((sg1 - sg0) / 1000000)) redis $(((rd1 - rd0) / 1000000))  $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s  errors ${errs:-0}"
+    echo "$round $w $side $n $rps $p50 $p99 $((sg1 - sg0)) $((rd1 - rd0)) ${errs:-0} $wall ${gen:-0} $other" >>"$RESULTS"
+    bench_log "  $w $side: $rps req/s  p50 $p50 ms  p99 $p99 ms  cpu ms proxy $(((sg1 - sg0) / 1000000)) redis $(((rd1 - rd0) / 1000000))  $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s  other jobs $(awk -v o="$other" -v w="$wall" 'BEGIN {printf "%.2f", o / w}') CPUs  errors ${errs:-0}"
 }
 
 # median: median of the numbers on stdin ("-" if none).
@@ -398,7 +413,9 @@ for side in tls plain; do
     check "no regression: Redis CPU per GET via slotgate ÷ direct, -P 1" $sd "$(ratio "$(col get_p1 $side cpu_redis)" "$(col get_p1 direct cpu_redis)")" le 0.7
 done
 
-NOTES="Medians of $ROUNDS round(s), sides in rotating order; -c 50 except the -c 1 rows; slotgate with one worker, over TLS (slotgate-bench --tls) and over plaintext (a second slotgate, listen.plaintext: true, slotgate-bench without --tls); direct over plain TCP (redis-benchmark --cluster). CPU per request from /proc/PID/task/*/schedstat over each run (proxy: the slotgate under test; Redis: the three servers). Direct MGET/MSET/64 KiB use hash-tagged custom commands: each command's keys share one slot; slotgate's keys span slots. Run time $(((T_END - T_START) / 60)) min $(((T_END - T_START) % 60)) s; load average $LOAD_START at the start of the rounds, $LOAD_END at the end ($(nproc) CPUs)."
+OTHER=$(awk '{print $13 / $11}' "$RESULTS" | sort -g | awk '{a[NR] = $1} END {
+    if (NR) printf "median %.2f, lowest %.2f, highest %.2f", (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2), a[1], a[NR] }')
+NOTES="Medians of $ROUNDS round(s), sides in rotating order; -c 50 except the -c 1 rows; slotgate with one worker, over TLS (slotgate-bench --tls) and over plaintext (a second slotgate, listen.plaintext: true, slotgate-bench without --tls); direct over plain TCP (redis-benchmark --cluster). CPU per request from /proc/PID/task/*/schedstat over each run (proxy: the slotgate under test; Redis: the three servers). Direct MGET/MSET/64 KiB use hash-tagged custom commands: each command's keys share one slot; slotgate's keys span slots. Run time $(((T_END - T_START) / 60)) min $(((T_END - T_START) % 60)) s; load average $LOAD_START at the start of the rounds, $LOAD_END at the end ($(nproc) CPUs). CPUs used by other jobs on the machine during the runs (machine busy time from /proc/stat minus the proxies, Redis and the load generator, over the run's wall time): $OTHER."
 
 echo
 echo "slotgate vs direct Redis Cluster - $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs"
@@ -416,7 +433,7 @@ if [ ${#PROBLEMS[@]} -gt 0 ]; then
     echo "Problems seen:"
     printf '  - %s\n' "${PROBLEMS[@]}"
 fi
-echo "Raw results: $RESULTS (round workload side n rps p50 p99 proxy_ns redis_ns errors)"
+echo "Raw results: $RESULTS (round workload side n rps p50 p99 proxy_ns redis_ns errors wall_ns generator_ns other_ns)"
 
 if [ -n "$OUT" ]; then
     {

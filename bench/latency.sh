@@ -13,7 +13,8 @@
 #   tls:     slotgate-bench --tls to the TLS slotgate
 #   plain:   slotgate-bench to the plaintext slotgate
 # Workload: GET of 100 B values over 100,000 keys (pre-populated, not
-# measured), 50 connections.
+# measured), 50 connections; every side first gets the same unmeasured
+# -P 16 burst (a fresh proxy can sit in a slower state at -P 1).
 #  1. Saturation: closed loop, -c 50 -P $SAT_P (default 1: every connection
 #     sends one request and waits for it), on each side; N rounds in
 #     rotating side order, median throughput.
@@ -45,7 +46,7 @@ OUT=
 NO_BUILD=0
 CONNS=50
 
-usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
     --rounds) [ $# -ge 2 ] || usage; ROUNDS=$2; ROUNDS_SET=1; shift 2 ;;
@@ -92,19 +93,32 @@ proxy_pid() { case $1 in tls) echo "$SG_PID" ;; plain) echo "$SG_PLAIN_PID" ;; *
 
 # run KIND ROUND SIDE ARGS...: one slotgate-bench run (human-readable
 # output), parsed into a line of $RESULTS:
-# kind round side n rps p50 p99 p999 lag_ms proxy_ns redis_ns errors
+# kind round side n rps p50 p99 p999 lag_ms proxy_ns redis_ns errors wall_ns
+# generator_ns other_ns (other jobs' CPU on the machine during the run)
 run() {
     local kind=$1 round=$2 side=$3 out err rc=0
     shift 3
     out=$WORK/logs/$kind-r$round-$side.out
     err=$WORK/logs/$kind-r$round-$side.err
-    local pp sg0=0 sg1=0 rd0 rd1
+    local pp sg0=0 sg1=0 rd0 rd1 all0 all1 m0 m1 t0 t1
     pp=$(proxy_pid "$side")
     [ -z "$pp" ] || sg0=$(bench_cpu_ns "$pp")
     rd0=$(bench_cpu_ns "${REDIS_PIDS[@]}")
-    bench "$side" "$@" >"$out" 2>"$err" || rc=$?
+    all0=$(bench_cpu_ns "$SG_PID" "$SG_PLAIN_PID" "${REDIS_PIDS[@]}")
+    m0=$(bench_machine_busy_ns)
+    t0=$(date +%s.%N)
+    local TIMEFORMAT='%3U %3S'
+    { time bench "$side" "$@" >"$out" 2>"$err" || rc=$?; } 2>"$out.time"
+    t1=$(date +%s.%N)
+    m1=$(bench_machine_busy_ns)
     [ -z "$pp" ] || sg1=$(bench_cpu_ns "$pp")
     rd1=$(bench_cpu_ns "${REDIS_PIDS[@]}")
+    all1=$(bench_cpu_ns "$SG_PID" "$SG_PLAIN_PID" "${REDIS_PIDS[@]}")
+    local gen wall other
+    gen=$(awk '{printf "%.0f", ($1 + $2) * 1e9}' "$out.time")
+    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", (b - a) * 1e9}')
+    other=$((m1 - m0 - (all1 - all0) - ${gen:-0}))
+    ((other > 0)) || other=0
     local how
     if how=$(bench_slotgate_exit) || how=$(bench_slotgate_exit plain); then
         bench_die "$how during $kind ($side), round $round"
@@ -120,8 +134,8 @@ run() {
         bench_die "$kind ($side) round $round failed (exit $rc); see $out and $err"
     fi
     [ "${errs:-0}" = 0 ] || PROBLEMS+=("$kind ($side) round $round: $errs errors: $(tr '\n' ' ' <"$err" | cut -c1-200)")
-    echo "$kind $round $side $n $rps $p50 $p99 $p999 ${lag:--} $((sg1 - sg0)) $((rd1 - rd0)) ${errs:-0}" >>"$RESULTS"
-    bench_log "  $kind $side: $rps req/s  p50 $p50 ms  p99 $p99 ms  p99.9 $p999 ms${lag:+  lag $lag ms}  errors ${errs:-0}"
+    echo "$kind $round $side $n $rps $p50 $p99 $p999 ${lag:--} $((sg1 - sg0)) $((rd1 - rd0)) ${errs:-0} $wall ${gen:-0} $other" >>"$RESULTS"
+    bench_log "  $kind $side: $rps req/s  p50 $p50 ms  p99 $p99 ms  p99.9 $p999 ms${lag:+  lag $lag ms}  other jobs $(awk -v o="$other" -v w="$wall" 'BEGIN {printf "%.2f", o / w}') CPUs  errors ${errs:-0}"
 }
 
 median() {
@@ -135,6 +149,8 @@ col() {
     case $3 in
     cpu_proxy) awk -v k="$1" -v s="$2" '$1 == k && $3 == s {print $10 / 1000 / $4}' "$RESULTS" | median ;;
     cpu_redis) awk -v k="$1" -v s="$2" '$1 == k && $3 == s {print $11 / 1000 / $4}' "$RESULTS" | median ;;
+    cpu_gen) awk -v k="$1" -v s="$2" '$1 == k && $3 == s {print $14 / 1000 / $4}' "$RESULTS" | median ;;
+    other) awk -v k="$1" -v s="$2" '$1 == k && $3 == s {print $15 / $13}' "$RESULTS" | median ;;
     *) awk -v k="$1" -v s="$2" -v f="$3" '$1 == k && $3 == s && $f != "-" {print $f}' "$RESULTS" | median ;;
     esac
 }
@@ -166,6 +182,14 @@ bench direct -c "$CONNS" -t fill -r 100000 -d 100 >"$WORK/logs/fill-direct.out" 
     bench_die "direct fill failed: $(tail -3 "$WORK/logs/fill-direct.out")"
 
 COMMON=(-c "$CONNS" -t get -d 100 -r 100000 --no-prefill)
+# Warm-up, not measured: the same pipelined GET burst on every side. A
+# slotgate fresh from start-up can sit in a slower steady state at -P 1 (the
+# plaintext proxy measured 9.3 µs/req before its first -P 16 burst and 3.3
+# after), so every side is brought to the same state first.
+for side in "${SIDES[@]}"; do
+    bench "$side" "${COMMON[@]}" -P 16 -n $((QUICK ? 100000 : 300000)) >"$WORK/logs/warm-$side.out" 2>&1 ||
+        bench_die "warm-up ($side) failed: $(tail -3 "$WORK/logs/warm-$side.out")"
+done
 for ((round = 1; round <= ROUNDS; round++)); do
     bench_log "saturation, round $round of $ROUNDS (closed loop, -P $SAT_P)"
     for ((k = 0; k < 3; k++)); do
@@ -194,17 +218,17 @@ MD=$WORK/table.md
 d50=$(col paced direct 6)
 d99=$(col paced direct 7)
 {
-    echo "| side | saturating rps (closed loop, -P $SAT_P) | offered rate | achieved rps | p50 ms | p99 ms | p99.9 ms | p50 − direct ms | p99 − direct ms | proxy CPU µs/req | Redis CPU µs/req | latest send behind schedule ms |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| side | saturating rps (closed loop, -P $SAT_P) | offered rate | achieved rps | p50 ms | p99 ms | p99.9 ms | p50 − direct ms | p99 − direct ms | proxy CPU µs/req | Redis CPU µs/req | generator CPU µs/req | latest send behind schedule ms | other jobs, CPUs |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for side in "${SIDES[@]}"; do
         p50=$(col paced "$side" 6)
         p99=$(col paced "$side" 7)
         pcpu=-
         [ "$side" = direct ] || pcpu=$(fmt "$(col paced "$side" cpu_proxy)" 2)
-        echo "| ${SIDE_DESC[$side]} | $(fmt "$(col sat "$side" 5)" 0) | $RATE | $(fmt "$(col paced "$side" 5)" 0) | $(fmt "$p50" 3) | $(fmt "$p99" 3) | $(fmt "$(col paced "$side" 8)" 3) | $([ "$side" = direct ] && echo "" || diff_ms "$p50" "$d50") | $([ "$side" = direct ] && echo "" || diff_ms "$p99" "$d99") | $pcpu | $(fmt "$(col paced "$side" cpu_redis)" 2) | $(fmt "$(col paced "$side" 9)" 3) |"
+        echo "| ${SIDE_DESC[$side]} | $(fmt "$(col sat "$side" 5)" 0) | $RATE | $(fmt "$(col paced "$side" 5)" 0) | $(fmt "$p50" 3) | $(fmt "$p99" 3) | $(fmt "$(col paced "$side" 8)" 3) | $([ "$side" = direct ] && echo "" || diff_ms "$p50" "$d50") | $([ "$side" = direct ] && echo "" || diff_ms "$p99" "$d99") | $pcpu | $(fmt "$(col paced "$side" cpu_redis)" 2) | $(fmt "$(col paced "$side" cpu_gen)" 2) | $(fmt "$(col paced "$side" 9)" 3) | $(fmt "$(col paced "$side" other)" 2) |"
     done
 } >"$MD"
-NOTES="GET 100 B, $CONNS connections, 100,000 keys; medians of $ROUNDS round(s), sides in rotating order. Saturation: closed loop at -P $SAT_P. Paced: slotgate-bench --rate $RATE ($LOAD_FRACTION x the TLS side's saturating rps), at most 16 in flight per connection, $N_PACED requests ($SECS s); latency from each request's intended send time. One worker per slotgate; all processes share the machine's $(nproc) CPUs. Run time $(((T_END - T_START) / 60)) min $(((T_END - T_START) % 60)) s."
+NOTES="GET 100 B, $CONNS connections, 100,000 keys; medians of $ROUNDS round(s), sides in rotating order. Saturation: closed loop at -P $SAT_P. Paced: slotgate-bench --rate $RATE ($LOAD_FRACTION x the TLS side's saturating rps), at most 16 in flight per connection, $N_PACED requests ($SECS s); latency from each request's intended send time. Every side warmed up first with an unmeasured -P 16 GET burst. One worker per slotgate; all processes share the machine's $(nproc) CPUs; *other jobs* = the machine's busy time (/proc/stat) minus the proxies, Redis and the generator, over the paced run's wall time. Run time $(((T_END - T_START) / 60)) min $(((T_END - T_START) % 60)) s."
 
 echo
 echo "Added latency at a fixed rate - $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs"
@@ -217,7 +241,7 @@ if [ ${#PROBLEMS[@]} -gt 0 ]; then
     echo "Problems seen:"
     printf '  - %s\n' "${PROBLEMS[@]}"
 fi
-echo "Raw results: $RESULTS (kind round side n rps p50 p99 p999 lag_ms proxy_ns redis_ns errors)"
+echo "Raw results: $RESULTS (kind round side n rps p50 p99 p999 lag_ms proxy_ns redis_ns errors wall_ns generator_ns other_ns)"
 if [ -n "$OUT" ]; then
     {
         cat "$MD"

@@ -203,3 +203,15 @@ bench_cpu_ns() {
         echo $(($(bench_cpu_ticks "$@") * 1000000000 / $(getconf CLK_TCK)))
     fi
 }
+
+# bench_machine_busy_ns [CPU]: CPU time (ns) the whole machine (or one CPU)
+# has spent busy since boot, every process counted: user + nice + system +
+# irq + softirq + steal from /proc/stat. The difference over a run minus
+# what the benchmark's own processes used is what other jobs on the machine
+# took meanwhile.
+bench_machine_busy_ns() {
+    local line=cpu
+    [ -z "${1:-}" ] || line=cpu$1
+    awk -v l="$line" -v hz="$(getconf CLK_TCK)" '$1 == l {
+        printf "%.0f\n", ($2 + $3 + $4 + $7 + $8 + $9) * 1e9 / hz }' /proc/stat
+}

@@ -71,6 +71,7 @@ sg_bench() {
 
 # run ROUND WORKERS WORKLOAD: one run, appended to $RESULTS:
 # round workers workload n rps p50 p99 wall_s proxy_ns redis_ns errors generator_ns
+# cpu_load_busy_ns cpu_sg_busy_ns (each CPU's busy time, every process)
 run() {
     local round=$1 workers=$2 w=$3 n out err rc=0
     n=${WL_N[$w]}
@@ -80,12 +81,17 @@ run() {
     local sg0 rd0 sg1 rd1 t0 t1
     sg0=$(bench_cpu_ns "$SG_PID")
     rd0=$(bench_cpu_ns "${REDIS_PIDS[@]}")
+    local ml0 ml1 ms0 ms1
+    ml0=$(bench_machine_busy_ns "$LOAD_CPU")
+    ms0=$(bench_machine_busy_ns "$SG_CPU")
     t0=$(date +%s.%N)
     # The generator's own CPU (user and system seconds) from bash's time.
     local TIMEFORMAT='%3U %3S'
     { time sg_bench -c "$CONNS" -n "$n" -t get -d 100 -r 100000 --no-prefill -P "${w#p}" --csv \
         >"$out" 2>"$err" || rc=$?; } 2>"$out.time"
     t1=$(date +%s.%N)
+    ml1=$(bench_machine_busy_ns "$LOAD_CPU")
+    ms1=$(bench_machine_busy_ns "$SG_CPU")
     sg1=$(bench_cpu_ns "$SG_PID")
     rd1=$(bench_cpu_ns "${REDIS_PIDS[@]}")
     local how
@@ -102,7 +108,7 @@ run() {
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')
     local gen
     gen=$(awk '{printf "%.0f", ($1 + $2) * 1e9}' "$out.time")
-    echo "$round $workers $w $n $rps $p50 $p99 $wall $((sg1 - sg0)) $((rd1 - rd0)) ${errs:-0} ${gen:-0}" >>"$RESULTS"
+    echo "$round $workers $w $n $rps $p50 $p99 $wall $((sg1 - sg0)) $((rd1 - rd0)) ${errs:-0} ${gen:-0} $((ml1 - ml0)) $((ms1 - ms0))" >>"$RESULTS"
     bench_log "  $w, $workers worker(s): $rps req/s  p50 $p50 ms  p99 $p99 ms  proxy CPU $(awk -v c=$((sg1 - sg0)) -v w="$wall" 'BEGIN {printf "%.2f", c / 1e9 / w}') of a core"
 }
 
@@ -118,6 +124,8 @@ col() {
     busy_proxy) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $9 / 1e9 / $8}' "$RESULTS" | median ;;
     busy_redis) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $10 / 1e9 / $8}' "$RESULTS" | median ;;
     busy_gen) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $12 / 1e9 / $8}' "$RESULTS" | median ;;
+    other_load) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {o = ($13 - $10 - $12) / 1e9 / $8; print (o > 0 ? o : 0)}' "$RESULTS" | median ;;
+    other_sg) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {o = ($14 - $9) / 1e9 / $8; print (o > 0 ? o : 0)}' "$RESULTS" | median ;;
     cpu_proxy) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $9 / 1000 / $4}' "$RESULTS" | median ;;
     *) awk -v k="$1" -v w="$2" -v f="$3" '$2 == k && $3 == w {print $f}' "$RESULTS" | median ;;
     esac
@@ -170,19 +178,19 @@ T_END=$(date +%s)
 
 MD=$WORK/table.md
 {
-    echo "| workload | workers | rps | rps per worker | 2 workers ÷ 1 | p50 ms | p99 ms | proxy CPU µs/req | proxy busy (CPU $SG_CPU) | Redis busy (CPU $LOAD_CPU) | generator busy (CPU $LOAD_CPU) |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| workload | workers | rps | rps per worker | 2 workers ÷ 1 | p50 ms | p99 ms | proxy CPU µs/req | proxy busy (CPU $SG_CPU) | Redis busy (CPU $LOAD_CPU) | generator busy (CPU $LOAD_CPU) | other jobs busy on CPU $LOAD_CPU | other jobs busy on CPU $SG_CPU |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for w in "${WORKLOADS[@]}"; do
         r1=$(col 1 "$w" 5)
         for workers in 1 2; do
             rps=$(col "$workers" "$w" 5)
             sc=
             [ "$workers" = 1 ] || sc=$(awk -v a="$rps" -v b="$r1" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }')
-            echo "| ${WL_DESC[$w]} | $workers | $(fmt "$rps" 0) | $(awk -v a="$rps" -v k="$workers" 'BEGIN { if (a == "-") print "-"; else printf "%.0f", a / k }') | $sc | $(fmt "$(col "$workers" "$w" 6)" 3) | $(fmt "$(col "$workers" "$w" 7)" 3) | $(fmt "$(col "$workers" "$w" cpu_proxy)" 2) | $(fmt "$(col "$workers" "$w" busy_proxy)" 2) | $(fmt "$(col "$workers" "$w" busy_redis)" 2) | $(fmt "$(col "$workers" "$w" busy_gen)" 2) |"
+            echo "| ${WL_DESC[$w]} | $workers | $(fmt "$rps" 0) | $(awk -v a="$rps" -v k="$workers" 'BEGIN { if (a == "-") print "-"; else printf "%.0f", a / k }') | $sc | $(fmt "$(col "$workers" "$w" 6)" 3) | $(fmt "$(col "$workers" "$w" 7)" 3) | $(fmt "$(col "$workers" "$w" cpu_proxy)" 2) | $(fmt "$(col "$workers" "$w" busy_proxy)" 2) | $(fmt "$(col "$workers" "$w" busy_redis)" 2) | $(fmt "$(col "$workers" "$w" busy_gen)" 2) | $(fmt "$(col "$workers" "$w" other_load)" 2) | $(fmt "$(col "$workers" "$w" other_sg)" 2) |"
         done
     done
 } >"$MD"
-NOTES="TLS, one load-generator thread; redis-server (all threads) and slotgate-bench pinned to CPU $LOAD_CPU, slotgate (all threads) pinned to CPU $SG_CPU; medians of $ROUNDS round(s), worker counts alternating which goes first; slotgate restarted for each worker count. *busy* = CPU seconds over wall seconds of the run (from /proc/PID/task/*/schedstat; the wall time includes the generator's 50 TLS handshakes). Run time $(((T_END - T_START) / 60)) min $(((T_END - T_START) % 60)) s."
+NOTES="TLS, one load-generator thread; redis-server (all threads) and slotgate-bench pinned to CPU $LOAD_CPU, slotgate (all threads) pinned to CPU $SG_CPU; medians of $ROUNDS round(s), worker counts alternating which goes first; slotgate restarted for each worker count. *busy* = CPU seconds over wall seconds of the run (from /proc/PID/task/*/schedstat; the wall time includes the generator's 50 TLS handshakes); *other jobs* = the CPU's busy time from /proc/stat minus this benchmark's processes on it (taskset pins only this benchmark: other jobs on the machine still run on both CPUs). Run time $(((T_END - T_START) / 60)) min $(((T_END - T_START) % 60)) s."
 
 echo
 echo "slotgate worker scaling - $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs"
@@ -195,7 +203,7 @@ if [ ${#PROBLEMS[@]} -gt 0 ]; then
     echo "Problems seen:"
     printf '  - %s\n' "${PROBLEMS[@]}"
 fi
-echo "Raw results: $RESULTS (round workers workload n rps p50 p99 wall_s proxy_ns redis_ns errors generator_ns)"
+echo "Raw results: $RESULTS (round workers workload n rps p50 p99 wall_s proxy_ns redis_ns errors generator_ns cpu${LOAD_CPU}_busy_ns cpu${SG_CPU}_busy_ns)"
 if [ -n "$OUT" ]; then
     {
         cat "$MD"
