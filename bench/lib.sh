@@ -6,11 +6,18 @@
 # EXIT trap. Everything lives under $WORK. The caller sets ROOT, BUILD_DIR,
 # BIN (the build directory, absolute), WORK, BASE_PORT, SG_PORT before
 # calling these functions.
+#
+# A second slotgate with `listen.plaintext: true` can run next to the TLS one
+# (bench_write_config N plain; bench_start_slotgate NOFILE plain) on
+# $SG_PLAIN_PORT (default SG_PORT + 1); its pid is SG_PLAIN_PID. SG_TASKSET
+# (a CPU list) pins every slotgate started, SG_WORKERS sets listen.workers.
 
 bench_log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 bench_die() { echo "${PROG:-bench}: $*" >&2; exit 1; }
 
 SG_PID=
+SG_PLAIN_PID=
+SG_PLAIN_PORT=${SG_PLAIN_PORT:-$((SG_PORT + 1))}
 CLUSTER_STARTED=0
 
 # bench_build [TARGET...]: configure (Release, Ninja) and build the targets.
@@ -30,12 +37,8 @@ bench_cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     bench_extra_cleanup 2>/dev/null || true
-    if [ -n "$SG_PID" ] && kill -0 "$SG_PID" 2>/dev/null; then
-        kill -TERM "$SG_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$SG_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SG_PID" 2>/dev/null || true
-        wait "$SG_PID" 2>/dev/null || true
-    fi
+    bench_stop_slotgate
+    bench_stop_slotgate plain
     if [ "$CLUSTER_STARTED" = 1 ]; then
         "$ROOT/scripts/cluster.sh" stop "$WORK/cluster" >/dev/null 2>&1 ||
             echo "${PROG:-bench}: cluster.sh stop failed" >&2
@@ -43,6 +46,20 @@ bench_cleanup() {
     exit "$rc"
 }
 bench_extra_cleanup() { :; }
+
+# bench_stop_slotgate [plain]: SIGTERM, bounded wait, SIGKILL.
+bench_stop_slotgate() {
+    local var=SG_PID
+    [ "${1:-}" = plain ] && var=SG_PLAIN_PID
+    local pid=${!var}
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+    printf -v "$var" '%s' ""
+}
 
 # bench_start_cluster: certs in $WORK/tls, 3 masters / 0 replicas from BASE_PORT.
 bench_start_cluster() {
@@ -62,17 +79,25 @@ bench_start_cluster() {
 # One worker by default (SG_WORKERS): on the 2-core benchmark machine the
 # proxy shares the cores with three Redis servers and the load generator,
 # and a second worker only adds wake-ups and smaller per-shard batches.
+# With a second argument "plain": the same for the plaintext listener
+# ($WORK/slotgate-plain.yaml, port $SG_PLAIN_PORT, no tls section).
 bench_write_config() {
-    cat >"$WORK/slotgate.yaml" <<EOF
+    local file=$WORK/slotgate.yaml port=$SG_PORT tls
+    tls="tls:
+  cert: $WORK/tls/server.pem
+  key: $WORK/tls/server-key.pem
+  client_ca: $WORK/tls/ca.pem"
+    if [ "${2:-}" = plain ]; then
+        file=$WORK/slotgate-plain.yaml port=$SG_PLAIN_PORT
+        tls=
+    fi
+    cat >"$file" <<EOF
 # Written by bench/lib.sh for a benchmark run.
 listen:
   address: 127.0.0.1
-  port: $SG_PORT
+  port: $port
   workers: ${SG_WORKERS:-1}
-tls:
-  cert: $WORK/tls/server.pem
-  key: $WORK/tls/server-key.pem
-  client_ca: $WORK/tls/ca.pem
+$([ -n "$tls" ] && echo "$tls" || echo "  plaintext: true")
 redis:
   seeds: [127.0.0.1:$BASE_PORT, 127.0.0.1:$((BASE_PORT + 1)), 127.0.0.1:$((BASE_PORT + 2))]
 limits:
@@ -90,45 +115,57 @@ bench_tls_flags() {
     echo "--tls --cacert $WORK/tls/ca.pem --cert $WORK/tls/client.pem --key $WORK/tls/client-key.pem"
 }
 
-# bench_start_slotgate NOFILE: start the proxy in the background with a
-# raised descriptor limit and wait (bounded) until it answers PING.
+# bench_start_slotgate NOFILE [plain]: start the proxy in the background
+# with a raised descriptor limit and wait (bounded) until it answers PING.
+# Sets SG_PID (SG_PLAIN_PID for the plaintext one).
 bench_start_slotgate() {
-    local nofile=$1
-    bench_log "starting slotgate on 127.0.0.1:$SG_PORT"
-    : >>"$WORK/slotgate.log"
+    local nofile=$1 var=SG_PID conf=$WORK/slotgate.yaml port=$SG_PORT log=$WORK/slotgate.log flags
+    flags=$(bench_tls_flags)
+    if [ "${2:-}" = plain ]; then
+        var=SG_PLAIN_PID conf=$WORK/slotgate-plain.yaml port=$SG_PLAIN_PORT log=$WORK/slotgate-plain.log flags=
+    fi
+    local -a pin=()
+    [ -z "${SG_TASKSET:-}" ] || pin=(taskset -c "$SG_TASKSET")
+    bench_log "starting slotgate on 127.0.0.1:$port (${2:-tls}${SG_TASKSET:+, pinned to CPU $SG_TASKSET}, ${SG_WORKERS:-1} worker(s))"
+    : >>"$log"
     (
         ulimit -Hn "$nofile" 2>/dev/null || true
         ulimit -n "$nofile" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
         # Own session: no signal meant for this script's process group.
-        exec setsid "$BIN/slotgate" --config "$WORK/slotgate.yaml"
-    ) >>"$WORK/slotgate.log" 2>&1 &
-    SG_PID=$!
+        exec setsid "${pin[@]}" "$BIN/slotgate" --config "$conf"
+    ) >>"$log" 2>&1 &
+    local pid=$!
+    printf -v "$var" '%s' "$pid"
     local i
-    # shellcheck disable=SC2046
     for i in $(seq 100); do
-        kill -0 "$SG_PID" 2>/dev/null ||
-            { cat "$WORK/slotgate.log" >&2; bench_die "slotgate exited during startup"; }
-        if "$BIN/slotgate-cli" -h 127.0.0.1 -p "$SG_PORT" $(bench_tls_flags) \
+        kill -0 "$pid" 2>/dev/null ||
+            { cat "$log" >&2; bench_die "slotgate exited during startup"; }
+        # shellcheck disable=SC2086
+        if "$BIN/slotgate-cli" -h 127.0.0.1 -p "$port" $flags \
             --timeout 1000 ping >/dev/null 2>&1; then
-            bench_log "slotgate ready (pid $SG_PID, open-file limit $(awk '/Max open files/ {print $4}' /proc/$SG_PID/limits))"
+            bench_log "slotgate ready (pid $pid, open-file limit $(awk '/Max open files/ {print $4}' /proc/$pid/limits))"
             return 0
         fi
         sleep 0.2
     done
-    bench_die "slotgate not ready within 20 s (log: $WORK/slotgate.log)"
+    bench_die "slotgate not ready within 20 s (log: $log)"
 }
 
-# bench_slotgate_exit: if slotgate has exited, print how and return 0.
+# bench_slotgate_exit [plain]: if that slotgate has exited, print how and
+# return 0.
 bench_slotgate_exit() {
-    kill -0 "$SG_PID" 2>/dev/null && return 1
+    local var=SG_PID
+    [ "${1:-}" = plain ] && var=SG_PLAIN_PID
+    local pid=${!var}
+    kill -0 "$pid" 2>/dev/null && return 1
     local st=0
-    wait "$SG_PID" 2>/dev/null || st=$?
+    wait "$pid" 2>/dev/null || st=$?
     if [ "$st" -gt 128 ]; then
-        echo "slotgate (pid $SG_PID) was killed by signal $((st - 128)) ($(kill -l $((st - 128)) 2>/dev/null))"
+        echo "slotgate ${1:-tls} (pid $pid) was killed by signal $((st - 128)) ($(kill -l $((st - 128)) 2>/dev/null))"
     else
-        echo "slotgate (pid $SG_PID) exited with status $st"
+        echo "slotgate ${1:-tls} (pid $pid) exited with status $st"
     fi
-    SG_PID=
+    printf -v "$var" '%s' ""
     return 0
 }
 
@@ -149,4 +186,32 @@ bench_cpu_ticks() {
         sum=$((sum + t))
     done
     echo "$sum"
+}
+
+# bench_cpu_ns PID...: CPU time (ns) used so far, summed over every thread
+# of the pids: the first field of /proc/PID/task/TID/schedstat (exact run
+# time). Falls back to utime+stime ticks (10 ms steps) where schedstat is
+# missing. Threads that have exited are not counted; the proxy's workers
+# and Redis's threads live as long as the process.
+bench_cpu_ns() {
+    local pid
+    if [ -r "/proc/self/schedstat" ]; then
+        for pid in "$@"; do
+            cat /proc/"$pid"/task/*/schedstat 2>/dev/null
+        done | awk '{s += $1} END {printf "%.0f\n", s}'
+    else
+        echo $(($(bench_cpu_ticks "$@") * 1000000000 / $(getconf CLK_TCK)))
+    fi
+}
+
+# bench_machine_busy_ns [CPU]: CPU time (ns) the whole machine (or one CPU)
+# has spent busy since boot, every process counted: user + nice + system +
+# irq + softirq + steal from /proc/stat. The difference over a run minus
+# what the benchmark's own processes used is what other jobs on the machine
+# took meanwhile.
+bench_machine_busy_ns() {
+    local line=cpu
+    [ -z "${1:-}" ] || line=cpu$1
+    awk -v l="$line" -v hz="$(getconf CLK_TCK)" '$1 == l {
+        printf "%.0f\n", ($2 + $3 + $4 + $7 + $8 + $9) * 1e9 / hz }' /proc/stat
 }

@@ -9,6 +9,19 @@
  * the moment it is appended to the output buffer to the moment its response is scanned, into a
  * log-linear histogram. With --threads N, connections are split over N threads, each with its own
  * event_base; the threads share nothing during a test and their results are merged after it.
+ *
+ * --rate R makes the run open-loop: R requests per second in all (split evenly over the threads)
+ * are sent on a fixed schedule, each on the next connection with room in its window (-P), and
+ * each request's latency is taken from its intended send time on that schedule, not from when it
+ * was actually written; a request that had to wait for a free window or a late timer carries that
+ * wait in its latency, so queueing is not hidden (no coordinated omission).
+ *
+ * --resp speaks plain RESP (GET/SET) to a Redis Cluster instead of the slotgate protocol, with the
+ * same connection, pacing and latency code, so a direct run is measured exactly like a proxied
+ * one. -h/-p name one node; the masters and their slots come from CLUSTER SLOTS. Connection i
+ * talks to master i mod M and only uses keys (rkey:NNNNNNNN, distinct from the proxy side's
+ * key:NNNNNNNN, whose values the proxy stores in its envelope) that hash to that master's slots,
+ * so no request is ever redirected. Fill SETs every key of -r once on its owner.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -43,6 +56,8 @@
 #define BENCH_SLOT_BITS 20  /* low bits of a request id: the in-flight slot */
 #define BENCH_MAX_CODE 400  /* codes are < 400 (see slotgate.proto) */
 #define BENCH_KEY_MAX 32
+#define BENCH_MAX_NODES 16 /* --resp: masters */
+#define BENCH_CLUSTER_SLOTS 16384
 
 enum bench_test {
     BENCH_GET,
@@ -74,6 +89,8 @@ struct bench_opts {
     int no_prefill;
     int sliding;            /* --sliding: refill each answered slot at once */
     const char *value_file; /* --value-file: SET/MSET value bytes, instead of -d */
+    double rate;            /* --rate: requests/s in all, open-loop; 0 = closed loop */
+    int resp;               /* --resp: plain RESP to a Redis Cluster */
 };
 
 struct bench_thread;
@@ -93,6 +110,8 @@ struct bench_conn {
     uint64_t *sent_ns; /* per slot; 0 = free */
     uint32_t *free_slots;
     uint32_t nfree;
+    int node;      /* --resp: index of the master this connection talks to */
+    uint64_t rseq; /* --resp: responses taken (replies come in request order) */
 };
 
 struct bench_thread {
@@ -113,6 +132,15 @@ struct bench_thread {
     int idle_ticks;
     int stalled;
     uint64_t t_end_ns;
+    /* --rate: request k of the phase is due at t0_ns + k * interval_ns. */
+    int paced;
+    double interval_ns;
+    uint64_t t0_ns;
+    uint64_t max_lag_ns; /* latest actual send behind its intended time */
+    int rr;              /* next connection to try */
+    struct event *pace;
+    /* --resp fill: this thread's range of each master's key list */
+    uint64_t rfill_next[BENCH_MAX_NODES], rfill_end[BENCH_MAX_NODES];
     struct sg_bench_hist hist;
     uint64_t failed; /* requests with an error outcome */
     uint64_t misses; /* NOT_FOUND outcomes (keys) */
@@ -143,6 +171,20 @@ static struct sockaddr_storage bench_addr;
 static socklen_t bench_addrlen;
 static uint8_t *bench_value;
 static int bench_key_digits = 8;
+static const char *bench_key_prefix = "key:";
+
+/* --resp: the masters, the owner of every slot, and per master the key
+ * numbers in [0, -r) whose slot it owns. */
+static int bench_nnodes;
+static struct {
+    char host[64];
+    int port;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    uint32_t *keys;
+    uint64_t nkeys;
+} bench_nodes[BENCH_MAX_NODES];
+static uint8_t bench_slot_node[BENCH_CLUSTER_SLOTS];
 
 static void bench_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -187,19 +229,26 @@ static uint64_t bench_rand(struct bench_thread *t)
  * length. dst holds BENCH_KEY_MAX bytes. */
 static size_t bench_format_key(char *dst, uint64_t n)
 {
-    memcpy(dst, "key:", 4);
-    char *p = dst + 4 + bench_key_digits;
+    size_t plen = strlen(bench_key_prefix);
+    memcpy(dst, bench_key_prefix, plen);
+    char *p = dst + plen + bench_key_digits;
     for (int i = 0; i < bench_key_digits; i++) {
         *--p = (char)('0' + n % 10);
         n /= 10;
     }
-    return 4 + (size_t)bench_key_digits;
+    return plen + (size_t)bench_key_digits;
 }
 
 /* ---- requests ------------------------------------------------------------- */
 
-static uint64_t bench_next_key(struct bench_thread *t)
+static uint64_t bench_next_key(struct bench_conn *c)
 {
+    struct bench_thread *t = c->t;
+    if (opts.resp) {
+        if (t->test == BENCH_FILL)
+            return bench_nodes[c->node].keys[t->rfill_next[c->node]++];
+        return bench_nodes[c->node].keys[bench_rand(t) % bench_nodes[c->node].nkeys];
+    }
     if (t->test == BENCH_FILL)
         return t->fill_next++;
     if (opts.keyspace_len == 0)
@@ -207,8 +256,90 @@ static uint64_t bench_next_key(struct bench_thread *t)
     return bench_rand(t) % opts.keyspace_len;
 }
 
-/* Encode one request of the current test into c's output buffer. */
-static void bench_conn_send_one(struct bench_conn *c)
+/* Whether c may send another request of the current phase (a --resp fill
+ * runs out per master). */
+static int bench_conn_has_work(const struct bench_conn *c)
+{
+    const struct bench_thread *t = c->t;
+    if (opts.resp && t->test == BENCH_FILL)
+        return t->rfill_next[c->node] < t->rfill_end[c->node];
+    return 1;
+}
+
+/* Append "$<len>\r\n<bytes>\r\n"; large values by reference. */
+static int bench_resp_bulk(struct evbuffer *out, const void *p, size_t len)
+{
+    if (evbuffer_add_printf(out, "$%zu\r\n", len) < 0)
+        return -1;
+    int rc =
+        len >= 4096 ? evbuffer_add_reference(out, p, len, NULL, NULL) : evbuffer_add(out, p, len);
+    return rc == 0 ? evbuffer_add(out, "\r\n", 2) : -1;
+}
+
+/* --resp: the GET or SET (fill included) for one key. */
+static int bench_resp_put(struct evbuffer *out, const struct bench_thread *t)
+{
+    if (t->test == BENCH_GET)
+        return evbuffer_add(out, "*2\r\n$3\r\nGET\r\n", 13) == 0
+                   ? bench_resp_bulk(out, t->keys[0].ptr, t->keys[0].len)
+                   : -1;
+    if (evbuffer_add(out, "*3\r\n$3\r\nSET\r\n", 13) != 0 ||
+        bench_resp_bulk(out, t->keys[0].ptr, t->keys[0].len) != 0)
+        return -1;
+    return bench_resp_bulk(out, bench_value, opts.datasize);
+}
+
+/*
+ * --resp: take one reply off in. Simple string, integer and bulk string
+ * replies are answers (a nil bulk is a miss); an error reply (MOVED
+ * included) counts as CODE_BACKEND_ERROR. Arrays are not expected from GET
+ * or SET and make the stream unusable (-1).
+ */
+static int bench_resp_take(struct evbuffer *in, struct sg_bench_msg *m)
+{
+    size_t eollen;
+    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eollen, EVBUFFER_EOL_CRLF_STRICT);
+    if (eol.pos < 0)
+        return evbuffer_get_length(in) > 256 ? -1 : 0;
+    if (eol.pos < 1 || eol.pos > 64)
+        return -1;
+    char line[72];
+    evbuffer_copyout(in, line, (size_t)eol.pos);
+    line[eol.pos] = '\0';
+    size_t need = (size_t)eol.pos + 2;
+    memset(m, 0, sizeof *m);
+    m->kind = SG_BENCH_MSG_RESPONSE;
+    switch (line[0]) {
+    case '+':
+    case ':':
+        break;
+    case '-':
+        m->code = SLOTGATE__V1__CODE__CODE_BACKEND_ERROR;
+        break;
+    case '$': {
+        char *end;
+        long long n = strtoll(line + 1, &end, 10);
+        if (*end != '\0' || n < -1 || n > (long long)SG_BENCH_MAX_FRAME)
+            return -1;
+        if (n < 0) {
+            m->code = SLOTGATE__V1__CODE__CODE_NOT_FOUND;
+            break;
+        }
+        need += (size_t)n + 2;
+        if (evbuffer_get_length(in) < need)
+            return 0;
+        break;
+    }
+    default:
+        return -1;
+    }
+    evbuffer_drain(in, need);
+    return 1;
+}
+
+/* Encode one request of the current test into c's output buffer. Its
+ * latency counts from intended_ns (the --rate schedule), or from now when 0. */
+static void bench_conn_send_one(struct bench_conn *c, uint64_t intended_ns)
 {
     struct bench_thread *t = c->t;
     uint32_t nkeys = (t->test == BENCH_MGET || t->test == BENCH_MSET) ? opts.batch_keys : 1;
@@ -231,7 +362,18 @@ static void bench_conn_send_one(struct bench_conn *c)
     for (uint32_t i = 0; i < nkeys; i++) {
         char *k = t->keybuf + (size_t)i * BENCH_KEY_MAX;
         t->keys[i].ptr = (const uint8_t *)k;
-        t->keys[i].len = bench_format_key(k, bench_next_key(t));
+        t->keys[i].len = bench_format_key(k, bench_next_key(c));
+    }
+    if (opts.resp) {
+        /* Replies come in order: the slots are used as a ring. */
+        uint32_t slot = (uint32_t)(c->seq++ % c->nslots);
+        c->nfree--;
+        if (bench_resp_put(bufferevent_get_output(c->bev), t) != 0)
+            bench_die("cannot encode request (out of memory)");
+        c->sent_ns[slot] = intended_ns ? intended_ns : bench_now_ns();
+        c->inflight++;
+        t->issued++;
+        return;
     }
     uint32_t slot = c->free_slots[--c->nfree];
     struct sg_bench_req req = {
@@ -245,9 +387,62 @@ static void bench_conn_send_one(struct bench_conn *c)
     };
     if (sg_bench_wire_put_request(bufferevent_get_output(c->bev), &req) != 0)
         bench_die("cannot encode request (out of memory)");
-    c->sent_ns[slot] = bench_now_ns();
+    c->sent_ns[slot] = intended_ns ? intended_ns : bench_now_ns();
     c->inflight++;
     t->issued++;
+}
+
+/* --rate: a connection that can take a request now (round robin), or NULL. */
+static struct bench_conn *bench_thread_free_conn(struct bench_thread *t)
+{
+    for (int k = 0; k < t->nconns; k++) {
+        int i = (t->rr + k) % t->nconns;
+        struct bench_conn *c = &t->conns[i];
+        if (!c->dead && c->ready && c->inflight < c->window) {
+            t->rr = (i + 1) % t->nconns;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * --rate: send every request whose intended time has come, as long as a
+ * connection has room; then arm the timer for the next one. When every
+ * window is full the due requests wait (their latency keeps counting from
+ * the schedule) and the next response calls this again.
+ */
+static void bench_thread_pace(struct bench_thread *t)
+{
+    if (!t->paced || t->issued >= t->quota)
+        return;
+    uint64_t now = bench_now_ns();
+    uint64_t due = (uint64_t)((double)(now - t->t0_ns) / t->interval_ns) + 1;
+    if (due > t->quota)
+        due = t->quota;
+    while (t->issued < due) {
+        struct bench_conn *c = bench_thread_free_conn(t);
+        if (c == NULL)
+            break;
+        uint64_t intended = t->t0_ns + (uint64_t)((double)t->issued * t->interval_ns);
+        if (now - intended > t->max_lag_ns)
+            t->max_lag_ns = now - intended;
+        bench_conn_send_one(c, intended);
+    }
+    if (t->issued < t->quota && t->issued == due) {
+        uint64_t next = t->t0_ns + (uint64_t)((double)t->issued * t->interval_ns);
+        uint64_t wait = next > now ? next - now : 0;
+        struct timeval tv = {(time_t)(wait / 1000000000u),
+                             (suseconds_t)(wait % 1000000000u / 1000)};
+        evtimer_add(t->pace, &tv);
+    }
+}
+
+static void bench_thread_pace_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    bench_thread_pace(arg);
 }
 
 /* Top up c's window while the thread's quota lasts. */
@@ -256,10 +451,15 @@ static void bench_conn_fill(struct bench_conn *c)
     struct bench_thread *t = c->t;
     /* Like redis-benchmark -P: send a window, wait for all of it, send the
      * next one. --sliding keeps the window full instead. */
+    if (t->paced) {
+        bench_thread_pace(t);
+        return;
+    }
     if (!opts.sliding && c->inflight > 0)
         return;
-    while (!c->dead && c->ready && c->inflight < c->window && t->issued < t->quota)
-        bench_conn_send_one(c);
+    while (!c->dead && c->ready && c->inflight < c->window && t->issued < t->quota &&
+           bench_conn_has_work(c))
+        bench_conn_send_one(c, 0);
 }
 
 static void bench_thread_check_done(struct bench_thread *t)
@@ -350,7 +550,14 @@ static void bench_conn_read_cb(struct bufferevent *bev, void *arg)
     uint64_t now = bench_now_ns();
     int rc;
 
-    while ((rc = sg_bench_wire_take(in, &m)) == 1) {
+    while ((rc = opts.resp ? bench_resp_take(in, &m) : sg_bench_wire_take(in, &m)) == 1) {
+        if (opts.resp) {
+            if (c->inflight == 0) {
+                bench_conn_kill(c, "reply with no request in flight");
+                return;
+            }
+            m.id = c->rseq++ % c->nslots;
+        }
         switch (m.kind) {
         case SG_BENCH_MSG_HELLO_REPLY:
             if (c->ready) {
@@ -395,16 +602,31 @@ static void bench_conn_event_cb(struct bufferevent *bev, short what, void *arg)
     struct bench_conn *c = arg;
     char why[256];
 
-    if (what & BEV_EVENT_CONNECTED)
+    if (what & BEV_EVENT_CONNECTED) {
+        /* RESP has no handshake: connected is ready. */
+        if (opts.resp && !c->ready && !c->dead) {
+            c->ready = 1;
+            bufferevent_set_timeouts(bev, NULL, NULL);
+            if (--c->t->pending_connects == 0)
+                event_base_loopbreak(c->t->base);
+        }
         return;
+    }
     sg_bench_bev_why(bev, what, why, sizeof why);
     bench_conn_kill(c, why);
 }
 
 /* ---- connections and phases ------------------------------------------------ */
 
-static void bench_conn_open(struct bench_thread *t, struct bench_conn *c)
+static void bench_conn_open(struct bench_thread *t, struct bench_conn *c, int idx)
 {
+    const struct sockaddr *addr = (const struct sockaddr *)&bench_addr;
+    socklen_t addrlen = bench_addrlen;
+    if (opts.resp) {
+        c->node = idx % bench_nnodes;
+        addr = (const struct sockaddr *)&bench_nodes[c->node].addr;
+        addrlen = bench_nodes[c->node].addrlen;
+    }
     uint32_t slots = opts.pipeline + BENCH_FILL_DEPTH;
     c->t = t;
     c->window = opts.pipeline;
@@ -421,8 +643,7 @@ static void bench_conn_open(struct bench_thread *t, struct bench_conn *c)
     struct timeval tmo = {5, 0};
     bufferevent_set_timeouts(c->bev, &tmo, &tmo);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&bench_addr, (int)bench_addrlen) !=
-        0) {
+    if (bufferevent_socket_connect(c->bev, addr, (int)addrlen) != 0) {
         char why[128];
         snprintf(why, sizeof why, "connect: %s",
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -433,7 +654,8 @@ static void bench_conn_open(struct bench_thread *t, struct bench_conn *c)
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (sg_bench_wire_put_hello(bufferevent_get_output(c->bev), "slotgate-bench") != 0)
+    if (!opts.resp &&
+        sg_bench_wire_put_hello(bufferevent_get_output(c->bev), "slotgate-bench") != 0)
         bench_die("cannot encode Hello");
 }
 
@@ -470,9 +692,20 @@ static void bench_thread_tick_cb(evutil_socket_t fd, short what, void *arg)
 static void bench_thread_init(struct bench_thread *t, int idx, int nconns)
 {
     t->idx = idx;
-    t->base = event_base_new();
+    /* --rate arms a timer per intended send: ask for timerfd precision
+     * rather than epoll's milliseconds. */
+    struct event_config *ec = event_config_new();
+    if (ec == NULL)
+        bench_die("out of memory");
+    if (opts.rate > 0)
+        event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+    t->base = event_base_new_with_config(ec);
+    event_config_free(ec);
     if (t->base == NULL)
         bench_die("cannot create event base");
+    t->pace = evtimer_new(t->base, bench_thread_pace_cb, t);
+    if (t->pace == NULL)
+        bench_die("out of memory");
     t->nconns = nconns;
     t->conns = bench_xcalloc((size_t)nconns, sizeof *t->conns);
     t->rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(idx + 1) ^ (uint64_t)getpid() ^ bench_now_ns();
@@ -485,7 +718,7 @@ static void bench_thread_init(struct bench_thread *t, int idx, int nconns)
     event_add(t->tick, &one);
     t->pending_connects = nconns;
     for (int i = 0; i < nconns; i++)
-        bench_conn_open(t, &t->conns[i]);
+        bench_conn_open(t, &t->conns[i], i);
 }
 
 static void bench_thread_begin_phase(struct bench_thread *t, enum bench_test test, uint64_t quota,
@@ -505,6 +738,10 @@ static void bench_thread_begin_phase(struct bench_thread *t, enum bench_test tes
     memset(t->err_by_code, 0, sizeof t->err_by_code);
     memset(t->keyerr_by_code, 0, sizeof t->keyerr_by_code);
     sg_bench_hist_reset(&t->hist);
+    evtimer_del(t->pace);
+    t->paced = opts.rate > 0 && test != BENCH_FILL;
+    t->interval_ns = t->paced ? 1e9 * opts.threads / opts.rate : 0;
+    t->max_lag_ns = 0;
     for (int i = 0; i < t->nconns; i++)
         t->conns[i].window =
             test == BENCH_FILL
@@ -515,8 +752,12 @@ static void bench_thread_begin_phase(struct bench_thread *t, enum bench_test tes
 static void *bench_thread_run(void *arg)
 {
     struct bench_thread *t = arg;
-    for (int i = 0; i < t->nconns; i++)
-        bench_conn_fill(&t->conns[i]);
+    t->t0_ns = bench_now_ns();
+    if (t->paced)
+        bench_thread_pace(t);
+    else
+        for (int i = 0; i < t->nconns; i++)
+            bench_conn_fill(&t->conns[i]);
     bench_thread_check_done(t);
     if (t->t_end_ns == 0)
         event_base_dispatch(t->base);
@@ -534,7 +775,7 @@ static void *bench_thread_connect(void *arg)
 /* Run fn on every thread's base: in the caller when there is one thread. */
 static void bench_run_threads(struct bench_thread *th, void *(*fn)(void *))
 {
-    if (opts.threads == 1) {
+    if (opts.threads <= 1) {
         fn(&th[0]);
         return;
     }
@@ -564,6 +805,24 @@ static void bench_fill(struct bench_thread *th)
         bench_thread_begin_phase(&th[i], BENCH_FILL, q, from);
         from += q;
     }
+    if (opts.resp) {
+        /* Each thread SETs its share of every master's key list. */
+        for (int j = 0; j < bench_nnodes; j++) {
+            uint64_t nfrom = 0;
+            for (int i = 0; i < opts.threads; i++) {
+                uint64_t q = bench_nodes[j].nkeys / (uint64_t)opts.threads +
+                             ((uint64_t)i < bench_nodes[j].nkeys % (uint64_t)opts.threads);
+                th[i].rfill_next[j] = nfrom;
+                th[i].rfill_end[j] = nfrom + q;
+                nfrom += q;
+            }
+        }
+        for (int i = 0; i < opts.threads; i++) {
+            th[i].quota = 0;
+            for (int j = 0; j < bench_nnodes; j++)
+                th[i].quota += th[i].rfill_end[j] - th[i].rfill_next[j];
+        }
+    }
     bench_run_threads(th, bench_thread_run);
     uint64_t failed = 0, lost = 0;
     for (int i = 0; i < opts.threads; i++) {
@@ -581,9 +840,12 @@ static void bench_report(struct bench_thread *th, enum bench_test test, uint64_t
     uint64_t end = start_ns, failed = 0, lost = 0, misses = 0, done = 0;
     uint64_t err[BENCH_MAX_CODE] = {0}, kerr[BENCH_MAX_CODE] = {0};
     int stalled = 0;
+    uint64_t max_lag = 0;
 
     for (int i = 0; i < opts.threads; i++) {
         struct bench_thread *t = &th[i];
+        if (t->max_lag_ns > max_lag)
+            max_lag = t->max_lag_ns;
         sg_bench_hist_merge(h, &t->hist);
         if (t->t_end_ns > end)
             end = t->t_end_ns;
@@ -626,7 +888,11 @@ static void bench_report(struct bench_thread *th, enum bench_test test, uint64_t
             printf(", %llu random keys", (unsigned long long)opts.keyspace_len);
         else
             printf(", single key");
-        printf(", %d thread(s)%s\n", opts.threads, opts.tls ? ", TLS" : "");
+        printf(", %d thread(s)%s%s\n", opts.threads, opts.tls ? ", TLS" : "",
+               opts.resp ? ", RESP to the masters" : "");
+        if (opts.rate > 0)
+            printf("  paced at %.0f requests/s (open loop); latest send %.3f ms behind schedule\n",
+                   opts.rate, (double)max_lag / 1e6);
         printf("  throughput: %.2f requests/s, %.2f keys/s\n", rps, kps);
         printf("  latency (ms): p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n", p50, p99, p999, mx);
         if (misses)
@@ -681,6 +947,11 @@ static void bench_usage(FILE *o)
           "  --cert FILE      client certificate\n"
           "  --key FILE       client private key\n"
           "  --threads N      client threads, each with its own event loop (default 1)\n"
+          "  --rate R         open loop: R requests/s in all on a fixed schedule, latency\n"
+          "                   from each request's intended send time; -P caps what one\n"
+          "                   connection has in flight (default: closed loop)\n"
+          "  --resp           plain RESP GET/SET to a Redis Cluster (-h/-p: any node;\n"
+          "                   masters from CLUSTER SLOTS; keys rkey:N on their owner)\n"
           "  --stall-timeout S abandon a test after S seconds without a response (default 10)\n"
           "  --csv            one CSV line per test:\n"
           "                   test,rps,keys_per_s,p50_ms,p99_ms,p999_ms,max_ms,errors\n"
@@ -743,6 +1014,8 @@ static void bench_parse_args(int argc, char **argv)
         O_NOFILL,
         O_SLIDING,
         O_VALUE_FILE,
+        O_RATE,
+        O_RESP,
     };
     static const struct option longopts[] = {
         {"tls", no_argument, NULL, O_TLS},
@@ -756,6 +1029,8 @@ static void bench_parse_args(int argc, char **argv)
         {"no-prefill", no_argument, NULL, O_NOFILL},
         {"sliding", no_argument, NULL, O_SLIDING},
         {"value-file", required_argument, NULL, O_VALUE_FILE},
+        {"rate", required_argument, NULL, O_RATE},
+        {"resp", no_argument, NULL, O_RESP},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -827,6 +1102,12 @@ static void bench_parse_args(int argc, char **argv)
         case O_VALUE_FILE:
             opts.value_file = optarg;
             break;
+        case O_RATE:
+            opts.rate = (double)bench_parse_u64(optarg, "rate", 1, 100000000);
+            break;
+        case O_RESP:
+            opts.resp = 1;
+            break;
         case O_HELP:
             bench_usage(stdout);
             exit(0);
@@ -843,6 +1124,18 @@ static void bench_parse_args(int argc, char **argv)
         bench_die("--cacert/--cert/--key need --tls");
     if (opts.threads > opts.conns)
         opts.threads = opts.conns;
+    if (opts.resp) {
+        if (opts.tls)
+            bench_die("--resp is plain TCP (no --tls)");
+        if (opts.keyspace_len == 0)
+            bench_die("--resp needs -r (keys are spread over the masters)");
+        for (int k = 0; k < opts.ntests; k++)
+            if (opts.tests[k] == BENCH_MGET || opts.tests[k] == BENCH_MSET)
+                bench_die("--resp does get, set and fill only");
+        if (opts.keyspace != NULL)
+            bench_die("--resp has no keyspaces (-k)");
+        bench_key_prefix = "rkey:";
+    }
     if (opts.keyspace_len > 1) {
         uint64_t v = opts.keyspace_len - 1;
         int digits = 1;
@@ -851,7 +1144,7 @@ static void bench_parse_args(int argc, char **argv)
             digits++;
         }
         bench_key_digits = digits > 8 ? digits : 8;
-        if (bench_key_digits + 4 > BENCH_KEY_MAX)
+        if (bench_key_digits + 5 > BENCH_KEY_MAX)
             bench_die("keyspace length too large");
     }
 }
@@ -867,6 +1160,201 @@ static void bench_resolve(void)
     memcpy(&bench_addr, res->ai_addr, res->ai_addrlen);
     bench_addrlen = res->ai_addrlen;
     freeaddrinfo(res);
+}
+
+/* ---- --resp: the cluster's masters ------------------------------------------------ */
+
+/* CRC16-CCITT (XMODEM), as Redis Cluster hashes keys; the keys used here have
+ * no hash tag, so the whole key is hashed. */
+static unsigned bench_key_slot(const char *k, size_t len)
+{
+    unsigned crc = 0;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= (unsigned)(unsigned char)k[i] << 8;
+        for (int b = 0; b < 8; b++)
+            crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+    return crc % BENCH_CLUSTER_SLOTS;
+}
+
+/* A cursor over a RESP reply held whole in memory. Each reader returns 0, or
+ * -1 when the bytes end early or are not what was expected. */
+struct bench_rc {
+    const char *p, *end;
+};
+
+static int bench_rc_line(struct bench_rc *r, char type, long long *v)
+{
+    if (r->p >= r->end || *r->p != type)
+        return -1;
+    const char *eol = memchr(r->p, '\r', (size_t)(r->end - r->p));
+    if (eol == NULL || eol + 1 >= r->end || eol[1] != '\n')
+        return -1;
+    char *e;
+    *v = strtoll(r->p + 1, &e, 10);
+    if (e != eol)
+        return -1;
+    r->p = eol + 2;
+    return 0;
+}
+
+static int bench_rc_bulk(struct bench_rc *r, const char **s, size_t *len)
+{
+    long long n;
+    if (bench_rc_line(r, '$', &n) != 0 || n < 0 || r->end - r->p < n + 2)
+        return -1;
+    *s = r->p;
+    *len = (size_t)n;
+    r->p += n + 2;
+    return 0;
+}
+
+/* Skip one value of any type. */
+static int bench_rc_skip(struct bench_rc *r, int depth)
+{
+    long long n;
+    const char *s;
+    size_t len;
+    if (r->p >= r->end || depth > 8)
+        return -1;
+    switch (*r->p) {
+    case '$':
+        return bench_rc_bulk(r, &s, &len);
+    case ':':
+        return bench_rc_line(r, ':', &n);
+    case '+':
+    case '-': {
+        const char *eol = memchr(r->p, '\n', (size_t)(r->end - r->p));
+        if (eol == NULL)
+            return -1;
+        r->p = eol + 1;
+        return 0;
+    }
+    case '*':
+    case '%': {
+        char t = *r->p;
+        if (bench_rc_line(r, t, &n) != 0)
+            return -1;
+        for (long long i = 0; i < (t == '%' ? 2 * n : n); i++)
+            if (bench_rc_skip(r, depth + 1) != 0)
+                return -1;
+        return 0;
+    }
+    default:
+        return -1;
+    }
+}
+
+/* Parse a whole CLUSTER SLOTS reply into bench_nodes/bench_slot_node (the
+ * first node of each range is its master). Returns 0, or -1 if incomplete
+ * or malformed. */
+static int bench_parse_cluster_slots(const char *buf, size_t len, int *covered)
+{
+    struct bench_rc r = {buf, buf + len};
+    long long nranges;
+    *covered = 0;
+    bench_nnodes = 0;
+    if (bench_rc_line(&r, '*', &nranges) != 0)
+        return -1;
+    for (long long i = 0; i < nranges; i++) {
+        long long n, lo, hi, nn, port;
+        const char *host;
+        size_t hostlen;
+        if (bench_rc_line(&r, '*', &n) != 0 || n < 3 || bench_rc_line(&r, ':', &lo) != 0 ||
+            bench_rc_line(&r, ':', &hi) != 0 || bench_rc_line(&r, '*', &nn) != 0 || nn < 2 ||
+            bench_rc_bulk(&r, &host, &hostlen) != 0 || bench_rc_line(&r, ':', &port) != 0)
+            return -1;
+        for (long long k = 2; k < nn; k++)
+            if (bench_rc_skip(&r, 0) != 0)
+                return -1;
+        for (long long k = 3; k < n; k++)
+            if (bench_rc_skip(&r, 0) != 0)
+                return -1;
+        if (lo < 0 || hi >= BENCH_CLUSTER_SLOTS || lo > hi || hostlen >= sizeof bench_nodes[0].host)
+            return -1;
+        char h[64];
+        /* An empty host means the node we asked. */
+        snprintf(h, sizeof h, "%.*s", (int)hostlen, hostlen ? host : opts.host);
+        int j;
+        for (j = 0; j < bench_nnodes; j++)
+            if (bench_nodes[j].port == port && strcmp(bench_nodes[j].host, h) == 0)
+                break;
+        if (j == bench_nnodes) {
+            if (bench_nnodes == BENCH_MAX_NODES)
+                bench_die("more than %d masters", BENCH_MAX_NODES);
+            snprintf(bench_nodes[j].host, sizeof bench_nodes[j].host, "%s", h);
+            bench_nodes[j].port = (int)port;
+            bench_nnodes++;
+        }
+        for (long long s = lo; s <= hi; s++)
+            bench_slot_node[s] = (uint8_t)j;
+        *covered += (int)(hi - lo + 1);
+    }
+    return 0;
+}
+
+/* Ask -h/-p for CLUSTER SLOTS (blocking, before any event loop), resolve the
+ * masters, and sort the key numbers of -r by owner. */
+static void bench_cluster_slots(void)
+{
+    int fd = socket(bench_addr.ss_family, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&bench_addr, bench_addrlen) != 0)
+        bench_die("cannot connect to %s:%d: %s", opts.host, opts.port, strerror(errno));
+    static const char cmd[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
+    if (write(fd, cmd, sizeof cmd - 1) != (ssize_t)(sizeof cmd - 1))
+        bench_die("cannot send CLUSTER SLOTS: %s", strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *buf = bench_xcalloc(1, cap);
+    int covered = 0;
+    for (;;) {
+        if (len == cap) {
+            if (cap >= (size_t)16 << 20)
+                bench_die("CLUSTER SLOTS reply too large");
+            cap *= 2;
+            char *nb = realloc(buf, cap);
+            if (nb == NULL)
+                bench_die("out of memory");
+            buf = nb;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n <= 0)
+            bench_die("CLUSTER SLOTS: %s", n == 0 ? "connection closed" : strerror(errno));
+        len += (size_t)n;
+        if (len > 0 && buf[0] == '-')
+            bench_die("CLUSTER SLOTS: %.*s", (int)(len > 200 ? 200 : len), buf);
+        if (bench_parse_cluster_slots(buf, len, &covered) == 0)
+            break;
+    }
+    close(fd);
+    free(buf);
+    if (bench_nnodes == 0 || covered != BENCH_CLUSTER_SLOTS)
+        bench_die("CLUSTER SLOTS covers %d of %d slots", covered, BENCH_CLUSTER_SLOTS);
+    if (opts.conns / opts.threads < bench_nnodes)
+        bench_die("--resp needs at least %d connections per thread (one per master)", bench_nnodes);
+    for (int j = 0; j < bench_nnodes; j++) {
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+        char port[16];
+        snprintf(port, sizeof port, "%d", bench_nodes[j].port);
+        int rc = getaddrinfo(bench_nodes[j].host, port, &hints, &res);
+        if (rc != 0)
+            bench_die("cannot resolve %s: %s", bench_nodes[j].host, gai_strerror(rc));
+        memcpy(&bench_nodes[j].addr, res->ai_addr, res->ai_addrlen);
+        bench_nodes[j].addrlen = res->ai_addrlen;
+        freeaddrinfo(res);
+        bench_nodes[j].keys = bench_xcalloc(opts.keyspace_len, sizeof(uint32_t));
+    }
+    if (opts.keyspace_len > UINT32_MAX)
+        bench_die("--resp: -r at most %u", UINT32_MAX);
+    char k[BENCH_KEY_MAX];
+    for (uint64_t n = 0; n < opts.keyspace_len; n++) {
+        int j = bench_slot_node[bench_key_slot(k, bench_format_key(k, n))];
+        bench_nodes[j].keys[bench_nodes[j].nkeys++] = (uint32_t)n;
+    }
+    for (int j = 0; j < bench_nnodes; j++)
+        if (bench_nodes[j].nkeys == 0)
+            bench_die("--resp: no key of -r %llu lands on %s:%d; use a larger -r",
+                      (unsigned long long)opts.keyspace_len, bench_nodes[j].host,
+                      bench_nodes[j].port);
 }
 
 /*
@@ -922,6 +1410,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     bench_parse_args(argc, argv);
     bench_resolve();
+    if (opts.resp)
+        bench_cluster_slots();
     bench_raise_nofile();
 
     if (opts.value_file != NULL) {
@@ -992,9 +1482,12 @@ int main(int argc, char **argv)
         }
         free(th[i].conns);
         event_free(th[i].tick);
+        event_free(th[i].pace);
         event_base_free(th[i].base);
     }
     free(th);
+    for (int j = 0; j < bench_nnodes; j++)
+        free(bench_nodes[j].keys);
     free(bench_value);
     SSL_CTX_free(bench_ssl_ctx);
     return rc;
