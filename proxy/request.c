@@ -694,7 +694,7 @@ static void request_start(struct sg_request *r)
                                      : cfg->request_deadline_ms;
     if (dl > cfg->max_deadline_ms)
         dl = cfg->max_deadline_ms;
-    r->deadline_ms = sg_now_ms() + dl;
+    r->deadline_ms = r->start_us / 1000 + dl; /* CLOCK_MONOTONIC, as sg_now_ms */
     evtimer_assign(&r->deadline_ev, w->base, on_deadline, r);
     evtimer_add(&r->deadline_ev, deadline_tv(w, dl));
     r->deadline_armed = 1;

@@ -238,7 +238,7 @@ static struct sg_linkop *link_pop(struct sg_shardlink *l, uint64_t now_us)
     op->link = NULL;
     SG_STAT_INC(&l->core->stats, backend_replies);
     sg_stats_backend_reply(&l->core->stats, l->stats_slot, now_us - op->sent_us);
-    l->last_progress_ms = sg_now_ms();
+    l->last_progress_ms = now_us / 1000; /* the batch's clock: CLOCK_MONOTONIC, as sg_now_ms */
     return op;
 }
 

@@ -32,16 +32,21 @@ static void names_init(void)
 int sg_stats_keyspace_slot(struct sg_stats *st, const struct sg_keyspace_config *ks)
 {
     size_t h = ((uintptr_t)ks / sizeof(*ks)) % (sizeof(st->ks_cache) / sizeof(st->ks_cache[0]));
-    /* The cached slot is trusted only if its name is still ks's name: a
-     * freed config's address may come back holding other keyspaces. */
-    if (st->ks_cache[h].ks == ks &&
-        strcmp(sg_names_get(&ks_names, st->ks_cache[h].slot), ks->name) == 0)
+    /* Trusted by address: the owner forgets the cache whenever it lets go
+     * of a config snapshot (sg_stats_forget_keyspaces), so an address seen
+     * here again belongs to a keyspace it still serves with. */
+    if (st->ks_cache[h].ks == ks)
         return st->ks_cache[h].slot;
     pthread_once(&names_once, names_init);
     int slot = sg_names_slot(&ks_names, ks->name);
     st->ks_cache[h].ks = ks;
     st->ks_cache[h].slot = slot;
     return slot;
+}
+
+void sg_stats_forget_keyspaces(struct sg_stats *st)
+{
+    memset(st->ks_cache, 0, sizeof(st->ks_cache));
 }
 
 int sg_stats_node_slot(const struct sg_addr *addr, int readonly)

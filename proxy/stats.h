@@ -127,9 +127,12 @@ struct sg_keyspace_config;
 struct sg_addr;
 /*
  * Counter slot of keyspace ks (by its name) for this worker's st; cached
- * per worker, so this is one pointer hash and one strcmp per request.
+ * per worker by ks's address, so this is one pointer hash per request.
  */
 int sg_stats_keyspace_slot(struct sg_stats *st, const struct sg_keyspace_config *ks);
+/* Forget the cached slots: called when a config snapshot is let go, before
+ * its memory (and so a keyspace's address) can come back in another one. */
+void sg_stats_forget_keyspaces(struct sg_stats *st);
 /* Counter slot of a backend node (any thread; locks only for a new one). */
 int sg_stats_node_slot(const struct sg_addr *addr, int readonly);
 

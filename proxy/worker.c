@@ -121,6 +121,7 @@ static void worker_retire_snapshots(struct sg_worker *w)
         }
         sg_log_debug("worker %d: config generation %llu released", w->core.id,
                      (unsigned long long)u->snap->generation);
+        sg_stats_forget_keyspaces(&w->core.stats); /* its keyspaces' addresses */
         sg_snapshot_unref(u->snap);
         memmove(u, u + 1, sizeof(*u) * (size_t)(w->n_uses - i - 1));
         w->n_uses--;
