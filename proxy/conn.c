@@ -34,6 +34,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 
+#include "log.h"
 #include "util.h"
 
 #define SG_CONN_CHUNK 16384 /* plaintext per SSL_write: one full TLS record */
@@ -57,7 +58,8 @@ struct sg_conn {
     const unsigned char *win;
     size_t win_len;
     size_t sealed; /* bytes at the front of out already in raw_out */
-    struct event *rev, *wev, *flush_ev, *timer;
+    struct event_base *base;
+    struct event *rev, *wev, *flush_ev, *timer; /* wev: made on first use */
     struct sg_conn_cbs cbs;
     void *arg;
     int idle_ms;
@@ -77,6 +79,8 @@ struct sg_conn {
 static _Thread_local unsigned char conn_scratch[SG_CONN_SCRATCH];
 static _Thread_local unsigned char conn_record[SG_CONN_CHUNK];
 
+static void on_writable(evutil_socket_t fd, short what, void *arg);
+
 static void conn_update_read(struct sg_conn *c)
 {
     int want = (c->reading || c->handshaking || c->write_wants_read) && !c->connecting;
@@ -90,8 +94,21 @@ static void conn_update_read(struct sg_conn *c)
     }
 }
 
+/*
+ * Write interest. The write event is made the first time the socket is
+ * full (or a connect is waiting): most connections never need it, and an
+ * idle one holds no event for it. No memory for it: the project's OOM
+ * policy (util.h), log and abort.
+ */
 static void conn_want_write(struct sg_conn *c, int on)
 {
+    if (on && c->wev == NULL) {
+        c->wev = event_new(c->base, c->fd, EV_WRITE | EV_PERSIST, on_writable, c);
+        if (c->wev == NULL) {
+            sg_log_error("out of memory making a write event");
+            abort();
+        }
+    }
     if (on && !c->wev_added) {
         event_add(c->wev, NULL);
         c->wev_added = 1;
@@ -290,6 +307,11 @@ static int conn_write_gather(struct sg_conn *c)
                 return conn_ssl_wait(c, n, 1) > 0 ? 0 : -1;
             c->sealed += (size_t)n;
         }
+    }
+    /* All written: an idle conn keeps no ciphertext buffer. */
+    if (c->raw_out != NULL) {
+        evbuffer_free(c->raw_out);
+        c->raw_out = NULL;
     }
     conn_want_write(c, 0);
     return 0;
@@ -640,13 +662,13 @@ struct sg_conn *sg_conn_new(struct event_base *base, int fd, SSL *ssl, int serve
         return NULL;
     }
     c->fd = fd;
+    c->base = base;
     c->ssl = ssl;
     c->cbs = *cbs;
     c->arg = arg;
     c->in = evbuffer_new();
     c->out = evbuffer_new();
     c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, c);
-    c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
     c->flush_ev = event_new(base, -1, 0, on_flush, c);
     if (timeout_ms > 0)
         c->timer = evtimer_new(base, on_timer, c);
@@ -656,8 +678,8 @@ struct sg_conn *sg_conn_new(struct event_base *base, int fd, SSL *ssl, int serve
 #else
     c->gather = ssl != NULL;
 #endif
-    if (c->in == NULL || c->out == NULL || c->rev == NULL || c->wev == NULL ||
-        c->flush_ev == NULL || (timeout_ms > 0 && c->timer == NULL) ||
+    if (c->in == NULL || c->out == NULL || c->rev == NULL || c->flush_ev == NULL ||
+        (timeout_ms > 0 && c->timer == NULL) ||
         (ssl != NULL && (c->gather                  ? conn_bio_attach(c)
                          : SSL_set_fd(ssl, fd) != 1 ? -1
                                                     : 0) != 0)) {
