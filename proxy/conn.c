@@ -531,6 +531,13 @@ static void conn_gather_readable(struct sg_conn *c)
     }
     int eof = 0;
     int rc = conn_ssl_read(c, &eof);
+    if (c->write_wants_read && rc >= 0) {
+        /* An SSL_write waited for input (not expected with TLS 1.3 and no
+         * renegotiation, but OpenSSL may ask): try the flush again. */
+        c->write_wants_read = 0;
+        conn_update_read(c);
+        sg_conn_flush_soon(c);
+    }
     /* Anything OpenSSL wrote while reading (a KeyUpdate answer, an alert)
      * goes out now, unless a write is already waiting for the socket. */
     if (conn_window_keep(c) < 0 ||
