@@ -66,6 +66,8 @@ sleep 1
 RSS0=$(rss_kb)
 bench_log "slotgate VmRSS before: $RSS0 kB; opening $CONNS TLS connections"
 
+# A "ready" line left by an earlier run must not be taken for this one's.
+rm -f "$WORK/idle.out" "$WORK/idle.err"
 # The helper needs one descriptor per connection too.
 # shellcheck disable=SC2046
 (

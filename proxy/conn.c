@@ -3,30 +3,63 @@
  * the input evbuffer, and writes the output evbuffer at the end of the loop
  * turn in which it was filled (a zero-delay "flush" event queued behind the
  * turn's read callbacks), so the answers to every request read in a turn
- * leave in one write per connection. With TLS, read-ahead is on and reads
- * continue while OpenSSL still holds buffered bytes, so no data is ever
- * left in OpenSSL where epoll cannot see it.
+ * leave in one write per connection.
+ *
+ * TLS goes through a BIO of our own ("gather" mode) unless kernel TLS was
+ * asked for: OpenSSL writes its records into raw_out, and a flush seals up
+ * to SG_CONN_GATHER bytes of output into records and hands all of them to
+ * the kernel in one writev, instead of one write() per 16 KiB record. On
+ * the read side one read() per readiness fills a per-thread scratch window
+ * that OpenSSL then decrypts from without further system calls; what it
+ * leaves (only when it stops early) is kept in raw_in. Plaintext already
+ * sealed stays at the front of the output buffer until its ciphertext is
+ * written, so the owner's view of what is still owed (and its memory
+ * accounting) is the same as without TLS. With kernel TLS (SSL_OP_ENABLE_KTLS
+ * on the context) the SSL object keeps its socket BIO so OpenSSL can hand
+ * the keys to the kernel; read-ahead is on and reads continue while
+ * OpenSSL still holds buffered bytes, so no data is ever left in OpenSSL
+ * where epoll cannot see it.
  */
 #include "conn.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 
+#include "log.h"
 #include "util.h"
 
-#define SG_CONN_CHUNK 16384
-#define SG_CONN_READ 65536
+#define SG_CONN_CHUNK 16384 /* plaintext per SSL_write: one full TLS record */
+/* Bytes per read(). libevent adds its chain header to a reservation and
+ * rounds up to a power of two: 64 KiB minus the header stays a 64 KiB heap
+ * chunk instead of a 128 KiB one that the fixed mmap threshold (main.c)
+ * would map and unmap on every read. */
+#define SG_CONN_READ (65536 - 256)
+/* Plaintext sealed into records ahead of one writev (gather mode). */
+#define SG_CONN_GATHER (128 * 1024)
+#define SG_CONN_SCRATCH (128 * 1024)
 
 struct sg_conn {
     int fd;
     SSL *ssl;
     struct evbuffer *in, *out;
-    struct event *rev, *wev, *flush_ev, *timer;
+    /* Gather mode: ciphertext not yet written (created on first use) and
+     * ciphertext read but not yet taken by OpenSSL (only when it stopped
+     * early). win/win_len: this read's bytes in the thread's scratch. */
+    struct evbuffer *raw_out, *raw_in;
+    const unsigned char *win;
+    size_t win_len;
+    size_t sealed; /* bytes at the front of out already in raw_out */
+    struct event_base *base;
+    struct event *rev, *wev, *flush_ev, *timer; /* wev: made on first use */
     struct sg_conn_cbs cbs;
     void *arg;
     int idle_ms;
@@ -36,8 +69,17 @@ struct sg_conn {
     unsigned connecting : 1;  /* TCP connect in progress */
     unsigned handshaking : 1; /* TLS handshake in progress */
     unsigned write_wants_read : 1;
-    int pending_write; /* SSL_write length to repeat, 0 if none */
+    unsigned gather : 1;  /* TLS through conn_bio (not kernel TLS) */
+    unsigned raw_eof : 1; /* gather mode: the socket reached EOF */
+    int pending_write;    /* SSL_write length to repeat, 0 if none */
+    struct sg_conn_io io;
 };
+
+/* Per-thread read window, and the copy a record spanning chains is made in. */
+static _Thread_local unsigned char conn_scratch[SG_CONN_SCRATCH];
+static _Thread_local unsigned char conn_record[SG_CONN_CHUNK];
+
+static void on_writable(evutil_socket_t fd, short what, void *arg);
 
 static void conn_update_read(struct sg_conn *c)
 {
@@ -52,8 +94,21 @@ static void conn_update_read(struct sg_conn *c)
     }
 }
 
+/*
+ * Write interest. The write event is made the first time the socket is
+ * full (or a connect is waiting): most connections never need it, and an
+ * idle one holds no event for it. No memory for it: the project's OOM
+ * policy (util.h), log and abort.
+ */
 static void conn_want_write(struct sg_conn *c, int on)
 {
+    if (on && c->wev == NULL) {
+        c->wev = event_new(c->base, c->fd, EV_WRITE | EV_PERSIST, on_writable, c);
+        if (c->wev == NULL) {
+            sg_log_error("out of memory making a write event");
+            abort();
+        }
+    }
     if (on && !c->wev_added) {
         event_add(c->wev, NULL);
         c->wev_added = 1;
@@ -61,6 +116,110 @@ static void conn_want_write(struct sg_conn *c, int on)
         event_del(c->wev);
         c->wev_added = 0;
     }
+}
+
+/* ---- the gather BIO ---------------------------------------------------------
+ * A source/sink BIO over the conn: writes append to raw_out (never block),
+ * reads take raw_in, then the current window, and ask for a retry when both
+ * are empty (0 at EOF, as a socket BIO does). */
+
+static BIO_METHOD *conn_bio_method;
+static pthread_once_t conn_bio_once = PTHREAD_ONCE_INIT;
+
+static int conn_bio_write(BIO *b, const char *data, int len)
+{
+    struct sg_conn *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    if (c->raw_out == NULL && (c->raw_out = evbuffer_new()) == NULL)
+        return -1;
+    if (evbuffer_add(c->raw_out, data, (size_t)len) != 0)
+        return -1;
+    return len;
+}
+
+static int conn_bio_read(BIO *b, char *buf, int len)
+{
+    struct sg_conn *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    size_t want = (size_t)len, got = 0;
+    if (c->raw_in != NULL && evbuffer_get_length(c->raw_in) > 0) {
+        int n = evbuffer_remove(c->raw_in, buf, want);
+        if (n > 0)
+            got = (size_t)n;
+    }
+    if (got < want && c->win_len > 0) {
+        size_t k = want - got < c->win_len ? want - got : c->win_len;
+        memcpy(buf + got, c->win, k);
+        c->win += k;
+        c->win_len -= k;
+        got += k;
+    }
+    if (got > 0)
+        return (int)got;
+    if (c->raw_eof)
+        return 0;
+    BIO_set_retry_read(b);
+    return -1;
+}
+
+static size_t conn_raw_pending(const struct sg_conn *c)
+{
+    return (c->raw_in != NULL ? evbuffer_get_length(c->raw_in) : 0) + c->win_len;
+}
+
+static long conn_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    struct sg_conn *c = BIO_get_data(b);
+    (void)num;
+    (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_PENDING:
+        return c != NULL ? (long)conn_raw_pending(c) : 0;
+    case BIO_CTRL_WPENDING:
+        return c != NULL && c->raw_out != NULL ? (long)evbuffer_get_length(c->raw_out) : 0;
+    case BIO_CTRL_EOF:
+        return c != NULL && c->raw_eof && conn_raw_pending(c) == 0;
+    default:
+        return 0;
+    }
+}
+
+static int conn_bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static void conn_bio_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "slotgate conn");
+    if (m == NULL || BIO_meth_set_write(m, conn_bio_write) != 1 ||
+        BIO_meth_set_read(m, conn_bio_read) != 1 || BIO_meth_set_ctrl(m, conn_bio_ctrl) != 1 ||
+        BIO_meth_set_create(m, conn_bio_create) != 1) {
+        BIO_meth_free(m);
+        return;
+    }
+    conn_bio_method = m;
+}
+
+/* Attach a gather BIO to c->ssl. 0, or -1 (no memory). */
+static int conn_bio_attach(struct sg_conn *c)
+{
+    pthread_once(&conn_bio_once, conn_bio_init);
+    if (conn_bio_method == NULL)
+        return -1;
+    BIO *b = BIO_new(conn_bio_method);
+    if (b == NULL)
+        return -1;
+    BIO_set_data(b, c);
+    SSL_set_bio(c->ssl, b, b); /* one reference, owned by the SSL */
+    return 0;
 }
 
 /* OpenSSL error to our outcome: 1 would block (flags set), -1 fatal. */
@@ -82,14 +241,94 @@ static int conn_ssl_wait(struct sg_conn *c, int rc, int writing)
 }
 
 /*
+ * Gather mode: write raw_out. 1 when it is empty, 0 when the socket is
+ * full (write interest registered), -1 on error. Once it is empty, the
+ * plaintext it carried leaves the output buffer.
+ */
+static int conn_raw_write(struct sg_conn *c)
+{
+    while (c->raw_out != NULL && evbuffer_get_length(c->raw_out) > 0) {
+        int n = evbuffer_write(c->raw_out, c->fd);
+        c->io.writes++;
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                conn_want_write(c, 1);
+                return 0;
+            }
+            return -1;
+        }
+    }
+    if (c->sealed > 0) {
+        evbuffer_drain(c->out, c->sealed);
+        c->sealed = 0;
+    }
+    return 1;
+}
+
+/*
+ * The next len bytes of out after the sealed ones, contiguous: in place
+ * when one chain holds them, else copied into the thread's record buffer.
+ */
+static const unsigned char *conn_out_span(struct sg_conn *c, size_t len)
+{
+    struct evbuffer_ptr pos;
+    struct evbuffer_iovec v;
+    if (evbuffer_ptr_set(c->out, &pos, c->sealed, EVBUFFER_PTR_SET) != 0 ||
+        evbuffer_peek(c->out, (ev_ssize_t)len, &pos, &v, 1) < 1)
+        return NULL;
+    if (v.iov_len >= len)
+        return v.iov_base;
+    if (evbuffer_copyout_from(c->out, &pos, conn_record, len) != (ev_ssize_t)len)
+        return NULL;
+    return conn_record;
+}
+
+/*
+ * Gather mode: seal the output into records, at most SG_CONN_GATHER bytes
+ * at a time, and write each batch with one writev, until the output is
+ * empty or the socket is full. 0 or -1.
+ */
+static int conn_write_gather(struct sg_conn *c)
+{
+    for (;;) {
+        int rc = conn_raw_write(c);
+        if (rc <= 0)
+            return rc;
+        size_t len = evbuffer_get_length(c->out);
+        if (len == 0)
+            break;
+        while (c->sealed < len && c->sealed < SG_CONN_GATHER) {
+            size_t chunk = len - c->sealed < SG_CONN_CHUNK ? len - c->sealed : SG_CONN_CHUNK;
+            const unsigned char *p = conn_out_span(c, chunk);
+            if (p == NULL)
+                return -1;
+            int n = SSL_write(c->ssl, p, (int)chunk);
+            if (n <= 0) /* the BIO never blocks: a TLS failure */
+                return conn_ssl_wait(c, n, 1) > 0 ? 0 : -1;
+            c->sealed += (size_t)n;
+        }
+    }
+    /* All written: an idle conn keeps no ciphertext buffer. */
+    if (c->raw_out != NULL) {
+        evbuffer_free(c->raw_out);
+        c->raw_out = NULL;
+    }
+    conn_want_write(c, 0);
+    return 0;
+}
+
+/*
  * Write as much of the output as the socket takes. Returns 0 (all written
  * or would block) or -1 on error.
  */
 static int conn_write(struct sg_conn *c)
 {
+    if (c->gather)
+        return conn_write_gather(c);
     while (evbuffer_get_length(c->out) > 0) {
         if (c->ssl == NULL) {
             int n = evbuffer_write(c->out, c->fd);
+            c->io.writes++;
             if (n < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
                     conn_want_write(c, 1);
@@ -115,39 +354,20 @@ static int conn_write(struct sg_conn *c)
     return 0;
 }
 
-/* Read what is there. Returns 1 if bytes arrived, 0 if none, -1 EOF/error. */
-static int conn_read(struct sg_conn *c, int *eof)
+/* Nothing left to write: the output and (gather mode) its ciphertext. */
+static int conn_out_empty(const struct sg_conn *c)
+{
+    return evbuffer_get_length(c->out) == 0 &&
+           (c->raw_out == NULL || evbuffer_get_length(c->raw_out) == 0);
+}
+
+/*
+ * SSL_read into the input buffer until OpenSSL has nothing more. Returns 1
+ * if bytes arrived, 0 if none, -1 EOF/error (*eof tells which).
+ */
+static int conn_ssl_read(struct sg_conn *c, int *eof)
 {
     int got = 0;
-    *eof = 0;
-    if (c->ssl == NULL) {
-        /* Not evbuffer_read: it takes at most 4 KiB per call, which turns a
-         * 64 KiB reply into sixteen loop turns. Read up to 256 KiB now. */
-        for (int i = 0; i < 4; i++) {
-            struct evbuffer_iovec v;
-            if (evbuffer_reserve_space(c->in, SG_CONN_READ, &v, 1) < 1)
-                return -1;
-            ssize_t n = read(c->fd, v.iov_base, v.iov_len);
-            if (n <= 0) {
-                v.iov_len = 0;
-                evbuffer_commit_space(c->in, &v, 1);
-                if (n == 0) {
-                    *eof = 1;
-                    return got ? 1 : -1;
-                }
-                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                    return got;
-                return -1;
-            }
-            size_t room = v.iov_len;
-            v.iov_len = (size_t)n;
-            evbuffer_commit_space(c->in, &v, 1);
-            got = 1;
-            if ((size_t)n < room)
-                return 1;
-        }
-        return 1;
-    }
     for (;;) {
         struct evbuffer_iovec v;
         if (evbuffer_reserve_space(c->in, SG_CONN_CHUNK, &v, 1) < 1)
@@ -174,30 +394,162 @@ static int conn_read(struct sg_conn *c, int *eof)
         evbuffer_commit_space(c->in, &v, 1);
         got = 1;
         /* Stop when OpenSSL holds nothing more: the socket may still have
-         * bytes, and level-triggered epoll will say so next turn. */
-        if (!SSL_has_pending(c->ssl) && n < room)
+         * bytes, and level-triggered epoll will say so next turn. In gather
+         * mode also when nothing read is left for it (no empty reservation
+         * is left behind in the input buffer). */
+        if (!SSL_has_pending(c->ssl) && (c->gather ? conn_raw_pending(c) == 0 : n < room))
             return 1;
     }
+}
+
+/* Read what is there. Returns 1 if bytes arrived, 0 if none, -1 EOF/error. */
+static int conn_read(struct sg_conn *c, int *eof)
+{
+    int got = 0;
+    *eof = 0;
+    if (c->ssl == NULL) {
+        /* Not evbuffer_read: it takes at most 4 KiB per call, which turns a
+         * 64 KiB reply into sixteen loop turns. One readv takes up to 64 KiB
+         * into the buffer and as much again into the thread's scratch (then
+         * copied, so the buffer grows by what arrived, not by a fixed
+         * reservation); up to four such reads per turn. */
+        for (int i = 0; i < 4; i++) {
+            struct evbuffer_iovec v;
+            if (evbuffer_reserve_space(c->in, SG_CONN_READ, &v, 1) < 1)
+                return -1;
+            struct iovec iov[2] = {{v.iov_base, v.iov_len}, {conn_scratch, SG_CONN_READ}};
+            ssize_t n = readv(c->fd, iov, 2);
+            c->io.reads++;
+            if (n <= 0) {
+                v.iov_len = 0;
+                evbuffer_commit_space(c->in, &v, 1);
+                if (n == 0) {
+                    *eof = 1;
+                    return got ? 1 : -1;
+                }
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                    return got;
+                return -1;
+            }
+            size_t room = v.iov_len + SG_CONN_READ;
+            size_t first = (size_t)n < v.iov_len ? (size_t)n : v.iov_len;
+            v.iov_len = first;
+            evbuffer_commit_space(c->in, &v, 1);
+            if ((size_t)n > first && evbuffer_add(c->in, conn_scratch, (size_t)n - first) != 0)
+                return -1;
+            got = 1;
+            if ((size_t)n < room)
+                return 1;
+        }
+        return 1;
+    }
+    return conn_ssl_read(c, eof);
+}
+
+/*
+ * Gather mode: one read() into the thread's scratch window. 1 bytes (or
+ * EOF) arrived, 0 would block, -1 error. The window must be given to
+ * OpenSSL or kept (conn_window_keep) before the handler returns.
+ */
+static int conn_raw_read(struct sg_conn *c)
+{
+    if (c->raw_eof)
+        return 1;
+    ssize_t n = read(c->fd, conn_scratch, sizeof(conn_scratch));
+    c->io.reads++;
+    if (n > 0) {
+        c->win = conn_scratch;
+        c->win_len = (size_t)n;
+        return 1;
+    }
+    if (n == 0) {
+        c->raw_eof = 1;
+        return 1;
+    }
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+}
+
+/* Keep what OpenSSL did not take of the window. 0, or -1 (no memory). */
+static int conn_window_keep(struct sg_conn *c)
+{
+    if (c->win_len == 0)
+        return 0;
+    int rc = 0;
+    if ((c->raw_in == NULL && (c->raw_in = evbuffer_new()) == NULL) ||
+        evbuffer_add(c->raw_in, c->win, c->win_len) != 0)
+        rc = -1;
+    c->win = NULL;
+    c->win_len = 0;
+    return rc;
+}
+
+static void conn_handshake_done(struct sg_conn *c)
+{
+    c->handshaking = 0;
+    conn_update_read(c);
+    if (c->timer != NULL)
+        evtimer_del(c->timer);
+    if (evbuffer_get_length(c->out) > 0)
+        sg_conn_flush_soon(c);
+    if (SSL_has_pending(c->ssl) || (c->gather && conn_raw_pending(c) > 0))
+        event_active(c->rev, EV_READ, 0);
+    if (!SSL_is_server(c->ssl))
+        c->cbs.on_event(c->arg, SG_CONN_CONNECTED);
 }
 
 static void conn_handshake(struct sg_conn *c)
 {
     int rc = SSL_do_handshake(c->ssl);
+    if (c->gather) {
+        /* Send what the step produced now; keep unread bytes for later. */
+        if (conn_window_keep(c) < 0 || (!c->wev_added && conn_raw_write(c) < 0)) {
+            c->cbs.on_event(c->arg, SG_CONN_ERROR);
+            return;
+        }
+    }
     if (rc == 1) {
-        c->handshaking = 0;
-        conn_update_read(c);
-        if (c->timer != NULL)
-            evtimer_del(c->timer);
-        if (evbuffer_get_length(c->out) > 0)
-            sg_conn_flush_soon(c);
-        if (SSL_has_pending(c->ssl))
-            event_active(c->rev, EV_READ, 0);
-        if (!SSL_is_server(c->ssl))
-            c->cbs.on_event(c->arg, SG_CONN_CONNECTED);
+        conn_handshake_done(c);
         return;
     }
     if (conn_ssl_wait(c, rc, 0) < 0)
         c->cbs.on_event(c->arg, SG_CONN_ERROR);
+}
+
+/* Gather mode: the socket is readable (or raw_in holds bytes). */
+static void conn_gather_readable(struct sg_conn *c)
+{
+    int rr = conn_raw_read(c);
+    if (rr < 0) {
+        c->cbs.on_event(c->arg, SG_CONN_ERROR);
+        return;
+    }
+    if (rr == 0 && conn_raw_pending(c) == 0 && !SSL_has_pending(c->ssl))
+        return; /* nothing new: no SSL_read, no empty reservation in c->in */
+    if (c->handshaking) {
+        conn_handshake(c);
+        return;
+    }
+    int eof = 0;
+    int rc = conn_ssl_read(c, &eof);
+    if (c->write_wants_read && rc >= 0) {
+        /* An SSL_write waited for input (not expected with TLS 1.3 and no
+         * renegotiation, but OpenSSL may ask): try the flush again. */
+        c->write_wants_read = 0;
+        conn_update_read(c);
+        sg_conn_flush_soon(c);
+    }
+    /* Anything OpenSSL wrote while reading (a KeyUpdate answer, an alert)
+     * goes out now, unless a write is already waiting for the socket. */
+    if (conn_window_keep(c) < 0 ||
+        (!c->wev_added && c->raw_out != NULL && evbuffer_get_length(c->raw_out) > 0 &&
+         c->sealed == 0 && conn_raw_write(c) < 0))
+        rc = -1;
+    if (rc < 0) {
+        c->cbs.on_event(c->arg, eof ? SG_CONN_EOF : SG_CONN_ERROR);
+        return;
+    }
+    if (rc > 0 && c->reading)
+        c->cbs.on_read(c->arg);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -206,6 +558,10 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     if (what & EV_TIMEOUT) {
         /* A persistent event stays armed: the owner decides what to do. */
         c->cbs.on_event(c->arg, SG_CONN_TIMEOUT);
+        return;
+    }
+    if (c->gather) {
+        conn_gather_readable(c);
         return;
     }
     if (c->handshaking) {
@@ -263,6 +619,14 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->handshaking) {
+        if (c->gather) { /* the rest of a handshake flight */
+            int rc = conn_raw_write(c);
+            if (rc < 0)
+                c->cbs.on_event(c->arg, SG_CONN_ERROR);
+            else if (rc > 0)
+                conn_want_write(c, 0);
+            return;
+        }
         conn_want_write(c, 0);
         conn_handshake(c);
         return;
@@ -271,7 +635,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         c->cbs.on_event(c->arg, SG_CONN_ERROR);
         return;
     }
-    if (evbuffer_get_length(c->out) == 0 && c->cbs.on_drained != NULL)
+    if (conn_out_empty(c) && c->cbs.on_drained != NULL)
         c->cbs.on_drained(c->arg);
 }
 
@@ -284,7 +648,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
         c->cbs.on_event(c->arg, SG_CONN_ERROR);
         return;
     }
-    if (evbuffer_get_length(c->out) == 0 && c->cbs.on_drained != NULL)
+    if (conn_out_empty(c) && c->cbs.on_drained != NULL)
         c->cbs.on_drained(c->arg);
 }
 
@@ -305,20 +669,27 @@ struct sg_conn *sg_conn_new(struct event_base *base, int fd, SSL *ssl, int serve
         return NULL;
     }
     c->fd = fd;
+    c->base = base;
     c->ssl = ssl;
     c->cbs = *cbs;
     c->arg = arg;
     c->in = evbuffer_new();
     c->out = evbuffer_new();
     c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, c);
-    c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
     c->flush_ev = event_new(base, -1, 0, on_flush, c);
     if (timeout_ms > 0)
         c->timer = evtimer_new(base, on_timer, c);
     c->reading = 1;
-    if (c->in == NULL || c->out == NULL || c->rev == NULL || c->wev == NULL ||
-        c->flush_ev == NULL || (timeout_ms > 0 && c->timer == NULL) ||
-        (ssl != NULL && SSL_set_fd(ssl, fd) != 1)) {
+#ifdef SSL_OP_ENABLE_KTLS
+    c->gather = ssl != NULL && (SSL_get_options(ssl) & SSL_OP_ENABLE_KTLS) == 0;
+#else
+    c->gather = ssl != NULL;
+#endif
+    if (c->in == NULL || c->out == NULL || c->rev == NULL || c->flush_ev == NULL ||
+        (timeout_ms > 0 && c->timer == NULL) ||
+        (ssl != NULL && (c->gather                  ? conn_bio_attach(c)
+                         : SSL_set_fd(ssl, fd) != 1 ? -1
+                                                    : 0) != 0)) {
         ERR_clear_error();
         sg_conn_free(c);
         return NULL;
@@ -364,6 +735,10 @@ void sg_conn_free(struct sg_conn *c)
         evbuffer_free(c->in);
     if (c->out != NULL)
         evbuffer_free(c->out);
+    if (c->raw_in != NULL)
+        evbuffer_free(c->raw_in);
+    if (c->raw_out != NULL)
+        evbuffer_free(c->raw_out);
     free(c);
 }
 
@@ -371,6 +746,9 @@ void sg_conn_discard_output(struct sg_conn *c)
 {
     evbuffer_drain(c->out, evbuffer_get_length(c->out));
     c->pending_write = 0; /* a TLS write to repeat is abandoned with the rest */
+    c->sealed = 0;
+    if (c->raw_out != NULL)
+        evbuffer_drain(c->raw_out, evbuffer_get_length(c->raw_out));
     conn_want_write(c, 0);
 }
 
@@ -416,4 +794,15 @@ const char *sg_conn_verify_error(const struct sg_conn *c)
         return NULL;
     long v = SSL_get_verify_result(c->ssl);
     return v == X509_V_OK ? NULL : X509_verify_cert_error_string(v);
+}
+
+void sg_conn_get_io(const struct sg_conn *c, struct sg_conn_io *io)
+{
+    *io = c->io;
+}
+
+size_t sg_conn_held_bytes(const struct sg_conn *c)
+{
+    return evbuffer_get_length(c->in) + evbuffer_get_length(c->out) + conn_raw_pending(c) +
+           (c->raw_out != NULL ? evbuffer_get_length(c->raw_out) : 0);
 }

@@ -2,15 +2,17 @@
  * conn - a nonblocking stream socket, plain or TLS, with evbuffers for input
  * and output. It replaces libevent's bufferevents on the data path because
  * of when it writes: output appended during a loop turn is flushed once,
- * at the end of that turn, with one write() (TLS: one record per 16 KiB),
- * and write interest is registered with epoll only if the socket is full.
- * A bufferevent registers write interest, writes on the next turn, then
- * unregisters: two epoll_ctl calls and a turn of latency per response.
+ * at the end of that turn, with one writev (TLS: the records of up to
+ * 128 KiB of output gathered into it), and write interest is registered
+ * with epoll only if the socket is full. A bufferevent registers write
+ * interest, writes on the next turn, then unregisters: two epoll_ctl calls
+ * and a turn of latency per response.
  */
 #ifndef SG_CONN_H
 #define SG_CONN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 #include <openssl/ssl.h>
@@ -65,5 +67,19 @@ void sg_conn_set_idle_timeout(struct sg_conn *c, int ms);
 int sg_conn_fd(const struct sg_conn *c);
 /* Why the peer's certificate was refused, or NULL (no TLS, or accepted). */
 const char *sg_conn_verify_error(const struct sg_conn *c);
+
+/* System calls a conn made for its data: read() and write()/writev(). */
+struct sg_conn_io {
+    uint64_t reads;
+    uint64_t writes;
+};
+void sg_conn_get_io(const struct sg_conn *c, struct sg_conn_io *io);
+/*
+ * Bytes the conn holds for its peer or owner: input, output and, with TLS,
+ * ciphertext read but not decrypted or sealed but not written. Memory
+ * inside OpenSSL is not counted (SSL_MODE_RELEASE_BUFFERS drops it between
+ * records).
+ */
+size_t sg_conn_held_bytes(const struct sg_conn *c);
 
 #endif

@@ -2,11 +2,16 @@
  * tls - OpenSSL context construction. Both contexts refuse anything below
  * TLS 1.2. SSL_MODE_RELEASE_BUFFERS keeps idle connections small: OpenSSL
  * drops its read/write buffers between records instead of holding ~34 KiB
- * per connection.
+ * per connection. Kernel TLS is asked for only where the kernel offers the
+ * "tls" upper-layer protocol; OpenSSL then hands the record keys to the
+ * kernel after the handshake when the cipher allows and carries on in user
+ * space when it does not (conn.c keeps the socket BIO it needs for that).
  */
 #include "tls.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -19,6 +24,41 @@ static void tls_err(char *err, size_t errlen, const char *what, const char *path
     ERR_clear_error();
 }
 
+static int tls_ktls;
+static pthread_once_t tls_ktls_once = PTHREAD_ONCE_INIT;
+
+static void tls_ktls_probe(void)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
+    if (f == NULL)
+        return;
+    char line[256];
+    if (fgets(line, sizeof(line), f) != NULL) {
+        char *save = NULL;
+        for (char *t = strtok_r(line, " \t\n", &save); t != NULL;
+             t = strtok_r(NULL, " \t\n", &save))
+            tls_ktls |= strcmp(t, "tls") == 0;
+    }
+    fclose(f);
+}
+
+int sg_tls_kernel_tls_available(void)
+{
+    pthread_once(&tls_ktls_once, tls_ktls_probe); /* read once: it does not change */
+    return tls_ktls;
+}
+
+/* SSL_OP_ENABLE_KTLS when the kernel can take the records. */
+static void tls_maybe_ktls(SSL_CTX *ctx)
+{
+#ifdef SSL_OP_ENABLE_KTLS
+    if (sg_tls_kernel_tls_available())
+        SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+#else
+    (void)ctx;
+#endif
+}
+
 SSL_CTX *sg_tls_server_ctx(const struct sg_config *cfg, char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -29,6 +69,7 @@ SSL_CTX *sg_tls_server_ctx(const struct sg_config *cfg, char *err, size_t errlen
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    tls_maybe_ktls(ctx);
     /* One read() takes whatever the socket holds, not a header then a body
      * per record; conn.c keeps reading while OpenSSL has buffered bytes. */
     SSL_CTX_set_read_ahead(ctx, 1);
@@ -89,6 +130,7 @@ SSL_CTX *sg_tls_redis_ctx(const struct sg_config *cfg, char *err, size_t errlen)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_read_ahead(ctx, 1);
+    tls_maybe_ktls(ctx);
     if (cfg->redis_tls_ca[0] != '\0') {
         if (SSL_CTX_load_verify_locations(ctx, cfg->redis_tls_ca, NULL) != 1) {
             tls_err(err, errlen, "redis.tls.ca", cfg->redis_tls_ca);
