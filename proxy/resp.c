@@ -86,9 +86,13 @@ void sg_resp_arg_ref(struct evbuffer *out, const void *p, size_t len)
         return;
     }
     put_header(out, '$', len);
-    if (evbuffer_add_reference(out, p, len, NULL, NULL) != 0)
+    /* The CRLF after it by reference too: appended with evbuffer_add, it
+     * would get a new chain sized like the referenced one (libevent sizes a
+     * chain from the last one's), a 128 KiB malloc per 64 KiB value. */
+    static const char crlf[2] = {'\r', '\n'};
+    if (evbuffer_add_reference(out, p, len, NULL, NULL) != 0 ||
+        evbuffer_add_reference(out, crlf, 2, NULL, NULL) != 0)
         resp_failed = 1;
-    resp_add(out, "\r\n", 2);
 }
 
 void sg_resp_arg_str(struct evbuffer *out, const char *s)

@@ -335,6 +335,46 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     sg_session_free(s); /* CLOSING and the client did not read: give up */
 }
 
+/* Frames at least this large get a buffer of their own (session_encode). */
+#define SG_SEND_OWN_BUFFER (16 * 1024)
+
+static void free_frame(const void *data, size_t len, void *extra)
+{
+    (void)len;
+    (void)extra;
+    free((void *)data);
+}
+
+/*
+ * Append m's frame (size bytes; fast: fastpb writes it) to out. A large
+ * one is encoded into a buffer of exactly its size, added by reference and
+ * freed once written: reserved in out, libevent would round the chain up
+ * to the next power of two, which for a 64 KiB value is a 128 KiB mmap and
+ * munmap per response. 0, or -1 when out of memory (nothing appended).
+ */
+static int session_encode(struct evbuffer *out, const Slotgate__V1__ServerMessage *m, size_t size,
+                          int fast)
+{
+    if (size >= SG_SEND_OWN_BUFFER) {
+        uint8_t *buf = malloc(size);
+        if (buf == NULL)
+            return -1;
+        size_t len = fast ? sg_fastpb_encode_server(m, buf, size) : sg_frame_encode_server(m, buf);
+        if (evbuffer_add_reference(out, buf, len, free_frame, NULL) != 0) {
+            free(buf);
+            return -1;
+        }
+        return 0;
+    }
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)size, &v, 1) < 1)
+        return -1;
+    v.iov_len =
+        fast ? sg_fastpb_encode_server(m, v.iov_base, size) : sg_frame_encode_server(m, v.iov_base);
+    evbuffer_commit_space(out, &v, 1);
+    return 0;
+}
+
 static void session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m)
 {
     if (s->state == SG_SESS_CLOSING)
@@ -342,17 +382,13 @@ static void session_send(struct sg_session *s, const Slotgate__V1__ServerMessage
     struct evbuffer *out = sg_conn_output(s->conn);
     size_t fast = sg_fastpb_server_size(m); /* 0: not a Response fastpb writes */
     size_t size = fast != 0 ? fast : sg_frame_server_size(m);
-    struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)size, &v, 1) < 1) {
+    if (session_encode(out, m, size, fast != 0) != 0) {
         /* No room for the frame: this connection cannot be answered
          * correctly any more; close it (next turn), not the process. */
-        sg_log_error("session %s: out of memory reserving %zu output bytes; closed", s->peer, size);
+        sg_log_error("session %s: out of memory for %zu output bytes; closed", s->peer, size);
         session_close_now(s);
         return;
     }
-    v.iov_len = fast != 0 ? sg_fastpb_encode_server(m, v.iov_base, size)
-                          : sg_frame_encode_server(m, v.iov_base);
-    evbuffer_commit_space(out, &v, 1);
     sg_conn_flush_soon(s->conn);
     SG_STAT_ADD(&s->core->stats, bytes_out, size);
     if (m->msg_case == SLOTGATE__V1__SERVER_MESSAGE__MSG_ERROR)
@@ -523,6 +559,34 @@ static void session_message(struct sg_session *s, struct sg_request *r)
 }
 
 /* Decode and handle every whole frame in the input buffer. */
+/* A frame that is not contiguous in the input buffer and fits here is
+ * copied here for decoding (both codecs copy what they keep out of it). */
+#define SG_FRAME_SCRATCH (128 * 1024)
+static _Thread_local uint8_t frame_scratch[SG_FRAME_SCRATCH];
+
+/*
+ * The body of the whole frame at the front of in (its header not yet
+ * drained), contiguous, valid until in changes: in place when it already
+ * is (the usual case: one read holds many frames), else copied into the
+ * thread's scratch buffer, else (larger) pulled up. evbuffer_pullup
+ * allocates a chain of the next power of two above the frame and moves the
+ * bytes into it: for a 64 KiB value, a 128 KiB mmap and munmap per request.
+ */
+static const uint8_t *session_frame_body(struct evbuffer *in, uint32_t body_len)
+{
+    size_t need = SG_FRAME_HEADER + (size_t)body_len;
+    struct evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, NULL, &v, 1) >= 1 && v.iov_len >= need)
+        return (const uint8_t *)v.iov_base + SG_FRAME_HEADER;
+    struct evbuffer_ptr at;
+    if (body_len <= sizeof(frame_scratch) &&
+        evbuffer_ptr_set(in, &at, SG_FRAME_HEADER, EVBUFFER_PTR_SET) == 0 &&
+        evbuffer_copyout_from(in, &at, frame_scratch, body_len) == (ev_ssize_t)body_len)
+        return frame_scratch;
+    const uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)need);
+    return frame != NULL ? frame + SG_FRAME_HEADER : NULL;
+}
+
 static void session_process(struct sg_session *s)
 {
     const struct sg_config *cfg = s->core->cfg;
@@ -544,8 +608,14 @@ static void session_process(struct sg_session *s)
         }
         if (have < SG_FRAME_HEADER + (size_t)body_len)
             return;
-        const uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)(SG_FRAME_HEADER + body_len));
-        struct sg_request *r = sg_request_decode(s->core, frame + SG_FRAME_HEADER, body_len);
+        const uint8_t *body = session_frame_body(in, body_len);
+        if (body == NULL) {
+            sg_log_error("session %s: out of memory for a %u-byte frame; closed", s->peer,
+                         body_len);
+            session_close_now(s);
+            return;
+        }
+        struct sg_request *r = sg_request_decode(s->core, body, body_len);
         evbuffer_drain(in, SG_FRAME_HEADER + body_len);
         SG_STAT_ADD(&s->core->stats, bytes_in, SG_FRAME_HEADER + body_len);
         if (r == NULL) {
