@@ -16,24 +16,6 @@
 #include "frame.h"
 
 /* An allocator that counts what is live, so a decline can be checked to leave nothing. */
-static long g_live;
-
-static void *count_alloc(void *data, size_t size)
-{
-    (void)data;
-    g_live++;
-    return malloc(size ? size : 1);
-}
-
-static void count_free(void *data, void *p)
-{
-    (void)data;
-    if (p != NULL)
-        g_live--;
-    free(p);
-}
-
-static ProtobufCAllocator g_counting = {count_alloc, count_free, NULL};
 
 static int hot_op(int op)
 {
@@ -45,10 +27,10 @@ static int hot_op(int op)
 static void check_decode(const uint8_t *body, size_t len)
 {
     char why[128];
-    g_live = 0;
-    Slotgate__V1__ClientMessage *fast = sg_fastpb_decode_client(body, len, &g_counting);
+    fpe_live = 0;
+    Slotgate__V1__ClientMessage *fast = sg_fastpb_decode_client(body, len, &fpe_counting);
     if (fast == NULL)
-        SG_FUZZ_CHECK(g_live == 0);
+        SG_FUZZ_CHECK(fpe_live == 0);
     Slotgate__V1__ClientMessage *ref = sg_frame_decode_client(body, len, NULL);
     if (fast != NULL) {
         SG_FUZZ_CHECK(ref != NULL);
@@ -56,8 +38,8 @@ static void check_decode(const uint8_t *body, size_t len)
             fprintf(stderr, "fast decode: %s\n", why);
             SG_FUZZ_CHECK(0);
         }
-        sg_frame_free_client(fast, &g_counting);
-        SG_FUZZ_CHECK(g_live == 0);
+        sg_frame_free_client(fast, &fpe_counting);
+        SG_FUZZ_CHECK(fpe_live == 0);
     }
     /* Completeness: the canonical form of any hot request is fastpb's. */
     if (ref != NULL && ref->msg_case == SLOTGATE__V1__CLIENT_MESSAGE__MSG_REQUEST &&

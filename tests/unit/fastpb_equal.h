@@ -9,9 +9,31 @@
 #define SG_TEST_FASTPB_EQUAL_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "slotgate.pb-c.h"
+
+/* An allocator that counts what is not yet freed: a decoder that declines
+ * a frame must leave nothing behind, and one that accepts frees all. */
+static long fpe_live;
+
+static void *fpe_count_alloc(void *data, size_t size)
+{
+    (void)data;
+    fpe_live++;
+    return malloc(size ? size : 1);
+}
+
+static void fpe_count_free(void *data, void *p)
+{
+    (void)data;
+    if (p != NULL)
+        fpe_live--;
+    free(p);
+}
+
+static ProtobufCAllocator fpe_counting = {fpe_count_alloc, fpe_count_free, NULL};
 
 static int fpe_bytes_equal(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b)
 {

@@ -24,25 +24,6 @@
 
 /* --- helpers ------------------------------------------------------------- */
 
-static long g_live; /* allocations not yet freed through g_counting */
-
-static void *count_alloc(void *data, size_t size)
-{
-    (void)data;
-    g_live++;
-    return malloc(size ? size : 1);
-}
-
-static void count_free(void *data, void *p)
-{
-    (void)data;
-    if (p != NULL)
-        g_live--;
-    free(p);
-}
-
-static ProtobufCAllocator g_counting = {count_alloc, count_free, NULL};
-
 enum verdict { BOTH_REJECT, FAST_DECLINES, FAST_AGREES };
 
 /*
@@ -52,22 +33,22 @@ enum verdict { BOTH_REJECT, FAST_DECLINES, FAST_AGREES };
 static enum verdict decode_both(const uint8_t *body, size_t len, const char *name)
 {
     char why[128];
-    g_live = 0;
-    Slotgate__V1__ClientMessage *fast = sg_fastpb_decode_client(body, len, &g_counting);
+    fpe_live = 0;
+    Slotgate__V1__ClientMessage *fast = sg_fastpb_decode_client(body, len, &fpe_counting);
     Slotgate__V1__ClientMessage *ref = sg_frame_decode_client(body, len, NULL);
     enum verdict v;
     if (fast == NULL) {
-        if (g_live != 0)
-            fail_msg("%s: fastpb declined but left %ld allocations", name, g_live);
+        if (fpe_live != 0)
+            fail_msg("%s: fastpb declined but left %ld allocations", name, fpe_live);
         v = ref == NULL ? BOTH_REJECT : FAST_DECLINES;
     } else {
         if (ref == NULL)
             fail_msg("%s: fastpb accepts what protobuf-c rejects", name);
         if (!fpe_client_equal(fast, ref, why, sizeof(why)))
             fail_msg("%s: fastpb and protobuf-c disagree: %s", name, why);
-        sg_frame_free_client(fast, &g_counting);
-        if (g_live != 0)
-            fail_msg("%s: %ld allocations not reachable by free_unpacked", name, g_live);
+        sg_frame_free_client(fast, &fpe_counting);
+        if (fpe_live != 0)
+            fail_msg("%s: %ld allocations not reachable by free_unpacked", name, fpe_live);
         v = FAST_AGREES;
     }
     sg_frame_free_client(ref, NULL);
