@@ -1,8 +1,9 @@
 /*
  * resp - the RESP side of the shard link: appending commands to an output
  * evbuffer without intermediate strings, reading error replies (MOVED, ASK,
- * TRYAGAIN, ...), and a small blocking client (plain or TLS) used only off
- * the data path, by the topology manager.
+ * TRYAGAIN, ...), the pre-scan of reply headers against size limits, and
+ * the first line of a simple reply read in place. All pure: the links'
+ * sockets are conn.c's.
  */
 #ifndef SG_RESP_H
 #define SG_RESP_H
@@ -15,7 +16,6 @@
 #include "config.h"
 
 struct evbuffer;
-struct ssl_ctx_st;
 
 /* Append "*argc\r\n" then each argument as a bulk string. */
 void sg_resp_begin(struct evbuffer *out, int argc);
