@@ -33,31 +33,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 BUILD_DIR=${BUILD_DIR:-build}
 BASE_PORT=${BASE_PORT:-7700}
 SG_PORT=${SG_PORT:-7790}
-ROUNDS=3
-ROUNDS_SET=0
-QUICK=0
-OUT=
-NO_BUILD=0
 
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-while [ $# -gt 0 ]; do
-    case $1 in
-    --rounds) [ $# -ge 2 ] || usage; ROUNDS=$2; ROUNDS_SET=1; shift 2 ;;
-    --quick) QUICK=1; shift ;;
-    --out) [ $# -ge 2 ] || usage; OUT=$2; shift 2 ;;
-    --no-build) NO_BUILD=1; shift ;;
-    -h | --help) usage ;;
-    *) echo "$PROG: unknown argument $1" >&2; usage ;;
-    esac
-done
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "$PROG: --rounds needs a positive number" >&2; exit 2; }
-if [ "$QUICK" = 1 ] && [ "$ROUNDS_SET" = 0 ]; then ROUNDS=1; fi
-case $OUT in "" | /*) ;; *) OUT=$PWD/$OUT ;; esac
-
-case $BUILD_DIR in /*) BIN=$BUILD_DIR ;; *) BIN=$ROOT/$BUILD_DIR ;; esac
-WORK=${WORK:-$BIN/bench-domain}
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
+bench_args 28 "$@"
+
+WORK=${WORK:-$BIN/bench-domain}
 command -v python3 >/dev/null 2>&1 || bench_die "python3 not found in PATH"
 mkdir -p "$WORK/logs"
 trap bench_cleanup EXIT

@@ -12,6 +12,32 @@
 # $SG_PLAIN_PORT (default SG_PORT + 1); its pid is SG_PLAIN_PID. SG_TASKSET
 # (a CPU list) pins every slotgate started, SG_WORKERS sets listen.workers.
 
+# bench_args LAST "$@": the options compare.sh, domain.sh, latency.sh and
+# scaling.sh share: --rounds N, --quick, --out FILE, --no-build, -h (the
+# caller's header comment, lines 2..LAST, is the usage). Sets ROUNDS (3,
+# or 1 with --quick unless --rounds is given), QUICK, OUT (absolute),
+# NO_BUILD, and BIN (the absolute $BUILD_DIR).
+bench_args() {
+    local last=$1 rounds_set=0
+    shift
+    ROUNDS=3 QUICK=0 OUT= NO_BUILD=0
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --rounds) [ $# -ge 2 ] || bench_usage "$last"; ROUNDS=$2; rounds_set=1; shift 2 ;;
+        --quick) QUICK=1; shift ;;
+        --out) [ $# -ge 2 ] || bench_usage "$last"; OUT=$2; shift 2 ;;
+        --no-build) NO_BUILD=1; shift ;;
+        -h | --help) bench_usage "$last" ;;
+        *) echo "$PROG: unknown argument $1" >&2; bench_usage "$last" ;;
+        esac
+    done
+    [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "$PROG: --rounds needs a positive number" >&2; exit 2; }
+    if [ "$QUICK" = 1 ] && [ "$rounds_set" = 0 ]; then ROUNDS=1; fi
+    case $OUT in "" | /*) ;; *) OUT=$PWD/$OUT ;; esac
+    case $BUILD_DIR in /*) BIN=$BUILD_DIR ;; *) BIN=$ROOT/$BUILD_DIR ;; esac
+}
+bench_usage() { sed -n "2,${1}p" "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
 bench_log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 bench_die() { echo "${PROG:-bench}: $*" >&2; exit 1; }
 
