@@ -408,12 +408,7 @@ show "$MG"
 echo
 show "$TARGETS"
 echo
-echo "$NOTES"
-if [ ${#PROBLEMS[@]} -gt 0 ]; then
-    echo
-    echo "Problems seen:"
-    printf '  - %s\n' "${PROBLEMS[@]}"
-fi
+bench_print_notes
 echo "Raw results: $RESULTS (round workload side n rps p50 p99 proxy_ns redis_ns errors wall_ns generator_ns other_ns)"
 
 if [ -n "$OUT" ]; then

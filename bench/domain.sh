@@ -439,12 +439,7 @@ echo "slotgate game-domain benchmark - $START_DATE"
 echo
 cat "$MD"
 echo
-echo "$NOTES"
-if [ ${#PROBLEMS[@]} -gt 0 ]; then
-    echo
-    echo "Problems seen:"
-    printf '  - %s\n' "${PROBLEMS[@]}"
-fi
+bench_print_notes
 echo "Raw results: $STORAGE, $CPU_RES, $INV_RES, $WORK/after.txt; logs in $WORK/logs"
 if [ -n "$OUT" ]; then
     {

@@ -213,22 +213,6 @@ echo "Added latency at a fixed rate - $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc)
 echo
 sed -e 's/^| //' -e 's/ |$//' -e '/^|---/d' "$MD" | column -t -s '|'
 echo
-echo "$NOTES"
-if [ ${#PROBLEMS[@]} -gt 0 ]; then
-    echo
-    echo "Problems seen:"
-    printf '  - %s\n' "${PROBLEMS[@]}"
-fi
+bench_print_notes
 echo "Raw results: $RESULTS (kind round side n rps p50 p99 p999 lag_ms proxy_ns redis_ns errors wall_ns generator_ns other_ns)"
-if [ -n "$OUT" ]; then
-    {
-        cat "$MD"
-        echo
-        echo "$NOTES"
-        if [ ${#PROBLEMS[@]} -gt 0 ]; then
-            echo
-            printf -- '- %s\n' "${PROBLEMS[@]}"
-        fi
-    } >"$OUT"
-    echo "Markdown written to $OUT"
-fi
+bench_write_out "$MD"

@@ -36,6 +36,35 @@ bench_args() {
     case $OUT in "" | /*) ;; *) OUT=$PWD/$OUT ;; esac
     case $BUILD_DIR in /*) BIN=$BUILD_DIR ;; *) BIN=$ROOT/$BUILD_DIR ;; esac
 }
+# bench_print_notes: $NOTES, then the PROBLEMS array if any (terminal form).
+bench_print_notes() {
+    echo "$NOTES"
+    if [ ${#PROBLEMS[@]} -gt 0 ]; then
+        echo
+        echo "Problems seen:"
+        printf '  - %s\n' "${PROBLEMS[@]}"
+    fi
+}
+
+# bench_write_out FILE...: with --out, the markdown FILEs, $NOTES and the
+# PROBLEMS array into $OUT.
+bench_write_out() {
+    [ -n "$OUT" ] || return 0
+    {
+        local f
+        for f in "$@"; do
+            cat "$f"
+            echo
+        done
+        echo "$NOTES"
+        if [ ${#PROBLEMS[@]} -gt 0 ]; then
+            echo
+            printf -- '- %s\n' "${PROBLEMS[@]}"
+        fi
+    } >"$OUT"
+    echo "Markdown written to $OUT"
+}
+
 bench_usage() { sed -n "2,${1}p" "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 bench_log() { echo "[$(date +%H:%M:%S)] $*" >&2; }

@@ -178,22 +178,6 @@ echo "slotgate worker scaling - $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs"
 echo
 sed -e 's/^| //' -e 's/ |$//' -e '/^|---/d' "$MD" | column -t -s '|'
 echo
-echo "$NOTES"
-if [ ${#PROBLEMS[@]} -gt 0 ]; then
-    echo
-    echo "Problems seen:"
-    printf '  - %s\n' "${PROBLEMS[@]}"
-fi
+bench_print_notes
 echo "Raw results: $RESULTS (round workers workload n rps p50 p99 wall_s proxy_ns redis_ns errors generator_ns cpu${LOAD_CPU}_busy_ns cpu${SG_CPU}_busy_ns)"
-if [ -n "$OUT" ]; then
-    {
-        cat "$MD"
-        echo
-        echo "$NOTES"
-        if [ ${#PROBLEMS[@]} -gt 0 ]; then
-            echo
-            printf -- '- %s\n' "${PROBLEMS[@]}"
-        fi
-    } >"$OUT"
-    echo "Markdown written to $OUT"
-fi
+bench_write_out "$MD"
