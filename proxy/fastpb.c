@@ -497,7 +497,10 @@ static uint8_t *put_key_result(uint8_t *o, const Slotgate__V1__KeyResult *kr)
     return o;
 }
 
-size_t sg_fastpb_encode_server(const Slotgate__V1__ServerMessage *m, uint8_t *out, size_t size)
+/* The frame; with gap, everything but the value's bytes (their place is
+ * *gap, an offset into out). */
+static size_t encode_server(const Slotgate__V1__ServerMessage *m, uint8_t *out, size_t size,
+                            size_t *gap)
 {
     const Slotgate__V1__Response *r = m->response;
     size_t body = size - 4, sl;
@@ -523,8 +526,13 @@ size_t sg_fastpb_encode_server(const Slotgate__V1__ServerMessage *m, uint8_t *ou
     }
     if ((sl = string_len(r->message)) > 0)
         o = put_bytes(o, (3 << 3) | WT_LEN, r->message, sl);
-    if (r->value.len != 0)
+    if (r->value.len != 0 && gap != NULL) {
+        *o++ = (4 << 3) | WT_LEN;
+        o = put_varint(o, r->value.len);
+        *gap = (size_t)(o - out);
+    } else if (r->value.len != 0) {
         o = put_bytes(o, (4 << 3) | WT_LEN, r->value.data, r->value.len);
+    }
     for (size_t i = 0; i < r->n_results; i++) {
         *o++ = (5 << 3) | WT_LEN;
         o = put_varint(o, key_result_size(r->results[i]));
@@ -545,4 +553,16 @@ size_t sg_fastpb_encode_server(const Slotgate__V1__ServerMessage *m, uint8_t *ou
         o = put_varint(o, r->version);
     }
     return (size_t)(o - out);
+}
+
+size_t sg_fastpb_encode_server(const Slotgate__V1__ServerMessage *m, uint8_t *out, size_t size)
+{
+    return encode_server(m, out, size, NULL);
+}
+
+size_t sg_fastpb_encode_server_gap(const Slotgate__V1__ServerMessage *m, uint8_t *out, size_t size,
+                                   size_t *gap)
+{
+    *gap = 0;
+    return encode_server(m, out, size, gap);
 }

@@ -40,4 +40,14 @@ size_t sg_fastpb_server_size(const Slotgate__V1__ServerMessage *m);
  */
 size_t sg_fastpb_encode_server(const Slotgate__V1__ServerMessage *m, uint8_t *out, size_t size);
 
+/*
+ * The same frame without the Response's value bytes: out holds size -
+ * value.len bytes (size from sg_fastpb_server_size), *gap is where in out
+ * the value's bytes belong (0 when the Response has no value). out up to
+ * *gap, the value, then the rest of out make sg_fastpb_encode_server's
+ * bytes exactly. Returns size - value.len.
+ */
+size_t sg_fastpb_encode_server_gap(const Slotgate__V1__ServerMessage *m, uint8_t *out, size_t size,
+                                   size_t *gap);
+
 #endif

@@ -446,6 +446,22 @@ static void subop_failure(struct sg_linkop *lop, int may_have_run)
 
 /* --- answering ------------------------------------------------------------ */
 
+/*
+ * The block the response's value lives in, when the owner may take it
+ * (the value of a single-key answer, held in a buffer of the request's own
+ * rather than in a hiredis reply): a session sends a large value by
+ * reference instead of copying it into the frame.
+ */
+static uint8_t **value_block(struct sg_request *r, const Slotgate__V1__Response *resp)
+{
+    if (resp->value.len == 0 || r->out == NULL || r->n_out == 0)
+        return NULL;
+    struct sg_key_outcome *o = &r->out[0];
+    if (o->buf == NULL || o->value != resp->value.data || o->value < o->buf)
+        return NULL;
+    return &o->buf;
+}
+
 static void send_response(struct sg_request *r, Slotgate__V1__Response *resp)
 {
     Slotgate__V1__ServerMessage m = SLOTGATE__V1__SERVER_MESSAGE__INIT;
@@ -461,7 +477,7 @@ static void send_response(struct sg_request *r, Slotgate__V1__Response *resp)
     if (r->owner != NULL) {
         void *owner = r->owner;
         r->owner = NULL;
-        r->sink->respond(owner, r, &m);
+        r->sink->respond(owner, r, &m, value_block(r, resp));
     }
 }
 

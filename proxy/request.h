@@ -54,9 +54,12 @@ struct sg_subop {
  * Where a request's answer goes: the session that started it (an upward
  * notification, so the request layer never calls the session). respond
  * gets the response once; after it the request is no longer the owner's.
+ * block, when not NULL, points to the malloc'd block m's value lies in:
+ * the owner may take it (and set *block to NULL), then it frees it.
  */
 struct sg_request_sink {
-    void (*respond)(void *owner, struct sg_request *r, const Slotgate__V1__ServerMessage *m);
+    void (*respond)(void *owner, struct sg_request *r, const Slotgate__V1__ServerMessage *m,
+                    uint8_t **block);
 };
 
 /*

@@ -92,7 +92,8 @@ struct sg_session {
     struct evbuffer_cb_entry *in_cb, *out_cb; /* keep core->buffered */
 };
 
-static void session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m);
+static void session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m,
+                         uint8_t **block);
 
 /* ---- connections per client address ---------------------------------------
  * Process-wide (a client's connections land on any worker), so it takes a
@@ -345,17 +346,58 @@ static void free_frame(const void *data, size_t len, void *extra)
     free((void *)data);
 }
 
+/* What frames around a value sent by reference may hold besides it. */
+#define SG_SEND_GAP_MAX 512
+
+static void free_block(const void *data, size_t len, void *block)
+{
+    (void)data;
+    (void)len;
+    free(block);
+}
+
+/*
+ * A large value sent by reference: the frame's bytes before the value,
+ * the value itself (its block, taken from the request, freed once
+ * written), then the bytes after it. 1 when done, 0 when this frame is not
+ * for it (nothing appended), -1 when out of memory part way (the stream
+ * cannot be trusted: the caller closes the session).
+ */
+static int session_encode_by_ref(struct evbuffer *out, const Slotgate__V1__ServerMessage *m,
+                                 size_t size, uint8_t **block)
+{
+    const ProtobufCBinaryData *v = &m->response->value;
+    if (block == NULL || *block == NULL || v->len < SG_SEND_OWN_BUFFER ||
+        size - v->len > SG_SEND_GAP_MAX)
+        return 0;
+    uint8_t frame[SG_SEND_GAP_MAX];
+    size_t gap = 0, n = sg_fastpb_encode_server_gap(m, frame, size, &gap);
+    if (evbuffer_add(out, frame, gap) != 0)
+        return 0;
+    if (evbuffer_add_reference(out, v->data, v->len, free_block, *block) != 0)
+        return -1;
+    *block = NULL; /* the output buffer owns it now */
+    if (n > gap && evbuffer_add(out, frame + gap, n - gap) != 0)
+        return -1;
+    return 1;
+}
+
 /*
  * Append m's frame (size bytes; fast: fastpb writes it) to out. A large
- * one is encoded into a buffer of exactly its size, added by reference and
- * freed once written: reserved in out, libevent would round the chain up
- * to the next power of two, which for a 64 KiB value is a 128 KiB mmap and
- * munmap per response. 0, or -1 when out of memory (nothing appended).
+ * one is not reserved in out (libevent would round the chain up to the
+ * next power of two: for a 64 KiB value a 128 KiB mmap and munmap per
+ * response): its value goes by reference when the request hands over the
+ * block it lies in (block), else the frame is encoded into a buffer of
+ * exactly its size, added by reference and freed once written. 0, or -1
+ * when out of memory.
  */
 static int session_encode(struct evbuffer *out, const Slotgate__V1__ServerMessage *m, size_t size,
-                          int fast)
+                          int fast, uint8_t **block)
 {
     if (size >= SG_SEND_OWN_BUFFER) {
+        int rc = fast ? session_encode_by_ref(out, m, size, block) : 0;
+        if (rc != 0)
+            return rc > 0 ? 0 : -1;
         uint8_t *buf = malloc(size);
         if (buf == NULL)
             return -1;
@@ -375,14 +417,15 @@ static int session_encode(struct evbuffer *out, const Slotgate__V1__ServerMessag
     return 0;
 }
 
-static void session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m)
+static void session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m,
+                         uint8_t **block)
 {
     if (s->state == SG_SESS_CLOSING)
         return; /* the stream ends with the ConnectionError already queued */
     struct evbuffer *out = sg_conn_output(s->conn);
     size_t fast = sg_fastpb_server_size(m); /* 0: not a Response fastpb writes */
     size_t size = fast != 0 ? fast : sg_frame_server_size(m);
-    if (session_encode(out, m, size, fast != 0) != 0) {
+    if (session_encode(out, m, size, fast != 0, block) != 0) {
         /* No room for the frame: this connection cannot be answered
          * correctly any more; close it (next turn), not the process. */
         sg_log_error("session %s: out of memory for %zu output bytes; closed", s->peer, size);
@@ -414,10 +457,11 @@ static void session_snapshot_drop(struct sg_session *s, struct sg_request *r)
 }
 
 /* A request of this session was answered: send it, and it leaves the list. */
-static void session_respond(void *owner, struct sg_request *r, const Slotgate__V1__ServerMessage *m)
+static void session_respond(void *owner, struct sg_request *r, const Slotgate__V1__ServerMessage *m,
+                            uint8_t **block)
 {
     struct sg_session *s = owner;
-    session_send(s, m);
+    session_send(s, m, block);
     if (r == s->starting)
         s->start_done = 1; /* answered inside sg_request_start: never held */
     else
@@ -460,7 +504,7 @@ void sg_session_fail(struct sg_session *s, int code, const char *message)
     Slotgate__V1__ServerMessage m = SLOTGATE__V1__SERVER_MESSAGE__INIT;
     m.msg_case = SLOTGATE__V1__SERVER_MESSAGE__MSG_ERROR;
     m.error = &e;
-    session_send(s, &m);
+    session_send(s, &m, NULL);
     s->state = SG_SESS_CLOSING;
     /*
      * Lingering close, as HAProxy and nginx do: keep reading and discarding
@@ -519,7 +563,7 @@ static void session_hello(struct sg_session *s, const Slotgate__V1__Hello *h)
     Slotgate__V1__ServerMessage m = SLOTGATE__V1__SERVER_MESSAGE__INIT;
     m.msg_case = SLOTGATE__V1__SERVER_MESSAGE__MSG_HELLO_REPLY;
     m.hello_reply = &hr;
-    session_send(s, &m);
+    session_send(s, &m, NULL);
     s->state = SG_SESS_READY;
     evtimer_del(s->timer);
     if (cfg->idle_timeout_ms > 0)

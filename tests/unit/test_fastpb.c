@@ -67,6 +67,18 @@ static void encode_both(const Slotgate__V1__ServerMessage *m, const char *name)
     assert_int_equal(sg_fastpb_encode_server(m, b, size), size);
     if (memcmp(a, b, size) != 0)
         fail_msg("%s: fastpb's bytes differ from protobuf-c's", name);
+    /* Without the value's bytes, then the value put in the gap: the same. */
+    size_t vlen = m->response->value.len, gap = 0;
+    memset(b, 0xa5, size);
+    assert_int_equal(sg_fastpb_encode_server_gap(m, b, size, &gap), size - vlen);
+    assert_true(gap <= size - vlen);
+    if (vlen == 0)
+        assert_int_equal(gap, 0);
+    memmove(b + gap + vlen, b + gap, size - vlen - gap);
+    if (vlen > 0)
+        memcpy(b + gap, m->response->value.data, vlen);
+    if (memcmp(a, b, size) != 0)
+        fail_msg("%s: fastpb's frame with the value put in its gap differs", name);
     free(a);
     free(b);
 }
