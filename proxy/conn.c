@@ -57,7 +57,8 @@ struct sg_conn {
     struct evbuffer *raw_out, *raw_in;
     const unsigned char *win;
     size_t win_len;
-    size_t sealed; /* bytes at the front of out already in raw_out */
+    size_t sealed;         /* bytes at the front of out already in raw_out */
+    uint64_t *cipher_held; /* counts raw_out's bytes, or NULL (sg_conn_count_cipher) */
     struct event_base *base;
     struct event *rev, *wev, *flush_ev, *timer; /* wev: made on first use */
     struct sg_conn_cbs cbs;
@@ -136,6 +137,8 @@ static int conn_bio_write(BIO *b, const char *data, int len)
         return -1;
     if (evbuffer_add(c->raw_out, data, (size_t)len) != 0)
         return -1;
+    if (c->cipher_held != NULL)
+        *c->cipher_held += (uint64_t)len;
     return len;
 }
 
@@ -250,6 +253,8 @@ static int conn_raw_write(struct sg_conn *c)
     while (c->raw_out != NULL && evbuffer_get_length(c->raw_out) > 0) {
         int n = evbuffer_write(c->raw_out, c->fd);
         c->io.writes++;
+        if (n > 0 && c->cipher_held != NULL)
+            *c->cipher_held -= (uint64_t)n;
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
                 conn_want_write(c, 1);
@@ -737,9 +742,17 @@ void sg_conn_free(struct sg_conn *c)
         evbuffer_free(c->out);
     if (c->raw_in != NULL)
         evbuffer_free(c->raw_in);
-    if (c->raw_out != NULL)
+    if (c->raw_out != NULL) {
+        if (c->cipher_held != NULL)
+            *c->cipher_held -= evbuffer_get_length(c->raw_out);
         evbuffer_free(c->raw_out);
+    }
     free(c);
+}
+
+void sg_conn_count_cipher(struct sg_conn *c, uint64_t *counter)
+{
+    c->cipher_held = counter;
 }
 
 void sg_conn_discard_output(struct sg_conn *c)
@@ -747,8 +760,11 @@ void sg_conn_discard_output(struct sg_conn *c)
     evbuffer_drain(c->out, evbuffer_get_length(c->out));
     c->pending_write = 0; /* a TLS write to repeat is abandoned with the rest */
     c->sealed = 0;
-    if (c->raw_out != NULL)
+    if (c->raw_out != NULL) {
+        if (c->cipher_held != NULL)
+            *c->cipher_held -= evbuffer_get_length(c->raw_out);
         evbuffer_drain(c->raw_out, evbuffer_get_length(c->raw_out));
+    }
     conn_want_write(c, 0);
 }
 

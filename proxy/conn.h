@@ -60,6 +60,14 @@ struct evbuffer *sg_conn_output(struct sg_conn *c);
 void sg_conn_discard_output(struct sg_conn *c);
 /* Schedule a flush of the output at the end of this loop turn. */
 void sg_conn_flush_soon(struct sg_conn *c);
+/*
+ * Count the TLS records sealed but not yet written (gather mode) in
+ * *counter (added as OpenSSL writes them, taken off as the socket takes
+ * them, and when discarded or freed): the session adds them to its
+ * worker's buffered bytes, since they are memory owed to the client like
+ * the plaintext they stand for. NULL: not counted.
+ */
+void sg_conn_count_cipher(struct sg_conn *c, uint64_t *counter);
 /* Start / stop reading (backpressure). */
 void sg_conn_read_enable(struct sg_conn *c, int on);
 /* Read idle timeout (0 = none); it fires SG_CONN_TIMEOUT. */

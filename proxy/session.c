@@ -217,8 +217,7 @@ static void session_buffer_changed(struct evbuffer *buf, const struct evbuffer_c
 /* Bytes held by s's buffers. */
 static uint64_t session_held(struct sg_session *s)
 {
-    return evbuffer_get_length(sg_conn_output(s->conn)) +
-           evbuffer_get_length(sg_conn_input(s->conn));
+    return sg_conn_held_bytes(s->conn); /* both buffers and sealed records */
 }
 
 /*
@@ -346,8 +345,16 @@ static void free_frame(const void *data, size_t len, void *extra)
     free((void *)data);
 }
 
-/* What frames around a value sent by reference may hold besides it. */
+/* What a frame around a value sent by reference may hold besides it. */
 #define SG_SEND_GAP_MAX 512
+
+/* The last piece of a frame split around a value: frees the whole frame. */
+static void free_frame_tail(const void *data, size_t len, void *frame)
+{
+    (void)data;
+    (void)len;
+    free(frame);
+}
 
 static void free_block(const void *data, size_t len, void *block)
 {
@@ -370,15 +377,30 @@ static int session_encode_by_ref(struct evbuffer *out, const Slotgate__V1__Serve
     if (block == NULL || *block == NULL || v->len < SG_SEND_OWN_BUFFER ||
         size - v->len > SG_SEND_GAP_MAX)
         return 0;
-    uint8_t frame[SG_SEND_GAP_MAX];
-    size_t gap = 0, n = sg_fastpb_encode_server_gap(m, frame, size, &gap);
-    if (evbuffer_add(out, frame, gap) != 0)
+    /* The frame's own bytes go by reference too, from a small block freed
+     * with its last piece: appended with evbuffer_add after a referenced
+     * value, they would get a chain sized like the value's (libevent sizes
+     * a new chain from the last one), 256 KiB for 30 bytes. */
+    size_t gap = 0, n = size - v->len;
+    uint8_t *frame = malloc(n);
+    if (frame == NULL)
         return 0;
-    if (evbuffer_add_reference(out, v->data, v->len, free_block, *block) != 0)
+    sg_fastpb_encode_server_gap(m, frame, size, &gap);
+    int tail = n > gap;
+    if (evbuffer_add_reference(out, frame, gap, tail ? NULL : free_frame, NULL) != 0) {
+        free(frame);
+        return 0;
+    }
+    if (evbuffer_add_reference(out, v->data, v->len, free_block, *block) != 0) {
+        if (tail)
+            free(frame); /* what was added keeps pointing into it: the caller closes */
         return -1;
+    }
     *block = NULL; /* the output buffer owns it now */
-    if (n > gap && evbuffer_add(out, frame + gap, n - gap) != 0)
+    if (tail && evbuffer_add_reference(out, frame + gap, n - gap, free_frame_tail, frame) != 0) {
+        free(frame);
         return -1;
+    }
     return 1;
 }
 
@@ -735,6 +757,8 @@ static void session_start(struct sg_session *s)
         sg_session_free(s);
         return;
     }
+    /* Sealed TLS records not yet written are memory owed to the client too. */
+    sg_conn_count_cipher(s->conn, &w->buffered);
     s->resume_ev = event_new(w->base, -1, 0, on_resume, s);
     s->in_cb = evbuffer_add_cb(sg_conn_input(s->conn), session_buffer_changed, w);
     s->out_cb = evbuffer_add_cb(sg_conn_output(s->conn), session_buffer_changed, w);
