@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "proxyproto.h"
 
@@ -24,6 +25,12 @@ struct sg_addr {
     char host[256];
     int port;
 };
+
+/* 1 when a and b name the same node (host as written, and port). */
+static inline int sg_addr_eq(const struct sg_addr *a, const struct sg_addr *b)
+{
+    return a->port == b->port && strcmp(a->host, b->host) == 0;
+}
 
 struct sg_keyspace_config {
     char name[64];

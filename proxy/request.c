@@ -298,24 +298,43 @@ static void subop_format(struct sg_linkop *lop, struct evbuffer *out)
         sg_resp_mark_failed(); /* as if an append had failed */
 }
 
+/*
+ * What comes back for op after its request was answered, with no follower
+ * waiting on it, is only dropped: op is done (which may free the request).
+ * 1 in that case.
+ */
+static int subop_drop_late(struct sg_subop *op)
+{
+    if (!op->req->answered || op->co.next != NULL)
+        return 0;
+    if (op->co.role == SG_CO_LEADER)
+        coalesce_leave(op);
+    subop_done(op);
+    return 1;
+}
+
+/* What replymap needs to know of op. */
+static struct sg_rm_subop subop_rm(const struct sg_subop *op)
+{
+    const struct sg_request *r = op->req;
+    return (struct sg_rm_subop){.op = r->rq->op,
+                                .kind = op->kind,
+                                .count = op->count,
+                                .grouped = r->order != NULL,
+                                .script_in_full = op->script_in_full};
+}
+
 static void subop_reply(struct sg_linkop *lop, redisReply *reply)
 {
     struct sg_subop *op = SUBOP_OF(lop, lop);
     struct sg_request *r = op->req;
     struct sg_core *w = r->core;
-    if (r->answered && op->co.next == NULL) {
+    if (subop_drop_late(op)) {
         freeReplyObject(reply);
         SG_STAT_INC(&w->stats, orphaned_replies);
-        if (op->co.role == SG_CO_LEADER)
-            coalesce_leave(op);
-        subop_done(op);
         return;
     }
-    struct sg_rm_subop in = {.op = r->rq->op,
-                             .kind = op->kind,
-                             .count = op->count,
-                             .grouped = r->order != NULL,
-                             .script_in_full = op->script_in_full};
+    struct sg_rm_subop in = subop_rm(op);
     struct sg_rm_result m;
     sg_replymap(&in, reply, &m);
     switch (m.action) {
@@ -384,14 +403,11 @@ static void subop_reply(struct sg_linkop *lop, redisReply *reply)
 static void subop_simple(struct sg_linkop *lop, int type, char *data, int64_t n)
 {
     struct sg_subop *op = SUBOP_OF(lop, lop);
-    struct sg_request *r = op->req;
+    struct sg_core *w = op->req->core;
     char *owned = type == REDIS_REPLY_STRING ? data : NULL;
-    if (r->answered && op->co.next == NULL) {
+    if (subop_drop_late(op)) {
         free(owned);
-        SG_STAT_INC(&r->core->stats, orphaned_replies);
-        if (op->co.role == SG_CO_LEADER)
-            coalesce_leave(op);
-        subop_done(op);
+        SG_STAT_INC(&w->stats, orphaned_replies);
         return;
     }
     redisReply stand_in = {.type = type};
@@ -401,11 +417,7 @@ static void subop_simple(struct sg_linkop *lop, int type, char *data, int64_t n)
         stand_in.str = data;
         stand_in.len = (size_t)n;
     }
-    struct sg_rm_subop in = {.op = r->rq->op,
-                             .kind = op->kind,
-                             .count = op->count,
-                             .grouped = r->order != NULL,
-                             .script_in_full = op->script_in_full};
+    struct sg_rm_subop in = subop_rm(op);
     struct sg_rm_result m;
     sg_replymap(&in, &stand_in, &m);
     struct sg_key_outcome o;
@@ -422,12 +434,8 @@ static void subop_failure(struct sg_linkop *lop, int may_have_run)
 {
     struct sg_subop *op = SUBOP_OF(lop, lop);
     struct sg_request *r = op->req;
-    if (r->answered && op->co.next == NULL) {
-        if (op->co.role == SG_CO_LEADER)
-            coalesce_leave(op);
-        subop_done(op);
+    if (subop_drop_late(op))
         return;
-    }
     int idempotent = (sg_op_flags(r->rq->op) & SG_OPF_READ) || op->kind == SG_SUBOP_SCAN;
     op->lop.asking_pending = 0;
     if ((idempotent || !may_have_run) && op->retries < SG_RETRY_LINK_MAX &&

@@ -33,11 +33,6 @@ struct sg_router {
     struct event *sweep_ev;
 };
 
-static int addr_eq(const struct sg_addr *a, const struct sg_addr *b)
-{
-    return a->port == b->port && strcmp(a->host, b->host) == 0;
-}
-
 struct sg_router *sg_router_new(struct sg_core *core, struct sg_topology *t)
 {
     struct sg_router *rt = sg_calloc(1, sizeof(*rt));
@@ -72,7 +67,7 @@ static struct sg_shardlink *router_link(struct sg_router *rt, const struct sg_ad
 {
     for (int i = 0; i < rt->n_links; i++) {
         struct sg_shardlink *l = rt->links[i];
-        if (sg_shardlink_readonly(l) == readonly && addr_eq(sg_shardlink_addr(l), addr)) {
+        if (sg_shardlink_readonly(l) == readonly && sg_addr_eq(sg_shardlink_addr(l), addr)) {
             sg_shardlink_revive(l); /* a redirect may name a node before the topology does */
             return l;
         }
@@ -111,19 +106,6 @@ struct sg_shardlink *sg_router_slot_link(struct sg_router *rt, uint16_t slot, in
     return sl->master;
 }
 
-/* 1 when t names addr as a master or a replica. */
-static int topology_has(const struct sg_topology *t, const struct sg_addr *addr)
-{
-    for (int i = 0; i < t->n_shards; i++) {
-        if (addr_eq(&t->shards[i].master, addr))
-            return 1;
-        for (int j = 0; j < t->shards[i].n_replicas; j++)
-            if (addr_eq(&t->shards[i].replicas[j], addr))
-                return 1;
-    }
-    return 0;
-}
-
 /* Free retired links that owe nothing; 1 if some are still waiting. */
 static int router_sweep(struct sg_router *rt)
 {
@@ -160,7 +142,7 @@ void sg_router_set_topology(struct sg_router *rt, struct sg_topology *t)
     rt->shard = sg_calloc((size_t)(t->n_shards > 0 ? t->n_shards : 1), sizeof(*rt->shard));
     for (int i = 0; i < rt->n_links; i++) {
         struct sg_shardlink *l = rt->links[i];
-        if (topology_has(t, sg_shardlink_addr(l)))
+        if (sg_topology_has_node(t, sg_shardlink_addr(l)))
             sg_shardlink_revive(l);
         else
             sg_shardlink_retire(l);

@@ -338,30 +338,16 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 /* Frames at least this large get a buffer of their own (session_encode). */
 #define SG_SEND_OWN_BUFFER (16 * 1024)
 
-static void free_frame(const void *data, size_t len, void *extra)
-{
-    (void)len;
-    (void)extra;
-    free((void *)data);
-}
-
-/* What a frame around a value sent by reference may hold besides it. */
-#define SG_SEND_GAP_MAX 512
-
-/* The last piece of a frame split around a value: frees the whole frame. */
-static void free_frame_tail(const void *data, size_t len, void *frame)
-{
-    (void)data;
-    (void)len;
-    free(frame);
-}
-
+/* Cleanup of bytes added by reference: frees the block they lie in. */
 static void free_block(const void *data, size_t len, void *block)
 {
     (void)data;
     (void)len;
     free(block);
 }
+
+/* What a frame around a value sent by reference may hold besides it. */
+#define SG_SEND_GAP_MAX 512
 
 /*
  * A large value sent by reference: the frame's bytes before the value,
@@ -387,7 +373,7 @@ static int session_encode_by_ref(struct evbuffer *out, const Slotgate__V1__Serve
         return 0;
     sg_fastpb_encode_server_gap(m, frame, size, &gap);
     int tail = n > gap;
-    if (evbuffer_add_reference(out, frame, gap, tail ? NULL : free_frame, NULL) != 0) {
+    if (evbuffer_add_reference(out, frame, gap, tail ? NULL : free_block, frame) != 0) {
         free(frame);
         return 0;
     }
@@ -397,7 +383,7 @@ static int session_encode_by_ref(struct evbuffer *out, const Slotgate__V1__Serve
         return -1;
     }
     *block = NULL; /* the output buffer owns it now */
-    if (tail && evbuffer_add_reference(out, frame + gap, n - gap, free_frame_tail, frame) != 0) {
+    if (tail && evbuffer_add_reference(out, frame + gap, n - gap, free_block, frame) != 0) {
         free(frame);
         return -1;
     }
@@ -424,7 +410,7 @@ static int session_encode(struct evbuffer *out, const Slotgate__V1__ServerMessag
         if (buf == NULL)
             return -1;
         size_t len = fast ? sg_fastpb_encode_server(m, buf, size) : sg_frame_encode_server(m, buf);
-        if (evbuffer_add_reference(out, buf, len, free_frame, NULL) != 0) {
+        if (evbuffer_add_reference(out, buf, len, free_block, buf) != 0) {
             free(buf);
             return -1;
         }

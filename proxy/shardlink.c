@@ -272,32 +272,24 @@ static int link_take_simple(struct sg_shardlink *l, struct evbuffer *in, uint64_
         *wait = rc == SG_RESP_SIMPLE_MORE;
         return 0;
     }
-    size_t hlen = h.hlen;
-    if (h.type == REDIS_REPLY_STATUS || h.type == REDIS_REPLY_INTEGER) {
-        char line[SG_RESP_SIMPLE_LINE];
-        size_t len = h.type == REDIS_REPLY_STATUS ? (size_t)h.n : 0;
-        memcpy(line, hdr + 1, len);
-        line[len] = '\0';
-        evbuffer_drain(in, hlen);
-        op = link_pop(l, now_us);
-        uint64_t gen = l->generation;
-        op->cbs->simple(op, h.type, h.type == REDIS_REPLY_STATUS ? line : NULL, h.n);
-        return l->generation != gen ? -1 : 1;
-    }
     int64_t v = h.n;
-    if (v >= 0 && (uint64_t)v > l->max_bulk) {
-        SG_STAT_INC(&l->core->stats, link_protocol_errors);
-        link_reset(l, "protocol error from Redis: bulk header over the size limit");
-        return -1;
-    }
-    size_t need = hlen + (v >= 0 ? (size_t)v + 2 : 0);
-    if (avail < need) {
-        *wait = 1;
-        return 0;
-    }
-    evbuffer_drain(in, hlen);
     char *data = NULL;
-    if (v >= 0) {
+    if (h.type == REDIS_REPLY_STATUS) {
+        hdr[h.hlen - 2] = '\0'; /* the CR, in our copy: the text is a C string */
+        data = hdr + 1;
+    } else if (h.type != REDIS_REPLY_INTEGER) { /* a bulk or nil: its bytes follow */
+        if (v >= 0 && (uint64_t)v > l->max_bulk) {
+            SG_STAT_INC(&l->core->stats, link_protocol_errors);
+            link_reset(l, "protocol error from Redis: bulk header over the size limit");
+            return -1;
+        }
+        if (avail < h.hlen + (v >= 0 ? (size_t)v + 2 : 0)) {
+            *wait = 1;
+            return 0;
+        }
+    }
+    evbuffer_drain(in, h.hlen);
+    if (h.type == REDIS_REPLY_STRING) {
         data = sg_malloc(v > 0 ? (size_t)v : 1);
         char crlf[2];
         if (evbuffer_remove(in, data, (size_t)v) != (ev_ssize_t)v ||
@@ -310,7 +302,7 @@ static int link_take_simple(struct sg_shardlink *l, struct evbuffer *in, uint64_
     }
     op = link_pop(l, now_us);
     uint64_t gen = l->generation;
-    op->cbs->simple(op, v >= 0 ? REDIS_REPLY_STRING : REDIS_REPLY_NIL, data, v);
+    op->cbs->simple(op, h.type, data, v);
     return l->generation != gen ? -1 : 1;
 }
 

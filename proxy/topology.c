@@ -36,11 +36,6 @@ const struct sg_addr *sg_topology_master_of(const struct sg_topology *t, uint16_
     return s == SG_NO_SHARD ? NULL : &t->shards[s].master;
 }
 
-static int addr_eq(const struct sg_addr *a, const struct sg_addr *b)
-{
-    return a->port == b->port && strcmp(a->host, b->host) == 0;
-}
-
 int sg_topology_same(const struct sg_topology *a, const struct sg_topology *b)
 {
     if (a == NULL || b == NULL)
@@ -50,7 +45,7 @@ int sg_topology_same(const struct sg_topology *a, const struct sg_topology *b)
         const struct sg_addr *mb = sg_topology_master_of(b, (uint16_t)slot);
         if ((ma == NULL) != (mb == NULL))
             return 0;
-        if (ma != NULL && !addr_eq(ma, mb))
+        if (ma != NULL && !sg_addr_eq(ma, mb))
             return 0;
     }
     /* Same masters for every slot: the same shards. Their replicas too? */
@@ -59,14 +54,14 @@ int sg_topology_same(const struct sg_topology *a, const struct sg_topology *b)
     for (int i = 0; i < a->n_shards; i++) {
         const struct sg_shard_info *sa = &a->shards[i], *sb = NULL;
         for (int j = 0; j < b->n_shards && sb == NULL; j++)
-            if (addr_eq(&b->shards[j].master, &sa->master))
+            if (sg_addr_eq(&b->shards[j].master, &sa->master))
                 sb = &b->shards[j];
         if (sb == NULL || sb->n_replicas != sa->n_replicas)
             return 0;
         for (int k = 0; k < sa->n_replicas; k++) {
             int found = 0;
             for (int m = 0; m < sb->n_replicas && !found; m++)
-                found = addr_eq(&sa->replicas[k], &sb->replicas[m]);
+                found = sg_addr_eq(&sa->replicas[k], &sb->replicas[m]);
             if (!found)
                 return 0;
         }
@@ -77,7 +72,7 @@ int sg_topology_same(const struct sg_topology *a, const struct sg_topology *b)
 static int shard_index(struct sg_topology *t, const struct sg_addr *master)
 {
     for (int i = 0; i < t->n_shards; i++)
-        if (addr_eq(&t->shards[i].master, master))
+        if (sg_addr_eq(&t->shards[i].master, master))
             return i;
     t->shards = sg_realloc(t->shards, sizeof(*t->shards) * (size_t)(t->n_shards + 1));
     memset(&t->shards[t->n_shards], 0, sizeof(t->shards[0]));
@@ -132,7 +127,7 @@ static struct sg_topology *topology_from_slots(const redisReply *r, const struct
             if (node_addr(e->element[j], asked, &rep) == 0 && sh->n_replicas < SG_MAX_REPLICAS) {
                 int dup = 0;
                 for (int k = 0; k < sh->n_replicas; k++)
-                    dup |= addr_eq(&sh->replicas[k], &rep);
+                    dup |= sg_addr_eq(&sh->replicas[k], &rep);
                 if (!dup)
                     sh->replicas[sh->n_replicas++] = rep;
             }
@@ -229,6 +224,19 @@ uint64_t sg_topology_refresh_count(void)
 int sg_topology_ready(void)
 {
     return atomic_load(&mgr.ready);
+}
+
+/* 1 when t names addr as a master or a replica. */
+int sg_topology_has_node(const struct sg_topology *t, const struct sg_addr *addr)
+{
+    for (int i = 0; i < t->n_shards; i++) {
+        if (sg_addr_eq(&t->shards[i].master, addr))
+            return 1;
+        for (int j = 0; j < t->shards[i].n_replicas; j++)
+            if (sg_addr_eq(&t->shards[i].replicas[j], addr))
+                return 1;
+    }
+    return 0;
 }
 
 int sg_topology_covers_all(const struct sg_topology *t)

@@ -54,6 +54,8 @@ struct sg_topology *sg_topology_from_reply(const redisReply *r, const struct sg_
 
 /* 1 when both route every slot to the same masters, with the same replicas. */
 int sg_topology_same(const struct sg_topology *a, const struct sg_topology *b);
+/* 1 when t names addr as a master or a replica. */
+int sg_topology_has_node(const struct sg_topology *t, const struct sg_addr *addr);
 /* 1 when every slot has a master. */
 int sg_topology_covers_all(const struct sg_topology *t);
 

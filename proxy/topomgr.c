@@ -67,15 +67,10 @@ static void attempt_next(void);
 
 /* ---- links --------------------------------------------------------------- */
 
-static int addr_eq(const struct sg_addr *a, const struct sg_addr *b)
-{
-    return a->port == b->port && strcmp(a->host, b->host) == 0;
-}
-
 static struct sg_shardlink *mgr_link(const struct sg_addr *addr)
 {
     for (int i = 0; i < M.n_links; i++)
-        if (addr_eq(sg_shardlink_addr(M.links[i]), addr))
+        if (sg_addr_eq(sg_shardlink_addr(M.links[i]), addr))
             return M.links[i];
     if (M.n_links == M.cap_links) {
         M.cap_links = M.cap_links ? M.cap_links * 2 : 8;
@@ -96,7 +91,7 @@ static void prune_links(void)
         struct sg_shardlink *l = M.links[i];
         int wanted = 0;
         for (int k = 0; k < M.n_nodes && !wanted; k++)
-            wanted = addr_eq(sg_shardlink_addr(l), &M.nodes[k]);
+            wanted = sg_addr_eq(sg_shardlink_addr(l), &M.nodes[k]);
         int dead = sg_shardlink_state(l) == SG_LINK_DOWN && sg_shardlink_pending(l) == 0;
         if (!wanted || dead) {
             sg_shardlink_free(l);
@@ -212,7 +207,7 @@ static void attempt_next(void)
 static void add_node(const struct sg_addr *a, int cap)
 {
     for (int i = 0; i < M.n_nodes; i++)
-        if (addr_eq(&M.nodes[i], a))
+        if (sg_addr_eq(&M.nodes[i], a))
             return;
     if (M.n_nodes < cap)
         M.nodes[M.n_nodes++] = *a;
