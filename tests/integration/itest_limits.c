@@ -172,6 +172,21 @@ static void test_non_reading_client_is_closed_at_the_output_limit(void **state)
 #define N_BAD 200
 #define BAD_GETS 24 /* 6 MiB owed each: under the per-connection limit */
 
+/* One SET+GET of the well-behaved client (tag prefix-i), counted, then
+ * the proxy's RSS sampled into *peak. */
+static void good_call(struct sg_client *good, const char *prefix, int i, int *calls, int *ok,
+                      long *peak)
+{
+    char tag[48];
+    snprintf(tag, sizeof(tag), "%s-%d", prefix, i);
+    (*calls)++;
+    if (h_check_set_get(good, tag) == 0)
+        (*ok)++;
+    long rss = rt_rss_kib(proxy_pid());
+    if (rss > *peak)
+        *peak = rss;
+}
+
 static void test_many_non_reading_clients_stay_under_the_budget(void **state)
 {
     long long evict0 = metric("slotgate_output_limit_closes_total");
@@ -189,28 +204,12 @@ static void test_many_non_reading_clients_stay_under_the_budget(void **state)
     for (int i = 0; i < N_BAD; i++) {
         for (int j = 1; j <= BAD_GETS; j++)
             assert_int_equal(rt_send_get(&bad[i], (uint64_t)j, BIG_KEY), 0);
-        if (i % 5 == 4) {
-            char tag[32];
-            snprintf(tag, sizeof(tag), "limits-good-%d", i);
-            good_calls++;
-            if (h_check_set_get(good, tag) == 0)
-                good_ok++;
-            long rss = rt_rss_kib(proxy_pid());
-            if (rss > peak)
-                peak = rss;
-        }
+        if (i % 5 == 4)
+            good_call(good, "limits-good", i, &good_calls, &good_ok, &peak);
     }
     /* The last replies land while the well-behaved client goes on. */
-    for (int i = 0; i < 40; i++) {
-        char tag[32];
-        snprintf(tag, sizeof(tag), "limits-good-end-%d", i);
-        good_calls++;
-        if (h_check_set_get(good, tag) == 0)
-            good_ok++;
-        long rss = rt_rss_kib(proxy_pid());
-        if (rss > peak)
-            peak = rss;
-    }
+    for (int i = 0; i < 40; i++)
+        good_call(good, "limits-good-end", i, &good_calls, &good_ok, &peak);
     long long buffered = metric("slotgate_buffered_bytes");
     long long evicted = metric("slotgate_output_limit_closes_total") - evict0;
     long after = rt_rss_kib(proxy_pid());
