@@ -84,6 +84,33 @@ static void close_fds_from(int lowfd)
         close(fd);
 }
 
+pid_t h_spawn(const char *const argv[], const char *log, int truncate, const char *env)
+{
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    /* die with the test process, whatever kills it */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+    int fd = open(log, O_WRONLY | O_CREAT | (truncate ? O_TRUNC : O_APPEND), 0644);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+    }
+    int nul = open("/dev/null", O_RDONLY);
+    if (nul >= 0)
+        dup2(nul, 0);
+    close_fds_from(3);
+    if (env != NULL)
+        putenv((char *)env);
+    execvp(argv[0], (char *const *)argv);
+    dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
 int h_sh(const struct h_env *e, const char *fmt, ...)
 {
     char cmd[4096], logp[H_PATH + 32];
@@ -536,35 +563,15 @@ static int proxy_spawn(struct h_env *e, int i)
         h_log("cannot write %s", p->config);
         return -1;
     }
-    pid_t parent = getpid();
-    fflush(NULL);
-    pid_t pid = fork();
+    /* SG_ITEST_WRAPPER: run under e.g. "valgrind --error-exitcode=99" */
+    const char *wrap = getenv("SG_ITEST_WRAPPER");
+    const char *plain[] = {SG_SLOTGATE_BIN, "--config", p->config, NULL};
+    const char *wrapped[] = {
+        "/bin/sh",       "-c",      "exec $SG_ITEST_WRAPPER \"$0\" --config \"$1\"",
+        SG_SLOTGATE_BIN, p->config, NULL};
+    pid_t pid = h_spawn(wrap && *wrap ? wrapped : plain, p->log, 0, NULL);
     if (pid < 0)
         return -1;
-    if (pid == 0) {
-        /* die with the test process, whatever kills it */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        int nul = open("/dev/null", O_RDONLY);
-        if (nul >= 0)
-            dup2(nul, 0);
-        close_fds_from(3);
-        /* SG_ITEST_WRAPPER: run under e.g. "valgrind --error-exitcode=99" */
-        const char *wrap = getenv("SG_ITEST_WRAPPER");
-        if (wrap && *wrap)
-            execl("/bin/sh", "sh", "-c", "exec $SG_ITEST_WRAPPER \"$0\" --config \"$1\"",
-                  SG_SLOTGATE_BIN, p->config, (char *)NULL);
-        else
-            execl(SG_SLOTGATE_BIN, "slotgate", "--config", p->config, (char *)NULL);
-        dprintf(2, "exec %s: %s\n", SG_SLOTGATE_BIN, strerror(errno));
-        _exit(127);
-    }
     p->pid = pid;
     h_log("slotgate pid %d on port %d%s (config %s)", (int)pid, p->port, p->mtls ? " (mTLS)" : "",
           p->config);

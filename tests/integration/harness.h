@@ -233,6 +233,13 @@ void h_poll_pause(void);
 void h_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Run a shell command line, output appended to the scratch log; exit code. */
 int h_sh(const struct h_env *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Start argv (argv[0] found in PATH) with stdout and stderr to log (emptied
+ * first with truncate, else appended), stdin from /dev/null, no other
+ * descriptor, and env ("NAME=VALUE", or NULL) added to its environment;
+ * it dies with the test process. Its pid, or -1.
+ */
+pid_t h_spawn(const char *const argv[], const char *log, int truncate, const char *env);
 /* A free TCP port on 127.0.0.1 (bind to port 0); -1. */
 int h_free_port(void);
 

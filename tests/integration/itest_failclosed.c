@@ -47,6 +47,7 @@ static struct h_env env;
 static int setup(void **state)
 {
     struct h_opts o = {.plain = 1, .workers = 1};
+    unsetenv("SG_FAULT"); /* only the proxies spawn() is told to fault */
     return h_env_start(&env, "itest_failclosed", &o);
 }
 
@@ -65,21 +66,14 @@ static int teardown(void **state)
 
 /* ---- processes started by this file -------------------------------------- */
 
-/* fork/exec argv with stdout and stderr to log; fault: SG_FAULT or NULL. */
+/* Start argv (h_spawn) with SG_FAULT=fault (fault NULL: without SG_FAULT,
+ * unset for the whole test in setup), and remember it for teardown. */
 static pid_t spawn(const char *const argv[], const char *log, const char *fault)
 {
-    pid_t pid = fork();
-    if (pid == 0) {
-        FILE *f = freopen(log, "a", stdout);
-        if (f == NULL || dup2(fileno(stdout), 2) < 0)
-            _exit(127);
-        if (fault != NULL)
-            setenv("SG_FAULT", fault, 1);
-        else
-            unsetenv("SG_FAULT");
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
+    static char fault_env[64];
+    if (fault != NULL)
+        snprintf(fault_env, sizeof(fault_env), "SG_FAULT=%s", fault);
+    pid_t pid = h_spawn(argv, log, 0, fault != NULL ? fault_env : NULL);
     for (int i = 0; pid > 0 && i < 32; i++)
         if (started[i] == 0) {
             started[i] = pid;

@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -216,22 +215,10 @@ static int haproxy_start(void)
         h_log("haproxy -c refused %s", HA.cfg);
         return -1;
     }
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    const char *argv[] = {"haproxy", "-db", "-f", HA.cfg, NULL};
+    pid_t pid = h_spawn(argv, HA.log, 1, NULL);
     if (pid < 0)
         return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        int fd = open(HA.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execlp("haproxy", "haproxy", "-db", "-f", HA.cfg, (char *)NULL);
-        _exit(127);
-    }
     HA.pid = pid;
     h_log("haproxy pid %d on port %d (config %s; checks every %d ms, down after %d)", (int)pid,
           HA.port, HA.cfg, HA.check_inter_ms, HA.fall);
