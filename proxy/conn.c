@@ -35,6 +35,7 @@
 #include <openssl/err.h>
 
 #include "log.h"
+#include "tlsrec.h"
 #include "util.h"
 
 #define SG_CONN_CHUNK 16384 /* plaintext per SSL_write: one full TLS record */
@@ -46,10 +47,15 @@
 /* Plaintext sealed into records ahead of one writev (gather mode). */
 #define SG_CONN_GATHER (128 * 1024)
 #define SG_CONN_SCRATCH (128 * 1024)
+/* Largest reservation of sealed records in raw_out: one heap chunk of
+ * 64 KiB with libevent's chain header, under the mmap threshold. */
+#define SG_CONN_SEAL_RSV (65536 - 256)
 
 struct sg_conn {
     int fd;
-    SSL *ssl;
+    SSL *ssl;              /* NULL once rec has taken over */
+    struct sg_tlsrec *rec; /* TLS 1.3 records after the handshake (tlsrec.h) */
+    long verify_result;    /* the peer's certificate check, kept from ssl */
     struct evbuffer *in, *out;
     /* Gather mode: ciphertext not yet written (created on first use) and
      * ciphertext read but not yet taken by OpenSSL (only when it stopped
@@ -288,6 +294,88 @@ static const unsigned char *conn_out_span(struct sg_conn *c, size_t len)
     return conn_record;
 }
 
+/* Count len bytes just committed to raw_out. */
+static void conn_raw_added(struct sg_conn *c, size_t len)
+{
+    if (c->cipher_held != NULL)
+        *c->cipher_held += (uint64_t)len;
+}
+
+/*
+ * The next len bytes of out after the sealed ones as at most 16 spans,
+ * in place; when they lie in more chains than that, one span copied into
+ * the thread's record buffer. The number of spans, or -1.
+ */
+static int conn_out_spans(struct sg_conn *c, size_t len, struct iovec *iov)
+{
+    struct evbuffer_ptr pos;
+    struct evbuffer_iovec v[16];
+    if (evbuffer_ptr_set(c->out, &pos, c->sealed, EVBUFFER_PTR_SET) != 0)
+        return -1;
+    int n = evbuffer_peek(c->out, (ev_ssize_t)len, &pos, v, 16);
+    if (n < 1)
+        return -1;
+    if (n <= 16) {
+        for (int i = 0; i < n; i++)
+            iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
+        return n;
+    }
+    const unsigned char *p = conn_out_span(c, len);
+    if (p == NULL)
+        return -1;
+    iov[0] = (struct iovec){(void *)p, len};
+    return 1;
+}
+
+/*
+ * Our own records (rec): seal up to SG_CONN_GATHER bytes of the output
+ * straight from its chains into space reserved at the end of raw_out, no
+ * copy in between. 0 or -1.
+ */
+static int conn_rec_seal(struct sg_conn *c, size_t len)
+{
+    if (c->raw_out == NULL && (c->raw_out = evbuffer_new()) == NULL)
+        return -1;
+    size_t end = len < SG_CONN_GATHER ? len : SG_CONN_GATHER;
+    struct evbuffer_iovec rv = {NULL, 0};
+    size_t used = 0;
+    while (c->sealed < end) {
+        size_t chunk = end - c->sealed < SG_CONN_CHUNK ? end - c->sealed : SG_CONN_CHUNK;
+        if (rv.iov_base == NULL || rv.iov_len - used < chunk + SG_TLSREC_OVERHEAD) {
+            if (rv.iov_base != NULL) {
+                rv.iov_len = used;
+                evbuffer_commit_space(c->raw_out, &rv, 1);
+                conn_raw_added(c, used);
+            }
+            size_t left = end - c->sealed;
+            size_t want = left + (left / SG_CONN_CHUNK + 1) * SG_TLSREC_OVERHEAD;
+            if (want > SG_CONN_SEAL_RSV)
+                want = SG_CONN_SEAL_RSV;
+            if (evbuffer_reserve_space(c->raw_out, (ev_ssize_t)want, &rv, 1) < 1)
+                return -1;
+            used = 0;
+        }
+        struct iovec iov[16];
+        int n = conn_out_spans(c, chunk, iov);
+        size_t w =
+            n > 0 ? sg_tlsrec_seal(c->rec, iov, n, chunk, (unsigned char *)rv.iov_base + used) : 0;
+        if (w == 0) {
+            rv.iov_len = used;
+            evbuffer_commit_space(c->raw_out, &rv, 1);
+            conn_raw_added(c, used);
+            return -1;
+        }
+        used += w;
+        c->sealed += chunk;
+    }
+    if (rv.iov_base != NULL) {
+        rv.iov_len = used;
+        evbuffer_commit_space(c->raw_out, &rv, 1);
+        conn_raw_added(c, used);
+    }
+    return 0;
+}
+
 /*
  * Gather mode: seal the output into records, at most SG_CONN_GATHER bytes
  * at a time, and write each batch with one writev, until the output is
@@ -302,6 +390,11 @@ static int conn_write_gather(struct sg_conn *c)
         size_t len = evbuffer_get_length(c->out);
         if (len == 0)
             break;
+        if (c->rec != NULL) {
+            if (conn_rec_seal(c, len) < 0)
+                return -1;
+            continue;
+        }
         while (c->sealed < len && c->sealed < SG_CONN_GATHER) {
             size_t chunk = len - c->sealed < SG_CONN_CHUNK ? len - c->sealed : SG_CONN_CHUNK;
             const unsigned char *p = conn_out_span(c, chunk);
@@ -488,6 +581,158 @@ static int conn_window_keep(struct sg_conn *c)
     return rc;
 }
 
+/* Move bytes from the window to raw_in until it holds need bytes or the
+ * window is empty. Returns raw_in's length (raw_in exists). */
+static size_t conn_raw_top_up(struct sg_conn *c, size_t need)
+{
+    size_t have = evbuffer_get_length(c->raw_in);
+    if (have < need && c->win_len > 0) {
+        size_t k = need - have < c->win_len ? need - have : c->win_len;
+        if (evbuffer_add(c->raw_in, c->win, k) != 0)
+            return 0;
+        c->win += k;
+        c->win_len -= k;
+        have += k;
+    }
+    return have;
+}
+
+/* Our KeyUpdate, sealed at the end of raw_out. 0 or -1. */
+static int conn_rec_key_update(struct sg_conn *c)
+{
+    struct evbuffer_iovec rv;
+    if ((c->raw_out == NULL && (c->raw_out = evbuffer_new()) == NULL) ||
+        evbuffer_reserve_space(c->raw_out, SG_TLSREC_OVERHEAD + 5, &rv, 1) < 1)
+        return -1;
+    size_t w = sg_tlsrec_seal_key_update(c->rec, rv.iov_base);
+    rv.iov_len = w;
+    evbuffer_commit_space(c->raw_out, &rv, 1);
+    conn_raw_added(c, w);
+    return w > 0 ? 0 : -1;
+}
+
+/*
+ * Our own records (rec): open every whole record read so far straight
+ * into the input buffer; a partial one waits in raw_in. Returns 1 if bytes
+ * arrived, 0 if none, -1 EOF/error (*eof tells which), like conn_ssl_read.
+ */
+static int conn_rec_read(struct sg_conn *c, int *eof)
+{
+    int got = 0, reply = 0, rc = 0;
+    for (;;) {
+        const unsigned char *rec;
+        size_t avail, len;
+        /* A record begun in an earlier read is completed from the window
+         * (only its missing bytes are copied); the rest is read in place. */
+        int from_raw = c->raw_in != NULL && evbuffer_get_length(c->raw_in) > 0;
+        unsigned char hdr[SG_TLSREC_HEADER];
+        if (from_raw) {
+            if ((avail = conn_raw_top_up(c, SG_TLSREC_HEADER)) < SG_TLSREC_HEADER)
+                break;
+            evbuffer_copyout(c->raw_in, hdr, SG_TLSREC_HEADER);
+            rec = hdr;
+            if ((len = sg_tlsrec_record_len(rec)) != 0)
+                avail = conn_raw_top_up(c, len);
+        } else {
+            avail = c->win_len;
+            if (avail < SG_TLSREC_HEADER)
+                break;
+            rec = c->win;
+        }
+        if ((len = sg_tlsrec_record_len(rec)) == 0) {
+            rc = -1;
+            break;
+        }
+        if (avail < len)
+            break;
+        if (from_raw && (rec = evbuffer_pullup(c->raw_in, (ev_ssize_t)len)) == NULL) {
+            rc = -1;
+            break;
+        }
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(c->in, (ev_ssize_t)(len - SG_TLSREC_OVERHEAD + 1), &v, 1) < 1) {
+            rc = -1;
+            break;
+        }
+        size_t n = 0;
+        enum sg_tlsrec_open r = sg_tlsrec_open(c->rec, rec, len, v.iov_base, &n, &reply);
+        v.iov_len = n;
+        evbuffer_commit_space(c->in, &v, 1);
+        if (from_raw) {
+            evbuffer_drain(c->raw_in, len);
+        } else {
+            c->win += len;
+            c->win_len -= len;
+        }
+        if (reply) {
+            reply = 0;
+            if (conn_rec_key_update(c) < 0) {
+                rc = -1;
+                break;
+            }
+            sg_conn_flush_soon(c);
+        }
+        if (r == SG_TLSREC_BAD) {
+            rc = -1;
+            break;
+        }
+        if (r == SG_TLSREC_CLOSE) {
+            /* Nothing after close_notify counts; the next read sees EOF. */
+            c->raw_eof = 1;
+            c->win_len = 0;
+            if (c->raw_in != NULL)
+                evbuffer_drain(c->raw_in, evbuffer_get_length(c->raw_in));
+            *eof = 1;
+            rc = -1;
+            break;
+        }
+        got |= n > 0;
+    }
+    if (rc == 0 && conn_window_keep(c) < 0)
+        rc = -1;
+    if (rc == 0 && c->raw_eof) {
+        *eof = 1; /* closed without close_notify, or inside a record */
+        rc = -1;
+    }
+    if (rc < 0)
+        return got && *eof ? 1 : -1;
+    return got;
+}
+
+/*
+ * A server's TLS 1.3 handshake just finished in gather mode: hand the
+ * connection to our own record layer and free the SSL object, unless
+ * OpenSSL cannot be left (then it simply carries on). sent_before: raw_out's
+ * length before the handshake step that finished; what that step wrote is
+ * the session tickets, already sealed with the server's application key,
+ * so their records are counted into the write sequence.
+ */
+static void conn_rec_take(struct sg_conn *c, size_t sent_before)
+{
+    size_t end = c->raw_out != NULL ? evbuffer_get_length(c->raw_out) : 0, off = sent_before;
+    uint64_t records = 0;
+    while (off < end) {
+        unsigned char h[SG_TLSREC_HEADER];
+        struct evbuffer_ptr p;
+        if (end - off < SG_TLSREC_HEADER ||
+            evbuffer_ptr_set(c->raw_out, &p, off, EVBUFFER_PTR_SET) != 0 ||
+            evbuffer_copyout_from(c->raw_out, &p, h, SG_TLSREC_HEADER) != SG_TLSREC_HEADER ||
+            sg_tlsrec_record_len(h) == 0)
+            return;
+        off += sg_tlsrec_record_len(h);
+        records++;
+    }
+    if (off != end)
+        return;
+    struct sg_tlsrec *r = sg_tlsrec_take(c->ssl, records);
+    if (r == NULL)
+        return;
+    c->verify_result = SSL_get_verify_result(c->ssl);
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    c->rec = r;
+}
+
 static void conn_handshake_done(struct sg_conn *c)
 {
     c->handshaking = 0;
@@ -496,15 +741,18 @@ static void conn_handshake_done(struct sg_conn *c)
         evtimer_del(c->timer);
     if (evbuffer_get_length(c->out) > 0)
         sg_conn_flush_soon(c);
-    if (SSL_has_pending(c->ssl) || (c->gather && conn_raw_pending(c) > 0))
+    if ((c->ssl != NULL && SSL_has_pending(c->ssl)) || (c->gather && conn_raw_pending(c) > 0))
         event_active(c->rev, EV_READ, 0);
-    if (!SSL_is_server(c->ssl))
+    if (c->ssl != NULL && !SSL_is_server(c->ssl))
         c->cbs.on_event(c->arg, SG_CONN_CONNECTED);
 }
 
 static void conn_handshake(struct sg_conn *c)
 {
+    size_t sent_before = c->raw_out != NULL ? evbuffer_get_length(c->raw_out) : 0;
     int rc = SSL_do_handshake(c->ssl);
+    if (rc == 1 && c->gather && SSL_is_server(c->ssl))
+        conn_rec_take(c, sent_before);
     if (c->gather) {
         /* Send what the step produced now; keep unread bytes for later. */
         if (conn_window_keep(c) < 0 || (!c->wev_added && conn_raw_write(c) < 0)) {
@@ -528,14 +776,14 @@ static void conn_gather_readable(struct sg_conn *c)
         c->cbs.on_event(c->arg, SG_CONN_ERROR);
         return;
     }
-    if (rr == 0 && conn_raw_pending(c) == 0 && !SSL_has_pending(c->ssl))
+    if (rr == 0 && conn_raw_pending(c) == 0 && (c->ssl == NULL || !SSL_has_pending(c->ssl)))
         return; /* nothing new: no SSL_read, no empty reservation in c->in */
     if (c->handshaking) {
         conn_handshake(c);
         return;
     }
     int eof = 0;
-    int rc = conn_ssl_read(c, &eof);
+    int rc = c->rec != NULL ? conn_rec_read(c, &eof) : conn_ssl_read(c, &eof);
     if (c->write_wants_read && rc >= 0) {
         /* An SSL_write waited for input (not expected with TLS 1.3 and no
          * renegotiation, but OpenSSL may ask): try the flush again. */
@@ -735,6 +983,7 @@ void sg_conn_free(struct sg_conn *c)
         event_free(c->timer);
     if (c->ssl != NULL)
         SSL_free(c->ssl);
+    sg_tlsrec_free(c->rec);
     close(c->fd);
     if (c->in != NULL)
         evbuffer_free(c->in);
@@ -804,11 +1053,16 @@ int sg_conn_fd(const struct sg_conn *c)
     return c->fd;
 }
 
+int sg_conn_own_records(const struct sg_conn *c)
+{
+    return c->rec != NULL;
+}
+
 const char *sg_conn_verify_error(const struct sg_conn *c)
 {
-    if (c->ssl == NULL)
+    if (c->ssl == NULL && c->rec == NULL)
         return NULL;
-    long v = SSL_get_verify_result(c->ssl);
+    long v = c->ssl != NULL ? SSL_get_verify_result(c->ssl) : c->verify_result;
     return v == X509_V_OK ? NULL : X509_verify_cert_error_string(v);
 }
 

@@ -16,6 +16,8 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "tlsrec.h"
+
 static void tls_err(char *err, size_t errlen, const char *what, const char *path)
 {
     char buf[256];
@@ -70,9 +72,18 @@ SSL_CTX *sg_tls_server_ctx(const struct sg_config *cfg, char *err, size_t errlen
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     tls_maybe_ktls(ctx);
-    /* One read() takes whatever the socket holds, not a header then a body
-     * per record; conn.c keeps reading while OpenSSL has buffered bytes. */
-    SSL_CTX_set_read_ahead(ctx, 1);
+    if (sg_tls_kernel_tls_available()) {
+        /* One read() takes whatever the socket holds, not a header then a
+         * body per record; conn.c keeps reading while OpenSSL has buffered
+         * bytes. */
+        SSL_CTX_set_read_ahead(ctx, 1);
+    } else {
+        /* conn.c reads the socket itself and hands OpenSSL a record at a
+         * time, so that no record after the client's Finished is inside
+         * OpenSSL when the handshake ends, and takes TLS 1.3 connections
+         * over with its own record layer; it needs the traffic secrets. */
+        SSL_CTX_set_keylog_callback(ctx, sg_tlsrec_keylog);
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
         tls_err(err, errlen, "tls.cert", cfg->tls_cert);
         goto fail;

@@ -6,7 +6,11 @@
  * that carried 200 KiB each way and went idle holds no more heap than one
  * that carried a few bytes (no TLS record buffers, no ciphertext kept); a
  * KeyUpdate from the peer is answered and close_notify reads as EOF; the
- * connect side completes its handshake and talks. OpenSSL's and libevent's
+ * connect side completes its handshake and talks. A TLS 1.3 server
+ * connection is carried on by slotgate's record layer (tlsrec.c) once the
+ * handshake is done, with each TLS 1.3 cipher suite, with and without
+ * session tickets; a TLS 1.2 one keeps OpenSSL; a record that does not
+ * authenticate is an error. OpenSSL's and libevent's
  * allocations are counted (CRYPTO_set_mem_functions,
  * event_set_mem_functions) so the idle test can see a record buffer or a
  * buffer chain that outlives the traffic.
@@ -386,6 +390,7 @@ static void test_slow_reader_gets_every_byte(void **state)
     F.drained = 0;
     pump(c_drained_and_peer_has_all, "1 MiB through a 4 KiB socket buffer, 1000 bytes a step");
     check_pattern(F.peer_in, want_peer);
+    assert_int_equal(sg_conn_own_records(F.conn), 1);
     sg_conn_get_io(F.conn, &io1);
     /* The socket was full many times: the partial-write path was taken. */
     assert_true(io1.writes - io0.writes > 8);
@@ -479,6 +484,7 @@ static void test_key_update_and_close_notify(void **state)
     open_pair(1, 0, 0);
     handshake_and_hello();
     assert_int_equal(SSL_version(F.peer), TLS1_3_VERSION);
+    assert_int_equal(sg_conn_own_records(F.conn), 1);
     /* The peer updates its keys and asks for ours: the conn answers while
      * reading, and what it sends next is under its new keys. */
     assert_int_equal(SSL_key_update(F.peer, SSL_KEY_UPDATE_REQUESTED), 1);
@@ -496,6 +502,75 @@ static void test_key_update_and_close_notify(void **state)
     pump(c_eof, "EOF after close_notify");
     assert_int_equal(F.eof, 1);
     assert_int_equal(F.error, 0);
+}
+
+/* size bytes each way, intact, on the open pair (handshake included). */
+static void both_ways(size_t size)
+{
+    handshake_and_hello();
+    unsigned char *b = malloc(size);
+    assert_non_null(b);
+    for (size_t i = 0; i < size; i++)
+        b[i] = pattern_byte(i);
+    evbuffer_add(F.peer_out, b, size);
+    free(b);
+    want_got = size;
+    pump(c_got_all, "the peer's bytes in");
+    check_pattern(F.got, size);
+    evbuffer_drain(F.got, size);
+    want_peer = size;
+    F.drained = 0;
+    queue_pattern(0, size);
+    pump(c_drained_and_peer_has_all, "the conn's bytes out");
+    check_pattern(F.peer_in, size);
+    evbuffer_drain(F.peer_in, size);
+    assert_int_equal(F.error, 0);
+}
+
+static void test_every_tls13_suite_is_taken_over(void **state)
+{
+    (void)state;
+    static const char *suites[] = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+                                   "TLS_CHACHA20_POLY1305_SHA256"};
+    for (int tickets = 0; tickets <= 2; tickets += 2) {
+        /* With tickets the server seals them with its application key in
+         * the handshake's last step: the record layer must count them. */
+        assert_int_equal(SSL_CTX_set_num_tickets(F.sctx, (size_t)tickets), 1);
+        for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+            open_pair(1, 0, 0);
+            assert_int_equal(SSL_set_ciphersuites(F.peer, suites[i]), 1);
+            both_ways(100 * 1024 + 7);
+            assert_string_equal(SSL_CIPHER_get_name(SSL_get_current_cipher(F.peer)), suites[i]);
+            assert_int_equal(sg_conn_own_records(F.conn), 1);
+            close_pair();
+        }
+    }
+}
+
+static void test_tls12_keeps_openssl(void **state)
+{
+    (void)state;
+    open_pair(1, 0, 0);
+    assert_int_equal(SSL_set_max_proto_version(F.peer, TLS1_2_VERSION), 1);
+    both_ways(50 * 1024);
+    assert_int_equal(SSL_version(F.peer), TLS1_2_VERSION);
+    assert_int_equal(sg_conn_own_records(F.conn), 0);
+}
+
+static void test_forged_record_is_an_error(void **state)
+{
+    (void)state;
+    open_pair(1, 0, 0);
+    handshake_and_hello();
+    assert_int_equal(sg_conn_own_records(F.conn), 1);
+    /* A well-formed application_data record whose tag is wrong. */
+    unsigned char rec[5 + 40] = {23, 3, 3, 0, 40};
+    memset(rec + 5, 0xa5, 40);
+    assert_int_equal(write(F.peer_fd, rec, sizeof(rec)), (ssize_t)sizeof(rec));
+    pump(c_eof, "a forged record refused");
+    assert_int_equal(F.error, 1);
+    assert_int_equal(F.eof, 0);
+    assert_int_equal(evbuffer_get_length(F.got), 0);
 }
 
 static int c_connected_and_got(void)
@@ -530,6 +605,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idle_conn_keeps_no_buffers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_update_and_close_notify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_side, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_tls13_suite_is_taken_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls12_keeps_openssl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_record_is_an_error, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
