@@ -176,21 +176,13 @@ static int dir_update(struct sg_tlsrec *r, struct tlsrec_dir *d, int enc)
     return rc;
 }
 
-struct sg_tlsrec *sg_tlsrec_take(SSL *ssl, uint64_t write_records)
+struct sg_tlsrec *sg_tlsrec_new(unsigned suite, const unsigned char *read_secret,
+                                const unsigned char *write_secret, size_t secret_len)
 {
-    pthread_once(&tlsrec_once, tlsrec_index_init);
-    if (tlsrec_index < 0)
+    struct sg_tlsrec *r = OPENSSL_zalloc(sizeof(*r));
+    if (r == NULL)
         return NULL;
-    struct tlsrec_secrets *s = SSL_get_ex_data(ssl, tlsrec_index);
-    if (s != NULL)
-        SSL_set_ex_data(ssl, tlsrec_index, NULL);
-    struct sg_tlsrec *r = NULL;
-    const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
-    if (s == NULL || c == NULL || SSL_version(ssl) != TLS1_3_VERSION || SSL_has_pending(ssl))
-        goto out;
-    if ((r = OPENSSL_zalloc(sizeof(*r))) == NULL)
-        goto out;
-    switch (SSL_CIPHER_get_protocol_id(c)) {
+    switch (suite) {
     case 0x1301:
         r->cipher = EVP_aes_128_gcm(), r->digest = "SHA256", r->key_len = 16, r->hash_len = 32;
         break;
@@ -204,22 +196,39 @@ struct sg_tlsrec *sg_tlsrec_take(SSL *ssl, uint64_t write_records)
     default:
         goto fail;
     }
-    if (s->client_len != r->hash_len || s->server_len != r->hash_len)
+    if (secret_len != r->hash_len)
         goto fail;
-    memcpy(r->rd.secret, s->client, r->hash_len); /* a server reads what the client wrote */
-    memcpy(r->wr.secret, s->server, r->hash_len);
+    memcpy(r->rd.secret, read_secret, r->hash_len);
+    memcpy(r->wr.secret, write_secret, r->hash_len);
     if ((r->rd.ctx = EVP_CIPHER_CTX_new()) == NULL || (r->wr.ctx = EVP_CIPHER_CTX_new()) == NULL)
         goto fail;
     if (EVP_CipherInit_ex(r->rd.ctx, r->cipher, NULL, NULL, NULL, 0) != 1 ||
         EVP_CipherInit_ex(r->wr.ctx, r->cipher, NULL, NULL, NULL, 1) != 1 ||
         dir_keys(r, &r->rd, 0) != 0 || dir_keys(r, &r->wr, 1) != 0)
         goto fail;
-    r->wr.seq = write_records;
-    goto out;
+    return r;
 fail:
     sg_tlsrec_free(r);
-    r = NULL;
-out:
+    ERR_clear_error();
+    return NULL;
+}
+
+struct sg_tlsrec *sg_tlsrec_take(SSL *ssl, uint64_t write_records)
+{
+    pthread_once(&tlsrec_once, tlsrec_index_init);
+    if (tlsrec_index < 0)
+        return NULL;
+    struct tlsrec_secrets *s = SSL_get_ex_data(ssl, tlsrec_index);
+    if (s != NULL)
+        SSL_set_ex_data(ssl, tlsrec_index, NULL);
+    struct sg_tlsrec *r = NULL;
+    const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+    /* A server reads what the client wrote. */
+    if (s != NULL && c != NULL && SSL_version(ssl) == TLS1_3_VERSION && !SSL_has_pending(ssl) &&
+        s->client_len == s->server_len &&
+        (r = sg_tlsrec_new(SSL_CIPHER_get_protocol_id(c), s->client, s->server, s->client_len)) !=
+            NULL)
+        r->wr.seq = write_records;
     if (s != NULL)
         OPENSSL_clear_free(s, sizeof(*s));
     ERR_clear_error();
@@ -285,6 +294,13 @@ static size_t seal_type(struct sg_tlsrec *r, const struct iovec *iov, int iovcnt
         return 0;
     d->seq++;
     return SG_TLSREC_HEADER + body;
+}
+
+size_t sg_tlsrec_seal_inner(struct sg_tlsrec *r, unsigned char type, const unsigned char *p,
+                            size_t len, unsigned char *out)
+{
+    struct iovec v = {(void *)p, len};
+    return seal_type(r, &v, 1, len, type, out);
 }
 
 size_t sg_tlsrec_seal(struct sg_tlsrec *r, const struct iovec *iov, int iovcnt, size_t len,

@@ -54,6 +54,15 @@ void sg_tlsrec_keylog(const SSL *ssl, const char *line);
  * The secrets kept for ssl are wiped either way; the caller frees ssl.
  */
 struct sg_tlsrec *sg_tlsrec_take(SSL *ssl, uint64_t write_records);
+/*
+ * A record layer from raw traffic secrets of secret_len bytes (the suite's
+ * hash length): suite is the TLS cipher suite number (0x1301 AES-128-GCM,
+ * 0x1302 AES-256-GCM, 0x1303 ChaCha20-Poly1305). sg_tlsrec_take uses it;
+ * tests and fuzz targets make both ends of a connection with it. NULL for
+ * another suite, a wrong length, or no memory.
+ */
+struct sg_tlsrec *sg_tlsrec_new(unsigned suite, const unsigned char *read_secret,
+                                const unsigned char *write_secret, size_t secret_len);
 /* Wipes the keys. Accepts NULL. */
 void sg_tlsrec_free(struct sg_tlsrec *r);
 
@@ -64,6 +73,11 @@ void sg_tlsrec_free(struct sg_tlsrec *r);
  */
 size_t sg_tlsrec_seal(struct sg_tlsrec *r, const struct iovec *iov, int iovcnt, size_t len,
                       unsigned char *out);
+
+/* One record of any inner content type (len may be 0): a peer's records in
+ * tests and fuzz targets. Same contract as sg_tlsrec_seal otherwise. */
+size_t sg_tlsrec_seal_inner(struct sg_tlsrec *r, unsigned char type, const unsigned char *p,
+                            size_t len, unsigned char *out);
 
 /* The length of the record whose header starts at hdr (5 bytes), or 0
  * when the header is not one a TLS 1.3 peer may send after its Finished. */

@@ -15,7 +15,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fuzz_frame fuzz_envelope fuzz_resp fuzz_config fuzz_proxyproto fuzz_replymap fuzz_fastpb)
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_frame fuzz_envelope fuzz_resp fuzz_config fuzz_proxyproto fuzz_replymap fuzz_fastpb fuzz_tlsrec)
 build="$top/build-fuzz"
 
 # clang and its fuzzer runtime, only if missing (as scripts/deps.sh does).
