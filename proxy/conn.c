@@ -78,6 +78,7 @@ struct sg_conn {
     unsigned write_wants_read : 1;
     unsigned gather : 1;  /* TLS through conn_bio (not kernel TLS) */
     unsigned raw_eof : 1; /* gather mode: the socket reached EOF */
+    unsigned server : 1;  /* accept side */
     int pending_write;    /* SSL_write length to repeat, 0 if none */
     struct sg_conn_io io;
 };
@@ -700,16 +701,18 @@ static int conn_rec_read(struct sg_conn *c, int *eof)
 }
 
 /*
- * A server's TLS 1.3 handshake just finished in gather mode: hand the
- * connection to our own record layer and free the SSL object, unless
- * OpenSSL cannot be left (then it simply carries on). sent_before: raw_out's
- * length before the handshake step that finished; what that step wrote is
- * the session tickets, already sealed with the server's application key,
- * so their records are counted into the write sequence.
+ * A TLS 1.3 handshake just finished in gather mode: hand the connection to
+ * our own record layer and free the SSL object, unless OpenSSL cannot be
+ * left (then it simply carries on). sent_before: raw_out's length before
+ * the handshake step that finished. On the accept side what that step
+ * wrote is the session tickets, already sealed with the server's
+ * application key, so their records are counted into the write sequence;
+ * on the connect side it is the client's Finished, under the handshake key.
  */
 static void conn_rec_take(struct sg_conn *c, size_t sent_before)
 {
-    size_t end = c->raw_out != NULL ? evbuffer_get_length(c->raw_out) : 0, off = sent_before;
+    size_t end = c->raw_out != NULL ? evbuffer_get_length(c->raw_out) : 0;
+    size_t off = c->server ? sent_before : end;
     uint64_t records = 0;
     while (off < end) {
         unsigned char h[SG_TLSREC_HEADER];
@@ -743,7 +746,7 @@ static void conn_handshake_done(struct sg_conn *c)
         sg_conn_flush_soon(c);
     if ((c->ssl != NULL && SSL_has_pending(c->ssl)) || (c->gather && conn_raw_pending(c) > 0))
         event_active(c->rev, EV_READ, 0);
-    if (c->ssl != NULL && !SSL_is_server(c->ssl))
+    if (!c->server)
         c->cbs.on_event(c->arg, SG_CONN_CONNECTED);
 }
 
@@ -751,7 +754,7 @@ static void conn_handshake(struct sg_conn *c)
 {
     size_t sent_before = c->raw_out != NULL ? evbuffer_get_length(c->raw_out) : 0;
     int rc = SSL_do_handshake(c->ssl);
-    if (rc == 1 && c->gather && SSL_is_server(c->ssl))
+    if (rc == 1 && c->gather)
         conn_rec_take(c, sent_before);
     if (c->gather) {
         /* Send what the step produced now; keep unread bytes for later. */
@@ -933,6 +936,7 @@ struct sg_conn *sg_conn_new(struct event_base *base, int fd, SSL *ssl, int serve
     if (timeout_ms > 0)
         c->timer = evtimer_new(base, on_timer, c);
     c->reading = 1;
+    c->server = server ? 1 : 0;
 #ifdef SSL_OP_ENABLE_KTLS
     c->gather = ssl != NULL && (SSL_get_options(ssl) & SSL_OP_ENABLE_KTLS) == 0;
 #else

@@ -140,8 +140,11 @@ SSL_CTX *sg_tls_redis_ctx(const struct sg_config *cfg, char *err, size_t errlen)
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set_read_ahead(ctx, 1);
     tls_maybe_ktls(ctx);
+    if (sg_tls_kernel_tls_available())
+        SSL_CTX_set_read_ahead(ctx, 1);
+    else
+        SSL_CTX_set_keylog_callback(ctx, sg_tlsrec_keylog); /* as for clients, above */
     if (cfg->redis_tls_ca[0] != '\0') {
         if (SSL_CTX_load_verify_locations(ctx, cfg->redis_tls_ca, NULL) != 1) {
             tls_err(err, errlen, "redis.tls.ca", cfg->redis_tls_ca);

@@ -18,7 +18,7 @@
 #define TLSREC_SECRET_MAX 48 /* SHA-384 */
 
 enum { CT_ALERT = 21, CT_HANDSHAKE = 22, CT_APPDATA = 23 };
-enum { HS_KEY_UPDATE = 24 };
+enum { HS_NEW_SESSION_TICKET = 4, HS_KEY_UPDATE = 24 };
 
 /* What the key log callback keeps per SSL until the handshake is done. */
 struct tlsrec_secrets {
@@ -34,6 +34,7 @@ struct tlsrec_dir {
 };
 
 struct sg_tlsrec {
+    int client; /* connect side: the server's session tickets are accepted */
     const EVP_CIPHER *cipher;
     const char *digest;
     size_t key_len, hash_len;
@@ -177,11 +178,12 @@ static int dir_update(struct sg_tlsrec *r, struct tlsrec_dir *d, int enc)
 }
 
 struct sg_tlsrec *sg_tlsrec_new(unsigned suite, const unsigned char *read_secret,
-                                const unsigned char *write_secret, size_t secret_len)
+                                const unsigned char *write_secret, size_t secret_len, int client)
 {
     struct sg_tlsrec *r = OPENSSL_zalloc(sizeof(*r));
     if (r == NULL)
         return NULL;
+    r->client = client != 0;
     switch (suite) {
     case 0x1301:
         r->cipher = EVP_aes_128_gcm(), r->digest = "SHA256", r->key_len = 16, r->hash_len = 32;
@@ -223,11 +225,12 @@ struct sg_tlsrec *sg_tlsrec_take(SSL *ssl, uint64_t write_records)
         SSL_set_ex_data(ssl, tlsrec_index, NULL);
     struct sg_tlsrec *r = NULL;
     const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
-    /* A server reads what the client wrote. */
+    int server = SSL_is_server(ssl);
+    /* Each end reads what the other wrote. */
     if (s != NULL && c != NULL && SSL_version(ssl) == TLS1_3_VERSION && !SSL_has_pending(ssl) &&
         s->client_len == s->server_len &&
-        (r = sg_tlsrec_new(SSL_CIPHER_get_protocol_id(c), s->client, s->server, s->client_len)) !=
-            NULL)
+        (r = sg_tlsrec_new(SSL_CIPHER_get_protocol_id(c), server ? s->client : s->server,
+                           server ? s->server : s->client, s->client_len, !server)) != NULL)
         r->wr.seq = write_records;
     if (s != NULL)
         OPENSSL_clear_free(s, sizeof(*s));
@@ -373,15 +376,31 @@ enum sg_tlsrec_open sg_tlsrec_open(struct sg_tlsrec *r, const unsigned char *rec
     }
     if (type != CT_HANDSHAKE)
         return SG_TLSREC_BAD;
-    /* Post-handshake messages a server accepts: KeyUpdate only (no
-     * post-handshake authentication is ever asked for). A KeyUpdate ends
-     * its record: the next record is under the next key (section 4.6.3). */
-    if (i != 5 || out[0] != HS_KEY_UPDATE || out[1] != 0 || out[2] != 0 || out[3] != 1 ||
-        out[4] > 1)
-        return SG_TLSREC_BAD;
-    if (dir_update(r, d, 0) != 0)
-        return SG_TLSREC_BAD;
-    if (out[4] == 1)
-        *reply = 1;
+    /* Post-handshake messages: KeyUpdate, and on the connect side the
+     * server's NewSessionTicket (not kept: links reconnect rarely). No
+     * post-handshake authentication is ever asked for. Messages do not span
+     * records here, and a KeyUpdate ends its record: the next record is
+     * under the next key (section 4.6.3). */
+    size_t at = 0;
+    if (i == 0)
+        return SG_TLSREC_BAD; /* no empty handshake records (section 5.1) */
+    while (at < i) {
+        if (i - at < 4)
+            return SG_TLSREC_BAD;
+        size_t mlen = (size_t)out[at + 1] << 16 | (size_t)out[at + 2] << 8 | out[at + 3];
+        if (mlen > i - at - 4)
+            return SG_TLSREC_BAD;
+        if (out[at] == HS_NEW_SESSION_TICKET && r->client) {
+            at += 4 + mlen;
+            continue;
+        }
+        if (out[at] != HS_KEY_UPDATE || mlen != 1 || at + 5 != i || out[at + 4] > 1)
+            return SG_TLSREC_BAD;
+        if (dir_update(r, d, 0) != 0)
+            return SG_TLSREC_BAD;
+        if (out[at + 4] == 1)
+            *reply = 1;
+        break;
+    }
     return SG_TLSREC_CONTROL;
 }

@@ -16,8 +16,9 @@
  * and the connection is closed.
  *
  * Kernel TLS does the same job where the kernel offers it; this is the
- * user-space equivalent, and conn.c uses it only for TLS 1.3 server
- * connections in gather mode. TLS 1.2 connections keep their SSL object.
+ * user-space equivalent, and conn.c uses it for every TLS 1.3 connection
+ * (clients', and links to Redis) when kernel TLS is not in use. TLS 1.2
+ * connections keep their SSL object.
  */
 #ifndef SG_TLSREC_H
 #define SG_TLSREC_H
@@ -38,7 +39,7 @@
 struct sg_tlsrec;
 
 /*
- * The key log callback to install on a server context
+ * The key log callback to install on a context
  * (SSL_CTX_set_keylog_callback): keeps the application traffic secrets of
  * each connection with its SSL object until sg_tlsrec_take (or SSL_free)
  * wipes them.
@@ -46,23 +47,24 @@ struct sg_tlsrec;
 void sg_tlsrec_keylog(const SSL *ssl, const char *line);
 
 /*
- * After SSL_do_handshake returned 1 on a server SSL: the record layer that
- * carries on from it, or NULL when this connection cannot be taken over
- * (not TLS 1.3, a cipher suite not handled here, secrets not logged,
- * OpenSSL holding unread bytes). write_records: how many records OpenSSL
- * already sealed with the server's application key (its session tickets).
+ * After SSL_do_handshake returned 1: the record layer that carries on from
+ * it, or NULL when this connection cannot be taken over (not TLS 1.3, a
+ * cipher suite not handled here, secrets not logged, OpenSSL holding
+ * unread bytes). write_records: how many records OpenSSL already sealed
+ * with our application key (a server's session tickets; 0 for a client).
  * The secrets kept for ssl are wiped either way; the caller frees ssl.
  */
 struct sg_tlsrec *sg_tlsrec_take(SSL *ssl, uint64_t write_records);
 /*
  * A record layer from raw traffic secrets of secret_len bytes (the suite's
  * hash length): suite is the TLS cipher suite number (0x1301 AES-128-GCM,
- * 0x1302 AES-256-GCM, 0x1303 ChaCha20-Poly1305). sg_tlsrec_take uses it;
- * tests and fuzz targets make both ends of a connection with it. NULL for
- * another suite, a wrong length, or no memory.
+ * 0x1302 AES-256-GCM, 0x1303 ChaCha20-Poly1305); client: the connect side
+ * (it accepts the server's NewSessionTicket messages). sg_tlsrec_take uses
+ * it; tests and fuzz targets make both ends of a connection with it. NULL
+ * for another suite, a wrong length, or no memory.
  */
 struct sg_tlsrec *sg_tlsrec_new(unsigned suite, const unsigned char *read_secret,
-                                const unsigned char *write_secret, size_t secret_len);
+                                const unsigned char *write_secret, size_t secret_len, int client);
 /* Wipes the keys. Accepts NULL. */
 void sg_tlsrec_free(struct sg_tlsrec *r);
 

@@ -36,19 +36,41 @@ static int take(struct in *in, size_t k, const uint8_t **out)
 
 static unsigned char rec[SG_TLSREC_MAX_RECORD + 64], plain[SG_TLSREC_MAX_RECORD + 64];
 
-/* What RFC 8446 makes of a record with this inner type and content. */
-static enum sg_tlsrec_open expected(unsigned char type, const uint8_t *c, size_t len, int *reply)
+/*
+ * What RFC 8446 makes of a record with this inner type and content, on the
+ * accept side or (client) the connect side, which also takes the server's
+ * NewSessionTicket messages. *key_update: the record ends with a KeyUpdate.
+ */
+static enum sg_tlsrec_open expected(unsigned char type, const uint8_t *c, size_t len, int client,
+                                    int *reply, int *key_update)
 {
     *reply = 0;
+    *key_update = 0;
     if (type == 23)
         return SG_TLSREC_DATA;
     if (type == 21 && len == 2)
         return c[1] == 0 ? SG_TLSREC_CLOSE : c[1] == 90 ? SG_TLSREC_CONTROL : SG_TLSREC_BAD;
-    if (type == 22 && len == 5 && c[0] == 24 && c[1] == 0 && c[2] == 0 && c[3] == 1 && c[4] <= 1) {
-        *reply = c[4];
-        return SG_TLSREC_CONTROL;
+    if (type != 22 || len == 0)
+        return SG_TLSREC_BAD;
+    size_t at = 0;
+    while (at < len) {
+        if (len - at < 4)
+            return SG_TLSREC_BAD;
+        size_t m = (size_t)c[at + 1] << 16 | (size_t)c[at + 2] << 8 | c[at + 3];
+        if (m > len - at - 4)
+            return SG_TLSREC_BAD;
+        if (c[at] == 4 && client) {
+            at += 4 + m;
+            continue;
+        }
+        if (c[at] == 24 && m == 1 && at + 5 == len && c[at + 4] <= 1) {
+            *reply = c[at + 4];
+            *key_update = 1;
+            return SG_TLSREC_CONTROL;
+        }
+        return SG_TLSREC_BAD;
     }
-    return SG_TLSREC_BAD;
+    return SG_TLSREC_CONTROL;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -56,6 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     unsigned suite = suites[data[0] % 3];
+    int client = (data[0] >> 2) & 1; /* which end "me" is */
     size_t hash = suite == 0x1302 ? 48 : 32;
     unsigned char cs[48], ss[48];
     for (size_t i = 0; i < sizeof(cs); i++) {
@@ -63,8 +86,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ss[i] = (unsigned char)(i * 13 + 5);
     }
     /* Ours reads the client's secret and writes the server's; the peer the reverse. */
-    struct sg_tlsrec *me = sg_tlsrec_new(suite, cs, ss, hash);
-    struct sg_tlsrec *peer = sg_tlsrec_new(suite, ss, cs, hash);
+    struct sg_tlsrec *me = sg_tlsrec_new(suite, cs, ss, hash, client);
+    struct sg_tlsrec *peer = sg_tlsrec_new(suite, ss, cs, hash, !client);
     SG_FUZZ_CHECK(me != NULL && peer != NULL);
     struct in in = {data + 1, size - 1};
     const uint8_t *op, *lenb, *c;
@@ -111,14 +134,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             w = sg_tlsrec_seal_inner(peer, lenb[0], c, len, rec);
             SG_FUZZ_CHECK(w == len + SG_TLSREC_OVERHEAD);
             r = sg_tlsrec_open(me, rec, w, plain, &got, &reply);
-            enum sg_tlsrec_open want = expected(lenb[0], c, len, &want_reply);
+            int key_update;
+            enum sg_tlsrec_open want = expected(lenb[0], c, len, client, &want_reply, &key_update);
             /* A type of 0 puts the real type further back (it is padding). */
             if (lenb[0] == 0)
                 goto done;
             SG_FUZZ_CHECK(r == want);
             SG_FUZZ_CHECK(r != SG_TLSREC_DATA || (got == len && memcmp(plain, c, len) == 0));
             SG_FUZZ_CHECK(r == SG_TLSREC_DATA || got == 0);
-            if (r == SG_TLSREC_CONTROL && lenb[0] == 22) {
+            if (r == SG_TLSREC_CONTROL && key_update) {
                 /* Ours moved to the next read key; the peer did not: from
                  * here on its records no longer authenticate. */
                 SG_FUZZ_CHECK(reply == want_reply);

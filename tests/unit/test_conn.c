@@ -110,6 +110,7 @@ static void crypto_free(void *q, const char *file, int line)
 struct fx {
     struct event_base *base;
     SSL_CTX *sctx, *cctx;
+    SSL_CTX *lctx;        /* the conn's connect side: tls.c's context for Redis links */
     struct sg_conn *conn; /* the proxy's end */
     SSL *peer;            /* the other end, driven by the test */
     int peer_fd;
@@ -189,6 +190,10 @@ static int setup(void **state)
     char err[256];
     F.sctx = sg_tls_server_ctx(&cfg, err, sizeof(err));
     assert_non_null(F.sctx);
+    cfg.redis_tls = 1;
+    snprintf(cfg.redis_tls_ca, sizeof(cfg.redis_tls_ca), "%s", cfg.tls_cert);
+    F.lctx = sg_tls_redis_ctx(&cfg, err, sizeof(err));
+    assert_non_null(F.lctx);
     F.cctx = SSL_CTX_new(TLS_client_method());
     assert_non_null(F.cctx);
     SSL_CTX_set_verify(F.cctx, SSL_VERIFY_NONE, NULL);
@@ -217,6 +222,7 @@ static int teardown(void **state)
     event_base_free(F.base);
     SSL_CTX_free(F.sctx);
     SSL_CTX_free(F.cctx);
+    SSL_CTX_free(F.lctx);
     char p[600];
     snprintf(p, sizeof(p), "%s/cert.pem", F.dir);
     unlink(p);
@@ -242,7 +248,7 @@ static void open_pair(int server, int sndbuf, int rcvbuf)
         setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     if (rcvbuf > 0)
         setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    SSL *mine = SSL_new(server ? F.sctx : F.cctx);
+    SSL *mine = SSL_new(server ? F.sctx : F.lctx);
     assert_non_null(mine);
     F.conn = sg_conn_new(F.base, sv[0], mine, server, !server, 0, &cbs, &F);
     assert_non_null(F.conn);
@@ -504,10 +510,9 @@ static void test_key_update_and_close_notify(void **state)
     assert_int_equal(F.error, 0);
 }
 
-/* size bytes each way, intact, on the open pair (handshake included). */
-static void both_ways(size_t size)
+/* size bytes each way, intact, on a pair that is talking already. */
+static void both_ways_after_handshake(size_t size)
 {
-    handshake_and_hello();
     unsigned char *b = malloc(size);
     assert_non_null(b);
     for (size_t i = 0; i < size; i++)
@@ -525,6 +530,13 @@ static void both_ways(size_t size)
     check_pattern(F.peer_in, size);
     evbuffer_drain(F.peer_in, size);
     assert_int_equal(F.error, 0);
+}
+
+/* The same on the open pair, handshake included. */
+static void both_ways(size_t size)
+{
+    handshake_and_hello();
+    both_ways_after_handshake(size);
 }
 
 static void test_every_tls13_suite_is_taken_over(void **state)
@@ -591,6 +603,13 @@ static void test_connect_side(void **state)
     pump(c_peer_has_all, "connect side: the queued request");
     assert_memory_equal(evbuffer_pullup(F.peer_in, 5), "PING\n", 5);
     assert_memory_equal(evbuffer_pullup(F.got, 5), "+PONG", 5);
+    /* TLS 1.3: the records are the conn's own from the handshake on, and
+     * the peer's session tickets, which came first, were passed over. */
+    assert_int_equal(SSL_version(F.peer), TLS1_3_VERSION);
+    assert_int_equal(sg_conn_own_records(F.conn), 1);
+    evbuffer_drain(F.got, 5);
+    evbuffer_drain(F.peer_in, 5);
+    both_ways_after_handshake(70 * 1024);
 }
 
 int main(void)
