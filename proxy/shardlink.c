@@ -306,13 +306,131 @@ static int link_take_simple(struct sg_shardlink *l, struct evbuffer *in, uint64_
     return l->generation != gen ? -1 : 1;
 }
 
+/* Headers a reply may have for link_reply_len to measure it. */
+#define LINK_WALK_MAX 4096
+
+/* A header's number (digits after the type byte, an optional '-'). */
+static int link_header_num(const char *s, size_t n, int64_t *v)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (n > 0 && s[0] == '-')
+        neg = 1, i = 1;
+    if (i == n || n - i > 18)
+        return -1;
+    int64_t x = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        x = x * 10 + (s[i] - '0');
+    }
+    *v = neg ? -x : x;
+    return 0;
+}
+
+/*
+ * The length of the reply at the head of in (any RESP2 reply: errors,
+ * arrays, nested arrays), found by walking its headers without parsing
+ * anything else. 1 with *len set when all of it is there; 0 when more
+ * bytes are needed; -1 when the walk gives up (an odd header, a bulk over
+ * max_bulk, more than LINK_WALK_MAX headers): the caller then feeds hiredis
+ * whole chunks, and hiredis and the header scan judge the bytes.
+ */
+static int link_reply_len(struct evbuffer *in, uint64_t max_bulk, size_t *len)
+{
+    size_t avail = evbuffer_get_length(in);
+    struct evbuffer_ptr pos;
+    if (evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET) != 0)
+        return -1;
+    uint64_t remaining = 1;
+    for (uint32_t walked = 0; remaining > 0; walked++) {
+        if (walked >= LINK_WALK_MAX)
+            return -1;
+        size_t eol_len = 0;
+        struct evbuffer_ptr eol = evbuffer_search_eol(in, &pos, &eol_len, EVBUFFER_EOL_CRLF_STRICT);
+        if (eol.pos < 0)
+            return avail - (size_t)pos.pos > SG_RESP_SCAN_MAX_LINE ? -1 : 0;
+        size_t line = (size_t)(eol.pos - pos.pos);
+        char hdr[24];
+        size_t got = line < sizeof(hdr) ? line : sizeof(hdr);
+        if (line < 1 || evbuffer_copyout_from(in, &pos, hdr, got) != (ev_ssize_t)got)
+            return -1;
+        /* Only a bulk's or an array's number is read: a longer line there
+         * is odd (a status or error line may be long). */
+        if ((hdr[0] == '$' || hdr[0] == '*') && got < line)
+            return -1;
+        size_t next = (size_t)eol.pos + 2;
+        int64_t v = 0;
+        remaining--;
+        switch (hdr[0]) {
+        case '+':
+        case '-':
+        case ':':
+            break;
+        case '$':
+            if (link_header_num(hdr + 1, line - 1, &v) != 0 || v > (int64_t)max_bulk)
+                return -1;
+            if (v >= 0)
+                next += (size_t)v + 2;
+            break;
+        case '*':
+            if (link_header_num(hdr + 1, line - 1, &v) != 0 || v > LINK_WALK_MAX)
+                return -1;
+            if (v > 0)
+                remaining += (uint64_t)v;
+            break;
+        default:
+            return -1;
+        }
+        if (next > avail)
+            return 0;
+        if (evbuffer_ptr_set(in, &pos, next, EVBUFFER_PTR_SET) != 0)
+            return -1;
+    }
+    *len = (size_t)pos.pos;
+    return 1;
+}
+
+/*
+ * Hand hiredis exactly len bytes from the head of in (checked by the
+ * header scan first) and drain them. 0, or -1 after resetting the link.
+ */
+static int link_feed(struct sg_shardlink *l, struct evbuffer *in, size_t len)
+{
+    while (len > 0) {
+        struct evbuffer_iovec vec;
+        if (evbuffer_peek(in, -1, NULL, &vec, 1) <= 0)
+            return -1; /* cannot happen: the bytes were counted */
+        size_t n = vec.iov_len < len ? vec.iov_len : len;
+        const char *why = NULL;
+        if (sg_resp_scan(&l->scan, vec.iov_base, n, &why) != 0) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "protocol error from Redis: %s", why);
+            SG_STAT_INC(&l->core->stats, link_protocol_errors);
+            link_reset(l, msg);
+            return -1;
+        }
+        if (redisReaderFeed(l->reader, vec.iov_base, n) != REDIS_OK) {
+            link_reset(l, "protocol error from Redis: reader refused input");
+            return -1;
+        }
+        evbuffer_drain(in, n);
+        len -= n;
+    }
+    return 0;
+}
+
 /*
  * Feed what was read to the reader one buffer chunk at a time, taking the
  * complete replies after each: hiredis shifts its buffer down after every
  * reply it returns, so feeding a megabyte of pipelined replies at once
  * would cost a memmove of the rest per reply. At a reply boundary a bulk
  * owed to a record that takes simple replies is taken in place
- * (link_take_simple).
+ * (link_take_simple); any other reply that is all there (an error, an
+ * MGET group's array, a script's answer) is measured and hiredis gets
+ * exactly its bytes, so the reader is idle again after it and the replies
+ * behind it still go the in-place way (fed a whole chunk, hiredis would
+ * read every reply of it, each paying a memmove of the rest).
  * The clock is read once for the batch: replies read together arrived
  * together, and requests they complete are answered at that time.
  */
@@ -333,6 +451,15 @@ static void on_read(void *arg)
                 continue;
             if (wait)
                 break;
+            size_t len = 0;
+            int m = link_reply_len(in, l->max_bulk, &len);
+            if (m == 0)
+                break; /* the rest of the reply is on its way */
+            if (m > 0) {
+                if (link_feed(l, in, len) != 0 || link_take_replies_at(l, now_us) != 0)
+                    break;
+                continue;
+            }
         }
         if (evbuffer_peek(in, -1, NULL, &vec, 1) <= 0)
             break;
