@@ -168,18 +168,24 @@ static void on_stall_check(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us);
+static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us, int one);
 static struct sg_linkop *link_pop(struct sg_shardlink *l, uint64_t now_us);
 
 /*
- * Match every complete reply in the reader to the FIFO head. Returns 0, or
+ * Match every complete reply in the reader to the FIFO head (with one set:
+ * the one reply the reader was given, and no further call to hiredis,
+ * which would leave it waiting for a next reply, not idle). Returns 0, or
  * -1 when the link was reset (the caller must not touch it any more). The
  * clock is read once for the batch: replies read together arrived together,
  * and requests they complete are answered at that time.
  */
-static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us)
+static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us, int one)
 {
-    for (;;) {
+    for (int taken = 0;; taken++) {
+        if (one && taken == 1) {
+            link_publish_pending(l);
+            return 0;
+        }
         void *r = NULL;
         if (redisReaderGetReply(l->reader, &r) != REDIS_OK) {
             link_reset(l, "protocol error from Redis");
@@ -242,10 +248,14 @@ static struct sg_linkop *link_pop(struct sg_shardlink *l, uint64_t now_us)
     return op;
 }
 
-/* 1 when hiredis holds no unparsed byte and no partial reply. */
+/*
+ * 1 when hiredis holds no unparsed byte and no partial reply. A call that
+ * found no reply leaves its stack set up for the next one (ridx 0) with
+ * nothing of it read yet (its type still -1): that is idle too.
+ */
 static int reader_idle(const redisReader *r)
 {
-    return r->ridx == -1 && r->pos >= r->len;
+    return r->pos >= r->len && (r->ridx == -1 || (r->ridx == 0 && r->rstack[0].type < 0));
 }
 
 /*
@@ -456,7 +466,7 @@ static void on_read(void *arg)
             if (m == 0)
                 break; /* the rest of the reply is on its way */
             if (m > 0) {
-                if (link_feed(l, in, len) != 0 || link_take_replies_at(l, now_us) != 0)
+                if (link_feed(l, in, len) != 0 || link_take_replies_at(l, now_us, 1) != 0)
                     break;
                 continue;
             }
@@ -476,7 +486,7 @@ static void on_read(void *arg)
             break;
         }
         evbuffer_drain(in, vec.iov_len);
-        if (link_take_replies_at(l, now_us) != 0)
+        if (link_take_replies_at(l, now_us, 0) != 0)
             break;
     }
     link_publish_pending(l); /* the gauge, once per read (a reset publishes its own 0) */
