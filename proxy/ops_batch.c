@@ -7,6 +7,7 @@
  */
 #include "ops.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,9 +146,14 @@ static int prepare_mget(struct sg_request *r, const char **why)
         groups += slots[order[p]] != slots[order[p - 1]];
     r->order = order;
     r->n_subops = groups;
-    r->subops = groups == 1 ? &r->subop1 : sg_calloc(groups, sizeof(*r->subops));
+    /* Zeroed up to the retry event, as the request's own sub-op is
+     * (request.h): the event is assigned before use, and a 100-key MGET of
+     * random keys has a hundred sub-ops. */
+    r->subops = groups == 1 ? &r->subop1 : sg_malloc(groups * sizeof(*r->subops));
     uint32_t g = 0;
     for (uint32_t p = 0; p < n; g++) {
+        if (groups > 1)
+            memset(&r->subops[g], 0, offsetof(struct sg_subop, retry_ev));
         uint32_t q = p + 1;
         while (q < n && slots[order[q]] == slots[order[p]])
             q++;

@@ -275,16 +275,44 @@ static int link_take_simple(struct sg_shardlink *l, struct evbuffer *in, uint64_
         return 0;
     char hdr[SG_RESP_SIMPLE_LINE];
     size_t avail = evbuffer_get_length(in);
-    ev_ssize_t got = evbuffer_copyout(in, hdr, avail < sizeof(hdr) ? avail : sizeof(hdr));
+    /* Most replies lie whole in the input's first chain: read them there
+     * (one copy of the value, one drain) rather than through copies. */
+    struct evbuffer_iovec first = {NULL, 0};
+    evbuffer_peek(in, -1, NULL, &first, 1);
+    const char *at = first.iov_base;
+    size_t seen = first.iov_len;
+    if (seen < sizeof(hdr) && seen < avail) {
+        ev_ssize_t got = evbuffer_copyout(in, hdr, avail < sizeof(hdr) ? avail : sizeof(hdr));
+        at = hdr;
+        seen = got > 0 ? (size_t)got : 0;
+    }
     struct sg_resp_simple h;
-    int rc = sg_resp_simple_header(hdr, got > 0 ? (size_t)got : 0, &h);
+    int rc = sg_resp_simple_header(at, seen, &h);
     if (rc != SG_RESP_SIMPLE_OK) {
         *wait = rc == SG_RESP_SIMPLE_MORE;
         return 0;
     }
     int64_t v = h.n;
     char *data = NULL;
+    if (h.type == REDIS_REPLY_STRING && at != hdr && h.hlen + (size_t)v + 2 <= first.iov_len &&
+        (uint64_t)v <= l->max_bulk) {
+        const char *p = at + h.hlen;
+        if (p[v] != '\r' || p[v + 1] != '\n') {
+            SG_STAT_INC(&l->core->stats, link_protocol_errors);
+            link_reset(l, "protocol error from Redis: bulk string not ended by CRLF");
+            return -1;
+        }
+        data = sg_malloc(v > 0 ? (size_t)v : 1);
+        memcpy(data, p, (size_t)v);
+        evbuffer_drain(in, h.hlen + (size_t)v + 2);
+        op = link_pop(l, now_us);
+        uint64_t gen = l->generation;
+        op->cbs->simple(op, h.type, data, v);
+        return l->generation != gen ? -1 : 1;
+    }
     if (h.type == REDIS_REPLY_STATUS) {
+        if (at != hdr) /* the status text is written into a copy below */
+            memcpy(hdr, at, h.hlen);
         hdr[h.hlen - 2] = '\0'; /* the CR, in our copy: the text is a C string */
         data = hdr + 1;
     } else if (h.type != REDIS_REPLY_INTEGER) { /* a bulk or nil: its bytes follow */
