@@ -437,8 +437,12 @@ static int link_feed(struct sg_shardlink *l, struct evbuffer *in, size_t len)
 {
     while (len > 0) {
         struct evbuffer_iovec vec;
-        if (evbuffer_peek(in, -1, NULL, &vec, 1) <= 0)
-            return -1; /* cannot happen: the bytes were counted */
+        if (evbuffer_peek(in, -1, NULL, &vec, 1) <= 0) {
+            /* Cannot happen (the bytes were counted); the order of what is
+             * left could not be trusted. */
+            link_reset(l, "reply bytes missing from the input");
+            return -1;
+        }
         size_t n = vec.iov_len < len ? vec.iov_len : len;
         const char *why = NULL;
         if (sg_resp_scan(&l->scan, vec.iov_base, n, &why) != 0) {
