@@ -280,7 +280,8 @@ void sg_request_dispatch(struct sg_subop *op)
     const ProtobufCBinaryData *k = subop_first_key(op);
     int replica_ok = r->ks->read_from_replicas && (sg_op_flags(r->rq->op) & SG_OPF_READ) &&
                      op->redirects == 0 && op->retries == 0;
-    struct sg_shardlink *l = sg_router_slot_link(rt, sg_slot_of_key(k->data, k->len), replica_ok);
+    uint16_t slot = op->slot_known ? op->slot : sg_slot_of_key(k->data, k->len);
+    struct sg_shardlink *l = sg_router_slot_link(rt, slot, replica_ok);
     if (l == NULL) {
         request_refresh(r->core);
         sg_request_retry_later(op, SLOTGATE__V1__CODE__CODE_CLUSTER_DOWN, "slot not served");

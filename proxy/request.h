@@ -46,6 +46,8 @@ struct sg_subop {
     uint8_t parked; /* waiting on retry_ev */
     uint8_t done;
     uint8_t script_in_full; /* the node lacked the script: EVAL, not EVALSHA */
+    uint8_t slot_known;     /* slot is set (KEYS: by the op's prepare) */
+    uint16_t slot;          /* KEYS: hash slot of the sub-op's keys */
     struct sg_co co;        /* identical-GET coalescing (coalesce.h) */
     struct event retry_ev;
 };

@@ -168,18 +168,24 @@ static void on_stall_check(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us);
+static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us, int one);
 static struct sg_linkop *link_pop(struct sg_shardlink *l, uint64_t now_us);
 
 /*
- * Match every complete reply in the reader to the FIFO head. Returns 0, or
+ * Match every complete reply in the reader to the FIFO head (with one set:
+ * the one reply the reader was given, and no further call to hiredis,
+ * which would leave it waiting for a next reply, not idle). Returns 0, or
  * -1 when the link was reset (the caller must not touch it any more). The
  * clock is read once for the batch: replies read together arrived together,
  * and requests they complete are answered at that time.
  */
-static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us)
+static int link_take_replies_at(struct sg_shardlink *l, uint64_t now_us, int one)
 {
-    for (;;) {
+    for (int taken = 0;; taken++) {
+        if (one && taken == 1) {
+            link_publish_pending(l);
+            return 0;
+        }
         void *r = NULL;
         if (redisReaderGetReply(l->reader, &r) != REDIS_OK) {
             link_reset(l, "protocol error from Redis");
@@ -242,10 +248,14 @@ static struct sg_linkop *link_pop(struct sg_shardlink *l, uint64_t now_us)
     return op;
 }
 
-/* 1 when hiredis holds no unparsed byte and no partial reply. */
+/*
+ * 1 when hiredis holds no unparsed byte and no partial reply. A call that
+ * found no reply leaves its stack set up for the next one (ridx 0) with
+ * nothing of it read yet (its type still -1): that is idle too.
+ */
 static int reader_idle(const redisReader *r)
 {
-    return r->ridx == -1 && r->pos >= r->len;
+    return r->pos >= r->len && (r->ridx == -1 || (r->ridx == 0 && r->rstack[0].type < 0));
 }
 
 /*
@@ -265,16 +275,44 @@ static int link_take_simple(struct sg_shardlink *l, struct evbuffer *in, uint64_
         return 0;
     char hdr[SG_RESP_SIMPLE_LINE];
     size_t avail = evbuffer_get_length(in);
-    ev_ssize_t got = evbuffer_copyout(in, hdr, avail < sizeof(hdr) ? avail : sizeof(hdr));
+    /* Most replies lie whole in the input's first chain: read them there
+     * (one copy of the value, one drain) rather than through copies. */
+    struct evbuffer_iovec first = {NULL, 0};
+    evbuffer_peek(in, -1, NULL, &first, 1);
+    const char *at = first.iov_base;
+    size_t seen = first.iov_len;
+    if (seen < sizeof(hdr) && seen < avail) {
+        ev_ssize_t got = evbuffer_copyout(in, hdr, avail < sizeof(hdr) ? avail : sizeof(hdr));
+        at = hdr;
+        seen = got > 0 ? (size_t)got : 0;
+    }
     struct sg_resp_simple h;
-    int rc = sg_resp_simple_header(hdr, got > 0 ? (size_t)got : 0, &h);
+    int rc = sg_resp_simple_header(at, seen, &h);
     if (rc != SG_RESP_SIMPLE_OK) {
         *wait = rc == SG_RESP_SIMPLE_MORE;
         return 0;
     }
     int64_t v = h.n;
     char *data = NULL;
+    if (h.type == REDIS_REPLY_STRING && at != hdr && h.hlen + (size_t)v + 2 <= first.iov_len &&
+        (uint64_t)v <= l->max_bulk) {
+        const char *p = at + h.hlen;
+        if (p[v] != '\r' || p[v + 1] != '\n') {
+            SG_STAT_INC(&l->core->stats, link_protocol_errors);
+            link_reset(l, "protocol error from Redis: bulk string not ended by CRLF");
+            return -1;
+        }
+        data = sg_malloc(v > 0 ? (size_t)v : 1);
+        memcpy(data, p, (size_t)v);
+        evbuffer_drain(in, h.hlen + (size_t)v + 2);
+        op = link_pop(l, now_us);
+        uint64_t gen = l->generation;
+        op->cbs->simple(op, h.type, data, v);
+        return l->generation != gen ? -1 : 1;
+    }
     if (h.type == REDIS_REPLY_STATUS) {
+        if (at != hdr) /* the status text is written into a copy below */
+            memcpy(hdr, at, h.hlen);
         hdr[h.hlen - 2] = '\0'; /* the CR, in our copy: the text is a C string */
         data = hdr + 1;
     } else if (h.type != REDIS_REPLY_INTEGER) { /* a bulk or nil: its bytes follow */
@@ -306,13 +344,135 @@ static int link_take_simple(struct sg_shardlink *l, struct evbuffer *in, uint64_
     return l->generation != gen ? -1 : 1;
 }
 
+/* Headers a reply may have for link_reply_len to measure it. */
+#define LINK_WALK_MAX 4096
+
+/* A header's number (digits after the type byte, an optional '-'). */
+static int link_header_num(const char *s, size_t n, int64_t *v)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (n > 0 && s[0] == '-')
+        neg = 1, i = 1;
+    if (i == n || n - i > 18)
+        return -1;
+    int64_t x = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        x = x * 10 + (s[i] - '0');
+    }
+    *v = neg ? -x : x;
+    return 0;
+}
+
+/*
+ * The length of the reply at the head of in (any RESP2 reply: errors,
+ * arrays, nested arrays), found by walking its headers without parsing
+ * anything else. 1 with *len set when all of it is there; 0 when more
+ * bytes are needed; -1 when the walk gives up (an odd header, a bulk over
+ * max_bulk, more than LINK_WALK_MAX headers): the caller then feeds hiredis
+ * whole chunks, and hiredis and the header scan judge the bytes.
+ */
+static int link_reply_len(struct evbuffer *in, uint64_t max_bulk, size_t *len)
+{
+    size_t avail = evbuffer_get_length(in);
+    struct evbuffer_ptr pos;
+    if (evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET) != 0)
+        return -1;
+    uint64_t remaining = 1;
+    for (uint32_t walked = 0; remaining > 0; walked++) {
+        if (walked >= LINK_WALK_MAX)
+            return -1;
+        size_t eol_len = 0;
+        struct evbuffer_ptr eol = evbuffer_search_eol(in, &pos, &eol_len, EVBUFFER_EOL_CRLF_STRICT);
+        if (eol.pos < 0)
+            return avail - (size_t)pos.pos > SG_RESP_SCAN_MAX_LINE ? -1 : 0;
+        size_t line = (size_t)(eol.pos - pos.pos);
+        char hdr[24];
+        size_t got = line < sizeof(hdr) ? line : sizeof(hdr);
+        if (line < 1 || evbuffer_copyout_from(in, &pos, hdr, got) != (ev_ssize_t)got)
+            return -1;
+        /* Only a bulk's or an array's number is read: a longer line there
+         * is odd (a status or error line may be long). */
+        if ((hdr[0] == '$' || hdr[0] == '*') && got < line)
+            return -1;
+        size_t next = (size_t)eol.pos + 2;
+        int64_t v = 0;
+        remaining--;
+        switch (hdr[0]) {
+        case '+':
+        case '-':
+        case ':':
+            break;
+        case '$':
+            if (link_header_num(hdr + 1, line - 1, &v) != 0 || v > (int64_t)max_bulk)
+                return -1;
+            if (v >= 0)
+                next += (size_t)v + 2;
+            break;
+        case '*':
+            if (link_header_num(hdr + 1, line - 1, &v) != 0 || v > LINK_WALK_MAX)
+                return -1;
+            if (v > 0)
+                remaining += (uint64_t)v;
+            break;
+        default:
+            return -1;
+        }
+        if (next > avail)
+            return 0;
+        if (evbuffer_ptr_set(in, &pos, next, EVBUFFER_PTR_SET) != 0)
+            return -1;
+    }
+    *len = (size_t)pos.pos;
+    return 1;
+}
+
+/*
+ * Hand hiredis exactly len bytes from the head of in (checked by the
+ * header scan first) and drain them. 0, or -1 after resetting the link.
+ */
+static int link_feed(struct sg_shardlink *l, struct evbuffer *in, size_t len)
+{
+    while (len > 0) {
+        struct evbuffer_iovec vec;
+        if (evbuffer_peek(in, -1, NULL, &vec, 1) <= 0) {
+            /* Cannot happen (the bytes were counted); the order of what is
+             * left could not be trusted. */
+            link_reset(l, "reply bytes missing from the input");
+            return -1;
+        }
+        size_t n = vec.iov_len < len ? vec.iov_len : len;
+        const char *why = NULL;
+        if (sg_resp_scan(&l->scan, vec.iov_base, n, &why) != 0) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "protocol error from Redis: %s", why);
+            SG_STAT_INC(&l->core->stats, link_protocol_errors);
+            link_reset(l, msg);
+            return -1;
+        }
+        if (redisReaderFeed(l->reader, vec.iov_base, n) != REDIS_OK) {
+            link_reset(l, "protocol error from Redis: reader refused input");
+            return -1;
+        }
+        evbuffer_drain(in, n);
+        len -= n;
+    }
+    return 0;
+}
+
 /*
  * Feed what was read to the reader one buffer chunk at a time, taking the
  * complete replies after each: hiredis shifts its buffer down after every
  * reply it returns, so feeding a megabyte of pipelined replies at once
  * would cost a memmove of the rest per reply. At a reply boundary a bulk
  * owed to a record that takes simple replies is taken in place
- * (link_take_simple).
+ * (link_take_simple); any other reply that is all there (an error, an
+ * MGET group's array, a script's answer) is measured and hiredis gets
+ * exactly its bytes, so the reader is idle again after it and the replies
+ * behind it still go the in-place way (fed a whole chunk, hiredis would
+ * read every reply of it, each paying a memmove of the rest).
  * The clock is read once for the batch: replies read together arrived
  * together, and requests they complete are answered at that time.
  */
@@ -333,6 +493,15 @@ static void on_read(void *arg)
                 continue;
             if (wait)
                 break;
+            size_t len = 0;
+            int m = link_reply_len(in, l->max_bulk, &len);
+            if (m == 0)
+                break; /* the rest of the reply is on its way */
+            if (m > 0) {
+                if (link_feed(l, in, len) != 0 || link_take_replies_at(l, now_us, 1) != 0)
+                    break;
+                continue;
+            }
         }
         if (evbuffer_peek(in, -1, NULL, &vec, 1) <= 0)
             break;
@@ -349,7 +518,7 @@ static void on_read(void *arg)
             break;
         }
         evbuffer_drain(in, vec.iov_len);
-        if (link_take_replies_at(l, now_us) != 0)
+        if (link_take_replies_at(l, now_us, 0) != 0)
             break;
     }
     link_publish_pending(l); /* the gauge, once per read (a reset publishes its own 0) */

@@ -104,6 +104,68 @@ static void mig_val(int gen, int i, char *val, size_t n)
     snprintf(val, n, "gen%d-key%d", gen, i);
 }
 
+#define NOTHER 9 /* keys of other slots in each mixed MGET */
+
+static void other_key(int j, char *key, size_t n)
+{
+    snprintf(key, n, "mgx:%d", j);
+}
+
+static void other_val(int j, char *val, size_t n)
+{
+    snprintf(val, n, "x%d", j);
+}
+
+/* MGET of keys[0..n), answered in order with vals[j] each. */
+static void expect_mget(const char *phase, int n, char keys[][64], char vals[][64])
+{
+    struct sg_request *r = sg_request_new(SG_OP_MGET);
+    for (int j = 0; j < n; j++)
+        sg_request_add_key(r, keys[j], strlen(keys[j]));
+    struct sg_response *resp = h_call(C, r);
+    if (resp->code != SG_OK || resp->n_results != (size_t)n)
+        fail_msg("%s: MGET of %d keys answered %s with %zu results", phase, n,
+                 sg_code_name(resp->code), resp->n_results);
+    for (int j = 0; j < n; j++) {
+        const struct sg_key_result *k = &resp->results[j];
+        if (k->code != SG_OK || k->value_len != strlen(vals[j]) ||
+            memcmp(k->value, vals[j], k->value_len) != 0)
+            fail_msg("%s: MGET key %d (%s) answered %s \"%.*s\", want \"%s\"", phase, j, keys[j],
+                     sg_code_name(k->code), (int)k->value_len,
+                     k->value ? (const char *)k->value : "", vals[j]);
+    }
+    sg_response_free(resp);
+}
+
+/*
+ * MGETs through the migration, after round_trip's writes of generation
+ * gen: one key of the moving slot among keys of other slots (its own
+ * one-key group, sent as GET: ASK, then MOVED, are followed), and, with
+ * whole, every key of the slot in one MGET (one group: an array reply
+ * after the redirect). Half migrated, a multi-key command on the slot is
+ * TRYAGAIN until the migration ends (Redis's rule), so whole is 0 there.
+ */
+static void mget_round(int gen, const char *phase, int whole)
+{
+    static char keys[NKEYS][64], vals[NKEYS][64];
+    for (int i = 0; i < NKEYS; i += 20) {
+        mig_key(i, keys[0], sizeof(keys[0]));
+        mig_val(gen, i, vals[0], sizeof(vals[0]));
+        for (int j = 0; j < NOTHER; j++) {
+            other_key(j, keys[1 + j], sizeof(keys[0]));
+            other_val(j, vals[1 + j], sizeof(vals[0]));
+        }
+        expect_mget(phase, 1 + NOTHER, keys, vals);
+    }
+    if (!whole)
+        return;
+    for (int i = 0; i < NKEYS; i++) {
+        mig_key(i, keys[i], sizeof(keys[i]));
+        mig_val(gen, i, vals[i], sizeof(vals[i]));
+    }
+    expect_mget(phase, NKEYS, keys, vals);
+}
+
 /* Every key: GET must return generation gen-1 (if gen > 1), then SET gen, GET. */
 static void round_trip(int gen, const char *phase)
 {
@@ -190,7 +252,14 @@ static void test_migrate_slot_under_load(void **state)
     h_log("moving slot %d from %d (%.8s) to %d (%.8s)", slot, src, src_id, tgt, tgt_id);
 
     int64_t ask0 = h_stat(C, "ask"), moved0 = h_stat(C, "moved");
+    char ok[64], ov[64];
+    for (int j = 0; j < NOTHER; j++) {
+        other_key(j, ok, sizeof(ok));
+        other_val(j, ov, sizeof(ov));
+        assert_int_equal(hc_set(C, "", ok, strlen(ok), ov, strlen(ov), 0, SG_COND_NONE), SG_OK);
+    }
     round_trip(1, "before migration");
+    mget_round(1, "before migration", 1);
 
     struct bg bg = {0};
     assert_int_equal(pthread_create(&bg.th, NULL, bg_main, &bg), 0);
@@ -208,6 +277,7 @@ static void test_migrate_slot_under_load(void **state)
     h_log("migrated %d keys; the rest stay on the source", moved_keys);
     assert_true(moved_keys > 0);
     round_trip(2, "half migrated (ASK)");
+    mget_round(2, "half migrated (ASK)", 0);
 
     int more;
     deadline = h_now_ms() + 20000;
@@ -218,6 +288,7 @@ static void test_migrate_slot_under_load(void **state)
     }
     h_log("all %d keys of slot %d migrated", moved_keys, slot);
     round_trip(3, "all migrated (ASK)");
+    mget_round(3, "all migrated (ASK)", 1);
 
     /* Reassign: target first, then source, then the remaining masters. */
     redis_ok(tgt, h_redis_cmd(tgt, "CLUSTER SETSLOT %d NODE %s", slot, tgt_id), "SETSLOT NODE");
@@ -228,11 +299,13 @@ static void test_migrate_slot_under_load(void **state)
                      h_redis_cmd(masters[m], "CLUSTER SETSLOT %d NODE %s", slot, tgt_id),
                      "SETSLOT NODE");
     round_trip(4, "slot reassigned (MOVED)");
+    mget_round(4, "slot reassigned (MOVED)", 1);
 
     /* the cluster settles (replicas and all) with the new owner */
     assert_int_equal(h_wait_cluster(&H, 20000), 0);
     assert_int_equal(h_slot_owner(&H, slot), tgt);
     round_trip(5, "after the cluster settled");
+    mget_round(5, "after the cluster settled", 1);
 
     __atomic_store_n(&bg.stop, 1, __ATOMIC_RELEASE);
     pthread_join(bg.th, NULL);
