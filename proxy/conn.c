@@ -5,20 +5,19 @@
  * turn's read callbacks), so the answers to every request read in a turn
  * leave in one write per connection.
  *
- * TLS goes through a BIO of our own ("gather" mode) unless kernel TLS was
- * asked for: OpenSSL writes its records into raw_out, and a flush seals up
- * to SG_CONN_GATHER bytes of output into records and hands all of them to
- * the kernel in one writev, instead of one write() per 16 KiB record. On
- * the read side one read() per readiness fills a per-thread scratch window
- * that OpenSSL then decrypts from without further system calls; what it
- * leaves (only when it stops early) is kept in raw_in. Plaintext already
- * sealed stays at the front of the output buffer until its ciphertext is
- * written, so the owner's view of what is still owed (and its memory
- * accounting) is the same as without TLS. With kernel TLS (SSL_OP_ENABLE_KTLS
- * on the context) the SSL object keeps its socket BIO so OpenSSL can hand
- * the keys to the kernel; read-ahead is on and reads continue while
- * OpenSSL still holds buffered bytes, so no data is ever left in OpenSSL
- * where epoll cannot see it.
+ * TLS ("gather" mode): the socket is read and written here, never by
+ * OpenSSL. A flush seals up to SG_CONN_GATHER bytes of output into records
+ * in raw_out and hands all of them to the kernel in one writev, instead of
+ * one write() per 16 KiB record. On the read side one read() per readiness
+ * fills a per-thread scratch window that is decrypted from without further
+ * system calls; what is left (a partial record) is kept in raw_in.
+ * Plaintext already sealed stays at the front of the output buffer until
+ * its ciphertext is written, so the owner's view of what is still owed
+ * (and its memory accounting) is the same as without TLS. OpenSSL does the
+ * handshake through a BIO of our own over raw_in/raw_out, one record at a
+ * time (no read-ahead); for TLS 1.3 the records after it are tlsrec.c's and
+ * the SSL object is freed, for TLS 1.2 OpenSSL keeps sealing and opening
+ * them through the same BIO.
  */
 #include "conn.h"
 
@@ -76,10 +75,9 @@ struct sg_conn {
     unsigned connecting : 1;  /* TCP connect in progress */
     unsigned handshaking : 1; /* TLS handshake in progress */
     unsigned write_wants_read : 1;
-    unsigned gather : 1;  /* TLS through conn_bio (not kernel TLS) */
+    unsigned gather : 1;  /* TLS: raw_in/raw_out, conn_bio or tlsrec */
     unsigned raw_eof : 1; /* gather mode: the socket reached EOF */
     unsigned server : 1;  /* accept side */
-    int pending_write;    /* SSL_write length to repeat, 0 if none */
     struct sg_conn_io io;
 };
 
@@ -425,29 +423,15 @@ static int conn_write(struct sg_conn *c)
     if (c->gather)
         return conn_write_gather(c);
     while (evbuffer_get_length(c->out) > 0) {
-        if (c->ssl == NULL) {
-            int n = evbuffer_write(c->out, c->fd);
-            c->io.writes++;
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-                    conn_want_write(c, 1);
-                    return 0;
-                }
-                return -1;
+        int n = evbuffer_write(c->out, c->fd);
+        c->io.writes++;
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                conn_want_write(c, 1);
+                return 0;
             }
-            continue;
+            return -1;
         }
-        size_t len = evbuffer_get_length(c->out);
-        int chunk =
-            c->pending_write ? c->pending_write : (int)(len < SG_CONN_CHUNK ? len : SG_CONN_CHUNK);
-        const unsigned char *p = evbuffer_pullup(c->out, chunk);
-        int n = SSL_write(c->ssl, p, chunk);
-        if (n <= 0) {
-            c->pending_write = chunk;
-            return conn_ssl_wait(c, n, 1) > 0 ? 0 : -1;
-        }
-        c->pending_write = 0;
-        evbuffer_drain(c->out, (size_t)n);
     }
     conn_want_write(c, 0);
     return 0;
@@ -492,57 +476,56 @@ static int conn_ssl_read(struct sg_conn *c, int *eof)
         v.iov_len = (size_t)n;
         evbuffer_commit_space(c->in, &v, 1);
         got = 1;
-        /* Stop when OpenSSL holds nothing more: the socket may still have
-         * bytes, and level-triggered epoll will say so next turn. In gather
-         * mode also when nothing read is left for it (no empty reservation
-         * is left behind in the input buffer). */
-        if (!SSL_has_pending(c->ssl) && (c->gather ? conn_raw_pending(c) == 0 : n < room))
+        /* Stop when OpenSSL holds nothing more and nothing read is left
+         * for it (no empty reservation is left behind in the input buffer):
+         * the socket may still have bytes, and level-triggered epoll will
+         * say so next turn. */
+        if (!SSL_has_pending(c->ssl) && conn_raw_pending(c) == 0)
             return 1;
     }
 }
 
-/* Read what is there. Returns 1 if bytes arrived, 0 if none, -1 EOF/error. */
+/*
+ * Plaintext: read what is there. Returns 1 if bytes arrived, 0 if none, -1
+ * EOF/error. Not evbuffer_read: it takes at most 4 KiB per call, which
+ * turns a 64 KiB reply into sixteen loop turns. One readv takes up to
+ * 64 KiB into the buffer and as much again into the thread's scratch (then
+ * copied, so the buffer grows by what arrived, not by a fixed
+ * reservation); up to four such reads per turn.
+ */
 static int conn_read(struct sg_conn *c, int *eof)
 {
     int got = 0;
     *eof = 0;
-    if (c->ssl == NULL) {
-        /* Not evbuffer_read: it takes at most 4 KiB per call, which turns a
-         * 64 KiB reply into sixteen loop turns. One readv takes up to 64 KiB
-         * into the buffer and as much again into the thread's scratch (then
-         * copied, so the buffer grows by what arrived, not by a fixed
-         * reservation); up to four such reads per turn. */
-        for (int i = 0; i < 4; i++) {
-            struct evbuffer_iovec v;
-            if (evbuffer_reserve_space(c->in, SG_CONN_READ, &v, 1) < 1)
-                return -1;
-            struct iovec iov[2] = {{v.iov_base, v.iov_len}, {conn_scratch, SG_CONN_READ}};
-            ssize_t n = readv(c->fd, iov, 2);
-            c->io.reads++;
-            if (n <= 0) {
-                v.iov_len = 0;
-                evbuffer_commit_space(c->in, &v, 1);
-                if (n == 0) {
-                    *eof = 1;
-                    return got ? 1 : -1;
-                }
-                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                    return got;
-                return -1;
-            }
-            size_t room = v.iov_len + SG_CONN_READ;
-            size_t first = (size_t)n < v.iov_len ? (size_t)n : v.iov_len;
-            v.iov_len = first;
+    for (int i = 0; i < 4; i++) {
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(c->in, SG_CONN_READ, &v, 1) < 1)
+            return -1;
+        struct iovec iov[2] = {{v.iov_base, v.iov_len}, {conn_scratch, SG_CONN_READ}};
+        ssize_t n = readv(c->fd, iov, 2);
+        c->io.reads++;
+        if (n <= 0) {
+            v.iov_len = 0;
             evbuffer_commit_space(c->in, &v, 1);
-            if ((size_t)n > first && evbuffer_add(c->in, conn_scratch, (size_t)n - first) != 0)
-                return -1;
-            got = 1;
-            if ((size_t)n < room)
-                return 1;
+            if (n == 0) {
+                *eof = 1;
+                return got ? 1 : -1;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return got;
+            return -1;
         }
-        return 1;
+        size_t room = v.iov_len + SG_CONN_READ;
+        size_t first = (size_t)n < v.iov_len ? (size_t)n : v.iov_len;
+        v.iov_len = first;
+        evbuffer_commit_space(c->in, &v, 1);
+        if ((size_t)n > first && evbuffer_add(c->in, conn_scratch, (size_t)n - first) != 0)
+            return -1;
+        got = 1;
+        if ((size_t)n < room)
+            return 1;
     }
-    return conn_ssl_read(c, eof);
+    return 1;
 }
 
 /*
@@ -744,7 +727,7 @@ static void conn_handshake_done(struct sg_conn *c)
         evtimer_del(c->timer);
     if (evbuffer_get_length(c->out) > 0)
         sg_conn_flush_soon(c);
-    if ((c->ssl != NULL && SSL_has_pending(c->ssl)) || (c->gather && conn_raw_pending(c) > 0))
+    if ((c->ssl != NULL && SSL_has_pending(c->ssl)) || conn_raw_pending(c) > 0)
         event_active(c->rev, EV_READ, 0);
     if (!c->server)
         c->cbs.on_event(c->arg, SG_CONN_CONNECTED);
@@ -754,14 +737,12 @@ static void conn_handshake(struct sg_conn *c)
 {
     size_t sent_before = c->raw_out != NULL ? evbuffer_get_length(c->raw_out) : 0;
     int rc = SSL_do_handshake(c->ssl);
-    if (rc == 1 && c->gather)
+    if (rc == 1)
         conn_rec_take(c, sent_before);
-    if (c->gather) {
-        /* Send what the step produced now; keep unread bytes for later. */
-        if (conn_window_keep(c) < 0 || (!c->wev_added && conn_raw_write(c) < 0)) {
-            c->cbs.on_event(c->arg, SG_CONN_ERROR);
-            return;
-        }
+    /* Send what the step produced now; keep unread bytes for later. */
+    if (conn_window_keep(c) < 0 || (!c->wev_added && conn_raw_write(c) < 0)) {
+        c->cbs.on_event(c->arg, SG_CONN_ERROR);
+        return;
     }
     if (rc == 1) {
         conn_handshake_done(c);
@@ -820,18 +801,6 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         conn_gather_readable(c);
         return;
     }
-    if (c->handshaking) {
-        conn_handshake(c);
-        return;
-    }
-    if (c->write_wants_read) {
-        c->write_wants_read = 0;
-        if (conn_write(c) < 0) {
-            c->cbs.on_event(c->arg, SG_CONN_ERROR);
-            return;
-        }
-        conn_update_read(c);
-    }
     int eof;
     int rc = conn_read(c, &eof);
     if (rc < 0) {
@@ -874,17 +843,12 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         conn_connected(c);
         return;
     }
-    if (c->handshaking) {
-        if (c->gather) { /* the rest of a handshake flight */
-            int rc = conn_raw_write(c);
-            if (rc < 0)
-                c->cbs.on_event(c->arg, SG_CONN_ERROR);
-            else if (rc > 0)
-                conn_want_write(c, 0);
-            return;
-        }
-        conn_want_write(c, 0);
-        conn_handshake(c);
+    if (c->handshaking) { /* the rest of a handshake flight */
+        int rc = conn_raw_write(c);
+        if (rc < 0)
+            c->cbs.on_event(c->arg, SG_CONN_ERROR);
+        else if (rc > 0)
+            conn_want_write(c, 0);
         return;
     }
     if (conn_write(c) < 0) {
@@ -937,16 +901,9 @@ struct sg_conn *sg_conn_new(struct event_base *base, int fd, SSL *ssl, int serve
         c->timer = evtimer_new(base, on_timer, c);
     c->reading = 1;
     c->server = server ? 1 : 0;
-#ifdef SSL_OP_ENABLE_KTLS
-    c->gather = ssl != NULL && (SSL_get_options(ssl) & SSL_OP_ENABLE_KTLS) == 0;
-#else
     c->gather = ssl != NULL;
-#endif
     if (c->in == NULL || c->out == NULL || c->rev == NULL || c->flush_ev == NULL ||
-        (timeout_ms > 0 && c->timer == NULL) ||
-        (ssl != NULL && (c->gather                  ? conn_bio_attach(c)
-                         : SSL_set_fd(ssl, fd) != 1 ? -1
-                                                    : 0) != 0)) {
+        (timeout_ms > 0 && c->timer == NULL) || (ssl != NULL && conn_bio_attach(c) != 0)) {
         ERR_clear_error();
         sg_conn_free(c);
         return NULL;
@@ -1011,7 +968,6 @@ void sg_conn_count_cipher(struct sg_conn *c, uint64_t *counter)
 void sg_conn_discard_output(struct sg_conn *c)
 {
     evbuffer_drain(c->out, evbuffer_get_length(c->out));
-    c->pending_write = 0; /* a TLS write to repeat is abandoned with the rest */
     c->sealed = 0;
     if (c->raw_out != NULL) {
         if (c->cipher_held != NULL)

@@ -1,15 +1,13 @@
 /*
  * tls - OpenSSL context construction. Both contexts refuse anything below
- * TLS 1.2. SSL_MODE_RELEASE_BUFFERS keeps idle connections small: OpenSSL
- * drops its read/write buffers between records instead of holding ~34 KiB
- * per connection. Kernel TLS is asked for only where the kernel offers the
- * "tls" upper-layer protocol; OpenSSL then hands the record keys to the
- * kernel after the handshake when the cipher allows and carries on in user
- * space when it does not (conn.c keeps the socket BIO it needs for that).
+ * TLS 1.2. SSL_MODE_RELEASE_BUFFERS keeps TLS 1.2 connections small:
+ * OpenSSL drops its read/write buffers between records instead of holding
+ * ~34 KiB per connection. TLS 1.3 connections leave OpenSSL after the
+ * handshake (tlsrec.h). Kernel TLS is not asked for: it would keep every
+ * connection's SSL object (20-25 kB) alive.
  */
 #include "tls.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,41 +24,6 @@ static void tls_err(char *err, size_t errlen, const char *what, const char *path
     ERR_clear_error();
 }
 
-static int tls_ktls;
-static pthread_once_t tls_ktls_once = PTHREAD_ONCE_INIT;
-
-static void tls_ktls_probe(void)
-{
-    FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
-    if (f == NULL)
-        return;
-    char line[256];
-    if (fgets(line, sizeof(line), f) != NULL) {
-        char *save = NULL;
-        for (char *t = strtok_r(line, " \t\n", &save); t != NULL;
-             t = strtok_r(NULL, " \t\n", &save))
-            tls_ktls |= strcmp(t, "tls") == 0;
-    }
-    fclose(f);
-}
-
-int sg_tls_kernel_tls_available(void)
-{
-    pthread_once(&tls_ktls_once, tls_ktls_probe); /* read once: it does not change */
-    return tls_ktls;
-}
-
-/* SSL_OP_ENABLE_KTLS when the kernel can take the records. */
-static void tls_maybe_ktls(SSL_CTX *ctx)
-{
-#ifdef SSL_OP_ENABLE_KTLS
-    if (sg_tls_kernel_tls_available())
-        SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
-#else
-    (void)ctx;
-#endif
-}
-
 SSL_CTX *sg_tls_server_ctx(const struct sg_config *cfg, char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -71,19 +34,11 @@ SSL_CTX *sg_tls_server_ctx(const struct sg_config *cfg, char *err, size_t errlen
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-    tls_maybe_ktls(ctx);
-    if (sg_tls_kernel_tls_available()) {
-        /* One read() takes whatever the socket holds, not a header then a
-         * body per record; conn.c keeps reading while OpenSSL has buffered
-         * bytes. */
-        SSL_CTX_set_read_ahead(ctx, 1);
-    } else {
-        /* conn.c reads the socket itself and hands OpenSSL a record at a
-         * time, so that no record after the client's Finished is inside
-         * OpenSSL when the handshake ends, and takes TLS 1.3 connections
-         * over with its own record layer; it needs the traffic secrets. */
-        SSL_CTX_set_keylog_callback(ctx, sg_tlsrec_keylog);
-    }
+    /* conn.c takes TLS 1.3 connections over with its own record layer
+     * once the handshake is done; it needs the traffic secrets. No
+     * read-ahead: OpenSSL reads a record at a time, so that no record after
+     * the handshake's last is inside OpenSSL when it ends. */
+    SSL_CTX_set_keylog_callback(ctx, sg_tlsrec_keylog);
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
         tls_err(err, errlen, "tls.cert", cfg->tls_cert);
         goto fail;
@@ -140,11 +95,7 @@ SSL_CTX *sg_tls_redis_ctx(const struct sg_config *cfg, char *err, size_t errlen)
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    tls_maybe_ktls(ctx);
-    if (sg_tls_kernel_tls_available())
-        SSL_CTX_set_read_ahead(ctx, 1);
-    else
-        SSL_CTX_set_keylog_callback(ctx, sg_tlsrec_keylog); /* as for clients, above */
+    SSL_CTX_set_keylog_callback(ctx, sg_tlsrec_keylog); /* as for clients, above */
     if (cfg->redis_tls_ca[0] != '\0') {
         if (SSL_CTX_load_verify_locations(ctx, cfg->redis_tls_ca, NULL) != 1) {
             tls_err(err, errlen, "redis.tls.ca", cfg->redis_tls_ca);

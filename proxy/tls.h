@@ -10,12 +10,6 @@
 
 #include "config.h"
 
-/*
- * 1 when the kernel offers the "tls" TCP upper-layer protocol (kernel TLS),
- * read once from /proc/sys/net/ipv4/tcp_available_ulp; the contexts below
- * then set SSL_OP_ENABLE_KTLS.
- */
-int sg_tls_kernel_tls_available(void);
 /* NULL with the reason in err on failure. */
 SSL_CTX *sg_tls_server_ctx(const struct sg_config *cfg, char *err, size_t errlen);
 /*

@@ -15,10 +15,9 @@
  * message, a fatal alert, a record that does not authenticate) is an error
  * and the connection is closed.
  *
- * Kernel TLS does the same job where the kernel offers it; this is the
- * user-space equivalent, and conn.c uses it for every TLS 1.3 connection
- * (clients', and links to Redis) when kernel TLS is not in use. TLS 1.2
- * connections keep their SSL object.
+ * Kernel TLS does the same job where the kernel offers it, but keeps the
+ * SSL object; conn.c uses this for every TLS 1.3 connection (clients', and
+ * links to Redis). TLS 1.2 connections keep their SSL object.
  */
 #ifndef SG_TLSREC_H
 #define SG_TLSREC_H
