@@ -15,7 +15,7 @@ struct co_entry {
     struct co_entry *next;
     const uint8_t *key;
     size_t len;
-    uint64_t hash;
+    uint32_t hash;
     struct sg_co *op;
 };
 
@@ -26,12 +26,12 @@ struct sg_coalesce {
     struct co_entry *free_list;
 };
 
-static uint64_t co_hash(const uint8_t *p, size_t len)
+static uint32_t co_hash(const uint8_t *p, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    uint32_t h = 2166136261u; /* FNV-1a */
     for (size_t i = 0; i < len; i++) {
         h ^= p[i];
-        h *= 1099511628211ULL;
+        h *= 16777619u;
     }
     return h;
 }
@@ -58,7 +58,7 @@ void sg_coalesce_free(struct sg_coalesce *c)
     free(c);
 }
 
-static struct co_entry **co_slot(struct sg_coalesce *c, const uint8_t *key, size_t len, uint64_t h)
+static struct co_entry **co_slot(struct sg_coalesce *c, const uint8_t *key, size_t len, uint32_t h)
 {
     struct co_entry **pp = &c->buckets[h & (c->n_buckets - 1)];
     while (*pp != NULL &&
@@ -67,11 +67,11 @@ static struct co_entry **co_slot(struct sg_coalesce *c, const uint8_t *key, size
     return pp;
 }
 
-static struct sg_co *co_find(struct sg_coalesce *c, const uint8_t *key, size_t len)
+static struct sg_co *co_find(struct sg_coalesce *c, const uint8_t *key, size_t len, uint32_t h)
 {
     if (c->n == 0)
         return NULL;
-    struct co_entry *e = *co_slot(c, key, len, co_hash(key, len));
+    struct co_entry *e = *co_slot(c, key, len, h);
     return e ? e->op : NULL;
 }
 
@@ -93,11 +93,11 @@ static void co_grow(struct sg_coalesce *c)
     c->n_buckets = nb;
 }
 
-static void co_add(struct sg_coalesce *c, const uint8_t *key, size_t len, struct sg_co *op)
+static void co_add(struct sg_coalesce *c, const uint8_t *key, size_t len, uint32_t h,
+                   struct sg_co *op)
 {
     if (c->n >= c->n_buckets)
         co_grow(c);
-    uint64_t h = co_hash(key, len);
     struct co_entry **pp = co_slot(c, key, len, h);
     if (*pp != NULL) {
         (*pp)->op = op;
@@ -137,17 +137,29 @@ void sg_coalesce_forget_key(struct sg_coalesce *c, const uint8_t *key, size_t le
 
 void sg_coalesce_leave(struct sg_coalesce *c, const uint8_t *key, size_t len, struct sg_co *leader)
 {
+    int was_leader = leader->role == SG_CO_LEADER;
     leader->role = SG_CO_NONE;
     if (c->n == 0)
         return;
-    struct co_entry **pp = co_slot(c, key, len, co_hash(key, len));
-    if (*pp != NULL && (*pp)->op == leader)
+    if (!was_leader) { /* not joined as a leader: look its key up */
+        struct co_entry **pp = co_slot(c, key, len, co_hash(key, len));
+        if (*pp != NULL && (*pp)->op == leader)
+            co_remove(c, pp);
+        return;
+    }
+    /* Its entry is the one in its bucket that points at it, if any (a
+     * write may have forgotten it, a later GET replaced it). */
+    struct co_entry **pp = &c->buckets[leader->hash & (c->n_buckets - 1)];
+    while (*pp != NULL && (*pp)->op != leader)
+        pp = &(*pp)->next;
+    if (*pp != NULL)
         co_remove(c, pp);
 }
 
 int sg_coalesce_join(struct sg_coalesce *c, const uint8_t *key, size_t len, struct sg_co *me)
 {
-    struct sg_co *leader = co_find(c, key, len);
+    uint32_t h = co_hash(key, len);
+    struct sg_co *leader = co_find(c, key, len, h);
     if (leader != NULL && leader != me) {
         me->role = SG_CO_FOLLOWER;
         me->leader = leader;
@@ -155,8 +167,9 @@ int sg_coalesce_join(struct sg_coalesce *c, const uint8_t *key, size_t len, stru
         leader->next = me;
         return 1;
     }
-    co_add(c, key, len, me);
+    co_add(c, key, len, h, me);
     me->role = SG_CO_LEADER;
+    me->hash = h;
     return 0;
 }
 

@@ -19,6 +19,7 @@ enum sg_co_role { SG_CO_NONE = 0, SG_CO_LEADER, SG_CO_FOLLOWER };
 /* A GET's place in coalescing, embedded in its sub-op. */
 struct sg_co {
     uint8_t role;         /* SG_CO_* */
+    uint32_t hash;        /* leader: its key's hash, to find its entry again */
     struct sg_co *next;   /* leader: first follower; follower: the next one */
     struct sg_co *leader; /* follower: the one it waits on */
 };
