@@ -61,17 +61,6 @@ static void tlsrec_index_init(void)
     tlsrec_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, tlsrec_secrets_free);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 void sg_tlsrec_keylog(const SSL *ssl, const char *line)
 {
     static const char cl[] = "CLIENT_TRAFFIC_SECRET_0 ", sv[] = "SERVER_TRAFFIC_SECRET_0 ";
@@ -105,7 +94,8 @@ void sg_tlsrec_keylog(const SSL *ssl, const char *line)
     }
     unsigned char *dst = client ? s->client : s->server;
     for (size_t i = 0; i < hex / 2; i++) {
-        int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
+        int hi = OPENSSL_hexchar2int((unsigned char)p[2 * i]);
+        int lo = OPENSSL_hexchar2int((unsigned char)p[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             OPENSSL_cleanse(dst, TLSREC_SECRET_MAX);
             return;

@@ -438,6 +438,35 @@ static void close_pair(void)
     F.peer_handshaken = 0;
 }
 
+/* size bytes each way, intact, on a pair that is talking already. */
+static void both_ways_after_handshake(size_t size)
+{
+    unsigned char *b = malloc(size);
+    assert_non_null(b);
+    for (size_t i = 0; i < size; i++)
+        b[i] = pattern_byte(i);
+    evbuffer_add(F.peer_out, b, size);
+    free(b);
+    want_got = size;
+    pump(c_got_all, "the peer's bytes in");
+    check_pattern(F.got, size);
+    evbuffer_drain(F.got, size);
+    want_peer = size;
+    F.drained = 0;
+    queue_pattern(0, size);
+    pump(c_drained_and_peer_has_all, "the conn's bytes out");
+    check_pattern(F.peer_in, size);
+    evbuffer_drain(F.peer_in, size);
+    assert_int_equal(F.error, 0);
+}
+
+/* The same on the open pair, handshake included. */
+static void both_ways(size_t size)
+{
+    handshake_and_hello();
+    both_ways_after_handshake(size);
+}
+
 static void test_idle_conn_keeps_no_buffers(void **state)
 {
     (void)state;
@@ -448,23 +477,7 @@ static void test_idle_conn_keeps_no_buffers(void **state)
     close_pair();
     long base = big_live;
     open_pair(1, 0, 0);
-    handshake_and_hello();
-    size_t big = 200 * 1024;
-    unsigned char *b = malloc(big);
-    for (size_t i = 0; i < big; i++)
-        b[i] = pattern_byte(i);
-    evbuffer_add(F.peer_out, b, big);
-    free(b);
-    want_got = big;
-    pump(c_got_all, "200 KiB in");
-    check_pattern(F.got, big);
-    evbuffer_drain(F.got, big);
-    want_peer = big;
-    F.drained = 0;
-    queue_pattern(0, big);
-    pump(c_drained_and_peer_has_all, "200 KiB out");
-    check_pattern(F.peer_in, big);
-    evbuffer_drain(F.peer_in, big);
+    both_ways(200 * 1024);
     /* Idle now: nothing owed either way, and no block the size of a TLS
      * record buffer or of a chain that carried one is still allocated by
      * OpenSSL or libevent, in the conn or in the peer (whose context also
@@ -508,35 +521,6 @@ static void test_key_update_and_close_notify(void **state)
     pump(c_eof, "EOF after close_notify");
     assert_int_equal(F.eof, 1);
     assert_int_equal(F.error, 0);
-}
-
-/* size bytes each way, intact, on a pair that is talking already. */
-static void both_ways_after_handshake(size_t size)
-{
-    unsigned char *b = malloc(size);
-    assert_non_null(b);
-    for (size_t i = 0; i < size; i++)
-        b[i] = pattern_byte(i);
-    evbuffer_add(F.peer_out, b, size);
-    free(b);
-    want_got = size;
-    pump(c_got_all, "the peer's bytes in");
-    check_pattern(F.got, size);
-    evbuffer_drain(F.got, size);
-    want_peer = size;
-    F.drained = 0;
-    queue_pattern(0, size);
-    pump(c_drained_and_peer_has_all, "the conn's bytes out");
-    check_pattern(F.peer_in, size);
-    evbuffer_drain(F.peer_in, size);
-    assert_int_equal(F.error, 0);
-}
-
-/* The same on the open pair, handshake included. */
-static void both_ways(size_t size)
-{
-    handshake_and_hello();
-    both_ways_after_handshake(size);
 }
 
 static void test_every_tls13_suite_is_taken_over(void **state)
