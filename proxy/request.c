@@ -563,7 +563,8 @@ static void arena_free(void *data, void *p)
     free(p);
 }
 
-struct sg_request *sg_request_decode(struct sg_core *w, const uint8_t *body, size_t len)
+/* A request object from the pool (or new), zeroed as request.h says. */
+static struct sg_request *request_get(struct sg_core *w)
 {
     struct sg_request *r = w->request_pool;
     if (r != NULL) {
@@ -581,6 +582,12 @@ struct sg_request *sg_request_decode(struct sg_core *w, const uint8_t *body, siz
     r->arena.pa.alloc = arena_alloc;
     r->arena.pa.free = arena_free;
     r->arena.pa.allocator_data = &r->arena;
+    return r;
+}
+
+struct sg_request *sg_request_decode(struct sg_core *w, const uint8_t *body, size_t len)
+{
+    struct sg_request *r = request_get(w);
     /* The hot requests without protobuf-c (fastpb.h); it declines the rest. */
     r->msg = sg_fastpb_decode_client(body, len, &r->arena.pa);
     if (r->msg == NULL)
@@ -592,9 +599,55 @@ struct sg_request *sg_request_decode(struct sg_core *w, const uint8_t *body, siz
     return r;
 }
 
+struct sg_request *sg_request_decode_gap(struct sg_core *w, const uint8_t *body, size_t len,
+                                         size_t gap, size_t gap_len)
+{
+    struct sg_request *r = request_get(w);
+    r->msg = sg_fastpb_decode_client_gap(body, len, gap, gap_len, &r->arena.pa);
+    const Slotgate__V1__Request *rq = r->msg != NULL ? r->msg->request : NULL;
+    if (rq == NULL || rq->op != SLOTGATE__V1__OP__OP_SET || rq->n_keys != 1 || rq->n_values != 1 ||
+        rq->values[0].data != NULL) {
+        sg_request_discard(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* A value is held by reference when its chains hold at least this much
+ * each on average (the last two aside). */
+#define SG_VALUE_REF_CHAIN 32768
+
+int sg_request_take_value(struct sg_request *r, struct evbuffer *in)
+{
+    ProtobufCBinaryData *v = &r->msg->request->values[0];
+    if (evbuffer_peek(in, (ev_ssize_t)v->len, NULL, NULL, 0) >
+        (int)(2 + v->len / SG_VALUE_REF_CHAIN)) {
+        /* Many small chains (TLS reads of a record each): held as they
+         * are they would take twice the value's size or more until the
+         * link has written it, so it is copied once into a block of its
+         * size instead, and is a value like any other. */
+        uint8_t *block = malloc(v->len);
+        if (block == NULL)
+            return -1;
+        sg_request_own(r, block);
+        if (evbuffer_remove(in, block, v->len) != (int)v->len)
+            return -1;
+        v->data = block;
+        return 0;
+    }
+    r->value_buf = evbuffer_new();
+    if (r->value_buf == NULL || evbuffer_remove_buffer(in, r->value_buf, v->len) != (int)v->len)
+        return -1;
+    return 0;
+}
+
 void sg_request_discard(struct sg_request *r)
 {
     struct sg_core *w = r->core;
+    if (r->value_buf != NULL) {
+        evbuffer_free(r->value_buf);
+        r->value_buf = NULL;
+    }
     /* Nothing to walk when every piece of the message is in the arena. */
     if (r->arena.overflow > 0)
         sg_frame_free_client(r->msg, &r->arena.pa);
