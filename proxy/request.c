@@ -627,11 +627,11 @@ int sg_request_take_value(struct sg_request *r, struct evbuffer *in)
          * link has written it, so it is copied once into a block of its
          * size instead, and is a value like any other. */
         uint8_t *block = malloc(v->len);
-        if (block == NULL)
+        if (block == NULL || evbuffer_remove(in, block, v->len) != (int)v->len) {
+            free(block);
             return -1;
+        }
         sg_request_own(r, block);
-        if (evbuffer_remove(in, block, v->len) != (int)v->len)
-            return -1;
         v->data = block;
         return 0;
     }
@@ -644,6 +644,13 @@ int sg_request_take_value(struct sg_request *r, struct evbuffer *in)
 void sg_request_discard(struct sg_request *r)
 {
     struct sg_core *w = r->core;
+    /* A request discarded unstarted may own a value already (a large SET's,
+     * sg_request_take_value), so this is where what it owns goes. */
+    for (uint32_t i = 0; i < r->n_allocs; i++)
+        free(r->allocs[i]);
+    free(r->allocs);
+    r->allocs = NULL;
+    r->n_allocs = r->cap_allocs = 0;
     if (r->value_buf != NULL) {
         evbuffer_free(r->value_buf);
         r->value_buf = NULL;
@@ -675,9 +682,6 @@ static void request_free(struct sg_request *r)
 {
     for (uint32_t i = 0; r->out != NULL && i < r->n_out; i++)
         outcome_release(&r->out[i]);
-    for (uint32_t i = 0; i < r->n_allocs; i++)
-        free(r->allocs[i]);
-    free(r->allocs);
     if (r->subops != &r->subop1)
         free(r->subops);
     if (r->out != &r->out1)
