@@ -151,6 +151,17 @@ int main(int argc, char **argv)
      * limits.max_buffered_bytes bounds.
      */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    /*
+     * Fixing the mmap threshold also fixes glibc's trim threshold at its
+     * 128 KiB default: a worker's heap was cut back (madvise) whenever a
+     * burst of requests finished, and the next reads faulted the pages in
+     * again: 1-7 faults per 64 KiB SET in plaintext and 10-12 over TLS,
+     * a fifth of the proxy's CPU per TLS SET. A worker's heap keeps up to
+     * this much free at its top instead: the in-flight working set of 50
+     * clients with 64 KiB values. Peak RSS is unchanged; after a burst, up
+     * to this much per worker stays mapped until the next.
+     */
+    mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
     int ch;
     while ((ch = getopt_long(argc, argv, "c:hv", opts, NULL)) != -1) {
         switch (ch) {
