@@ -613,6 +613,13 @@ struct sg_request *sg_request_decode_gap(struct sg_core *w, const uint8_t *body,
     return r;
 }
 
+static void value_tail_free(const void *data, size_t len, void *block)
+{
+    (void)data;
+    (void)len;
+    free(block);
+}
+
 /* A value is held by reference when its chains hold at least this much
  * each on average (the last two aside). */
 #define SG_VALUE_REF_CHAIN 32768
@@ -635,9 +642,35 @@ int sg_request_take_value(struct sg_request *r, struct evbuffer *in)
         v->data = block;
         return 0;
     }
+    /* Chain by chain: a whole one moves; the part of the last one the
+     * frame's next bytes share is copied into a block of its own size
+     * (evbuffer_remove_buffer would copy it into a new chain sized like the
+     * chain before it, 64 KiB for a few hundred bytes). */
     r->value_buf = evbuffer_new();
-    if (r->value_buf == NULL || evbuffer_remove_buffer(in, r->value_buf, v->len) != (int)v->len)
+    if (r->value_buf == NULL)
         return -1;
+    size_t left = v->len;
+    while (left > 0) {
+        struct evbuffer_iovec c[4];
+        int n = evbuffer_peek(in, -1, NULL, c, 4), i = 0;
+        while (i < n && i < 4 && c[i].iov_len == 0)
+            i++; /* an empty chain moves with the next one */
+        if (i == n || i == 4)
+            return -1;
+        if (c[i].iov_len <= left) {
+            if (evbuffer_remove_buffer(in, r->value_buf, c[i].iov_len) != (int)c[i].iov_len)
+                return -1;
+            left -= c[i].iov_len;
+            continue;
+        }
+        uint8_t *tail = malloc(left);
+        if (tail == NULL || evbuffer_remove(in, tail, left) != (int)left ||
+            evbuffer_add_reference(r->value_buf, tail, left, value_tail_free, tail) != 0) {
+            free(tail);
+            return -1;
+        }
+        left = 0;
+    }
     return 0;
 }
 
