@@ -90,6 +90,7 @@ struct sg_session {
     uint8_t start_done;
     uint8_t evicted; /* closed to keep limits.max_buffered_bytes; freed next turn */
     uint64_t held;   /* bytes of its requests' values held by reference, counted */
+    int lowat;       /* SO_RCVLOWAT set on the socket (0: the default, 1) */
     struct evbuffer_cb_entry *in_cb, *out_cb; /* keep core->buffered */
 };
 
@@ -722,6 +723,28 @@ static int session_take_by_ref(struct sg_session *s, struct evbuffer *in, uint32
     return 1;
 }
 
+/* A partial frame waits for the rest of it in the kernel when at least
+ * this much of it is missing (plaintext listeners; session_rcvlowat). */
+#define SG_LOWAT_MIN (8 * 1024)
+#define SG_LOWAT_MAX (1024 * 1024)
+
+/*
+ * Plaintext: while a large frame is incomplete, the socket is readable
+ * only once the rest of it (want bytes, capped) has arrived, so its
+ * pieces do not each cost a wake-up and a read; want 0 puts it back.
+ * Never over TLS: ciphertext kept by conn.c for a partial record would
+ * make the bytes still to come fewer than want, and the frame would wait
+ * for bytes that never come.
+ */
+static void session_rcvlowat(struct sg_session *s, size_t want)
+{
+    int v = want >= SG_LOWAT_MIN ? (int)(want < SG_LOWAT_MAX ? want : SG_LOWAT_MAX) : 1;
+    if (s->core->server_tls != NULL || v == (s->lowat != 0 ? s->lowat : 1))
+        return;
+    if (setsockopt(sg_conn_fd(s->conn), SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == 0)
+        s->lowat = v;
+}
+
 static void session_process(struct sg_session *s)
 {
     const struct sg_config *cfg = s->core->cfg;
@@ -741,8 +764,11 @@ static void session_process(struct sg_session *s)
                             "frame larger than max_frame_bytes");
             return;
         }
-        if (have < SG_FRAME_HEADER + (size_t)body_len)
+        if (have < SG_FRAME_HEADER + (size_t)body_len) {
+            session_rcvlowat(s, SG_FRAME_HEADER + (size_t)body_len - have);
             return;
+        }
+        session_rcvlowat(s, 0);
         struct sg_request *r = NULL;
         int by_ref = body_len >= SG_FRAME_BY_REF ? session_take_by_ref(s, in, body_len, &r) : 0;
         const uint8_t *body = by_ref != 0 ? NULL : session_frame_body(in, body_len);
