@@ -125,6 +125,29 @@ static void build_values(struct sg_request *r)
         sg_request_own(r, vals);
     }
     struct sg_ks_stats *st = ks_stats(r);
+    if (r->value_buf != NULL) {
+        /* A large SET value held by reference (request.h): sent as it is
+         * when its stored form is its bytes (no compression tried, no
+         * header, no magic to escape), else made contiguous for the
+         * envelope. */
+        size_t len = rq->values[0].len;
+        uint8_t head[3] = {0, 0, 0};
+        evbuffer_copyout(r->value_buf, head, sizeof(head));
+        if (compress != SG_ENV_ALWAYS_TRY &&
+            (compress != SG_ENV_AUTO || len < r->ks->compress_threshold) && !versioned &&
+            !sg_envelope_has_magic(head, len)) {
+            r->value1 = rq->values[0];
+            r->values = &r->value1;
+            r->value_by_ref = 1;
+            SG_STAT_ADD(st, bytes_raw, len);
+            SG_STAT_ADD(st, bytes_stored, len);
+            return;
+        }
+        uint8_t *block = sg_malloc(len);
+        evbuffer_copyout(r->value_buf, block, len);
+        sg_request_own(r, block);
+        r->rq->values[0].data = block;
+    }
     for (size_t i = 0; i < rq->n_values; i++) {
         const uint8_t *out;
         int owned = 0;

@@ -56,8 +56,12 @@ static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 /*
  * A length prefix and the bytes it announces, as protobuf-c's scan does: the
  * prefix is at most 5 bytes, at most INT_MAX, and must fit in what is left.
+ * With gap != 0 the bytes are in a gapped body (sg_fastpb_decode_client_gap)
+ * whose left-out value belongs right at end: a length of exactly gap there
+ * is that value, *data is NULL, nothing is passed over, and 1 is returned.
  */
-static int get_slice(const uint8_t **p, const uint8_t *end, const uint8_t **data, size_t *len)
+static int get_slice_gap(const uint8_t **p, const uint8_t *end, size_t gap, const uint8_t **data,
+                         size_t *len)
 {
     const uint8_t *q = *p;
     uint64_t n = 0;
@@ -69,12 +73,23 @@ static int get_slice(const uint8_t **p, const uint8_t *end, const uint8_t **data
         if ((b & 0x80) == 0)
             break;
     }
+    if (gap != 0 && q == end && n == gap) {
+        *data = NULL;
+        *len = (size_t)n;
+        *p = q;
+        return 1;
+    }
     if (n > 0x7fffffff || n > (uint64_t)(end - q))
         return -1;
     *data = q;
     *len = (size_t)n;
     *p = q + n;
     return 0;
+}
+
+static int get_slice(const uint8_t **p, const uint8_t *end, const uint8_t **data, size_t *len)
+{
+    return get_slice_gap(p, end, 0, data, len);
 }
 
 /* Number of varints in a packed run, or -1 if one is cut off or too long. */
@@ -110,6 +125,7 @@ struct scan {
     const uint8_t *keyspace, *pattern, *lease;
     size_t keyspace_len, pattern_len, lease_len;
     int has_keyspace, has_pattern, has_lease;
+    int gap_seen; /* the left-out value of a gapped body was a values field */
     size_t n_keys, n_values, n_ttls;
 };
 
@@ -117,8 +133,11 @@ struct scan {
  * First pass over a Request body: every field is one this file knows with
  * the wire type protobuf-c requires (packed or not for ttls_ms), singular
  * fields keep their last value, repeated ones are counted. -1: not mine.
+ * A body in pieces is scanned piece by piece into the same s; gap != 0:
+ * the left-out value of a gapped body belongs at end (get_slice_gap), and
+ * only a values field may be it.
  */
-static int scan_request(const uint8_t *p, const uint8_t *end, struct scan *s)
+static int scan_request(const uint8_t *p, const uint8_t *end, size_t gap, struct scan *s)
 {
     while (p < end) {
         uint8_t tag = *p++;
@@ -178,14 +197,18 @@ static int scan_request(const uint8_t *p, const uint8_t *end, struct scan *s)
             }
             break;
         case F_KEYS:
-        case F_VALUES:
             if (wt != WT_LEN || get_slice(&p, end, &d, &n) < 0)
                 return -1;
-            if ((tag >> 3) == F_KEYS)
-                s->n_keys++;
-            else
-                s->n_values++;
+            s->n_keys++;
             break;
+        case F_VALUES: {
+            int rc = wt == WT_LEN ? get_slice_gap(&p, end, gap, &d, &n) : -1;
+            if (rc < 0)
+                return -1;
+            s->gap_seen |= rc;
+            s->n_values++;
+            break;
+        }
         case F_TTLS_MS:
             if (wt == WT_VARINT) {
                 if (get_varint(&p, end, &v) < 0)
@@ -240,48 +263,63 @@ static void sys_free(void *data, void *p)
 
 static ProtobufCAllocator sys_allocator = {sys_alloc, sys_free, NULL};
 
+/* A piece of a Request body; gap: as scan_request's. */
+struct piece {
+    const uint8_t *p, *end;
+    size_t gap;
+};
+
 /*
  * Second pass: the repeated fields in wire order into arrays of the counted
  * sizes. The counts live in locals (the struct's were just written by the
  * generated init's block copy, and reading them back stalls) and are stored
  * on every exit, so a message cut short by a failed allocation stays
- * freeable.
+ * freeable. The left-out value of a gapped body gets its length and no
+ * bytes (data NULL): the caller holds them.
  */
-static int fill_repeated(ProtobufCAllocator *a, const uint8_t *p, const uint8_t *end,
+static int fill_repeated(ProtobufCAllocator *a, const struct piece *pc, size_t n_pieces,
                          Slotgate__V1__Request *rq)
 {
     size_t nk = 0, nv = 0, nt = 0;
     int rc = 0;
-    while (p < end && rc == 0) {
-        uint8_t tag = *p++;
-        const uint8_t *d = NULL;
-        size_t n = 0;
-        uint64_t v = 0;
-        if ((tag & 7u) == WT_VARINT) {
-            (void)get_varint(&p, end, &v);
-            if ((tag >> 3) == F_TTLS_MS)
-                rq->ttls_ms[nt++] = v;
-            continue;
-        }
-        (void)get_slice(&p, end, &d, &n);
-        switch (tag >> 3) {
-        case F_KEYS:
-            rc = copy_bytes(a, &rq->keys[nk], d, n);
-            nk += rc == 0;
-            break;
-        case F_VALUES:
-            rc = copy_bytes(a, &rq->values[nv], d, n);
-            nv += rc == 0;
-            break;
-        case F_TTLS_MS:
-            for (const uint8_t *q = d; q < d + n;) {
-                if (get_varint(&q, d + n, &v) < 0)
-                    break; /* not reached: scan_request checked the run */
-                rq->ttls_ms[nt++] = v;
+    for (size_t i = 0; i < n_pieces && rc == 0; i++) {
+        const uint8_t *p = pc[i].p, *end = pc[i].end;
+        while (p < end && rc == 0) {
+            uint8_t tag = *p++;
+            const uint8_t *d = NULL;
+            size_t n = 0;
+            uint64_t v = 0;
+            if ((tag & 7u) == WT_VARINT) {
+                (void)get_varint(&p, end, &v);
+                if ((tag >> 3) == F_TTLS_MS)
+                    rq->ttls_ms[nt++] = v;
+                continue;
             }
-            break;
-        default:
-            break;
+            int gap = get_slice_gap(&p, end, (tag >> 3) == F_VALUES ? pc[i].gap : 0, &d, &n);
+            switch (tag >> 3) {
+            case F_KEYS:
+                rc = copy_bytes(a, &rq->keys[nk], d, n);
+                nk += rc == 0;
+                break;
+            case F_VALUES:
+                if (gap == 1) {
+                    rq->values[nv].len = n;
+                    rq->values[nv].data = NULL;
+                } else {
+                    rc = copy_bytes(a, &rq->values[nv], d, n);
+                }
+                nv += rc == 0;
+                break;
+            case F_TTLS_MS:
+                for (const uint8_t *q = d; q < d + n;) {
+                    if (get_varint(&q, d + n, &v) < 0)
+                        break; /* not reached: scan_request checked the run */
+                    rq->ttls_ms[nt++] = v;
+                }
+                break;
+            default:
+                break;
+            }
         }
     }
     rq->n_keys = nk;
@@ -291,8 +329,8 @@ static int fill_repeated(ProtobufCAllocator *a, const uint8_t *p, const uint8_t 
 }
 
 /* Build the Request from a successful scan; -1 out of memory. */
-static int build_request(ProtobufCAllocator *a, const struct scan *s, const uint8_t *p,
-                         const uint8_t *end, Slotgate__V1__Request *rq)
+static int build_request(ProtobufCAllocator *a, const struct scan *s, const struct piece *pc,
+                         size_t n_pieces, Slotgate__V1__Request *rq)
 {
     rq->id = s->id;
     rq->op = (Slotgate__V1__Op)(int32_t)(uint32_t)s->op;
@@ -319,25 +357,19 @@ static int build_request(ProtobufCAllocator *a, const struct scan *s, const uint
     if (s->n_ttls > 0 && (rq->ttls_ms = pb_alloc(a, s->n_ttls * sizeof(*rq->ttls_ms))) == NULL)
         return -1;
     if (s->n_keys + s->n_values + s->n_ttls > 0)
-        return fill_repeated(a, p, end, rq);
+        return fill_repeated(a, pc, n_pieces, rq);
     return 0;
 }
 
 /*
- * The only form taken: exactly one field, request (tag 2, length-delimited),
- * spanning the whole body. A Hello, a repeated request (protobuf-c merges
- * them) or anything after it is declined. Everything is checked before the
- * first allocation, so declining never leaves anything behind.
+ * The Request made of n pieces of body (wire order; one, or the two sides
+ * of a gapped body's value), or NULL having allocated nothing when it is
+ * not a hot request in a form this file takes.
  */
-Slotgate__V1__ClientMessage *sg_fastpb_decode_client(const uint8_t *body, size_t len,
-                                                     ProtobufCAllocator *alloc)
+static Slotgate__V1__ClientMessage *decode_request(const struct piece *pc, size_t n,
+                                                   ProtobufCAllocator *alloc)
 {
-    const uint8_t *p = body, *end = body + len, *rb;
-    size_t rlen;
     struct scan s;
-
-    if (len < 2 || *p++ != ((2u << 3) | WT_LEN) || get_slice(&p, end, &rb, &rlen) < 0 || p != end)
-        return NULL;
     /*
      * Field by field, not memset: compilers turn a memset of this size into
      * "rep stos", and the counters read back at once then wait for those
@@ -347,8 +379,12 @@ Slotgate__V1__ClientMessage *sg_fastpb_decode_client(const uint8_t *body, size_t
     s.keyspace = s.pattern = s.lease = NULL;
     s.keyspace_len = s.pattern_len = s.lease_len = 0;
     s.has_keyspace = s.has_pattern = s.has_lease = 0;
+    s.gap_seen = 0;
     s.n_keys = s.n_values = s.n_ttls = 0;
-    if (scan_request(rb, rb + rlen, &s) < 0 || !hot_op(s.op))
+    for (size_t i = 0; i < n; i++)
+        if (scan_request(pc[i].p, pc[i].end, pc[i].gap, &s) < 0)
+            return NULL;
+    if (!hot_op(s.op) || (n > 1 && !s.gap_seen))
         return NULL;
 
     if (alloc == NULL)
@@ -365,11 +401,94 @@ Slotgate__V1__ClientMessage *sg_fastpb_decode_client(const uint8_t *body, size_t
     slotgate__v1__request__init(rq);
     m->msg_case = SLOTGATE__V1__CLIENT_MESSAGE__MSG_REQUEST;
     m->request = rq;
-    if (build_request(alloc, &s, rb, rb + rlen, rq) < 0) {
+    if (build_request(alloc, &s, pc, n, rq) < 0) {
         slotgate__v1__client_message__free_unpacked(m, alloc);
         return NULL;
     }
     return m;
+}
+
+/*
+ * The only form taken: exactly one field, request (tag 2, length-delimited),
+ * spanning the whole body. A Hello, a repeated request (protobuf-c merges
+ * them) or anything after it is declined. Everything is checked before the
+ * first allocation, so declining never leaves anything behind.
+ */
+Slotgate__V1__ClientMessage *sg_fastpb_decode_client(const uint8_t *body, size_t len,
+                                                     ProtobufCAllocator *alloc)
+{
+    const uint8_t *p = body, *end = body + len, *rb;
+    size_t rlen;
+
+    if (len < 2 || *p++ != ((2u << 3) | WT_LEN) || get_slice(&p, end, &rb, &rlen) < 0 || p != end)
+        return NULL;
+    struct piece pc = {rb, rb + rlen, 0};
+    return decode_request(&pc, 1, alloc);
+}
+
+/*
+ * The gapped body is the whole one with the value's bytes left out: the
+ * request's outer length counts them, and the piece before the gap must
+ * end with the values field's tag and length (get_slice_gap), the piece
+ * after it goes on from there.
+ */
+Slotgate__V1__ClientMessage *sg_fastpb_decode_client_gap(const uint8_t *body, size_t len,
+                                                         size_t gap, size_t gap_len,
+                                                         ProtobufCAllocator *alloc)
+{
+    const uint8_t *p = body, *head_end = body + gap, *end = body + len;
+    uint64_t rlen;
+
+    if (gap_len == 0 || gap > len || gap < 2 || *p++ != ((2u << 3) | WT_LEN) ||
+        get_varint(&p, p + 5 < head_end ? p + 5 : head_end, &rlen) < 0 ||
+        rlen != (uint64_t)(end - p) + gap_len || rlen > 0x7fffffff)
+        return NULL;
+    struct piece pc[2] = {{p, head_end, gap_len}, {head_end, end, 0}};
+    return decode_request(pc, 2, alloc);
+}
+
+/*
+ * Where the value of a request's first values field lies in its frame body,
+ * from the first head bytes of a body of len: the fields before it must be
+ * whole in head (and ones this file knows), the value's tag and length too.
+ */
+int sg_fastpb_find_value(const uint8_t *head, size_t head_len, size_t len, size_t *at,
+                         size_t *value_len)
+{
+    const uint8_t *p = head, *end = head + head_len;
+    uint64_t rlen, v;
+    if (head_len > len || head_len < 2 || *p++ != ((2u << 3) | WT_LEN) ||
+        get_varint(&p, p + 5 < end ? p + 5 : end, &rlen) < 0 ||
+        rlen != (uint64_t)(len - (size_t)(p - head)))
+        return -1;
+    while (p < end) {
+        uint8_t tag = *p++;
+        const uint8_t *d;
+        size_t n;
+        if ((tag & 0x80) != 0)
+            return -1;
+        switch (tag & 7u) {
+        case WT_VARINT:
+            if (get_varint(&p, end, &v) < 0)
+                return -1;
+            break;
+        case WT_LEN:
+            if ((tag >> 3) == F_VALUES) {
+                if (get_varint(&p, p + 5 < end ? p + 5 : end, &v) < 0 ||
+                    v > (uint64_t)(len - (size_t)(p - head)))
+                    return -1;
+                *at = (size_t)(p - head);
+                *value_len = (size_t)v;
+                return 0;
+            }
+            if (get_slice(&p, end, &d, &n) < 0)
+                return -1;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return -1;
 }
 
 /* --- encoding --------------------------------------------------------------- */

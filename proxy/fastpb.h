@@ -28,6 +28,29 @@ Slotgate__V1__ClientMessage *sg_fastpb_decode_client(const uint8_t *body, size_t
                                                      ProtobufCAllocator *alloc);
 
 /*
+ * The same for a frame body whose value is left out: body holds len bytes,
+ * the whole body but for the gap_len bytes of one value that belong at
+ * offset gap (the caller holds them). Decoded as sg_fastpb_decode_client
+ * decodes the whole body, except that this value has its length and data
+ * NULL; NULL (nothing allocated) for anything it declines, and when the
+ * gap is not exactly the bytes of a values field. Pure: the left-out bytes
+ * are never read.
+ */
+Slotgate__V1__ClientMessage *sg_fastpb_decode_client_gap(const uint8_t *body, size_t len,
+                                                         size_t gap, size_t gap_len,
+                                                         ProtobufCAllocator *alloc);
+
+/*
+ * Where the bytes of the first values field lie in a frame body of len
+ * bytes, read from its first head_len bytes (head_len <= len): 0 with *at
+ * (offset in the body) and *value_len, or -1 when the fields before it are
+ * not all in head, or not a hot Request's fields. The gap it names is what
+ * sg_fastpb_decode_client_gap takes; that function decides.
+ */
+int sg_fastpb_find_value(const uint8_t *head, size_t head_len, size_t len, size_t *at,
+                         size_t *value_len);
+
+/*
  * Size of m's frame (4-byte header included) when m is a Response the fast
  * encoder writes (every Response without stats entries or unknown fields);
  * 0 otherwise, and the caller uses sg_frame_server_size/_encode_server.

@@ -154,7 +154,10 @@ int main(int argc, char **argv)
      * worker's heap then gave every freed 64 KiB value back to the kernel
      * (madvise) and faulted it in again for the next one, 380 madvise calls
      * and a tenth of the CPU of 5,000 GETs of 64 KiB. Up to 8 MiB of free
-     * space at the top of a heap is kept for reuse instead.
+     * space at the top of a heap is kept for reuse instead (1-7 faults
+     * per 64 KiB SET in plaintext and 10-12 over TLS before, none now).
+     * Peak RSS is unchanged; after a burst, up to this much per worker
+     * stays mapped until the next.
      */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);

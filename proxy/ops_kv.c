@@ -55,7 +55,10 @@ void sg_ops_format_set(struct sg_subop *op, struct evbuffer *out)
     sg_resp_begin(out, 3 + (ttl ? 2 : 0) + cond);
     sg_resp_arg(out, "SET", 3);
     sg_ops_arg_bin(out, &r->keys[ki]);
-    sg_ops_arg_value(out, &r->values[ki]);
+    if (r->value_by_ref)
+        sg_resp_arg_buffer(out, r->value_buf); /* a SET's one value, held by reference */
+    else
+        sg_ops_arg_value(out, &r->values[ki]);
     if (ttl) {
         sg_resp_arg(out, "PX", 2);
         sg_resp_arg_u64(out, ttl);

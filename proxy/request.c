@@ -564,7 +564,8 @@ static void arena_free(void *data, void *p)
     free(p);
 }
 
-struct sg_request *sg_request_decode(struct sg_core *w, const uint8_t *body, size_t len)
+/* A request object from the pool (or new), zeroed as request.h says. */
+static struct sg_request *request_get(struct sg_core *w)
 {
     struct sg_request *r = w->request_pool;
     if (r != NULL) {
@@ -582,6 +583,12 @@ struct sg_request *sg_request_decode(struct sg_core *w, const uint8_t *body, siz
     r->arena.pa.alloc = arena_alloc;
     r->arena.pa.free = arena_free;
     r->arena.pa.allocator_data = &r->arena;
+    return r;
+}
+
+struct sg_request *sg_request_decode(struct sg_core *w, const uint8_t *body, size_t len)
+{
+    struct sg_request *r = request_get(w);
     /* The hot requests without protobuf-c (fastpb.h); it declines the rest. */
     r->msg = sg_fastpb_decode_client(body, len, &r->arena.pa);
     if (r->msg == NULL)
@@ -593,9 +600,95 @@ struct sg_request *sg_request_decode(struct sg_core *w, const uint8_t *body, siz
     return r;
 }
 
+struct sg_request *sg_request_decode_gap(struct sg_core *w, const uint8_t *body, size_t len,
+                                         size_t gap, size_t gap_len)
+{
+    struct sg_request *r = request_get(w);
+    r->msg = sg_fastpb_decode_client_gap(body, len, gap, gap_len, &r->arena.pa);
+    const Slotgate__V1__Request *rq = r->msg != NULL ? r->msg->request : NULL;
+    if (rq == NULL || rq->op != SLOTGATE__V1__OP__OP_SET || rq->n_keys != 1 || rq->n_values != 1 ||
+        rq->values[0].data != NULL) {
+        sg_request_discard(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void value_tail_free(const void *data, size_t len, void *block)
+{
+    (void)data;
+    (void)len;
+    free(block);
+}
+
+/* A value is held by reference when its chains hold at least this much
+ * each on average (the last two aside). */
+#define SG_VALUE_REF_CHAIN 32768
+
+int sg_request_take_value(struct sg_request *r, struct evbuffer *in)
+{
+    ProtobufCBinaryData *v = &r->msg->request->values[0];
+    if (evbuffer_peek(in, (ev_ssize_t)v->len, NULL, NULL, 0) >
+        (int)(2 + v->len / SG_VALUE_REF_CHAIN)) {
+        /* Many small chains (TLS reads of a record each): held as they
+         * are they would take twice the value's size or more until the
+         * link has written it, so it is copied once into a block of its
+         * size instead, and is a value like any other. */
+        uint8_t *block = malloc(v->len);
+        if (block == NULL || evbuffer_remove(in, block, v->len) != (int)v->len) {
+            free(block);
+            return -1;
+        }
+        sg_request_own(r, block);
+        v->data = block;
+        return 0;
+    }
+    /* Chain by chain: a whole one moves; the part of the last one the
+     * frame's next bytes share is copied into a block of its own size
+     * (evbuffer_remove_buffer would copy it into a new chain sized like the
+     * chain before it, 64 KiB for a few hundred bytes). */
+    r->value_buf = evbuffer_new();
+    if (r->value_buf == NULL)
+        return -1;
+    size_t left = v->len;
+    while (left > 0) {
+        struct evbuffer_iovec c[4];
+        int n = evbuffer_peek(in, -1, NULL, c, 4), i = 0;
+        while (i < n && i < 4 && c[i].iov_len == 0)
+            i++; /* an empty chain moves with the next one */
+        if (i == n || i == 4)
+            return -1;
+        if (c[i].iov_len <= left) {
+            if (evbuffer_remove_buffer(in, r->value_buf, c[i].iov_len) != (int)c[i].iov_len)
+                return -1;
+            left -= c[i].iov_len;
+            continue;
+        }
+        uint8_t *tail = malloc(left);
+        if (tail == NULL || evbuffer_remove(in, tail, left) != (int)left ||
+            evbuffer_add_reference(r->value_buf, tail, left, value_tail_free, tail) != 0) {
+            free(tail);
+            return -1;
+        }
+        left = 0;
+    }
+    return 0;
+}
+
 void sg_request_discard(struct sg_request *r)
 {
     struct sg_core *w = r->core;
+    /* A request discarded unstarted may own a value already (a large SET's,
+     * sg_request_take_value), so this is where what it owns goes. */
+    for (uint32_t i = 0; i < r->n_allocs; i++)
+        free(r->allocs[i]);
+    free(r->allocs);
+    r->allocs = NULL;
+    r->n_allocs = r->cap_allocs = 0;
+    if (r->value_buf != NULL) {
+        evbuffer_free(r->value_buf);
+        r->value_buf = NULL;
+    }
     /* Nothing to walk when every piece of the message is in the arena. */
     if (r->arena.overflow > 0)
         sg_frame_free_client(r->msg, &r->arena.pa);
@@ -623,9 +716,6 @@ static void request_free(struct sg_request *r)
 {
     for (uint32_t i = 0; r->out != NULL && i < r->n_out; i++)
         outcome_release(&r->out[i]);
-    for (uint32_t i = 0; i < r->n_allocs; i++)
-        free(r->allocs[i]);
-    free(r->allocs);
     if (r->subops != &r->subop1)
         free(r->subops);
     if (r->out != &r->out1)

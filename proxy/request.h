@@ -129,7 +129,15 @@ struct sg_request {
     ProtobufCBinaryData pattern; /* INVALIDATE: full MATCH pattern */
     ProtobufCBinaryData lease;   /* lease token (GET_OR_LEASE grants) */
     ProtobufCBinaryData marker;  /* lease marker as stored in Redis */
-    void **allocs;               /* buffers freed with the request */
+    /* A large SET value taken from the session's input by reference
+     * (sg_request_take_value): rq->values[0] has its length and no data;
+     * value_by_ref once command.c has chosen to send these bytes as they
+     * are, else rq->values[0] was made contiguous. value_held: bytes the
+     * owner counts as its own (session.c), 0 when it does not. */
+    struct evbuffer *value_buf;
+    size_t value_held;
+    uint8_t value_by_ref;
+    void **allocs; /* buffers freed with the request */
     uint32_t n_allocs, cap_allocs;
     /* Inline storage for the single-key case (no extra allocations). */
     ProtobufCBinaryData key1, value1;
@@ -148,6 +156,24 @@ struct sg_request {
  * it: either sg_request_start or sg_request_discard.
  */
 struct sg_request *sg_request_decode(struct sg_core *core, const uint8_t *body, size_t len);
+/*
+ * The same for a frame body held in two places: body (len bytes) is the
+ * body with the bytes of its SET's value left out at offset gap, gap_len of
+ * them (sg_fastpb_decode_client_gap). NULL unless it decodes as a SET of
+ * one key and that value (anything else is for sg_request_decode with the
+ * whole body); then the caller hands the value's bytes over with
+ * sg_request_take_value before anything else.
+ */
+struct sg_request *sg_request_decode_gap(struct sg_core *core, const uint8_t *body, size_t len,
+                                         size_t gap, size_t gap_len);
+/*
+ * Move the value's bytes, the first rq->values[0].len bytes of in, into a
+ * buffer of r's own (value_buf), chains moved rather than copied where
+ * whole, held until r is freed; or, when they lie in many small chains,
+ * copy them into a block r owns (rq->values[0].data, no value_buf). 0, or
+ * -1 out of memory (in may have lost part of them).
+ */
+int sg_request_take_value(struct sg_request *r, struct evbuffer *in);
 /* Return a request that will not be started (e.g. a Hello) to the pool. */
 void sg_request_discard(struct sg_request *r);
 /*

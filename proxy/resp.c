@@ -95,6 +95,41 @@ void sg_resp_arg_ref(struct evbuffer *out, const void *p, size_t len)
         resp_failed = 1;
 }
 
+void sg_resp_arg_buffer(struct evbuffer *out, struct evbuffer *value)
+{
+    size_t len = evbuffer_get_length(value), done = 0;
+    put_header(out, '$', len);
+    struct evbuffer_ptr at;
+    if (evbuffer_ptr_set(value, &at, 0, EVBUFFER_PTR_SET) != 0) {
+        resp_failed = 1;
+        return;
+    }
+    while (done < len) {
+        struct evbuffer_iovec v[8];
+        int n = evbuffer_peek(value, -1, &at, v, 8);
+        if (n <= 0) {
+            resp_failed = 1;
+            return;
+        }
+        size_t step = 0;
+        for (int i = 0; i < n && i < 8; i++) {
+            if (evbuffer_add_reference(out, v[i].iov_base, v[i].iov_len, NULL, NULL) != 0) {
+                resp_failed = 1;
+                return;
+            }
+            step += v[i].iov_len;
+        }
+        done += step;
+        if (done < len && evbuffer_ptr_set(value, &at, step, EVBUFFER_PTR_ADD) != 0) {
+            resp_failed = 1;
+            return;
+        }
+    }
+    static const char crlf[2] = {'\r', '\n'};
+    if (evbuffer_add_reference(out, crlf, 2, NULL, NULL) != 0)
+        resp_failed = 1;
+}
+
 void sg_resp_arg_str(struct evbuffer *out, const char *s)
 {
     sg_resp_arg(out, s, strlen(s));

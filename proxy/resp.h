@@ -26,6 +26,12 @@ void sg_resp_arg_str(struct evbuffer *out, const char *s);
  * copied: p must stay valid until the buffer has been written or freed.
  */
 void sg_resp_arg_ref(struct evbuffer *out, const void *p, size_t len);
+/*
+ * The same for an argument that is value's bytes (in chains), added by
+ * reference chain by chain: value must stay unchanged and alive until out
+ * has been written or freed.
+ */
+void sg_resp_arg_buffer(struct evbuffer *out, struct evbuffer *value);
 void sg_resp_arg_u64(struct evbuffer *out, uint64_t v);
 /*
  * 1 if an append by the functions above failed on this thread since the

@@ -89,6 +89,8 @@ struct sg_session {
     struct sg_request *starting;
     uint8_t start_done;
     uint8_t evicted; /* closed to keep limits.max_buffered_bytes; freed next turn */
+    uint64_t held;   /* bytes of its requests' values held by reference, counted */
+    int lowat;       /* SO_RCVLOWAT set on the socket (0: the default, 1) */
     struct evbuffer_cb_entry *in_cb, *out_cb; /* keep core->buffered */
 };
 
@@ -214,10 +216,37 @@ static void session_buffer_changed(struct evbuffer *buf, const struct evbuffer_c
     SG_STAT_SET(&w->stats, buffered_bytes, w->buffered);
 }
 
-/* Bytes held by s's buffers. */
+/* Bytes held by s's buffers and its requests' values. */
 static uint64_t session_held(struct sg_session *s)
 {
-    return sg_conn_held_bytes(s->conn); /* both buffers and sealed records */
+    return sg_conn_held_bytes(s->conn) + s->held; /* both buffers and sealed records */
+}
+
+/*
+ * A large SET value taken out of the input by reference stays counted in
+ * core->buffered, as s's, while r is s's request: from when it joins s's
+ * list until it is answered or s goes (then r may still hold it until its
+ * link has written it, no longer counted, like a closed session's
+ * buffers).
+ */
+static void session_value_count(struct sg_session *s, struct sg_request *r)
+{
+    if (r->value_buf == NULL)
+        return;
+    r->value_held = evbuffer_get_length(r->value_buf);
+    s->held += r->value_held;
+    s->core->buffered += r->value_held;
+    SG_STAT_SET(&s->core->stats, buffered_bytes, s->core->buffered);
+}
+
+static void session_value_release(struct sg_session *s, struct sg_request *r)
+{
+    if (r->value_held == 0)
+        return;
+    s->held -= r->value_held;
+    s->core->buffered -= r->value_held;
+    r->value_held = 0;
+    SG_STAT_SET(&s->core->stats, buffered_bytes, s->core->buffered);
 }
 
 /*
@@ -235,6 +264,11 @@ static void session_close_now(struct sg_session *s)
     sg_conn_discard_output(s->conn);
     struct evbuffer *in = sg_conn_input(s->conn);
     evbuffer_drain(in, evbuffer_get_length(in));
+    struct sg_request *r;
+    TAILQ_FOREACH(r, &s->requests, entry)
+    {
+        session_value_release(s, r);
+    }
     struct timeval now = {0, 0};
     evtimer_add(s->timer, &now); /* on_timer frees a CLOSING session */
 }
@@ -474,6 +508,7 @@ static void session_respond(void *owner, struct sg_request *r, const Slotgate__V
         s->start_done = 1; /* answered inside sg_request_start: never held */
     else
         session_snapshot_drop(s, r);
+    session_value_release(s, r);
     TAILQ_REMOVE(&s->requests, r, entry);
     s->inflight--;
     if (s->draining && s->inflight == 0) {
@@ -603,6 +638,7 @@ static void session_message(struct sg_session *s, struct sg_request *r)
     s->start_done = 0;
     TAILQ_INSERT_TAIL(&s->requests, r, entry);
     s->inflight++;
+    session_value_count(s, r);
     sg_request_start(r, &session_sink, s);
     const struct sg_core_hooks *hk = s->core->hooks;
     if (!s->start_done && r->ks != NULL && hk != NULL && hk->snapshot_hold != NULL)
@@ -639,6 +675,76 @@ static const uint8_t *session_frame_body(struct evbuffer *in, uint32_t body_len)
     return frame != NULL ? frame + SG_FRAME_HEADER : NULL;
 }
 
+/* A frame of at least this many bytes is taken by reference when it is a
+ * SET whose value can be left where it lies (session_take_by_ref). */
+#define SG_FRAME_BY_REF (16 * 1024)
+/* What of such a frame may lie before its value and after it. */
+#define SG_FRAME_GAP_HEAD 256
+#define SG_FRAME_GAP_TAIL 256
+
+/*
+ * The whole frame at the front of in (body_len bytes after its header) as
+ * a request whose SET value was moved, not copied, out of in: the frame's
+ * other bytes (at most SG_FRAME_GAP_HEAD before the value and
+ * SG_FRAME_GAP_TAIL after it) are copied out and decoded around the value
+ * (sg_request_decode_gap), then the value's chains go to the request
+ * (sg_request_take_value; only the part of a chain it shares with other
+ * bytes is copied) and the frame leaves in. 1 with *out, 0 when the frame
+ * is not for it (in untouched: the caller decodes it whole), -1 out of
+ * memory part way (the stream cannot be trusted: the caller closes).
+ */
+static int session_take_by_ref(struct sg_session *s, struct evbuffer *in, uint32_t body_len,
+                               struct sg_request **out)
+{
+    uint8_t g[SG_FRAME_GAP_HEAD + SG_FRAME_GAP_TAIL];
+    size_t head = body_len < SG_FRAME_GAP_HEAD ? body_len : SG_FRAME_GAP_HEAD, at, len;
+    struct evbuffer_ptr ptr;
+    if (evbuffer_ptr_set(in, &ptr, SG_FRAME_HEADER, EVBUFFER_PTR_SET) != 0 ||
+        evbuffer_copyout_from(in, &ptr, g, head) != (ev_ssize_t)head ||
+        sg_fastpb_find_value(g, head, body_len, &at, &len) != 0 || len < SG_FRAME_BY_REF)
+        return 0;
+    size_t tail = body_len - at - len; /* at <= head: the value's length was in it */
+    if (tail > SG_FRAME_GAP_TAIL)
+        return 0;
+    if (tail > 0 &&
+        (evbuffer_ptr_set(in, &ptr, SG_FRAME_HEADER + at + len, EVBUFFER_PTR_SET) != 0 ||
+         evbuffer_copyout_from(in, &ptr, g + at, tail) != (ev_ssize_t)tail))
+        return 0;
+    struct sg_request *r = sg_request_decode_gap(s->core, g, at + tail, at, len);
+    if (r == NULL)
+        return 0;
+    evbuffer_drain(in, SG_FRAME_HEADER + at);
+    if (sg_request_take_value(r, in) != 0) {
+        sg_request_discard(r);
+        return -1;
+    }
+    evbuffer_drain(in, tail);
+    *out = r;
+    return 1;
+}
+
+/* A partial frame waits for the rest of it in the kernel when at least
+ * this much of it is missing (plaintext listeners; session_rcvlowat). */
+#define SG_LOWAT_MIN (8 * 1024)
+#define SG_LOWAT_MAX (1024 * 1024)
+
+/*
+ * Plaintext: while a large frame is incomplete, the socket is readable
+ * only once the rest of it (want bytes, capped) has arrived, so its
+ * pieces do not each cost a wake-up and a read; want 0 puts it back.
+ * Never over TLS: ciphertext kept by conn.c for a partial record would
+ * make the bytes still to come fewer than want, and the frame would wait
+ * for bytes that never come.
+ */
+static void session_rcvlowat(struct sg_session *s, size_t want)
+{
+    int v = want >= SG_LOWAT_MIN ? (int)(want < SG_LOWAT_MAX ? want : SG_LOWAT_MAX) : 1;
+    if (s->core->server_tls != NULL || v == (s->lowat != 0 ? s->lowat : 1))
+        return;
+    if (setsockopt(sg_conn_fd(s->conn), SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == 0)
+        s->lowat = v;
+}
+
 static void session_process(struct sg_session *s)
 {
     const struct sg_config *cfg = s->core->cfg;
@@ -658,17 +764,24 @@ static void session_process(struct sg_session *s)
                             "frame larger than max_frame_bytes");
             return;
         }
-        if (have < SG_FRAME_HEADER + (size_t)body_len)
+        if (have < SG_FRAME_HEADER + (size_t)body_len) {
+            session_rcvlowat(s, SG_FRAME_HEADER + (size_t)body_len - have);
             return;
-        const uint8_t *body = session_frame_body(in, body_len);
-        if (body == NULL) {
+        }
+        session_rcvlowat(s, 0);
+        struct sg_request *r = NULL;
+        int by_ref = body_len >= SG_FRAME_BY_REF ? session_take_by_ref(s, in, body_len, &r) : 0;
+        const uint8_t *body = by_ref != 0 ? NULL : session_frame_body(in, body_len);
+        if (by_ref < 0 || (by_ref == 0 && body == NULL)) {
             sg_log_error("session %s: out of memory for a %u-byte frame; closed", s->peer,
                          body_len);
             session_close_now(s);
             return;
         }
-        struct sg_request *r = sg_request_decode(s->core, body, body_len);
-        evbuffer_drain(in, SG_FRAME_HEADER + body_len);
+        if (by_ref == 0) {
+            r = sg_request_decode(s->core, body, body_len);
+            evbuffer_drain(in, SG_FRAME_HEADER + body_len);
+        }
         SG_STAT_ADD(&s->core->stats, bytes_in, SG_FRAME_HEADER + body_len);
         if (r == NULL) {
             SG_STAT_INC(&s->core->stats, bad_frames);
@@ -894,6 +1007,7 @@ void sg_session_free(struct sg_session *s)
         TAILQ_REMOVE(&s->requests, r, entry);
         if (r != s->starting)
             session_snapshot_drop(s, r);
+        session_value_release(s, r);
         sg_request_orphan(r);
     }
     TAILQ_REMOVE(&s->core->sessions, s, entry);

@@ -744,7 +744,9 @@ void h_client_opts(const struct h_env *e, int i, struct sg_client_options *opt)
     memset(opt, 0, sizeof(*opt));
     opt->host = "127.0.0.1";
     opt->port = e->proxies[i].port;
-    opt->tls = 1;
+    /* A proxy listening in plaintext (listen_yaml "  plaintext: true"). */
+    opt->tls =
+        e->opts.listen_yaml == NULL || strstr(e->opts.listen_yaml, "plaintext: true") == NULL;
     opt->cacert = e->ca_file; /* written once by h_env_start: safe from any thread */
     opt->sni = "localhost";
     opt->client_name = e->name;

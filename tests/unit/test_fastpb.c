@@ -27,8 +27,61 @@
 enum verdict { BOTH_REJECT, FAST_DECLINES, FAST_AGREES };
 
 /*
+ * The body with the bytes of its first value left out, as the session
+ * holds a large SET (sg_fastpb_find_value over the first head bytes, then
+ * sg_fastpb_decode_client_gap): taken exactly when the whole body is
+ * (fast, NULL when declined), and then the same message but for that
+ * value's data, which is NULL. 1 if a gap was found and decoded.
+ */
+static size_t g_gaps; /* gapped decodes that were taken and checked */
+
+static int gap_both(const uint8_t *body, size_t len, size_t head,
+                    const Slotgate__V1__ClientMessage *fast, const char *name)
+{
+    char why[128];
+    size_t at = 0, vlen = 0;
+    if (head > len)
+        head = len;
+    if (sg_fastpb_find_value(body, head, len, &at, &vlen) != 0 || vlen == 0)
+        return 0;
+    if (at > head || at + vlen > len)
+        fail_msg("%s: value at %zu+%zu outside the body (%zu) or after head", name, at, vlen, len);
+    uint8_t *g = malloc(len - vlen + 1);
+    assert_non_null(g);
+    memcpy(g, body, at);
+    memcpy(g + at, body + at + vlen, len - at - vlen);
+    long live = fpe_live;
+    Slotgate__V1__ClientMessage *gm =
+        sg_fastpb_decode_client_gap(g, len - vlen, at, vlen, &fpe_counting);
+    if ((gm != NULL) != (fast != NULL))
+        fail_msg("%s: the gapped body is %s, the whole one %s", name, gm ? "taken" : "declined",
+                 fast ? "taken" : "declined");
+    if (gm == NULL) {
+        if (fpe_live != live)
+            fail_msg("%s: the gapped decode declined but left allocations", name);
+        free(g);
+        return 0;
+    }
+    ProtobufCBinaryData *v = &gm->request->values[0];
+    if (gm->request->n_values == 0 || v->data != NULL || v->len != vlen ||
+        memcmp(fast->request->values[0].data, body + at, vlen) != 0)
+        fail_msg("%s: the gap is not the first value (%zu bytes at %zu)", name, vlen, at);
+    v->data = fast->request->values[0].data;
+    if (!fpe_client_equal(gm, fast, why, sizeof(why)))
+        fail_msg("%s: gapped and whole decodes disagree: %s", name, why);
+    v->data = NULL;
+    sg_frame_free_client(gm, &fpe_counting);
+    if (fpe_live != live)
+        fail_msg("%s: the gapped decode left allocations", name);
+    free(g);
+    g_gaps++;
+    return 1;
+}
+
+/*
  * Decode body both ways. Fails the test when fastpb accepts what protobuf-c
  * rejects, when the contents differ, or when a decline leaves allocations.
+ * The gapped decode of the same body is checked too (gap_both).
  */
 static enum verdict decode_both(const uint8_t *body, size_t len, const char *name)
 {
@@ -40,12 +93,15 @@ static enum verdict decode_both(const uint8_t *body, size_t len, const char *nam
     if (fast == NULL) {
         if (fpe_live != 0)
             fail_msg("%s: fastpb declined but left %ld allocations", name, fpe_live);
+        gap_both(body, len, len, NULL, name);
         v = ref == NULL ? BOTH_REJECT : FAST_DECLINES;
     } else {
         if (ref == NULL)
             fail_msg("%s: fastpb accepts what protobuf-c rejects", name);
         if (!fpe_client_equal(fast, ref, why, sizeof(why)))
             fail_msg("%s: fastpb and protobuf-c disagree: %s", name, why);
+        gap_both(body, len, 256, fast, name);
+        gap_both(body, len, len, fast, name);
         sg_frame_free_client(fast, &fpe_counting);
         if (fpe_live != 0)
             fail_msg("%s: %ld allocations not reachable by free_unpacked", name, fpe_live);
@@ -302,8 +358,99 @@ static void test_random_requests(void **state)
         }
         free(frame);
     }
-    print_message("random requests: %zu fast; mutants: %zu of %zu fast\n", fast, mutated_fast,
-                  mutants);
+    print_message("random requests: %zu fast; mutants: %zu of %zu fast; %zu gapped\n", fast,
+                  mutated_fast, mutants, g_gaps);
+    assert_true(g_gaps > 1000);
+}
+
+/* A packed ClientMessage{Request} body; the caller frees it. */
+static uint8_t *pack_request(const Slotgate__V1__Request *rq, size_t *len)
+{
+    Slotgate__V1__ClientMessage m = SLOTGATE__V1__CLIENT_MESSAGE__INIT;
+    m.msg_case = SLOTGATE__V1__CLIENT_MESSAGE__MSG_REQUEST;
+    m.request = (Slotgate__V1__Request *)rq;
+    *len = slotgate__v1__client_message__get_packed_size(&m);
+    uint8_t *b = malloc(*len);
+    assert_non_null(b);
+    slotgate__v1__client_message__pack(&m, b);
+    return b;
+}
+
+/*
+ * A large SET as the session takes it: the value found from the first 256
+ * bytes, the fields after it (TTL, condition, deadline) decoded from the
+ * rest; a gap anywhere else, or of another length, is declined.
+ */
+static void test_gap_large_set(void **state)
+{
+    (void)state;
+    static uint8_t value[70000];
+    for (size_t i = 0; i < sizeof(value); i++)
+        value[i] = (uint8_t)(i * 7);
+    ProtobufCBinaryData key = {5, (uint8_t *)"k:big"}, val = {sizeof(value), value};
+    Slotgate__V1__Request rq = SLOTGATE__V1__REQUEST__INIT;
+    rq.id = 77;
+    rq.op = SLOTGATE__V1__OP__OP_SET;
+    rq.keyspace = "big";
+    rq.n_keys = 1;
+    rq.keys = &key;
+    rq.n_values = 1;
+    rq.values = &val;
+    rq.ttl_ms = 60000;
+    rq.condition = SLOTGATE__V1__CONDITION__COND_NX;
+    rq.deadline_ms = 500;
+    size_t len, at, vlen;
+    uint8_t *b = pack_request(&rq, &len);
+    assert_int_equal(sg_fastpb_find_value(b, 256, len, &at, &vlen), 0);
+    assert_int_equal(vlen, sizeof(value));
+    assert_memory_equal(b + at, value, vlen);
+    size_t before = g_gaps;
+    assert_int_equal(decode_both(b, len, "large SET"), FAST_AGREES);
+    assert_int_equal(g_gaps, before + 2);
+
+    uint8_t *g = malloc(len);
+    assert_non_null(g);
+    memcpy(g, b, at);
+    memcpy(g + at, b + at + vlen, len - at - vlen);
+    size_t glen = len - vlen;
+    Slotgate__V1__ClientMessage *m = sg_fastpb_decode_client_gap(g, glen, at, vlen, NULL);
+    assert_non_null(m);
+    assert_int_equal(m->request->ttl_ms, 60000);
+    assert_int_equal(m->request->condition, SLOTGATE__V1__CONDITION__COND_NX);
+    assert_int_equal(m->request->deadline_ms, 500);
+    assert_string_equal(m->request->keyspace, "big");
+    sg_frame_free_client(m, NULL);
+    /* The gap one byte off, of another length, or where the key lies. */
+    assert_null(sg_fastpb_decode_client_gap(g, glen, at - 1, vlen, NULL));
+    assert_null(sg_fastpb_decode_client_gap(g, glen, at + 1, vlen, NULL));
+    assert_null(sg_fastpb_decode_client_gap(g, glen, at, vlen - 1, NULL));
+    assert_null(sg_fastpb_decode_client_gap(g, glen, at, vlen + 1, NULL));
+    assert_null(sg_fastpb_decode_client_gap(g, glen, at, 0, NULL));
+    assert_null(sg_fastpb_decode_client_gap(g, glen, glen + 1, vlen, NULL));
+    free(g);
+    /* The key is not a value: a frame cut where the key's bytes begin. */
+    size_t kat = 0;
+    for (size_t i = 0; i + 5 <= at; i++)
+        if (memcmp(b + i, "k:big", 5) == 0)
+            kat = i;
+    assert_true(kat > 0);
+    g = malloc(len);
+    assert_non_null(g);
+    memcpy(g, b, kat);
+    memcpy(g + kat, b + kat + 5, len - kat - 5);
+    assert_null(sg_fastpb_decode_client_gap(g, len - 5, kat, 5, NULL));
+    free(g);
+    free(b);
+
+    /* Fields before the value beyond the head: not found from 256 bytes. */
+    static uint8_t longkey[300];
+    memset(longkey, 'x', sizeof(longkey));
+    key.len = sizeof(longkey);
+    key.data = longkey;
+    b = pack_request(&rq, &len);
+    assert_int_not_equal(sg_fastpb_find_value(b, 256, len, &at, &vlen), 0);
+    assert_int_equal(sg_fastpb_find_value(b, len, len, &at, &vlen), 0);
+    free(b);
 }
 
 /* Random Responses (every field, results with every field): byte-identical. */
@@ -746,6 +893,7 @@ int main(void)
         cmocka_unit_test(test_vectors),          cmocka_unit_test(test_random_requests),
         cmocka_unit_test(test_random_responses), cmocka_unit_test(test_encode_declines),
         cmocka_unit_test(test_handmade),         cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_gap_large_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
