@@ -603,6 +603,12 @@ static int conn_rec_key_update(struct sg_conn *c)
 static int conn_rec_read(struct sg_conn *c, int *eof)
 {
     int got = 0, reply = 0, rc = 0;
+    /* Plaintext goes into one reservation for as many records as fit
+     * (up to SG_CONN_READ): a 64 KiB frame lands in one or two chains, not
+     * a 32 KiB chain per 16 KiB record, and can be moved on by reference
+     * (session.c) instead of copied. */
+    struct evbuffer_iovec v = {NULL, 0};
+    size_t used = 0;
     for (;;) {
         const unsigned char *rec;
         size_t avail, len;
@@ -633,15 +639,28 @@ static int conn_rec_read(struct sg_conn *c, int *eof)
             rc = -1;
             break;
         }
-        struct evbuffer_iovec v;
-        if (evbuffer_reserve_space(c->in, (ev_ssize_t)(len - SG_TLSREC_OVERHEAD + 1), &v, 1) < 1) {
-            rc = -1;
-            break;
+        size_t room = len - SG_TLSREC_OVERHEAD + 1; /* the inner plaintext */
+        if (v.iov_base == NULL || v.iov_len - used < room) {
+            if (v.iov_base != NULL) {
+                v.iov_len = used;
+                evbuffer_commit_space(c->in, &v, 1);
+            }
+            /* After a large record more usually follow: room for them
+             * too, so the next reads' records join this chain. */
+            size_t want = room >= SG_CONN_CHUNK / 2   ? SG_CONN_READ
+                          : c->win_len < SG_CONN_READ ? c->win_len
+                                                      : SG_CONN_READ;
+            if (evbuffer_reserve_space(c->in, (ev_ssize_t)(want > room ? want : room), &v, 1) < 1) {
+                v.iov_base = NULL;
+                rc = -1;
+                break;
+            }
+            used = 0;
         }
         size_t n = 0;
-        enum sg_tlsrec_open r = sg_tlsrec_open(c->rec, rec, len, v.iov_base, &n, &reply);
-        v.iov_len = n;
-        evbuffer_commit_space(c->in, &v, 1);
+        enum sg_tlsrec_open r =
+            sg_tlsrec_open(c->rec, rec, len, (unsigned char *)v.iov_base + used, &n, &reply);
+        used += n;
         if (from_raw) {
             evbuffer_drain(c->raw_in, len);
         } else {
@@ -671,6 +690,10 @@ static int conn_rec_read(struct sg_conn *c, int *eof)
             break;
         }
         got |= n > 0;
+    }
+    if (v.iov_base != NULL) {
+        v.iov_len = used;
+        evbuffer_commit_space(c->in, &v, 1);
     }
     if (rc == 0 && conn_window_keep(c) < 0)
         rc = -1;
