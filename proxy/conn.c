@@ -340,7 +340,7 @@ static int conn_rec_seal(struct sg_conn *c, size_t len)
     size_t used = 0;
     while (c->sealed < end) {
         size_t chunk = end - c->sealed < SG_CONN_CHUNK ? end - c->sealed : SG_CONN_CHUNK;
-        if (rv.iov_base == NULL || rv.iov_len - used < chunk + SG_TLSREC_OVERHEAD) {
+        if (rv.iov_base == NULL || rv.iov_len - used < SG_TLSREC_SEAL_ROOM(chunk)) {
             if (rv.iov_base != NULL) {
                 rv.iov_len = used;
                 evbuffer_commit_space(c->raw_out, &rv, 1);
@@ -350,6 +350,8 @@ static int conn_rec_seal(struct sg_conn *c, size_t len)
             size_t want = left + (left / SG_CONN_CHUNK + 1) * SG_TLSREC_OVERHEAD;
             if (want > SG_CONN_SEAL_RSV)
                 want = SG_CONN_SEAL_RSV;
+            if (want < SG_TLSREC_SEAL_ROOM(chunk))
+                want = SG_TLSREC_SEAL_ROOM(chunk);
             if (evbuffer_reserve_space(c->raw_out, (ev_ssize_t)want, &rv, 1) < 1)
                 return -1;
             used = 0;

@@ -34,7 +34,8 @@ struct tlsrec_dir {
 };
 
 struct sg_tlsrec {
-    int client; /* connect side: the server's session tickets are accepted */
+    int client;           /* connect side: the server's session tickets are accepted */
+    uint64_t rekey_after; /* records per write key (SG_TLSREC_REKEY_AFTER) */
     const EVP_CIPHER *cipher;
     const char *digest;
     size_t key_len, hash_len;
@@ -174,6 +175,7 @@ struct sg_tlsrec *sg_tlsrec_new(unsigned suite, const unsigned char *read_secret
     if (r == NULL)
         return NULL;
     r->client = client != 0;
+    r->rekey_after = SG_TLSREC_REKEY_AFTER;
     switch (suite) {
     case 0x1301:
         r->cipher = EVP_aes_128_gcm(), r->digest = "SHA256", r->key_len = 16, r->hash_len = 32;
@@ -299,9 +301,18 @@ size_t sg_tlsrec_seal_inner(struct sg_tlsrec *r, unsigned char type, const unsig
 size_t sg_tlsrec_seal(struct sg_tlsrec *r, const struct iovec *iov, int iovcnt, size_t len,
                       unsigned char *out)
 {
+    size_t pre = 0;
     if (len == 0)
         return 0;
-    return seal_type(r, iov, iovcnt, len, CT_APPDATA, out);
+    if (r->wr.seq >= r->rekey_after && (pre = sg_tlsrec_seal_key_update(r, out)) == 0)
+        return 0;
+    size_t n = seal_type(r, iov, iovcnt, len, CT_APPDATA, out + pre);
+    return n == 0 ? 0 : pre + n;
+}
+
+void sg_tlsrec_set_rekey_after(struct sg_tlsrec *r, uint64_t records)
+{
+    r->rekey_after = records;
 }
 
 size_t sg_tlsrec_seal_key_update(struct sg_tlsrec *r, unsigned char *out)

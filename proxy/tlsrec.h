@@ -67,13 +67,23 @@ struct sg_tlsrec *sg_tlsrec_new(unsigned suite, const unsigned char *read_secret
 /* Wipes the keys. Accepts NULL. */
 void sg_tlsrec_free(struct sg_tlsrec *r);
 
+/* Records sealed under one write key before we move to the next with a
+ * KeyUpdate of our own: under AES-GCM's 2^24.5 (RFC 8446 section 5.5). */
+#define SG_TLSREC_REKEY_AFTER (1ull << 24)
+/* Room sg_tlsrec_seal needs for len bytes: a KeyUpdate may go first. */
+#define SG_TLSREC_SEAL_ROOM(len) ((len) + 2 * SG_TLSREC_OVERHEAD + 5)
+
 /*
  * Seal len bytes (1..SG_TLSREC_MAX_PLAIN, gathered from iov) as one
- * application_data record into out, which has room for len +
- * SG_TLSREC_OVERHEAD bytes. Returns the record's length, or 0 on failure.
+ * application_data record into out, which has room for
+ * SG_TLSREC_SEAL_ROOM(len) bytes; when the write key has sealed its share
+ * of records, a KeyUpdate record goes first and the record is sealed
+ * under the next key. Returns the bytes written, or 0 on failure.
  */
 size_t sg_tlsrec_seal(struct sg_tlsrec *r, const struct iovec *iov, int iovcnt, size_t len,
                       unsigned char *out);
+/* Tests: move to the next write key after this many records instead. */
+void sg_tlsrec_set_rekey_after(struct sg_tlsrec *r, uint64_t records);
 
 /* One record of any inner content type (len may be 0): a peer's records in
  * tests and fuzz targets. Same contract as sg_tlsrec_seal otherwise. */
