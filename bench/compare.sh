@@ -244,34 +244,22 @@ measure() {
     bench_log "  $w $side: $rps req/s  p50 $p50 ms  p99 $p99 ms  cpu ms proxy $(((sg1 - sg0) / 1000000)) redis $(((rd1 - rd0) / 1000000))  $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s  other jobs $(awk -v o="$other" -v w="$wall" 'BEGIN {printf "%.2f", o / w}') CPUs  errors ${errs:-0}"
 }
 
-# median: median of the numbers on stdin ("-" if none).
-median() {
-    sort -g | awk '{a[NR] = $1} END {
-        if (NR == 0) { print "-"; exit }
-        if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
 
 # col W SIDE FIELD: the median of one column (5 rps, 6 p50, 7 p99) or of a
 # derived CPU figure (cpu_proxy, cpu_redis: µs per request).
 col() {
     local w=$1 side=$2 f=$3
     case $f in
-    cpu_proxy) awk -v w="$w" -v s="$side" '$2 == w && $3 == s {print $8 / 1000 / $4}' "$RESULTS" | median ;;
-    cpu_redis) awk -v w="$w" -v s="$side" '$2 == w && $3 == s {print $9 / 1000 / $4}' "$RESULTS" | median ;;
-    *) awk -v w="$w" -v s="$side" -v f="$f" '$2 == w && $3 == s {print $f}' "$RESULTS" | median ;;
+    cpu_proxy) awk -v w="$w" -v s="$side" '$2 == w && $3 == s {print $8 / 1000 / $4}' "$RESULTS" | bench_median ;;
+    cpu_redis) awk -v w="$w" -v s="$side" '$2 == w && $3 == s {print $9 / 1000 / $4}' "$RESULTS" | bench_median ;;
+    *) awk -v w="$w" -v s="$side" -v f="$f" '$2 == w && $3 == s {print $f}' "$RESULTS" | bench_median ;;
     esac
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
-fmt() { awk -v a="$1" -v d="$2" 'BEGIN { if (a == "-") print "-"; else printf "%.*f", d, a }'; }
 
 # ---------------------------------------------------------------------------
-if [ "$NO_BUILD" = 0 ]; then
-    bench_build slotgate slotgate-cli slotgate-bench slotgate-idle
-fi
-for b in slotgate slotgate-cli slotgate-bench; do
-    [ -x "$BIN/$b" ] || bench_die "$BIN/$b missing (build first)"
-done
+bench_binaries slotgate slotgate-cli slotgate-bench
 T_START=$(date +%s)
 bench_start_cluster
 mapfile -t REDIS_PIDS < <(bench_redis_pids)
@@ -327,10 +315,10 @@ MD=$WORK/table.md
             p99=$(col "$w" "$side" 7)
             red=$(col "$w" "$side" cpu_redis)
             if [ "$side" = direct ]; then
-                echo "| ${WL_DESC[$w]} | direct | $(fmt "$rps" 0) | | $(fmt "$p50" 3) | $(fmt "$p99" 3) | | | $(fmt "$red" 2) | |"
+                echo "| ${WL_DESC[$w]} | direct | $(bench_fmt "$rps" 0) | | $(bench_fmt "$p50" 3) | $(bench_fmt "$p99" 3) | | | $(bench_fmt "$red" 2) | |"
             else
                 cpu=$(col "$w" "$side" cpu_proxy)
-                echo "| | ${SIDE_DESC[$side]} | $(fmt "$rps" 0) | $(ratio "$rps" "$d_rps") | $(fmt "$p50" 3) | $(fmt "$p99" 3) | $(fmt "$cpu" 2) | $(ratio "$cpu" "$d_red") | $(fmt "$red" 2) | $(ratio "$red" "$d_red") |"
+                echo "| | ${SIDE_DESC[$side]} | $(bench_fmt "$rps" 0) | $(ratio "$rps" "$d_rps") | $(bench_fmt "$p50" 3) | $(bench_fmt "$p99" 3) | $(bench_fmt "$cpu" 2) | $(ratio "$cpu" "$d_red") | $(bench_fmt "$red" 2) | $(ratio "$red" "$d_red") |"
             fi
         done
     done
@@ -342,7 +330,7 @@ MG=$WORK/mget.md
     echo "|---|---:|---:|---:|"
     for c in c1 c50; do
         if [ $c = c1 ]; then mw=mget100_c1 gw=get_c1; else mw=mget100 gw=get_p1; fi
-        row="| -${c/c/c } ($(fmt "$(col $gw direct 6)" 3) ms direct GET p50)"
+        row="| -${c/c/c } ($(bench_fmt "$(col $gw direct 6)" 3) ms direct GET p50)"
         for side in "${SIDES[@]}"; do
             row="$row | $(ratio "$(col $mw "$side" 6)" "$(col $gw "$side" 6)")"
         done

@@ -150,13 +150,7 @@ cmdstat() {
     done | awk '{c += $1; u += $2} END {print c + 0, u + 0}'
 }
 
-median() {
-    sort -g | awk '{a[NR] = $1} END {
-        if (NR == 0) { print "-"; exit }
-        if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.3f", a / b }'; }
-fmt() { awk -v a="$1" -v d="$2" 'BEGIN { if (a == "-" || a == "") print "-"; else printf "%.*f", d, a }'; }
 # verdict VALUE OP LIMIT (OP: le, lt)
 verdict() {
     awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
@@ -184,12 +178,7 @@ note_errors() {
 }
 
 # ---------------------------------------------------------------------------
-if [ "$NO_BUILD" = 0 ]; then
-    bench_build slotgate slotgate-cli slotgate-bench
-fi
-for b in slotgate slotgate-cli slotgate-bench; do
-    [ -x "$BIN/$b" ] || bench_die "$BIN/$b missing (build first)"
-done
+bench_binaries slotgate slotgate-cli slotgate-bench
 PROBLEMS=()
 LOAD_START=$(loadavg)
 START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -368,17 +357,17 @@ fi
 
 # ---------------------------------------------------------------------------
 MD=$WORK/table.md
-st() { awk -v k="$1" -v f="$2" '$2 == k {print $f}' "$STORAGE" | median; }
+st() { awk -v k="$1" -v f="$2" '$2 == k {print $f}' "$STORAGE" | bench_median; }
 stseed() { awk -v s="$1" -v k="$2" -v f="$3" '$1 == s && $2 == k {print $f}' "$STORAGE"; }
 cpu() { # cpu KEYSPACE FIELD: median; FIELD us_pair | redis_us_pair | pair_rps | column
     case $2 in
-    us_pair) awk -v k="$1" -v hz="$CLK_TCK" '$2 == k {print $8 * 1e6 / hz / $3}' "$CPU_RES" | median ;;
-    redis_us_pair) awk -v k="$1" -v hz="$CLK_TCK" '$2 == k {print $9 * 1e6 / hz / $3}' "$CPU_RES" | median ;;
-    pair_rps) awk -v k="$1" '$2 == k && $4 + 0 > 0 && $5 + 0 > 0 {print 1 / (1 / $4 + 1 / $5)}' "$CPU_RES" | median ;;
-    *) awk -v k="$1" -v f="$2" '$2 == k {print $f}' "$CPU_RES" | median ;;
+    us_pair) awk -v k="$1" -v hz="$CLK_TCK" '$2 == k {print $8 * 1e6 / hz / $3}' "$CPU_RES" | bench_median ;;
+    redis_us_pair) awk -v k="$1" -v hz="$CLK_TCK" '$2 == k {print $9 * 1e6 / hz / $3}' "$CPU_RES" | bench_median ;;
+    pair_rps) awk -v k="$1" '$2 == k && $4 + 0 > 0 && $5 + 0 > 0 {print 1 / (1 / $4 + 1 / $5)}' "$CPU_RES" | bench_median ;;
+    *) awk -v k="$1" -v f="$2" '$2 == k {print $f}' "$CPU_RES" | bench_median ;;
     esac
 }
-inv() { awk -v m="$1" -v f="$2" '$2 == m && $f != "-" {print $f}' "$INV_RES" | median; }
+inv() { awk -v m="$1" -v f="$2" '$2 == m && $f != "-" {print $f}' "$INV_RES" | bench_median; }
 
 raw=$ROOM_BYTES
 mem_room=$(st room 5); mem_raw=$(st roomraw 5)
@@ -408,7 +397,7 @@ p99_ratio=$(ratio "$(inv inval 5)" "$(inv base 5)")
     echo "| keyspace | SET/s | GET/s | SET+GET pairs/s | SET p99 ms | GET p99 ms | slotgate CPU µs per pair | Redis CPU µs per pair (3 servers) |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for ks in room roomraw; do
-        echo "| $ks | $(fmt "$(cpu $ks 4)" 0) | $(fmt "$(cpu $ks 5)" 0) | $(fmt "$(cpu $ks pair_rps)" 0) | $(fmt "$(cpu $ks 6)" 2) | $(fmt "$(cpu $ks 7)" 2) | $(fmt "$(cpu $ks us_pair)" 1) | $(fmt "$(cpu $ks redis_us_pair)" 1) |"
+        echo "| $ks | $(bench_fmt "$(cpu $ks 4)" 0) | $(bench_fmt "$(cpu $ks 5)" 0) | $(bench_fmt "$(cpu $ks pair_rps)" 0) | $(bench_fmt "$(cpu $ks 6)" 2) | $(bench_fmt "$(cpu $ks 7)" 2) | $(bench_fmt "$(cpu $ks us_pair)" 1) | $(bench_fmt "$(cpu $ks redis_us_pair)" 1) |"
     done
     echo "| room / roomraw | $(ratio "$(cpu room 4)" "$(cpu roomraw 4)") | $(ratio "$(cpu room 5)" "$(cpu roomraw 5)") | $(ratio "$(cpu room pair_rps)" "$(cpu roomraw pair_rps)") | | | $cpu_ratio | $(ratio "$(cpu room redis_us_pair)" "$(cpu roomraw redis_us_pair)") |"
     echo
@@ -417,13 +406,13 @@ p99_ratio=$(ratio "$(inv inval 5)" "$(inv base 5)")
     echo "| run | GET/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | keys removed | INVALIDATE s | load s | INVALIDATE s / load s |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for m in base inval; do
-        echo "| $([ $m = base ] && echo without || echo "with INVALIDATE") | $(fmt "$(inv $m 3)" 0) | $(fmt "$(inv $m 4)" 3) | $(fmt "$(inv $m 5)" 3) | $(fmt "$(inv $m 6)" 3) | $(fmt "$(inv $m 7)" 3) | $(inv $m 8) | $(inv $m 9) | $(inv $m 10) | $(inv $m 11) | $(fmt "$(awk -v m=$m '$2 == m && $10 != "-" {print $10 / $11}' "$INV_RES" | median)" 2) |"
+        echo "| $([ $m = base ] && echo without || echo "with INVALIDATE") | $(bench_fmt "$(inv $m 3)" 0) | $(bench_fmt "$(inv $m 4)" 3) | $(bench_fmt "$(inv $m 5)" 3) | $(bench_fmt "$(inv $m 6)" 3) | $(bench_fmt "$(inv $m 7)" 3) | $(inv $m 8) | $(inv $m 9) | $(inv $m 10) | $(inv $m 11) | $(bench_fmt "$(awk -v m=$m '$2 == m && $10 != "-" {print $10 / $11}' "$INV_RES" | bench_median)" 2) |"
     done
     echo
     echo "Redis time in INVALIDATE's pages (EVAL of a SCAN page (redis.invalidate_page_keys, default 200) + UNLINK, from INFO commandstats" \
-        "around each run; medians): $(awk '{print $2}' "$WORK/evalstat.txt" | median) pages," \
-        "$(fmt "$(awk '$2 > 0 {print $3 / $2}' "$WORK/evalstat.txt" | median)" 0) µs per page," \
-        "$(fmt "$(awk '{print $3 / 1000}' "$WORK/evalstat.txt" | median)" 0) ms in all (over 3 masters)."
+        "around each run; medians): $(awk '{print $2}' "$WORK/evalstat.txt" | bench_median) pages," \
+        "$(bench_fmt "$(awk '$2 > 0 {print $3 / $2}' "$WORK/evalstat.txt" | bench_median)" 0) µs per page," \
+        "$(bench_fmt "$(awk '{print $3 / 1000}' "$WORK/evalstat.txt" | bench_median)" 0) ms in all (over 3 masters)."
     echo
     echo "Per round (round, DBSIZE sum before → after, u123 / u124 / key: keys left):"
     echo

@@ -53,12 +53,7 @@ trap 'exit 130' INT TERM
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$SG_PID/status"; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$SG_PID/status"; }
 
-if [ "$NO_BUILD" = 0 ]; then
-    bench_build slotgate slotgate-cli slotgate-idle
-fi
-for b in slotgate slotgate-cli slotgate-idle; do
-    [ -x "$BIN/$b" ] || bench_die "$BIN/$b missing (build first)"
-done
+bench_binaries slotgate slotgate-cli slotgate-idle
 bench_start_cluster
 bench_write_config $((CONNS + 1000))
 bench_start_slotgate $((CONNS * 2 + 1024))

@@ -116,32 +116,21 @@ run() {
     bench_log "  $kind $side: $rps req/s  p50 $p50 ms  p99 $p99 ms  p99.9 $p999 ms${lag:+  lag $lag ms}  other jobs $(awk -v o="$other" -v w="$wall" 'BEGIN {printf "%.2f", o / w}') CPUs  errors ${errs:-0}"
 }
 
-median() {
-    sort -g | awk '{a[NR] = $1} END {
-        if (NR == 0) { print "-"; exit }
-        if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
 # col KIND SIDE FIELD: median of a column (5 rps, 6 p50, 7 p99, 8 p99.9,
 # 9 lag) or of CPU per request (cpu_proxy, cpu_redis, µs).
 col() {
     case $3 in
-    cpu_proxy) awk -v k="$1" -v s="$2" '$1 == k && $3 == s {print $10 / 1000 / $4}' "$RESULTS" | median ;;
-    cpu_redis) awk -v k="$1" -v s="$2" '$1 == k && $3 == s {print $11 / 1000 / $4}' "$RESULTS" | median ;;
-    cpu_gen) awk -v k="$1" -v s="$2" '$1 == k && $3 == s {print $14 / 1000 / $4}' "$RESULTS" | median ;;
-    other) awk -v k="$1" -v s="$2" '$1 == k && $3 == s {print $15 / $13}' "$RESULTS" | median ;;
-    *) awk -v k="$1" -v s="$2" -v f="$3" '$1 == k && $3 == s && $f != "-" {print $f}' "$RESULTS" | median ;;
+    cpu_proxy) awk -v k="$1" -v s="$2" '$1 == k && $3 == s {print $10 / 1000 / $4}' "$RESULTS" | bench_median ;;
+    cpu_redis) awk -v k="$1" -v s="$2" '$1 == k && $3 == s {print $11 / 1000 / $4}' "$RESULTS" | bench_median ;;
+    cpu_gen) awk -v k="$1" -v s="$2" '$1 == k && $3 == s {print $14 / 1000 / $4}' "$RESULTS" | bench_median ;;
+    other) awk -v k="$1" -v s="$2" '$1 == k && $3 == s {print $15 / $13}' "$RESULTS" | bench_median ;;
+    *) awk -v k="$1" -v s="$2" -v f="$3" '$1 == k && $3 == s && $f != "-" {print $f}' "$RESULTS" | bench_median ;;
     esac
 }
-fmt() { awk -v a="$1" -v d="$2" 'BEGIN { if (a == "-" || a == "") print "-"; else printf "%.*f", d, a }'; }
 diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%+.3f", a - b }'; }
 
 # ---------------------------------------------------------------------------
-if [ "$NO_BUILD" = 0 ]; then
-    bench_build slotgate slotgate-cli slotgate-bench
-fi
-for b in slotgate slotgate-cli slotgate-bench; do
-    [ -x "$BIN/$b" ] || bench_die "$BIN/$b missing (build first)"
-done
+bench_binaries slotgate slotgate-cli slotgate-bench
 T_START=$(date +%s)
 bench_start_cluster
 mapfile -t REDIS_PIDS < <(bench_redis_pids)
@@ -202,8 +191,8 @@ d99=$(col paced direct 7)
         p50=$(col paced "$side" 6)
         p99=$(col paced "$side" 7)
         pcpu=-
-        [ "$side" = direct ] || pcpu=$(fmt "$(col paced "$side" cpu_proxy)" 2)
-        echo "| ${SIDE_DESC[$side]} | $(fmt "$(col sat "$side" 5)" 0) | $RATE | $(fmt "$(col paced "$side" 5)" 0) | $(fmt "$p50" 3) | $(fmt "$p99" 3) | $(fmt "$(col paced "$side" 8)" 3) | $([ "$side" = direct ] && echo "" || diff_ms "$p50" "$d50") | $([ "$side" = direct ] && echo "" || diff_ms "$p99" "$d99") | $pcpu | $(fmt "$(col paced "$side" cpu_redis)" 2) | $(fmt "$(col paced "$side" cpu_gen)" 2) | $(fmt "$(col paced "$side" 9)" 3) | $(fmt "$(col paced "$side" other)" 2) |"
+        [ "$side" = direct ] || pcpu=$(bench_fmt "$(col paced "$side" cpu_proxy)" 2)
+        echo "| ${SIDE_DESC[$side]} | $(bench_fmt "$(col sat "$side" 5)" 0) | $RATE | $(bench_fmt "$(col paced "$side" 5)" 0) | $(bench_fmt "$p50" 3) | $(bench_fmt "$p99" 3) | $(bench_fmt "$(col paced "$side" 8)" 3) | $([ "$side" = direct ] && echo "" || diff_ms "$p50" "$d50") | $([ "$side" = direct ] && echo "" || diff_ms "$p99" "$d99") | $pcpu | $(bench_fmt "$(col paced "$side" cpu_redis)" 2) | $(bench_fmt "$(col paced "$side" cpu_gen)" 2) | $(bench_fmt "$(col paced "$side" 9)" 3) | $(bench_fmt "$(col paced "$side" other)" 2) |"
     done
 } >"$MD"
 NOTES="GET 100 B, $CONNS connections, 100,000 keys; medians of $ROUNDS round(s), sides in rotating order. Saturation: closed loop at -P $SAT_P. Paced: slotgate-bench --rate $RATE ($LOAD_FRACTION x the TLS side's saturating rps), at most 16 in flight per connection, $N_PACED requests ($SECS s); latency from each request's intended send time. Every side warmed up first with an unmeasured -P 16 GET burst. One worker per slotgate; all processes share the machine's $(nproc) CPUs; *other jobs* = the machine's busy time (/proc/stat) minus the proxies, Redis and the generator, over the paced run's wall time. Run time $(((T_END - T_START) / 60)) min $(((T_END - T_START) % 60)) s."

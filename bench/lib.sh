@@ -86,6 +86,26 @@ bench_build() {
         { tail -30 "$WORK/ninja.log" >&2; bench_die "build failed (log: $WORK/ninja.log)"; }
 }
 
+# bench_binaries TARGET...: build them (unless --no-build), then check that
+# each is in $BIN.
+bench_binaries() {
+    [ "$NO_BUILD" = 1 ] || bench_build "$@"
+    local b
+    for b in "$@"; do
+        [ -x "$BIN/$b" ] || bench_die "$BIN/$b missing (build first)"
+    done
+}
+
+# bench_median: the median of the numbers on stdin ("-" if none).
+bench_median() {
+    sort -g | awk '{a[NR] = $1} END {
+        if (NR == 0) { print "-"; exit }
+        if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# bench_fmt VALUE DECIMALS: VALUE rounded, or "-" when it is "-" or empty.
+bench_fmt() { awk -v a="$1" -v d="$2" 'BEGIN { if (a == "-" || a == "") print "-"; else printf "%.*f", d, a }'; }
+
 # bench_cleanup: EXIT trap. Stops slotgate (SIGTERM, bounded wait, SIGKILL)
 # and the cluster. Only kills the processes this script started.
 bench_cleanup() {

@@ -93,25 +93,19 @@ run() {
     bench_log "  $w, $workers worker(s): $rps req/s  p50 $p50 ms  p99 $p99 ms  proxy CPU $(awk -v c=$((sg1 - sg0)) -v w="$wall" 'BEGIN {printf "%.2f", c / 1e9 / w}') of a core"
 }
 
-median() {
-    sort -g | awk '{a[NR] = $1} END {
-        if (NR == 0) { print "-"; exit }
-        if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
 # col WORKERS WORKLOAD FIELD: median of a column (5 rps, 6 p50, 7 p99) or of
 # busy_proxy / busy_redis (CPU seconds per wall second) or cpu_proxy (µs/req).
 col() {
     case $3 in
-    busy_proxy) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $9 / 1e9 / $8}' "$RESULTS" | median ;;
-    busy_redis) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $10 / 1e9 / $8}' "$RESULTS" | median ;;
-    busy_gen) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $12 / 1e9 / $8}' "$RESULTS" | median ;;
-    other_load) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {o = ($13 - $10 - $12) / 1e9 / $8; print (o > 0 ? o : 0)}' "$RESULTS" | median ;;
-    other_sg) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {o = ($14 - $9) / 1e9 / $8; print (o > 0 ? o : 0)}' "$RESULTS" | median ;;
-    cpu_proxy) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $9 / 1000 / $4}' "$RESULTS" | median ;;
-    *) awk -v k="$1" -v w="$2" -v f="$3" '$2 == k && $3 == w {print $f}' "$RESULTS" | median ;;
+    busy_proxy) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $9 / 1e9 / $8}' "$RESULTS" | bench_median ;;
+    busy_redis) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $10 / 1e9 / $8}' "$RESULTS" | bench_median ;;
+    busy_gen) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $12 / 1e9 / $8}' "$RESULTS" | bench_median ;;
+    other_load) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {o = ($13 - $10 - $12) / 1e9 / $8; print (o > 0 ? o : 0)}' "$RESULTS" | bench_median ;;
+    other_sg) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {o = ($14 - $9) / 1e9 / $8; print (o > 0 ? o : 0)}' "$RESULTS" | bench_median ;;
+    cpu_proxy) awk -v k="$1" -v w="$2" '$2 == k && $3 == w {print $9 / 1000 / $4}' "$RESULTS" | bench_median ;;
+    *) awk -v k="$1" -v w="$2" -v f="$3" '$2 == k && $3 == w {print $f}' "$RESULTS" | bench_median ;;
     esac
 }
-fmt() { awk -v a="$1" -v d="$2" 'BEGIN { if (a == "-") print "-"; else printf "%.*f", d, a }'; }
 
 # start_proxy WORKERS: (re)start slotgate with that many workers, pinned.
 start_proxy() {
@@ -124,12 +118,7 @@ start_proxy() {
 
 # ---------------------------------------------------------------------------
 [ "$(nproc)" -ge 2 ] || bench_die "needs 2 CPUs (has $(nproc))"
-if [ "$NO_BUILD" = 0 ]; then
-    bench_build slotgate slotgate-cli slotgate-bench
-fi
-for b in slotgate slotgate-cli slotgate-bench; do
-    [ -x "$BIN/$b" ] || bench_die "$BIN/$b missing (build first)"
-done
+bench_binaries slotgate slotgate-cli slotgate-bench
 T_START=$(date +%s)
 bench_start_cluster
 mapfile -t REDIS_PIDS < <(bench_redis_pids)
@@ -167,7 +156,7 @@ MD=$WORK/table.md
             rps=$(col "$workers" "$w" 5)
             sc=
             [ "$workers" = 1 ] || sc=$(awk -v a="$rps" -v b="$r1" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }')
-            echo "| ${WL_DESC[$w]} | $workers | $(fmt "$rps" 0) | $(awk -v a="$rps" -v k="$workers" 'BEGIN { if (a == "-") print "-"; else printf "%.0f", a / k }') | $sc | $(fmt "$(col "$workers" "$w" 6)" 3) | $(fmt "$(col "$workers" "$w" 7)" 3) | $(fmt "$(col "$workers" "$w" cpu_proxy)" 2) | $(fmt "$(col "$workers" "$w" busy_proxy)" 2) | $(fmt "$(col "$workers" "$w" busy_redis)" 2) | $(fmt "$(col "$workers" "$w" busy_gen)" 2) | $(fmt "$(col "$workers" "$w" other_load)" 2) | $(fmt "$(col "$workers" "$w" other_sg)" 2) |"
+            echo "| ${WL_DESC[$w]} | $workers | $(bench_fmt "$rps" 0) | $(awk -v a="$rps" -v k="$workers" 'BEGIN { if (a == "-") print "-"; else printf "%.0f", a / k }') | $sc | $(bench_fmt "$(col "$workers" "$w" 6)" 3) | $(bench_fmt "$(col "$workers" "$w" 7)" 3) | $(bench_fmt "$(col "$workers" "$w" cpu_proxy)" 2) | $(bench_fmt "$(col "$workers" "$w" busy_proxy)" 2) | $(bench_fmt "$(col "$workers" "$w" busy_redis)" 2) | $(bench_fmt "$(col "$workers" "$w" busy_gen)" 2) | $(bench_fmt "$(col "$workers" "$w" other_load)" 2) | $(bench_fmt "$(col "$workers" "$w" other_sg)" 2) |"
         done
     done
 } >"$MD"
