@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -20,5 +21,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             abort();                                                                      \
         }                                                                                 \
     } while (0)
+
+/*
+ * An exact-size heap copy of the input, so that reading one byte past it
+ * is an ASan report (libFuzzer's own buffer may have slack). NULL only
+ * when there is no memory.
+ */
+static inline uint8_t *sg_fuzz_exact_copy(const uint8_t *data, size_t size)
+{
+    uint8_t *p = malloc(size ? size : 1);
+    if (p != NULL && size > 0)
+        memcpy(p, data, size);
+    return p;
+}
 
 #endif

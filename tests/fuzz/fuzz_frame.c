@@ -161,12 +161,9 @@ static void check_decode(const uint8_t *body, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* An exact-size copy, so reading one byte too far is an ASan report. */
-    uint8_t *buf = malloc(size ? size : 1);
+    uint8_t *buf = sg_fuzz_exact_copy(data, size);
     if (buf == NULL)
         return 0;
-    if (size > 0)
-        memcpy(buf, data, size);
     check_frame_header(buf, size);
 
     uint32_t body = 0;

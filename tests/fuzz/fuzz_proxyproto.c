@@ -84,9 +84,9 @@ static void check_cidr(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* Copy so that a read past size is caught by ASan. */
-    uint8_t *buf = malloc(size ? size : 1);
-    memcpy(buf, data, size);
+    uint8_t *buf = sg_fuzz_exact_copy(data, size);
+    if (buf == NULL)
+        return 0;
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
         check_mode(buf, size, modes[i]);
     check_cidr(buf, size);

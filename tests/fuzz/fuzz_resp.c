@@ -208,10 +208,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* The classifier on the raw bytes too (not only what hiredis lets through). */
-    char *copy = malloc(size ? size : 1);
+    char *copy = (char *)sg_fuzz_exact_copy(data, size);
     if (copy != NULL) {
-        if (size > 0)
-            memcpy(copy, data, size);
         check_classified(copy, size);
         free(copy);
     }
