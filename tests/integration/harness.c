@@ -84,6 +84,26 @@ static void close_fds_from(int lowfd)
         close(fd);
 }
 
+/*
+ * In a child about to exec: stdout and stderr to log (opened with
+ * open_flags, after banner when not NULL), stdin from /dev/null, nothing
+ * else open.
+ */
+static void child_stdio(const char *log, int open_flags, const char *banner)
+{
+    int fd = open(log, O_WRONLY | O_CREAT | open_flags, 0644);
+    if (fd >= 0) {
+        if (banner != NULL)
+            dprintf(fd, "$ %s\n", banner);
+        dup2(fd, 1);
+        dup2(fd, 2);
+    }
+    int nul = open("/dev/null", O_RDONLY);
+    if (nul >= 0)
+        dup2(nul, 0);
+    close_fds_from(3);
+}
+
 pid_t h_spawn(const char *const argv[], const char *log, int truncate, const char *env)
 {
     pid_t parent = getpid();
@@ -95,15 +115,7 @@ pid_t h_spawn(const char *const argv[], const char *log, int truncate, const cha
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(1);
-    int fd = open(log, O_WRONLY | O_CREAT | (truncate ? O_TRUNC : O_APPEND), 0644);
-    if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-    }
-    int nul = open("/dev/null", O_RDONLY);
-    if (nul >= 0)
-        dup2(nul, 0);
-    close_fds_from(3);
+    child_stdio(log, truncate ? O_TRUNC : O_APPEND, NULL);
     if (env != NULL)
         putenv((char *)env);
     execvp(argv[0], (char *const *)argv);
@@ -124,16 +136,7 @@ int h_sh(const struct h_env *e, const char *fmt, ...)
     if (pid < 0)
         return -1;
     if (pid == 0) {
-        int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dprintf(fd, "$ %s\n", cmd);
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        int nul = open("/dev/null", O_RDONLY);
-        if (nul >= 0)
-            dup2(nul, 0);
-        close_fds_from(3);
+        child_stdio(logp, O_APPEND, cmd);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
