@@ -75,7 +75,6 @@ struct sg_conn {
     unsigned connecting : 1;  /* TCP connect in progress */
     unsigned handshaking : 1; /* TLS handshake in progress */
     unsigned write_wants_read : 1;
-    unsigned gather : 1;  /* TLS: raw_in/raw_out, conn_bio or tlsrec */
     unsigned raw_eof : 1; /* gather mode: the socket reached EOF */
     unsigned server : 1;  /* accept side */
     struct sg_conn_io io;
@@ -86,6 +85,13 @@ static _Thread_local unsigned char conn_scratch[SG_CONN_SCRATCH];
 static _Thread_local unsigned char conn_record[SG_CONN_CHUNK];
 
 static void on_writable(evutil_socket_t fd, short what, void *arg);
+
+/* TLS ("gather" mode): OpenSSL's through the handshake (and for TLS 1.2),
+ * tlsrec's after a TLS 1.3 one. */
+static int conn_is_tls(const struct sg_conn *c)
+{
+    return c->ssl != NULL || c->rec != NULL;
+}
 
 static void conn_update_read(struct sg_conn *c)
 {
@@ -422,7 +428,7 @@ static int conn_write_gather(struct sg_conn *c)
  */
 static int conn_write(struct sg_conn *c)
 {
-    if (c->gather)
+    if (conn_is_tls(c))
         return conn_write_gather(c);
     while (evbuffer_get_length(c->out) > 0) {
         int n = evbuffer_write(c->out, c->fd);
@@ -822,7 +828,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         c->cbs.on_event(c->arg, SG_CONN_TIMEOUT);
         return;
     }
-    if (c->gather) {
+    if (conn_is_tls(c)) {
         conn_gather_readable(c);
         return;
     }
@@ -926,7 +932,6 @@ struct sg_conn *sg_conn_new(struct event_base *base, int fd, SSL *ssl, int serve
         c->timer = evtimer_new(base, on_timer, c);
     c->reading = 1;
     c->server = server ? 1 : 0;
-    c->gather = ssl != NULL;
     if (c->in == NULL || c->out == NULL || c->rev == NULL || c->flush_ev == NULL ||
         (timeout_ms > 0 && c->timer == NULL) || (ssl != NULL && conn_bio_attach(c) != 0)) {
         ERR_clear_error();
