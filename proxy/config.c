@@ -113,6 +113,7 @@ static const struct cfg_key limits_keys[] = {
     {"handshake_timeout_ms", T_U32, CF(handshake_timeout_ms), POS, NULL},
     {"idle_timeout_ms", T_U32, CF(idle_timeout_ms), NONNEG, NULL},
     {"drain_timeout_ms", T_U32, CF(drain_timeout_ms), NONNEG, NULL},
+    {"write_gather_us", T_U32, CF(write_gather_us), 0, 1000000, NULL},
     {NULL, T_STR, 0, 0, 0, 0, NULL}};
 
 static const struct cfg_key redis_tls_keys[] = {{"enabled", T_BOOL, CF(redis_tls), 0, 0, NULL},
@@ -960,6 +961,7 @@ void sg_config_defaults(struct sg_config *cfg)
     cfg->handshake_timeout_ms = 5000;
     cfg->idle_timeout_ms = 0;
     cfg->drain_timeout_ms = 5000;
+    cfg->write_gather_us = 200;
 
     cfg->connect_timeout_ms = 1000;
     cfg->topology_refresh_ms = 5000;

@@ -81,6 +81,7 @@ struct sg_config {
     uint32_t handshake_timeout_ms;   /* default 5000 */
     uint32_t idle_timeout_ms;        /* 0 = none (default) */
     uint32_t drain_timeout_ms;       /* SIGTERM: max wait for in-flight, default 5000 */
+    uint32_t write_gather_us;        /* answers wait for their read's others; 200, 0 = off */
 
     /* redis: */
     int n_seeds;

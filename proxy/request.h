@@ -119,6 +119,7 @@ struct sg_request {
     uint32_t pending; /* sub-ops not settled */
     uint8_t answered;
     uint8_t deadline_armed;
+    uint16_t batch;              /* the owner's read it came in (session.c's write gathering) */
     int last_transient;          /* code to report if the deadline fires */
     ProtobufCBinaryData *keys;   /* full keys (prefix + key) */
     ProtobufCBinaryData *values; /* stored form (envelope) of values */

@@ -91,11 +91,18 @@ struct sg_session {
     uint8_t evicted; /* closed to keep limits.max_buffered_bytes; freed next turn */
     uint64_t held;   /* bytes of its requests' values held by reference, counted */
     int lowat;       /* SO_RCVLOWAT set on the socket (0: the default, 1) */
+    /* Write gathering (session_answered): the requests of the latest read
+     * still unanswered, that read's number, answers waiting in the output. */
+    uint32_t batch_left;
+    uint16_t batch;
+    uint8_t processing; /* inside session_process: the decision waits for its end */
+    uint8_t holding;    /* output holds answers not yet asked to be written */
     struct evbuffer_cb_entry *in_cb, *out_cb; /* keep core->buffered */
 };
 
 static void session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m,
-                         uint8_t **block);
+                         uint8_t **block, struct sg_request *r);
+static void session_flush(struct sg_session *s);
 
 /* ---- connections per client address ---------------------------------------
  * Process-wide (a client's connections land on any worker), so it takes a
@@ -366,6 +373,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
                         "no Hello within the handshake timeout");
         return;
     }
+    if (s->state == SG_SESS_READY) {
+        SG_STAT_INC(&s->core->stats, write_gather_timeouts);
+        session_flush(s); /* write gathering's bound (session_answered) */
+        return;
+    }
     sg_session_free(s); /* CLOSING and the client did not read: give up */
 }
 
@@ -459,8 +471,63 @@ static int session_encode(struct evbuffer *out, const Slotgate__V1__ServerMessag
     return 0;
 }
 
+/* Output at least this large is written at once: gathering saves a
+ * write, which only counts against small answers. */
+#define SG_GATHER_MAX_BYTES (64 * 1024)
+
+/* Ask for the output to be written this loop turn. */
+static void session_flush(struct sg_session *s)
+{
+    if (s->holding) {
+        s->holding = 0;
+        if (s->state == SG_SESS_READY)
+            evtimer_del(s->timer);
+    }
+    sg_conn_flush_soon(s->conn);
+}
+
+/* Whether answers in the output wait for the rest of their read's. */
+static void session_hold_decide(struct sg_session *s)
+{
+    uint32_t us = s->core->cfg->write_gather_us;
+    if (s->batch_left == 0 || us == 0 ||
+        evbuffer_get_length(sg_conn_output(s->conn)) >= SG_GATHER_MAX_BYTES) {
+        session_flush(s);
+        return;
+    }
+    if (!evtimer_pending(s->timer, NULL)) {
+        struct timeval tv = {us / 1000000, us % 1000000};
+        evtimer_add(s->timer, &tv);
+    }
+}
+
+/*
+ * Write gathering: r's answer is in the output. The answers to the
+ * requests of one read (a client's pipelined batch) come from several
+ * masters, in different loop turns; each written as it comes costs a
+ * write (and, over TLS, a record) per master. So an answer to a request
+ * of the latest read waits until that read's last request is answered,
+ * a new read comes, SG_GATHER_MAX_BYTES are waiting, or
+ * limits.write_gather_us have passed since the first was held: a slow or
+ * dead master delays the others' answers by that much at most (counted
+ * in write_gather_timeouts when it does); 0 turns it off. Inside
+ * session_process the decision waits for the end of the read, so requests
+ * answered on the spot (a PING, an error) do not flush the read's first
+ * answers alone.
+ */
+static void session_answered(struct sg_session *s, struct sg_request *r)
+{
+    if (r->batch == s->batch && s->batch_left > 0)
+        s->batch_left--;
+    s->holding = 1;
+    if (!s->processing && s->state == SG_SESS_READY)
+        session_hold_decide(s);
+    else if (s->state != SG_SESS_READY)
+        session_flush(s);
+}
+
 static void session_send(struct sg_session *s, const Slotgate__V1__ServerMessage *m,
-                         uint8_t **block)
+                         uint8_t **block, struct sg_request *r)
 {
     if (s->state == SG_SESS_CLOSING)
         return; /* the stream ends with the ConnectionError already queued */
@@ -474,7 +541,10 @@ static void session_send(struct sg_session *s, const Slotgate__V1__ServerMessage
         session_close_now(s);
         return;
     }
-    sg_conn_flush_soon(s->conn);
+    if (r == NULL)
+        session_flush(s);
+    else
+        session_answered(s, r);
     SG_STAT_ADD(&s->core->stats, bytes_out, size);
     if (m->msg_case == SLOTGATE__V1__SERVER_MESSAGE__MSG_ERROR)
         return; /* the last frame: sg_session_fail closes */
@@ -503,7 +573,7 @@ static void session_respond(void *owner, struct sg_request *r, const Slotgate__V
                             uint8_t **block)
 {
     struct sg_session *s = owner;
-    session_send(s, m, block);
+    session_send(s, m, block, r);
     if (r == s->starting)
         s->start_done = 1; /* answered inside sg_request_start: never held */
     else
@@ -547,7 +617,7 @@ void sg_session_fail(struct sg_session *s, int code, const char *message)
     Slotgate__V1__ServerMessage m = SLOTGATE__V1__SERVER_MESSAGE__INIT;
     m.msg_case = SLOTGATE__V1__SERVER_MESSAGE__MSG_ERROR;
     m.error = &e;
-    session_send(s, &m, NULL);
+    session_send(s, &m, NULL, NULL);
     s->state = SG_SESS_CLOSING;
     /*
      * Lingering close, as HAProxy and nginx do: keep reading and discarding
@@ -606,7 +676,7 @@ static void session_hello(struct sg_session *s, const Slotgate__V1__Hello *h)
     Slotgate__V1__ServerMessage m = SLOTGATE__V1__SERVER_MESSAGE__INIT;
     m.msg_case = SLOTGATE__V1__SERVER_MESSAGE__MSG_HELLO_REPLY;
     m.hello_reply = &hr;
-    session_send(s, &m, NULL);
+    session_send(s, &m, NULL, NULL);
     s->state = SG_SESS_READY;
     evtimer_del(s->timer);
     if (cfg->idle_timeout_ms > 0)
@@ -638,6 +708,8 @@ static void session_message(struct sg_session *s, struct sg_request *r)
     s->start_done = 0;
     TAILQ_INSERT_TAIL(&s->requests, r, entry);
     s->inflight++;
+    r->batch = s->batch;
+    s->batch_left++;
     session_value_count(s, r);
     sg_request_start(r, &session_sink, s);
     const struct sg_core_hooks *hk = s->core->hooks;
@@ -745,7 +817,7 @@ static void session_rcvlowat(struct sg_session *s, size_t want)
         s->lowat = v;
 }
 
-static void session_process(struct sg_session *s)
+static void session_process_frames(struct sg_session *s)
 {
     const struct sg_config *cfg = s->core->cfg;
     struct evbuffer *in = sg_conn_input(s->conn);
@@ -794,6 +866,20 @@ static void session_process(struct sg_session *s)
         if (s->state != SG_SESS_CLOSING && session_over_limits(s))
             session_pause(s);
     }
+}
+
+/* A read: its requests are a new batch for write gathering. */
+static void session_process(struct sg_session *s)
+{
+    if (s->holding)
+        session_flush(s); /* the previous read's answers wait no longer */
+    s->batch++;
+    s->batch_left = 0;
+    s->processing = 1;
+    session_process_frames(s);
+    s->processing = 0;
+    if (s->holding && s->state == SG_SESS_READY)
+        session_hold_decide(s);
 }
 
 static void on_read(void *arg)
@@ -1069,7 +1155,11 @@ static const char *state_name(int state)
 
 void sg_session_describe(const struct sg_session *s, struct sg_text *out)
 {
-    sg_text_printf(out, "client=%s via=%s state=%s inflight=%u paused=%u",
+    struct sg_conn_io io = {0, 0};
+    if (s->conn != NULL)
+        sg_conn_get_io(s->conn, &io);
+    sg_text_printf(out, "client=%s via=%s state=%s inflight=%u paused=%u reads=%llu writes=%llu",
                    s->peer[0] ? s->peer : "-", s->via[0] ? s->via : "-", state_name(s->state),
-                   s->inflight, (unsigned)s->paused);
+                   s->inflight, (unsigned)s->paused, (unsigned long long)io.reads,
+                   (unsigned long long)io.writes);
 }

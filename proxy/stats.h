@@ -29,7 +29,7 @@
     X(retries) X(orphaned_replies) X(coalesced_gets) X(bytes_in) \
     X(proxy_untrusted) X(proxy_bad_header) X(proxy_timeouts) X(connections_rejected_ip) \
     X(bytes_out) X(link_protocol_errors) X(link_format_errors) X(output_limit_closes) \
-    X(budget_evictions) X(buffered_bytes) X(tls_failures)
+    X(budget_evictions) X(buffered_bytes) X(tls_failures) X(write_gather_timeouts)
 /* clang-format on */
 
 /* Per-keyspace counters (one set per keyspace per worker). */

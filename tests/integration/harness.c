@@ -1189,12 +1189,14 @@ static int tcp_connect_local(int port, int timeout_ms)
     return fd;
 }
 
-int h_http_status(int port, const char *path)
+/* GET path: as much of the answer as fits in buf (NUL-terminated); its
+ * status, or -1. */
+static int http_fetch(int port, const char *path, char *buf, size_t cap, int timeout_ms)
 {
-    int fd = tcp_connect_local(port, 1000);
+    int fd = tcp_connect_local(port, timeout_ms);
     if (fd < 0)
         return -1;
-    char req[256], resp[256];
+    char req[256];
     int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
     if (write(fd, req, (size_t)n) != n) {
         close(fd);
@@ -1202,14 +1204,31 @@ int h_http_status(int port, const char *path)
     }
     size_t have = 0;
     ssize_t r;
-    while (have < sizeof(resp) - 1 && (r = read(fd, resp + have, sizeof(resp) - 1 - have)) > 0)
+    while (have < cap - 1 && (r = read(fd, buf + have, cap - 1 - have)) > 0)
         have += (size_t)r;
     close(fd);
-    resp[have] = '\0';
+    buf[have] = '\0';
     int status = -1;
-    if (sscanf(resp, "HTTP/%*d.%*d %d", &status) != 1)
+    if (sscanf(buf, "HTTP/%*d.%*d %d", &status) != 1)
         return -1;
     return status;
+}
+
+int h_http_status(int port, const char *path)
+{
+    char resp[256];
+    return http_fetch(port, path, resp, sizeof(resp), 1000);
+}
+
+int h_http_get(int port, const char *path, char *buf, size_t cap)
+{
+    if (http_fetch(port, path, buf, cap, 5000) != 200)
+        return -1;
+    char *body = strstr(buf, "\r\n\r\n");
+    if (body == NULL)
+        return -1;
+    memmove(buf, body + 4, strlen(body + 4) + 1);
+    return 0;
 }
 
 #define H_RELAY_MAX 64

@@ -203,6 +203,10 @@ int h_sync_replicas(const struct h_env *e);
 
 /* GET path from 127.0.0.1:port (1 s timeout); the HTTP status, or -1. */
 int h_http_status(int port, const char *path);
+/* GET path from 127.0.0.1:port (5 s timeout): 0 with the body of a 200
+ * answer in buf (NUL-terminated, cut at cap - 1 bytes with the headers),
+ * or -1. */
+int h_http_get(int port, const char *path, char *buf, size_t cap);
 
 /*
  * A TCP relay on a free loopback port that, for each connection it

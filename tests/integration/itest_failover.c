@@ -12,7 +12,15 @@
  * SHARD_UNAVAILABLE or CLUSTER_DOWN, every OK must carry the right value, and
  * once the replica is promoted, that shard's keys work again through the same
  * slotgate process.
+ *
+ * write gathering (limits.write_gather_us, session.c): the answers to one
+ * read's pipelined GETs over keys of every master leave in one write, even
+ * when one master answers long after the others; and with that master
+ * stopped, the others' answers leave once the bound has passed, long
+ * before the stopped one's TIMEOUT.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -22,10 +30,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
 #include "harness.h"
+#include "rawtls.h"
 
 #define NKEYS 300
 
@@ -43,7 +53,7 @@ static void fo_val(int i, char *v, size_t n)
 static int group_setup(void **state)
 {
     /* link_stall_ms: a link owing replies with none for 1 s is reset */
-    struct h_opts o = {.deadline_ms = 1500, .redis_yaml = "  link_stall_ms: 1000"};
+    struct h_opts o = {.deadline_ms = 1500, .redis_yaml = "  link_stall_ms: 1000", .admin = 1};
     if (h_group_start(&H, "failover", &o, &C) != 0)
         return -1;
     char k[64], v[64];
@@ -200,6 +210,190 @@ static void test_hung_master(void **state)
     assert_int_equal(h_wait_cluster(&H, 30000), 0);
     check_all_keys(C);
     assert_int_equal(hc_ping(C), SG_OK);
+}
+
+/* ---- write gathering ------------------------------------------------------------ */
+
+#define GBATCH 45
+
+/* The /clients line's field= (" writes", " inflight") of the connection
+ * from 127.0.0.1:lport, or -1. */
+static long long client_field(int admin_port, int lport, const char *field)
+{
+    static char body[1 << 16];
+    char needle[64];
+    if (h_http_get(admin_port, "/clients", body, sizeof(body)) != 0)
+        return -1;
+    snprintf(needle, sizeof(needle), "client=127.0.0.1:%d ", lport);
+    char *line = strstr(body, needle), *w, *eol;
+    if (line == NULL || (w = strstr(line, field)) == NULL)
+        return -1;
+    if ((eol = strchr(line, '\n')) != NULL && w > eol)
+        return -1;
+    return atoll(w + strlen(field));
+}
+
+static int local_port(int fd)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    return getsockname(fd, (struct sockaddr *)&a, &len) == 0 ? ntohs(a.sin_port) : -1;
+}
+
+/* GETs of keys fo:idx[0..n) under ids id0.., framed side by side in one
+ * buffer and written at once: one TLS record, one read for the proxy. The
+ * first has deadline0 (0: the default). */
+static void send_batch(struct rt_conn *rc, const int *idx, int n, uint64_t id0, uint32_t deadline0)
+{
+    static uint8_t buf[GBATCH * 64];
+    size_t len = 0;
+    char k[64];
+    assert_true(n <= GBATCH);
+    for (int j = 0; j < n; j++) {
+        fo_key(idx[j], k, sizeof(k));
+        size_t f = rt_frame_get(id0 + (uint64_t)j, k, j == 0 ? deadline0 : 0, buf + len,
+                                sizeof(buf) - len);
+        assert_true(len + f <= sizeof(buf));
+        len += f;
+    }
+    assert_int_equal(rt_write(rc, buf, len), 0);
+}
+
+/* One answer of send_batch's: its index (id - id0), with the key's value checked. */
+static int recv_batch_answer(struct rt_conn *rc, const int *idx, int n, uint64_t id0, int *code)
+{
+    Slotgate__V1__ServerMessage *m = rt_read(rc);
+    if (m == NULL || m->msg_case != SLOTGATE__V1__SERVER_MESSAGE__MSG_RESPONSE)
+        fail_msg("no Response on the raw connection");
+    int j = (int)(m->response->id - id0);
+    assert_true(j >= 0 && j < n);
+    *code = m->response->code;
+    if (*code == SLOTGATE__V1__CODE__CODE_OK) {
+        char v[64];
+        fo_val(idx[j], v, sizeof(v));
+        assert_int_equal(m->response->value.len, strlen(v));
+        assert_memory_equal(m->response->value.data, v, strlen(v));
+    }
+    slotgate__v1__server_message__free_unpacked(m, NULL);
+    return j;
+}
+
+/*
+ * A second proxy, gathering for up to 1 s. One master is stopped while
+ * the batch is read, so its keys' answers come after the others' have
+ * reached the proxy (its backend_replies count them); the client's
+ * connection must still have been written to once, after the last.
+ */
+static void test_gather_one_write(void **state)
+{
+    int masters[H_MAX_NODES];
+    assert_int_equal(h_masters(&H, masters, H_MAX_NODES), 3);
+    int slow = masters[0];
+    int idx[GBATCH], on_slow = 0, owners[3] = {0, 0, 0};
+    for (int j = 0; j < GBATCH; j++) {
+        char k[64];
+        idx[j] = j;
+        fo_key(j, k, sizeof(k));
+        int owner = h_key_owner(&H, k, strlen(k));
+        for (int m = 0; m < 3; m++)
+            owners[m] += owner == masters[m];
+        on_slow += owner == slow;
+    }
+    assert_true(owners[0] > 0 && owners[1] > 0 && owners[2] > 0);
+
+    const char *limits0 = H.opts.limits_yaml;
+    H.opts.limits_yaml = "  write_gather_us: 1000000";
+    int p = h_proxy_start(&H, 0);
+    H.opts.limits_yaml = limits0;
+    assert_true(p > 0);
+    struct sg_client *c = h_connect(&H, p, H_CERT_NONE);
+    assert_non_null(c);
+    struct rt_conn rc;
+    assert_int_equal(rt_connect(&rc, H.proxies[p].port, H.ca_file), 0);
+    assert_int_equal(rt_handshake(&rc), 0);
+    int lport = local_port(rc.fd);
+    long long w0 = client_field(H.proxies[p].admin_port, lport, " writes=");
+    int64_t replies0 = h_stat(c, "backend_replies");
+    assert_true(w0 > 0 && replies0 >= 0);
+
+    assert_int_equal(h_node_signal(&H, slow, SIGSTOP), 0);
+    send_batch(&rc, idx, GBATCH, 1000, 0);
+    /* every answer but the stopped master's has reached the proxy */
+    int64_t replies = replies0, until = h_now_ms() + 10000;
+    while ((replies = h_stat(c, "backend_replies")) < replies0 + (GBATCH - on_slow) &&
+           h_now_ms() < until)
+        h_poll_pause();
+    assert_int_equal(h_node_signal(&H, slow, SIGCONT), 0);
+    if (replies < replies0 + (GBATCH - on_slow))
+        fail_msg("only %lld of %d replies from the running masters within 10 s",
+                 (long long)(replies - replies0), GBATCH - on_slow);
+
+    int seen[GBATCH] = {0};
+    for (int n = 0; n < GBATCH; n++) {
+        int code;
+        int j = recv_batch_answer(&rc, idx, GBATCH, 1000, &code);
+        assert_int_equal(code, SLOTGATE__V1__CODE__CODE_OK);
+        assert_int_equal(seen[j]++, 0);
+    }
+    long long w1 = client_field(H.proxies[p].admin_port, lport, " writes=");
+    h_log("%d GETs over 3 masters (%d on the one stopped a while): %lld write(s)", GBATCH, on_slow,
+          w1 - w0);
+    assert_int_equal(w1 - w0, 1);
+    rt_close(&rc);
+    sg_client_free(c);
+    assert_int_equal(h_proxy_stop(&H, p), 0);
+}
+
+/*
+ * The default bound (200 us) on proxy 0: with a master stopped, a batch of
+ * one read with a key on it gets the 30 other keys' answers while that key
+ * is still in flight (/clients: inflight=1), then its TIMEOUT at its
+ * deadline; the bound is counted. Without the bound the 30 would wait for
+ * the TIMEOUT and leave with it.
+ */
+static void test_gather_bounded(void **state)
+{
+    int masters[H_MAX_NODES];
+    assert_int_equal(h_masters(&H, masters, H_MAX_NODES), 3);
+    int victim = masters[1];
+    int on[NKEYS], off[NKEYS];
+    assert_true(keys_on(victim, 1, on, NKEYS) > 0);
+    assert_true(keys_on(victim, 0, off, NKEYS) >= 30);
+    int idx[31];
+    idx[0] = on[0];
+    memcpy(idx + 1, off, 30 * sizeof(int));
+    int64_t bounds0 = h_stat(C, "write_gather_timeouts");
+    assert_true(bounds0 >= 0);
+    struct rt_conn rc;
+    assert_int_equal(rt_connect(&rc, H.proxies[0].port, H.ca_file), 0);
+    assert_int_equal(rt_handshake(&rc), 0);
+    int lport = local_port(rc.fd);
+
+    assert_int_equal(h_node_signal(&H, victim, SIGSTOP), 0);
+    send_batch(&rc, idx, 31, 1, 800);
+    int code;
+    for (int n = 0; n < 30; n++) {
+        int j = recv_batch_answer(&rc, idx, 31, 1, &code);
+        if (j == 0 || code != SLOTGATE__V1__CODE__CODE_OK) {
+            h_node_signal(&H, victim, SIGCONT);
+            fail_msg("answer %d: key %d %s while master %d is stopped", n, j, sg_code_name(code),
+                     victim);
+        }
+    }
+    long long inflight = client_field(H.proxies[0].admin_port, lport, " inflight=");
+    int j = recv_batch_answer(&rc, idx, 31, 1, &code);
+    assert_int_equal(h_node_signal(&H, victim, SIGCONT), 0);
+    int64_t bounds = h_stat(C, "write_gather_timeouts");
+    h_log("30 answers with the stopped master's key in flight (%lld), then %s; "
+          "write_gather_timeouts +%lld",
+          inflight, sg_code_name(code), (long long)(bounds - bounds0));
+    assert_int_equal(inflight, 1);
+    assert_int_equal(j, 0);
+    assert_int_equal(code, SLOTGATE__V1__CODE__CODE_TIMEOUT);
+    assert_true(bounds > bounds0);
+    rt_close(&rc);
+    assert_int_equal(h_wait_cluster(&H, 30000), 0);
+    check_all_keys(C);
 }
 
 /* ---- killed master under pipelined load ------------------------------------- */
@@ -425,6 +619,8 @@ static void test_kill_master_inflight(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gather_one_write),
+        cmocka_unit_test(test_gather_bounded),
         cmocka_unit_test(test_hung_master),
         cmocka_unit_test(test_kill_master_inflight),
     };

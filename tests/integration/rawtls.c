@@ -85,18 +85,27 @@ int rt_write(struct rt_conn *c, const void *buf, size_t len)
     return 0;
 }
 
-int rt_send(struct rt_conn *c, const Slotgate__V1__ClientMessage *m)
+size_t rt_frame(const Slotgate__V1__ClientMessage *m, uint8_t *out, size_t cap)
 {
     size_t n = slotgate__v1__client_message__get_packed_size(m);
-    uint8_t *buf = malloc(n + 4);
+    if (out == NULL || n + 4 > cap)
+        return n + 4;
+    out[0] = (uint8_t)(n >> 24);
+    out[1] = (uint8_t)(n >> 16);
+    out[2] = (uint8_t)(n >> 8);
+    out[3] = (uint8_t)n;
+    slotgate__v1__client_message__pack(m, out + 4);
+    return n + 4;
+}
+
+int rt_send(struct rt_conn *c, const Slotgate__V1__ClientMessage *m)
+{
+    size_t n = rt_frame(m, NULL, 0);
+    uint8_t *buf = malloc(n);
     if (buf == NULL)
         return -1;
-    buf[0] = (uint8_t)(n >> 24);
-    buf[1] = (uint8_t)(n >> 16);
-    buf[2] = (uint8_t)(n >> 8);
-    buf[3] = (uint8_t)n;
-    slotgate__v1__client_message__pack(m, buf + 4);
-    int rc = rt_write(c, buf, n + 4);
+    rt_frame(m, buf, n);
+    int rc = rt_write(c, buf, n);
     free(buf);
     return rc;
 }
@@ -112,18 +121,31 @@ int rt_send_hello(struct rt_conn *c)
     return rt_send(c, &m);
 }
 
-int rt_send_get(struct rt_conn *c, uint64_t id, const char *key)
+size_t rt_frame_get(uint64_t id, const char *key, uint32_t deadline_ms, uint8_t *out, size_t cap)
 {
     ProtobufCBinaryData k = {strlen(key), (uint8_t *)key};
     Slotgate__V1__Request r = SLOTGATE__V1__REQUEST__INIT;
     r.id = id;
     r.op = SLOTGATE__V1__OP__OP_GET;
+    r.deadline_ms = deadline_ms;
     r.n_keys = 1;
     r.keys = &k;
     Slotgate__V1__ClientMessage m = SLOTGATE__V1__CLIENT_MESSAGE__INIT;
     m.msg_case = SLOTGATE__V1__CLIENT_MESSAGE__MSG_REQUEST;
     m.request = &r;
-    return rt_send(c, &m);
+    return rt_frame(&m, out, cap);
+}
+
+int rt_send_get(struct rt_conn *c, uint64_t id, const char *key)
+{
+    size_t n = rt_frame_get(id, key, 0, NULL, 0);
+    uint8_t *buf = malloc(n);
+    if (buf == NULL)
+        return -1;
+    rt_frame_get(id, key, 0, buf, n);
+    int rc = rt_write(c, buf, n);
+    free(buf);
+    return rc;
 }
 
 static int rt_read_full(struct rt_conn *c, uint8_t *p, size_t len)

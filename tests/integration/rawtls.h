@@ -32,6 +32,16 @@ void rt_close(struct rt_conn *c);
 
 /* Write all of buf; 0 or -1. */
 int rt_write(struct rt_conn *c, const void *buf, size_t len);
+/*
+ * The frame of one ClientMessage (4-byte length, then the message) into
+ * out, when it fits in cap bytes; its length either way (out may be NULL
+ * to ask). Frames put side by side in one buffer and written with one
+ * rt_write reach the server in one TLS record: a pipelined batch.
+ */
+size_t rt_frame(const Slotgate__V1__ClientMessage *m, uint8_t *out, size_t cap);
+/* The same for GET key in the default keyspace under request id, with
+ * deadline_ms (0: the server's default). */
+size_t rt_frame_get(uint64_t id, const char *key, uint32_t deadline_ms, uint8_t *out, size_t cap);
 /* Frame and write one ClientMessage; 0 or -1. */
 int rt_send(struct rt_conn *c, const Slotgate__V1__ClientMessage *m);
 int rt_send_hello(struct rt_conn *c);

@@ -126,6 +126,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_deadline_ms, 30000);
     assert_int_equal(c.handshake_timeout_ms, 5000);
     assert_int_equal(c.idle_timeout_ms, 0);
+    assert_int_equal(c.write_gather_us, 200);
     assert_int_equal(c.connect_timeout_ms, 1000);
     assert_int_equal(c.topology_refresh_ms, 5000);
     assert_int_equal(c.topology_min_interval_ms, 100);
@@ -222,6 +223,7 @@ static void test_values_and_empty_sections(void **state)
                       "auth:\n  tokens: [\"s3cret\", other]\n"
                       "tls:\n"
                       "limits:\n  idle_timeout_ms: 0\n  max_key_bytes: 512\n"
+                      "  write_gather_us: 0\n"
                       "log:\n  level: debug\n"
                       "admin:\n  port: 9100\n" SEEDS "keyspaces:\n  plain-ks_1:\n");
     if (rc != 0)
@@ -231,6 +233,7 @@ static void test_values_and_empty_sections(void **state)
     assert_int_equal(c.n_tokens, 2);
     assert_string_equal(c.tokens[1], "other");
     assert_int_equal(c.max_key_bytes, 512);
+    assert_int_equal(c.write_gather_us, 0);
     assert_int_equal(c.log_level, SG_LOG_DEBUG);
     assert_int_equal(c.admin.port, 9100);
     const struct sg_keyspace_config *ks = sg_config_keyspace(&c, "plain-ks_1");
@@ -301,6 +304,8 @@ static void test_bad_numbers(void **state)
                  "limits.max_key_bytes", "must not exceed limits.max_frame_bytes");
     expect_error(PLAIN SEEDS "limits:\n  max_value_bytes: [1]\n", 6, "limits.max_value_bytes",
                  "got a list");
+    expect_error(PLAIN SEEDS "limits:\n  write_gather_us: 1000001\n", 6, "limits.write_gather_us",
+                 "must be between 0 and 1000000, got 1000001");
 }
 
 static void test_bad_ports(void **state)
