@@ -33,7 +33,20 @@ SSL_CTX *sg_tls_server_ctx(const struct sg_config *cfg, char *err, size_t errlen
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_PRIORITIZE_CHACHA);
+    /* TLS 1.3 suites in the server's order, as Mozilla's server guidelines
+     * and Go's crypto/tls rank them: AES-128-GCM first (it seals a 64 KiB
+     * answer about 15 % faster than AES-256-GCM with AES-NI, and 128-bit
+     * keys are TLS 1.3's baseline), then AES-256-GCM; ChaCha20-Poly1305
+     * when the client lists it first (PRIORITIZE_CHACHA: a client without
+     * AES instructions says so that way). OpenSSL's own order, which a
+     * server that prefers its own would otherwise use, starts with
+     * AES-256-GCM. */
+    if (SSL_CTX_set_ciphersuites(ctx, SG_TLS13_SUITES) != 1) {
+        snprintf(err, errlen, "SSL_CTX_set_ciphersuites failed");
+        goto fail;
+    }
     /* conn.c takes TLS 1.3 connections over with its own record layer
      * once the handshake is done; it needs the traffic secrets. No
      * read-ahead: OpenSSL reads a record at a time, so that no record after

@@ -10,6 +10,9 @@
 
 #include "config.h"
 
+/* The TLS 1.3 suites of the server context, in the server's order (tls.c). */
+#define SG_TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
 /* NULL with the reason in err on failure. */
 SSL_CTX *sg_tls_server_ctx(const struct sg_config *cfg, char *err, size_t errlen);
 /*

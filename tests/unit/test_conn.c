@@ -543,6 +543,31 @@ static void test_every_tls13_suite_is_taken_over(void **state)
     }
 }
 
+/* The server's order picks the suite: AES-128-GCM for a client offering
+ * OpenSSL's default list (AES-256-GCM first), ChaCha20-Poly1305 for one
+ * that lists it first, and what a client offers alone. */
+static void test_server_chooses_the_suite(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *offer, *chosen;
+    } cases[] = {
+        {NULL, "TLS_AES_128_GCM_SHA256"},
+        {"TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"},
+        {"TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256",
+         "TLS_CHACHA20_POLY1305_SHA256"},
+        {"TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        open_pair(1, 0, 0);
+        if (cases[i].offer != NULL)
+            assert_int_equal(SSL_set_ciphersuites(F.peer, cases[i].offer), 1);
+        both_ways(1000);
+        assert_string_equal(SSL_CIPHER_get_name(SSL_get_current_cipher(F.peer)), cases[i].chosen);
+        close_pair();
+    }
+}
+
 static void test_tls12_keeps_openssl(void **state)
 {
     (void)state;
@@ -609,6 +634,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_update_and_close_notify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_side, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_tls13_suite_is_taken_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_chooses_the_suite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls12_keeps_openssl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_record_is_an_error, setup, teardown),
     };
