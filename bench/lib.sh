@@ -10,7 +10,8 @@
 # A second slotgate with `listen.plaintext: true` can run next to the TLS one
 # (bench_write_config N plain; bench_start_slotgate NOFILE plain) on
 # $SG_PLAIN_PORT (default SG_PORT + 1); its pid is SG_PLAIN_PID. SG_TASKSET
-# (a CPU list) pins every slotgate started, SG_WORKERS sets listen.workers.
+# (a CPU list) pins every slotgate started, SG_WORKERS sets listen.workers,
+# SG_GATHER_US limits.write_gather_us (unset: slotgate's default).
 
 # bench_args LAST "$@": the options compare.sh, domain.sh, latency.sh and
 # scaling.sh share: --rounds N, --quick, --out FILE, --no-build, -h (the
@@ -177,6 +178,7 @@ redis:
   seeds: [127.0.0.1:$BASE_PORT, 127.0.0.1:$((BASE_PORT + 1)), 127.0.0.1:$((BASE_PORT + 2))]
 limits:
   max_connections: $1
+${SG_GATHER_US:+  write_gather_us: $SG_GATHER_US}
 log:
   level: ${SG_LOG_LEVEL:-warn}
 keyspaces:
