@@ -2,7 +2,9 @@
  * itest_basic - the everyday operations through the real proxy over TLS and
  * mTLS against a 3-master cluster: PING, SET/GET, TTLs, NX/XX, DELETE,
  * EXPIRE, misses, binary keys and values, key placement on the owning
- * master (checked directly on the Redis nodes), and the STATS op.
+ * master (checked directly on the Redis nodes), and the STATS op. And
+ * slotgate-cli: `stats` prints the counters and exits 0; when its reader
+ * has gone it exits 141 (as on SIGPIPE) and says nothing on stderr.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +15,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -317,6 +322,64 @@ static void test_stats(void **state)
     assert_int_equal(missing, 0);
 }
 
+/*
+ * Run slotgate-cli ARGS... against proxy 0 over TLS with stdout into a pipe
+ * (read end closed first when reader_gone, else read into out) and stderr
+ * into err; its exit status, or -1.
+ */
+static int run_cli(int reader_gone, char *out, size_t outcap, char *err, size_t errcap,
+                   const char *cmd)
+{
+    int po[2], pe[2];
+    assert_int_equal(pipe(po), 0);
+    assert_int_equal(pipe(pe), 0);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", H.proxies[0].port);
+    const char *argv[] = {SG_CLI_BIN, "-h",       "127.0.0.1", "-p", port,
+                          "--tls",    "--cacert", H.ca_file,   cmd,  NULL};
+    if (reader_gone)
+        close(po[0]);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    size_t n = 0;
+    ssize_t r;
+    if (!reader_gone) {
+        while (n + 1 < outcap && (r = read(po[0], out + n, outcap - 1 - n)) > 0)
+            n += (size_t)r;
+        out[n] = '\0';
+        close(po[0]);
+    }
+    n = 0;
+    while (n + 1 < errcap && (r = read(pe[0], err + n, errcap - 1 - n)) > 0)
+        n += (size_t)r;
+    err[n] = '\0';
+    close(pe[0]);
+    int st;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+        return -1;
+    return WEXITSTATUS(st);
+}
+
+static void test_cli_stats_and_reader_gone(void **state)
+{
+    static char out[1 << 16], err[4096];
+    assert_int_equal(run_cli(0, out, sizeof(out), err, sizeof(err), "stats"), 0);
+    assert_non_null(strstr(out, "requests"));
+    assert_string_equal(err, "");
+    int st = run_cli(1, out, sizeof(out), err, sizeof(err), "stats");
+    h_log("slotgate-cli stats with its reader gone: exit %d, stderr \"%s\"", st, err);
+    assert_int_equal(st, 141);
+    assert_string_equal(err, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_binary),
         cmocka_unit_test(test_spread),
         cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_cli_stats_and_reader_gone),
     };
     int failed = cmocka_run_group_tests_name("itest_basic", tests, group_setup, group_teardown);
     failed += h_stop_failed;

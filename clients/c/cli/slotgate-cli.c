@@ -4,7 +4,10 @@
  * Parses redis-cli-like flags (anywhere on the line), opens one connection
  * with libslotgate, runs one command and prints the reply the way redis-cli
  * would. Any failure is one "slotgate-cli: ..." line on stderr and a
- * non-zero exit status.
+ * non-zero exit status. When whatever reads the output stops reading
+ * (`slotgate-cli stats | head -1`), it stops quietly with status 141, as
+ * a tool killed by SIGPIPE does (SIGPIPE itself is ignored: libslotgate
+ * writes to its socket).
  */
 #include <errno.h>
 #include <signal.h>
@@ -650,8 +653,11 @@ int main(int argc, char **argv)
         rc = sg_cli_fail(SG_CLI_EXIT_ERROR, "%s", cli.client->errstr);
     if (rc == 0)
         rc = cmd->run(&cli);
-    if (fflush(stdout) != 0 && rc == 0)
-        rc = sg_cli_fail(SG_CLI_EXIT_ERROR, "write to stdout failed");
+    int out_err = fflush(stdout) != 0 ? errno : ferror(stdout) ? EIO : 0;
+    if (out_err == EPIPE)
+        rc = 128 + SIGPIPE; /* the reader has gone: nothing to report */
+    else if (out_err != 0 && rc == 0)
+        rc = sg_cli_fail(SG_CLI_EXIT_ERROR, "write to stdout failed: %s", strerror(out_err));
     sg_client_free(cli.client);
     free(cli.argv);
     return rc;
