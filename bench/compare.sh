@@ -261,14 +261,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 
 # ---------------------------------------------------------------------------
 bench_binaries slotgate slotgate-cli slotgate-bench
 T_START=$(date +%s)
-bench_start_cluster
-mapfile -t REDIS_PIDS < <(bench_redis_pids)
-bench_write_config 1000
-bench_write_config 1000 plain
-bench_start_slotgate 4096
-bench_start_slotgate 4096 plain
-RESULTS=$WORK/results.txt
-: >"$RESULTS"
+bench_start_sides
 PROBLEMS=()
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 

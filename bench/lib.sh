@@ -150,6 +150,21 @@ bench_start_cluster() {
         { cat "$WORK/cluster.log" >&2; bench_die "cluster.sh start failed"; }
 }
 
+# bench_start_sides: the cluster (REDIS_PIDS: its servers' pids), a TLS
+# and a plaintext slotgate (1000 connections each), and an empty RESULTS
+# file ($WORK/results.txt): what compare.sh, latency.sh and syscalls.sh
+# measure against.
+bench_start_sides() {
+    bench_start_cluster
+    mapfile -t REDIS_PIDS < <(bench_redis_pids)
+    bench_write_config 1000
+    bench_write_config 1000 plain
+    bench_start_slotgate 4096
+    bench_start_slotgate 4096 plain
+    RESULTS=$WORK/results.txt
+    : >"$RESULTS"
+}
+
 # bench_write_config MAX_CONNECTIONS: slotgate config with TLS (client certs
 # from the dev CA), the cluster as seeds, a "big" keyspace for large values.
 # One worker by default (SG_WORKERS): on the 2-core benchmark machine the

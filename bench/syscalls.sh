@@ -93,14 +93,7 @@ col() {
 
 # ---------------------------------------------------------------------------
 bench_binaries slotgate slotgate-cli slotgate-bench
-bench_start_cluster
-mapfile -t REDIS_PIDS < <(bench_redis_pids)
-bench_write_config 1000
-bench_write_config 1000 plain
-bench_start_slotgate 4096
-bench_start_slotgate 4096 plain
-RESULTS=$WORK/results.txt
-: >"$RESULTS"
+bench_start_sides
 bench_log "filling keys (not measured)"
 for side in tls plain; do
     bench "$side" -n 20000 -d 100 -r 10000 -t set -q >/dev/null
