@@ -231,8 +231,9 @@ static const struct {
      "Bytes held in client connections' buffers (replies owed, request data), all workers."},
     {"tls_failures", NULL, NULL, NULL},
     {"write_gather_timeouts", "slotgate_write_gather_timeouts_total", "counter",
-     "Answers written after waiting limits.write_gather_us for the rest of their client "
-     "read's answers (a slow shard, or a read larger than one loop turn answers)."},
+     "Times a client's answers were written only once limits.write_gather_us had passed "
+     "without the rest of their read's answers (a slow shard, or a read larger than one loop "
+     "turn answers)."},
 };
 
 static void prom_flat(struct sg_text *out, const char *field, uint64_t v)
