@@ -138,18 +138,38 @@ static void conn_want_write(struct sg_conn *c, int on)
 static BIO_METHOD *conn_bio_method;
 static pthread_once_t conn_bio_once = PTHREAD_ONCE_INIT;
 
+/* raw_out, made on first use; NULL out of memory. */
+static struct evbuffer *conn_raw_out(struct sg_conn *c)
+{
+    if (c->raw_out == NULL)
+        c->raw_out = evbuffer_new();
+    return c->raw_out;
+}
+
+/* Count len bytes just added to raw_out. */
+static void conn_raw_added(struct sg_conn *c, size_t len)
+{
+    if (c->cipher_held != NULL)
+        *c->cipher_held += (uint64_t)len;
+}
+
+/* Commit the first used bytes of a reservation in raw_out, and count them. */
+static void conn_raw_commit(struct sg_conn *c, struct evbuffer_iovec *v, size_t used)
+{
+    v->iov_len = used;
+    evbuffer_commit_space(c->raw_out, v, 1);
+    conn_raw_added(c, used);
+}
+
 static int conn_bio_write(BIO *b, const char *data, int len)
 {
     struct sg_conn *c = BIO_get_data(b);
     BIO_clear_retry_flags(b);
     if (len <= 0)
         return 0;
-    if (c->raw_out == NULL && (c->raw_out = evbuffer_new()) == NULL)
+    if (conn_raw_out(c) == NULL || evbuffer_add(c->raw_out, data, (size_t)len) != 0)
         return -1;
-    if (evbuffer_add(c->raw_out, data, (size_t)len) != 0)
-        return -1;
-    if (c->cipher_held != NULL)
-        *c->cipher_held += (uint64_t)len;
+    conn_raw_added(c, (size_t)len);
     return len;
 }
 
@@ -299,13 +319,6 @@ static const unsigned char *conn_out_span(struct sg_conn *c, size_t len)
     return conn_record;
 }
 
-/* Count len bytes just committed to raw_out. */
-static void conn_raw_added(struct sg_conn *c, size_t len)
-{
-    if (c->cipher_held != NULL)
-        *c->cipher_held += (uint64_t)len;
-}
-
 /*
  * The next len bytes of out after the sealed ones as at most 16 spans,
  * in place; when they lie in more chains than that, one span copied into
@@ -339,7 +352,7 @@ static int conn_out_spans(struct sg_conn *c, size_t len, struct iovec *iov)
  */
 static int conn_rec_seal(struct sg_conn *c, size_t len)
 {
-    if (c->raw_out == NULL && (c->raw_out = evbuffer_new()) == NULL)
+    if (conn_raw_out(c) == NULL)
         return -1;
     size_t end = len < SG_CONN_GATHER ? len : SG_CONN_GATHER;
     struct evbuffer_iovec rv = {NULL, 0};
@@ -347,11 +360,8 @@ static int conn_rec_seal(struct sg_conn *c, size_t len)
     while (c->sealed < end) {
         size_t chunk = end - c->sealed < SG_CONN_CHUNK ? end - c->sealed : SG_CONN_CHUNK;
         if (rv.iov_base == NULL || rv.iov_len - used < SG_TLSREC_SEAL_ROOM(chunk)) {
-            if (rv.iov_base != NULL) {
-                rv.iov_len = used;
-                evbuffer_commit_space(c->raw_out, &rv, 1);
-                conn_raw_added(c, used);
-            }
+            if (rv.iov_base != NULL)
+                conn_raw_commit(c, &rv, used);
             size_t left = end - c->sealed;
             size_t want = left + (left / SG_CONN_CHUNK + 1) * SG_TLSREC_OVERHEAD;
             if (want > SG_CONN_SEAL_RSV)
@@ -367,19 +377,14 @@ static int conn_rec_seal(struct sg_conn *c, size_t len)
         size_t w =
             n > 0 ? sg_tlsrec_seal(c->rec, iov, n, chunk, (unsigned char *)rv.iov_base + used) : 0;
         if (w == 0) {
-            rv.iov_len = used;
-            evbuffer_commit_space(c->raw_out, &rv, 1);
-            conn_raw_added(c, used);
+            conn_raw_commit(c, &rv, used);
             return -1;
         }
         used += w;
         c->sealed += chunk;
     }
-    if (rv.iov_base != NULL) {
-        rv.iov_len = used;
-        evbuffer_commit_space(c->raw_out, &rv, 1);
-        conn_raw_added(c, used);
-    }
+    if (rv.iov_base != NULL)
+        conn_raw_commit(c, &rv, used);
     return 0;
 }
 
@@ -593,13 +598,11 @@ static size_t conn_raw_top_up(struct sg_conn *c, size_t need)
 static int conn_rec_key_update(struct sg_conn *c)
 {
     struct evbuffer_iovec rv;
-    if ((c->raw_out == NULL && (c->raw_out = evbuffer_new()) == NULL) ||
+    if (conn_raw_out(c) == NULL ||
         evbuffer_reserve_space(c->raw_out, SG_TLSREC_OVERHEAD + 5, &rv, 1) < 1)
         return -1;
     size_t w = sg_tlsrec_seal_key_update(c->rec, rv.iov_base);
-    rv.iov_len = w;
-    evbuffer_commit_space(c->raw_out, &rv, 1);
-    conn_raw_added(c, w);
+    conn_raw_commit(c, &rv, w);
     return w > 0 ? 0 : -1;
 }
 
@@ -625,15 +628,12 @@ static int conn_rec_read(struct sg_conn *c, int *eof)
         int from_raw = c->raw_in != NULL && evbuffer_get_length(c->raw_in) > 0;
         unsigned char hdr[SG_TLSREC_HEADER];
         if (from_raw) {
-            if ((avail = conn_raw_top_up(c, SG_TLSREC_HEADER)) < SG_TLSREC_HEADER)
+            if (conn_raw_top_up(c, SG_TLSREC_HEADER) < SG_TLSREC_HEADER)
                 break;
             evbuffer_copyout(c->raw_in, hdr, SG_TLSREC_HEADER);
             rec = hdr;
-            if ((len = sg_tlsrec_record_len(rec)) != 0)
-                avail = conn_raw_top_up(c, len);
         } else {
-            avail = c->win_len;
-            if (avail < SG_TLSREC_HEADER)
+            if (c->win_len < SG_TLSREC_HEADER)
                 break;
             rec = c->win;
         }
@@ -641,6 +641,7 @@ static int conn_rec_read(struct sg_conn *c, int *eof)
             rc = -1;
             break;
         }
+        avail = from_raw ? conn_raw_top_up(c, len) : c->win_len;
         if (avail < len)
             break;
         if (from_raw && (rec = evbuffer_pullup(c->raw_in, (ev_ssize_t)len)) == NULL) {

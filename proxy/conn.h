@@ -75,8 +75,8 @@ void sg_conn_set_idle_timeout(struct sg_conn *c, int ms);
 int sg_conn_fd(const struct sg_conn *c);
 /*
  * 1 when a TLS 1.3 connection's records are ours (tlsrec.h): its handshake
- * is done and its SSL object freed. 0 for plaintext, TLS 1.2 and kernel
- * TLS connections, and during the handshake.
+ * is done and its SSL object freed. 0 for plaintext and TLS 1.2
+ * connections, and during the handshake.
  */
 int sg_conn_own_records(const struct sg_conn *c);
 /* Why the peer's certificate was refused, or NULL (no TLS, or accepted). */

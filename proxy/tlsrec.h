@@ -15,8 +15,8 @@
  * message, a fatal alert, a record that does not authenticate) is an error
  * and the connection is closed.
  *
- * Kernel TLS does the same job where the kernel offers it, but keeps the
- * SSL object; conn.c uses this for every TLS 1.3 connection (clients', and
+ * Kernel TLS would do the same job but keeps the SSL object (and is not
+ * used); conn.c uses this for every TLS 1.3 connection (clients', and
  * links to Redis). TLS 1.2 connections keep their SSL object.
  */
 #ifndef SG_TLSREC_H
