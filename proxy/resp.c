@@ -297,6 +297,23 @@ int sg_resp_scan(struct sg_resp_scan *s, const void *buf, size_t len, const char
     return 0;
 }
 
+int sg_resp_number(const char *p, size_t n, int64_t *v)
+{
+    const char *end = p + n;
+    int neg = p < end && *p == '-';
+    p += neg;
+    if (p == end || (*p == '0' && (neg || p + 1 != end)))
+        return -1;
+    int64_t x = 0;
+    for (; p < end; p++) {
+        if (*p < '0' || *p > '9' || x > (INT64_MAX - 9) / 10)
+            return -1;
+        x = x * 10 + (*p - '0');
+    }
+    *v = neg ? -x : x;
+    return 0;
+}
+
 int sg_resp_simple_header(const char *buf, size_t len, struct sg_resp_simple *out)
 {
     if (len == 0)
@@ -318,20 +335,10 @@ int sg_resp_simple_header(const char *buf, size_t len, struct sg_resp_simple *ou
         out->n = (int64_t)(cr - buf) - 1;
         return SG_RESP_SIMPLE_OK;
     }
-    /* $len or :integer: a decimal number, maybe negative, nothing else,
-     * and written as Redis writes it (hiredis refuses "007" and "-0"). */
-    const char *p = buf + 1;
-    int neg = p < cr && *p == '-';
-    p += neg;
-    if (p == cr || (*p == '0' && (neg || p + 1 != cr)))
+    /* $len or :integer */
+    int64_t v;
+    if (sg_resp_number(buf + 1, (size_t)(cr - buf) - 1, &v) != 0)
         return SG_RESP_SIMPLE_NO;
-    int64_t v = 0;
-    for (; p < cr; p++) {
-        if (*p < '0' || *p > '9' || v > (INT64_MAX - 9) / 10)
-            return SG_RESP_SIMPLE_NO;
-        v = v * 10 + (*p - '0');
-    }
-    v = neg ? -v : v;
     if (buf[0] == ':') {
         out->type = REDIS_REPLY_INTEGER;
         out->n = v;

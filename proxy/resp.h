@@ -106,5 +106,11 @@ struct sg_resp_simple {
     size_t hlen;
 };
 int sg_resp_simple_header(const char *buf, size_t len, struct sg_resp_simple *out);
+/*
+ * The number of a header line (the n bytes after its type byte, up to the
+ * CR): decimal, maybe negative, nothing else, and written as Redis writes
+ * it (hiredis refuses "007" and "-0"). 0 with *v, or -1.
+ */
+int sg_resp_number(const char *p, size_t n, int64_t *v);
 
 #endif

@@ -347,25 +347,6 @@ static int link_take_simple(struct sg_shardlink *l, struct evbuffer *in, uint64_
 /* Headers a reply may have for link_reply_len to measure it. */
 #define LINK_WALK_MAX 4096
 
-/* A header's number (digits after the type byte, an optional '-'). */
-static int link_header_num(const char *s, size_t n, int64_t *v)
-{
-    size_t i = 0;
-    int neg = 0;
-    if (n > 0 && s[0] == '-')
-        neg = 1, i = 1;
-    if (i == n || n - i > 18)
-        return -1;
-    int64_t x = 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        x = x * 10 + (s[i] - '0');
-    }
-    *v = neg ? -x : x;
-    return 0;
-}
-
 /*
  * The length of the reply at the head of in (any RESP2 reply: errors,
  * arrays, nested arrays), found by walking its headers without parsing
@@ -406,13 +387,13 @@ static int link_reply_len(struct evbuffer *in, uint64_t max_bulk, size_t *len)
         case ':':
             break;
         case '$':
-            if (link_header_num(hdr + 1, line - 1, &v) != 0 || v > (int64_t)max_bulk)
+            if (sg_resp_number(hdr + 1, line - 1, &v) != 0 || v > (int64_t)max_bulk)
                 return -1;
             if (v >= 0)
                 next += (size_t)v + 2;
             break;
         case '*':
-            if (link_header_num(hdr + 1, line - 1, &v) != 0 || v > LINK_WALK_MAX)
+            if (sg_resp_number(hdr + 1, line - 1, &v) != 0 || v > LINK_WALK_MAX)
                 return -1;
             if (v > 0)
                 remaining += (uint64_t)v;
