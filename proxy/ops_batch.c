@@ -36,46 +36,12 @@ static int shape_mset(const Slotgate__V1__Request *rq, uint32_t max_batch, const
     return 0;
 }
 
-/*
- * GET key as one append: the seven appends of the general formatter each
- * cost an evbuffer_add, and a 100-key MGET of random keys is 100 GETs.
- */
-static void format_get_one(struct sg_subop *op, struct evbuffer *out)
-{
-    const ProtobufCBinaryData *k = sg_ops_key(op, 0);
-    static const char head[] = "*2\r\n$3\r\nGET\r\n$";
-    char buf[256];
-    if (k->len > sizeof(buf) - sizeof(head) - 24) {
-        sg_ops_format_get(op, out);
-        return;
-    }
-    size_t n = sizeof(head) - 1;
-    memcpy(buf, head, n);
-    char digits[20];
-    size_t nd = 0;
-    size_t v = k->len;
-    do {
-        digits[nd++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    while (nd > 0)
-        buf[n++] = digits[--nd];
-    buf[n++] = '\r';
-    buf[n++] = '\n';
-    memcpy(buf + n, k->data, k->len);
-    n += k->len;
-    buf[n++] = '\r';
-    buf[n++] = '\n';
-    if (evbuffer_add(out, buf, n) != 0)
-        sg_resp_mark_failed();
-}
-
 /* A slot's keys: MGET; a slot with one key (most, for random keys): GET,
  * whose reply the link reads in place (optable.h, sg_op_simple_replies). */
 static void format_mget(struct sg_subop *op, struct evbuffer *out)
 {
     if (op->count == 1) {
-        format_get_one(op, out);
+        sg_ops_format_get(op, out);
         return;
     }
     sg_resp_begin(out, 1 + (int)op->count);

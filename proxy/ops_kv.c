@@ -36,9 +36,8 @@ static int shape_expire(const Slotgate__V1__Request *rq, uint32_t max_batch, con
 
 void sg_ops_format_get(struct sg_subop *op, struct evbuffer *out)
 {
-    sg_resp_begin(out, 2);
-    sg_resp_arg(out, "GET", 3);
-    sg_ops_arg_bin(out, sg_ops_key(op, 0));
+    const ProtobufCBinaryData *k = sg_ops_key(op, 0);
+    sg_resp_cmd2(out, "GET", k->data, k->len);
 }
 
 /* The key's own TTL (MSET) wins over the request's. */
@@ -69,9 +68,8 @@ void sg_ops_format_set(struct sg_subop *op, struct evbuffer *out)
 
 void sg_ops_format_unlink(struct sg_subop *op, struct evbuffer *out)
 {
-    sg_resp_begin(out, 2);
-    sg_resp_arg(out, "UNLINK", 6);
-    sg_ops_arg_bin(out, sg_ops_key(op, 0));
+    const ProtobufCBinaryData *k = sg_ops_key(op, 0);
+    sg_resp_cmd2(out, "UNLINK", k->data, k->len);
 }
 
 static void format_expire(struct sg_subop *op, struct evbuffer *out)

@@ -52,16 +52,23 @@ int sg_resp_format_failed(void)
     return f;
 }
 
-/* Append a RESP header line: the type character, then n, then CRLF. */
+/* A RESP header line into buf (room for 23 bytes): the type character,
+ * then n, then CRLF. Its length. */
+static size_t header_into(char *buf, char type, uint64_t n)
+{
+    size_t k = 0;
+    buf[k++] = type;
+    k += fmt_u64(buf + k, n);
+    buf[k++] = '\r';
+    buf[k++] = '\n';
+    return k;
+}
+
+/* Append a RESP header line. */
 static void put_header(struct evbuffer *out, char type, uint64_t n)
 {
     char hdr[32];
-    size_t k = 0;
-    hdr[k++] = type;
-    k += fmt_u64(hdr + k, n);
-    hdr[k++] = '\r';
-    hdr[k++] = '\n';
-    resp_add(out, hdr, k);
+    resp_add(out, hdr, header_into(hdr, type, n));
 }
 
 void sg_resp_begin(struct evbuffer *out, int argc)
@@ -128,6 +135,34 @@ void sg_resp_arg_buffer(struct evbuffer *out, struct evbuffer *value)
     static const char crlf[2] = {'\r', '\n'};
     if (evbuffer_add_reference(out, crlf, 2, NULL, NULL) != 0)
         resp_failed = 1;
+}
+
+/* Room for a whole short two-word command (three header lines, two CRLFs). */
+#define SG_RESP_CMD2_BUF 512
+
+void sg_resp_cmd2(struct evbuffer *out, const char *cmd, const void *arg, size_t len)
+{
+    size_t clen = strlen(cmd);
+    char buf[SG_RESP_CMD2_BUF];
+    if (clen + len + 3 * 23 + 4 > sizeof(buf)) {
+        sg_resp_begin(out, 2);
+        sg_resp_arg(out, cmd, clen);
+        sg_resp_arg(out, arg, len);
+        return;
+    }
+    size_t k = header_into(buf, '*', 2);
+    k += header_into(buf + k, '$', clen);
+    memcpy(buf + k, cmd, clen);
+    k += clen;
+    buf[k++] = '\r';
+    buf[k++] = '\n';
+    k += header_into(buf + k, '$', len);
+    if (len > 0)
+        memcpy(buf + k, arg, len);
+    k += len;
+    buf[k++] = '\r';
+    buf[k++] = '\n';
+    resp_add(out, buf, k);
 }
 
 void sg_resp_arg_str(struct evbuffer *out, const char *s)

@@ -22,6 +22,12 @@ void sg_resp_begin(struct evbuffer *out, int argc);
 void sg_resp_arg(struct evbuffer *out, const void *p, size_t len);
 void sg_resp_arg_str(struct evbuffer *out, const char *s);
 /*
+ * A whole two-word command (GET key, UNLINK key, CLUSTER SLOTS): the same
+ * bytes as sg_resp_begin(out, 2) and two sg_resp_arg, in one append when
+ * they are short (every GET: one evbuffer_add instead of seven).
+ */
+void sg_resp_cmd2(struct evbuffer *out, const char *cmd, const void *arg, size_t len);
+/*
  * Same as sg_resp_arg, but large payloads are added by reference, not
  * copied: p must stay valid until the buffer has been written or freed.
  */

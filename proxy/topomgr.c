@@ -107,9 +107,7 @@ static void prune_links(void)
 static void probe_format(struct sg_linkop *lop, struct evbuffer *out)
 {
     (void)lop;
-    sg_resp_begin(out, 2);
-    sg_resp_arg(out, "CLUSTER", 7);
-    sg_resp_arg(out, "SLOTS", 5);
+    sg_resp_cmd2(out, "CLUSTER", "SLOTS", 5);
 }
 
 static void refresh_end(struct sg_topology *t)

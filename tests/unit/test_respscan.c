@@ -2,6 +2,8 @@
  * test_respscan - the pre-scan of Redis replies (resp.h: sg_resp_scan) that
  * shard links run before hiredis sees a byte: legitimate replies pass in
  * any cut, headers over the limits are refused, and a refusal is final.
+ * And sg_resp_cmd2 writes the bytes of sg_resp_begin + two sg_resp_arg,
+ * for short arguments (one append) and long ones.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +12,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <event2/buffer.h>
+#include <stdlib.h>
 
 #include "resp.h"
 
@@ -116,12 +121,38 @@ static void test_refusal_is_final(void **state)
     assert_non_null(why);
 }
 
+static void test_cmd2_same_bytes(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {0, 1, 9, 10, 200, 430, 431, 432, 500, 5000};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        size_t len = lens[i];
+        char *arg = malloc(len + 1);
+        assert_non_null(arg);
+        for (size_t j = 0; j < len; j++)
+            arg[j] = (char)('a' + j % 26);
+        struct evbuffer *one = evbuffer_new(), *three = evbuffer_new();
+        sg_resp_cmd2(one, "UNLINK", arg, len);
+        sg_resp_begin(three, 2);
+        sg_resp_arg(three, "UNLINK", 6);
+        sg_resp_arg(three, arg, len);
+        assert_int_equal(sg_resp_format_failed(), 0);
+        size_t n = evbuffer_get_length(three);
+        assert_int_equal(evbuffer_get_length(one), n);
+        assert_memory_equal(evbuffer_pullup(one, -1), evbuffer_pullup(three, -1), n);
+        evbuffer_free(one);
+        evbuffer_free(three);
+        free(arg);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_legitimate_replies_pass), cmocka_unit_test(test_limits_are_inclusive),
         cmocka_unit_test(test_huge_headers_refused),    cmocka_unit_test(test_malformed_refused),
         cmocka_unit_test(test_long_line_refused),       cmocka_unit_test(test_refusal_is_final),
+        cmocka_unit_test(test_cmd2_same_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
