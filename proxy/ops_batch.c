@@ -89,10 +89,11 @@ static int prepare_mget(struct sg_request *r, const char **why)
     sg_request_own(r, order);
     for (uint32_t i = 0; i < n; i++) {
         slots[i] = sg_slot_of_key(r->keys[i].data, r->keys[i].len);
-        tmp[i] = i;
+        order[i] = i;
     }
+    /* Two passes, order -> tmp -> order: the sorted indexes end in order. */
     uint32_t count[129];
-    uint32_t *src = tmp, *dst = order;
+    uint32_t *src = order, *dst = tmp;
     for (int shift = 0; shift < 14; shift += 7) {
         memset(count, 0, sizeof(count));
         for (uint32_t i = 0; i < n; i++)
@@ -105,8 +106,6 @@ static int prepare_mget(struct sg_request *r, const char **why)
         src = dst;
         dst = t;
     }
-    /* Two passes: the sorted indexes are back in tmp. */
-    memcpy(order, src, n * sizeof(*order));
     uint32_t groups = 1;
     for (uint32_t p = 1; p < n; p++)
         groups += slots[order[p]] != slots[order[p - 1]];
