@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "util.h"
 
@@ -24,22 +25,38 @@ struct sg_coalesce {
     size_t n_buckets; /* power of two */
     size_t n;
     struct co_entry *free_list;
+    uint64_t seed;
 };
 
-static uint32_t co_hash(const uint8_t *p, size_t len)
+/*
+ * Eight bytes at a time, each word mixed in with a multiply and a shift,
+ * then a final avalanche (the constants are SplitMix64's). The seed is the
+ * table's own, drawn when it is made, so the buckets a key falls in are not
+ * known from outside.
+ */
+static uint32_t co_hash(const struct sg_coalesce *c, const uint8_t *p, size_t len)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 16777619u;
+    uint64_t h = c->seed ^ len, w;
+    for (; len >= 8; p += 8, len -= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 31;
     }
-    return h;
+    if (len > 0) {
+        w = 0;
+        memcpy(&w, p, len);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+    }
+    h = (h ^ (h >> 30)) * 0x94d049bb133111ebull;
+    return (uint32_t)(h ^ (h >> 31));
 }
 
 struct sg_coalesce *sg_coalesce_new(void)
 {
     struct sg_coalesce *c = sg_calloc(1, sizeof(*c));
     c->n_buckets = 256;
+    if (getrandom(&c->seed, sizeof(c->seed), GRND_NONBLOCK) != (ssize_t)sizeof(c->seed))
+        c->seed = (uint64_t)(uintptr_t)c ^ 0x9e3779b97f4a7c15ull; /* still varies per run */
     c->buckets = sg_calloc(c->n_buckets, sizeof(*c->buckets));
     return c;
 }
@@ -130,7 +147,7 @@ void sg_coalesce_forget_key(struct sg_coalesce *c, const uint8_t *key, size_t le
 {
     if (c->n == 0)
         return;
-    struct co_entry **pp = co_slot(c, key, len, co_hash(key, len));
+    struct co_entry **pp = co_slot(c, key, len, co_hash(c, key, len));
     if (*pp != NULL)
         co_remove(c, pp);
 }
@@ -142,7 +159,7 @@ void sg_coalesce_leave(struct sg_coalesce *c, const uint8_t *key, size_t len, st
     if (c->n == 0)
         return;
     if (!was_leader) { /* not joined as a leader: look its key up */
-        struct co_entry **pp = co_slot(c, key, len, co_hash(key, len));
+        struct co_entry **pp = co_slot(c, key, len, co_hash(c, key, len));
         if (*pp != NULL && (*pp)->op == leader)
             co_remove(c, pp);
         return;
@@ -158,7 +175,7 @@ void sg_coalesce_leave(struct sg_coalesce *c, const uint8_t *key, size_t len, st
 
 int sg_coalesce_join(struct sg_coalesce *c, const uint8_t *key, size_t len, struct sg_co *me)
 {
-    uint32_t h = co_hash(key, len);
+    uint32_t h = co_hash(c, key, len);
     struct sg_co *leader = co_find(c, key, len, h);
     if (leader != NULL && leader != me) {
         me->role = SG_CO_FOLLOWER;
