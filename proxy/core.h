@@ -67,9 +67,9 @@ struct sg_core {
     struct sg_coalesce *coalesce;
     struct sg_request *request_pool;
     uint32_t request_pool_n;
-    /* libevent's common timeout for limits.request_deadline_ms (request.c). */
-    const struct timeval *deadline_common;
-    uint32_t deadline_common_ms;
+    /* Request deadlines by duration under one timer (deadline.h); NULL:
+     * each request keeps a timer of its own. */
+    struct sg_deadlines *deadlines;
 
     const struct sg_core_hooks *hooks;
     void *owner;

@@ -20,6 +20,7 @@
 #include <event2/buffer.h>
 
 #include "coalesce.h"
+#include "deadline.h"
 #include "command.h"
 #include "core.h"
 #include "fastpb.h"
@@ -490,15 +491,22 @@ static void send_response(struct sg_request *r, Slotgate__V1__Response *resp)
     }
 }
 
+/* The deadline's timer (1) or its place in the worker's lanes (2). */
+static void request_disarm(struct sg_request *r)
+{
+    if (r->deadline_armed == 1)
+        event_del(&r->deadline_ev);
+    else if (r->deadline_armed == 2)
+        sg_deadlines_remove(r->core->deadlines, &r->dl);
+    r->deadline_armed = 0;
+}
+
 static void request_finish(struct sg_request *r)
 {
     Slotgate__V1__Response resp;
     slotgate__v1__response__init(&resp);
     resp.id = r->rq->id;
-    if (r->deadline_armed) {
-        event_del(&r->deadline_ev);
-        r->deadline_armed = 0;
-    }
+    request_disarm(r);
     sg_command_respond(r, &resp);
     send_response(r, &resp);
 }
@@ -519,9 +527,8 @@ static void request_answer_now(struct sg_request *r, int code, const char *messa
  * TIMEOUT); sub-ops parked for a retry or waiting on a coalescing leader are
  * cancelled; sub-ops still on a link stay there and are dropped later.
  */
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
+static void request_deadline(struct sg_request *r)
 {
-    struct sg_request *r = arg;
     r->deadline_armed = 0;
     if (r->answered)
         return;
@@ -537,6 +544,18 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     for (uint32_t i = 0; i < r->n_subops; i++)
         subop_cancel(&r->subops[i]);
     request_maybe_free(r);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    request_deadline(arg);
+}
+
+static void on_lane_deadline(struct sg_deadline *d)
+{
+    request_deadline((struct sg_request *)((char *)d - offsetof(struct sg_request, dl)));
 }
 
 /* --- allocation ----------------------------------------------------------- */
@@ -735,10 +754,7 @@ void sg_request_orphan(struct sg_request *r)
     if (!r->answered) {
         r->answered = 1;
         SG_STAT_DEC(&r->core->stats, inflight);
-        if (r->deadline_armed) {
-            event_del(&r->deadline_ev);
-            r->deadline_armed = 0;
-        }
+        request_disarm(r);
         for (uint32_t i = 0; i < r->n_subops; i++)
             subop_cancel(&r->subops[i]);
     }
@@ -755,26 +771,6 @@ static void request_answer_stats(struct sg_request *r)
     sg_stats_response(r->core->all, r->core->n_all, &resp);
     send_response(r, &resp);
     sg_stats_response_free(&resp);
-}
-
-/*
- * The timeout of a request deadline of ms. Most requests have the same
- * one (limits.request_deadline_ms): libevent keeps timers of a "common
- * timeout" in a queue (O(1) to add and remove) instead of its heap, so the
- * usual deadline is one; any other comes as a plain timeval.
- */
-static const struct timeval *deadline_tv(struct sg_core *w, uint32_t ms)
-{
-    static __thread struct timeval plain;
-    plain = (struct timeval){ms / 1000, (ms % 1000) * 1000};
-    if (ms != w->cfg->request_deadline_ms)
-        return &plain;
-    if (w->deadline_common == NULL || w->deadline_common_ms != ms) {
-        /* Asked once per duration: libevent returns the one it has. */
-        w->deadline_common = event_base_init_common_timeout(w->base, &plain);
-        w->deadline_common_ms = ms;
-    }
-    return w->deadline_common != NULL ? w->deadline_common : &plain;
 }
 
 static void request_start(struct sg_request *r)
@@ -810,9 +806,15 @@ static void request_start(struct sg_request *r)
     if (dl > cfg->max_deadline_ms)
         dl = cfg->max_deadline_ms;
     r->deadline_ms = r->start_us / 1000 + dl; /* CLOCK_MONOTONIC, as sg_now_ms */
-    evtimer_assign(&r->deadline_ev, w->base, on_deadline, r);
-    evtimer_add(&r->deadline_ev, deadline_tv(w, dl));
-    r->deadline_armed = 1;
+    r->dl.fire = on_lane_deadline;
+    if (w->deadlines != NULL && sg_deadlines_add(w->deadlines, &r->dl, r->start_us, dl) == 0) {
+        r->deadline_armed = 2;
+    } else { /* every lane holds another duration: a timer of its own */
+        struct timeval tv = {dl / 1000, (dl % 1000) * 1000};
+        evtimer_assign(&r->deadline_ev, w->base, on_deadline, r);
+        evtimer_add(&r->deadline_ev, &tv);
+        r->deadline_armed = 1;
+    }
     r->pending = r->n_subops;
     for (uint32_t i = 0; i < r->n_subops; i++)
         r->subops[i].req = r;

@@ -17,6 +17,7 @@
 
 #include "coalesce.h"
 #include "config.h"
+#include "deadline.h"
 #include "shardlink.h"
 #include "slotgate.pb-c.h"
 #include "util.h"
@@ -118,7 +119,7 @@ struct sg_request {
     uint32_t n_subops;
     uint32_t pending; /* sub-ops not settled */
     uint8_t answered;
-    uint8_t deadline_armed;
+    uint8_t deadline_armed;      /* 0, 1: deadline_ev, 2: dl */
     uint16_t batch;              /* the owner's read it came in (session.c's write gathering) */
     int last_transient;          /* code to report if the deadline fires */
     ProtobufCBinaryData *keys;   /* full keys (prefix + key) */
@@ -147,7 +148,8 @@ struct sg_request {
      * retry_ev. The two events are assigned before use; the arena's header
      * is set field by field (sg_request_decode). */
     struct sg_subop subop1;
-    struct event deadline_ev;
+    struct sg_deadline dl;    /* in the worker's lanes (deadline.h), deadline_armed 2 */
+    struct event deadline_ev; /* a timer of its own, deadline_armed 1 */
     struct sg_arena arena;
 };
 

@@ -27,6 +27,7 @@
 
 #include "clientlist.h"
 #include "coalesce.h"
+#include "deadline.h"
 #include "core.h"
 #include "listener.h"
 #include "log.h"
@@ -321,6 +322,7 @@ struct sg_worker *sg_worker_new(int id, struct sg_snapshot *snap, SSL_CTX *redis
         return NULL;
     }
     w->core.coalesce = sg_coalesce_new();
+    w->core.deadlines = sg_deadlines_new(w->core.base);
     w->core.router = sg_router_new(&w->core, topo);
     w->notify_ev = event_new(w->core.base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
     event_add(w->notify_ev, NULL);
@@ -373,6 +375,7 @@ void sg_worker_free(struct sg_worker *w)
     sg_router_free(w->core.router);
     sg_coalesce_free(w->core.coalesce);
     sg_request_pool_free(&w->core);
+    sg_deadlines_free(w->core.deadlines);
     sg_listener_free(w->listener);
     if (w->notify_ev)
         event_free(w->notify_ev);

@@ -30,7 +30,7 @@ LAYERS = [
     ("shardlink", ["shardlink"]),
     ("conn", ["conn", "tls"]),
     ("codecs and data", ["frame", "fastpb", "resp", "envelope", "slot", "proxyproto", "config", "core",
-                         "stats", "metrics", "snapshot", "topology", "util", "log", "fault", "tlsrec"]),
+                         "stats", "metrics", "snapshot", "topology", "util", "log", "fault", "tlsrec", "deadline"]),
 ]
 RANK = {f: i for i, (_, files) in enumerate(LAYERS) for f in files}
 
