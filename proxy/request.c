@@ -779,8 +779,8 @@ static void request_start(struct sg_request *r)
     r->rq = r->msg->request;
     SG_STAT_INC(&w->stats, requests);
     SG_STAT_INC(&w->stats, inflight);
-    r->start_us = sg_stats_now_us();
-    w->stats.clock_us = r->start_us; /* its sub-ops leave now too */
+    r->start_us = sg_stats_clock(&w->stats); /* the owner's reading, if it has one */
+    w->stats.clock_us = r->start_us;         /* its sub-ops leave now too */
 
     if (r->rq->op == SLOTGATE__V1__OP__OP_PING) {
         request_answer_now(r, SLOTGATE__V1__CODE__CODE_OK, "PONG");
@@ -831,14 +831,17 @@ static void request_start(struct sg_request *r)
     }
 }
 
-/* The clock read at arrival serves the sub-ops dispatched here and, for an
- * answer given at once, the answer; then it is cleared (the owner may be
- * gone by then, and the request with it: the core is taken first). */
+/* The clock reading at arrival (the owner's, for all the requests of one
+ * read, or one taken here) serves the sub-ops dispatched here and, for an
+ * answer given at once, the answer; then the owner's is put back (the
+ * owner may be gone by then, and the request with it: the core is taken
+ * first). */
 void sg_request_start(struct sg_request *r, const struct sg_request_sink *sink, void *owner)
 {
     struct sg_core *w = r->core;
+    uint64_t outer = w->stats.clock_us;
     r->sink = sink;
     r->owner = owner;
     request_start(r);
-    w->stats.clock_us = 0;
+    w->stats.clock_us = outer;
 }

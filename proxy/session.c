@@ -876,7 +876,14 @@ static void session_process(struct sg_session *s)
     s->batch++;
     s->batch_left = 0;
     s->processing = 1;
+    /* The read's requests arrived together: one clock reading serves
+     * their start times (and their sub-ops' departures). */
+    struct sg_stats *st = &s->core->stats;
+    uint64_t outer = st->clock_us;
+    if (outer == 0)
+        st->clock_us = sg_stats_now_us();
     session_process_frames(s);
+    st->clock_us = outer;
     s->processing = 0;
     if (s->holding && s->state == SG_SESS_READY)
         session_hold_decide(s);

@@ -80,8 +80,9 @@ struct sg_stats {
         int slot;
     } ks_cache[32];
     /* A clock reading shared by what one callback does (0: none): set while
-     * a request is started and while a batch of replies is taken, so a GET
-     * costs two clock reads, not four (sg_stats_clock). */
+     * a client read's requests are started and while a batch of replies is
+     * taken, so a pipelined GET costs a fraction of a clock read
+     * (sg_stats_clock). */
     uint64_t clock_us;
 };
 
