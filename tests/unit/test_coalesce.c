@@ -94,12 +94,67 @@ static void test_many_keys_grow_and_go(void **state)
     sg_coalesce_free(c);
 }
 
+/*
+ * Joins, leaves and forgets in random order over 400 keys, against a model
+ * (which op leads each key): with entries removed from the middle of probe
+ * runs over and over, every key the model says is led is still found, by
+ * a join that must follow it, and no other key is.
+ */
+static void test_random_against_model(void **state)
+{
+    (void)state;
+    enum { K = 400, STEPS = 200000 };
+    static struct sg_co pool[STEPS];
+    static struct sg_co *model[K];
+    static char keys[K][24];
+    struct sg_coalesce *c = sg_coalesce_new();
+    for (int k = 0; k < K; k++)
+        snprintf(keys[k], sizeof(keys[k]), "k%d", k);
+    memset(model, 0, sizeof(model));
+    uint32_t x = 88172645u;
+    for (int step = 0; step < STEPS; step++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        int k = (int)(x % K), what = (int)((x >> 16) % 4);
+        struct sg_co *me = &pool[step];
+        if (what <= 1) { /* a GET */
+            int r = join(c, keys[k], me);
+            if (model[k] != NULL) {
+                assert_int_equal(r, 1);
+                assert_ptr_equal(me->leader, model[k]);
+                sg_coalesce_unfollow(me);
+            } else {
+                assert_int_equal(r, 0);
+                model[k] = me;
+            }
+        } else if (what == 2 && model[k] != NULL) { /* the leader settles */
+            leave(c, keys[k], model[k]);
+            model[k] = NULL;
+        } else if (what == 3) { /* a write to the key */
+            sg_coalesce_forget_key(c, (const uint8_t *)keys[k], strlen(keys[k]));
+            if (model[k] != NULL)
+                model[k]->role = SG_CO_NONE; /* it settles later, not as leader */
+            model[k] = NULL;
+        }
+    }
+    for (int k = 0; k < K; k++) {
+        struct sg_co probe = {0};
+        int r = join(c, keys[k], &probe);
+        assert_int_equal(r, model[k] != NULL);
+        if (r == 1)
+            sg_coalesce_unfollow(&probe);
+        else
+            leave(c, keys[k], &probe);
+    }
+    sg_coalesce_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_follow_and_leave),
         cmocka_unit_test(test_replaced_leader_leaves_alone),
         cmocka_unit_test(test_many_keys_grow_and_go),
+        cmocka_unit_test(test_random_against_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
