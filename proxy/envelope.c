@@ -40,12 +40,11 @@ size_t sg_envelope_encode(const uint8_t *value, size_t len, int compress, uint32
     int try_snappy = compress == SG_ENV_ALWAYS_TRY || (compress == SG_ENV_AUTO && len >= threshold);
     if (try_snappy && len > 0) {
         size_t cap = snappy_max_compressed_length(len);
-        uint8_t *buf = sg_malloc(hdr + 8 + cap);
+        uint8_t *buf = sg_malloc(hdr + cap);
         size_t clen = cap;
-        if (snappy_compress((const char *)value, len, (char *)buf + hdr + 8, &clen) == SNAPPY_OK &&
+        if (snappy_compress((const char *)value, len, (char *)buf + hdr, &clen) == SNAPPY_OK &&
             clen + hdr <= len - len / SG_ENV_MIN_SAVING_DIV) {
             put_header(buf, flags | SG_ENV_SNAPPY, version);
-            memmove(buf + hdr, buf + hdr + 8, clen);
             *out = buf;
             *owned = 1;
             return hdr + clen;

@@ -138,31 +138,42 @@ void sg_resp_arg_buffer(struct evbuffer *out, struct evbuffer *value)
 }
 
 /* Room for a whole short two-word command (three header lines, two CRLFs). */
-#define SG_RESP_CMD2_BUF 512
+#define SG_RESP_CMD_BUF 512
+
+int sg_resp_cmdv(struct evbuffer *out, int argc, const struct iovec *argv)
+{
+    char buf[SG_RESP_CMD_BUF];
+    size_t k = header_into(buf, '*', (uint64_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t len = argv[i].iov_len;
+        if (k + 23 > sizeof(buf) || len > sizeof(buf)) /* a header is at most 23 bytes */
+            return -1;
+        k += header_into(buf + k, '$', len);
+        if (k + len + 2 > sizeof(buf))
+            return -1;
+        if (len > 0)
+            memcpy(buf + k, argv[i].iov_base, len);
+        k += len;
+        buf[k++] = '\r';
+        buf[k++] = '\n';
+    }
+    resp_add(out, buf, k);
+    return 0;
+}
 
 void sg_resp_cmd2(struct evbuffer *out, const char *cmd, const void *arg, size_t len)
 {
-    size_t clen = strlen(cmd);
-    char buf[SG_RESP_CMD2_BUF];
-    if (clen + len + 3 * 23 + 4 > sizeof(buf)) {
-        sg_resp_begin(out, 2);
-        sg_resp_arg(out, cmd, clen);
-        sg_resp_arg(out, arg, len);
+    struct iovec v[2] = {{(void *)cmd, strlen(cmd)}, {(void *)arg, len}};
+    if (sg_resp_cmdv(out, 2, v) == 0)
         return;
-    }
-    size_t k = header_into(buf, '*', 2);
-    k += header_into(buf + k, '$', clen);
-    memcpy(buf + k, cmd, clen);
-    k += clen;
-    buf[k++] = '\r';
-    buf[k++] = '\n';
-    k += header_into(buf + k, '$', len);
-    if (len > 0)
-        memcpy(buf + k, arg, len);
-    k += len;
-    buf[k++] = '\r';
-    buf[k++] = '\n';
-    resp_add(out, buf, k);
+    sg_resp_begin(out, 2);
+    sg_resp_arg(out, v[0].iov_base, v[0].iov_len);
+    sg_resp_arg(out, arg, len);
+}
+
+size_t sg_resp_u64(char *buf, uint64_t v)
+{
+    return fmt_u64(buf, v);
 }
 
 void sg_resp_arg_str(struct evbuffer *out, const char *s)
@@ -172,7 +183,7 @@ void sg_resp_arg_str(struct evbuffer *out, const char *s)
 
 void sg_resp_arg_u64(struct evbuffer *out, uint64_t v)
 {
-    char buf[24];
+    char buf[SG_RESP_U64_MAX];
     size_t n = fmt_u64(buf, v);
     sg_resp_arg(out, buf, n);
 }

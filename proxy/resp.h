@@ -9,6 +9,7 @@
 #define SG_RESP_H
 
 #include <stddef.h>
+#include <sys/uio.h>
 #include <stdint.h>
 
 #include <hiredis/hiredis.h>
@@ -27,6 +28,16 @@ void sg_resp_arg_str(struct evbuffer *out, const char *s);
  * they are short (every GET: one evbuffer_add instead of seven).
  */
 void sg_resp_cmd2(struct evbuffer *out, const char *cmd, const void *arg, size_t len);
+/*
+ * A whole command of argc arguments in one append, the same bytes as
+ * sg_resp_begin and an sg_resp_arg each: 0, or -1 with nothing appended
+ * when its bytes would pass 512, or come within a header's 23 bytes of it
+ * (the caller appends it piece by piece).
+ */
+int sg_resp_cmdv(struct evbuffer *out, int argc, const struct iovec *argv);
+/* v in decimal digits into buf (SG_RESP_U64_MAX bytes, no NUL); their count. */
+#define SG_RESP_U64_MAX 20
+size_t sg_resp_u64(char *buf, uint64_t v);
 /*
  * Same as sg_resp_arg, but large payloads are added by reference, not
  * copied: p must stay valid until the buffer has been written or freed.

@@ -146,13 +146,59 @@ static void test_cmd2_same_bytes(void **state)
     }
 }
 
+/* sg_resp_cmdv: SET key value PX ttl NX, with values of every length
+ * around the one-append bound, gives the bytes of begin + arg each, or
+ * appends nothing and says so when over the bound. */
+static void test_cmdv_same_bytes_or_nothing(void **state)
+{
+    (void)state;
+    int appended = 0, declined = 0;
+    for (size_t len = 0; len <= 600; len++) {
+        char *val = malloc(len + 1);
+        assert_non_null(val);
+        for (size_t j = 0; j < len; j++)
+            val[j] = (char)(j * 7);
+        char digits[SG_RESP_U64_MAX];
+        size_t nd = sg_resp_u64(digits, 1800000 + len);
+        struct iovec v[6] = {{"SET", 3}, {"room:abc", 8}, {val, len},
+                             {"PX", 2},  {digits, nd},    {"NX", 2}};
+        struct evbuffer *one = evbuffer_new(), *each = evbuffer_new();
+        evbuffer_add(one, "x", 1); /* what the link already holds stays */
+        int rc = sg_resp_cmdv(one, 6, v);
+        sg_resp_begin(each, 6);
+        for (int i = 0; i < 6; i++)
+            sg_resp_arg(each, v[i].iov_base, v[i].iov_len);
+        assert_int_equal(sg_resp_format_failed(), 0);
+        if (rc == 0) {
+            appended++;
+            size_t n = evbuffer_get_length(each);
+            assert_int_equal(evbuffer_get_length(one), n + 1);
+            assert_true(n <= 512);
+            assert_memory_equal(evbuffer_pullup(one, -1) + 1, evbuffer_pullup(each, -1), n);
+        } else {
+            declined++;
+            assert_int_equal(rc, -1);
+            assert_int_equal(evbuffer_get_length(one), 1);
+            assert_true(evbuffer_get_length(each) > 512 - 23);
+        }
+        evbuffer_free(one);
+        evbuffer_free(each);
+        free(val);
+    }
+    assert_true(appended > 300 && declined > 100); /* both sides of the bound were seen */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_legitimate_replies_pass), cmocka_unit_test(test_limits_are_inclusive),
-        cmocka_unit_test(test_huge_headers_refused),    cmocka_unit_test(test_malformed_refused),
-        cmocka_unit_test(test_long_line_refused),       cmocka_unit_test(test_refusal_is_final),
+        cmocka_unit_test(test_legitimate_replies_pass),
+        cmocka_unit_test(test_limits_are_inclusive),
+        cmocka_unit_test(test_huge_headers_refused),
+        cmocka_unit_test(test_malformed_refused),
+        cmocka_unit_test(test_long_line_refused),
+        cmocka_unit_test(test_refusal_is_final),
         cmocka_unit_test(test_cmd2_same_bytes),
+        cmocka_unit_test(test_cmdv_same_bytes_or_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
