@@ -822,12 +822,24 @@ static void session_process_frames(struct sg_session *s)
     const struct sg_config *cfg = s->core->cfg;
     struct evbuffer *in = sg_conn_input(s->conn);
     while (s->state != SG_SESS_CLOSING && !s->paused) {
-        uint8_t hdr[SG_FRAME_HEADER];
+        uint8_t hdr_copy[SG_FRAME_HEADER];
+        const uint8_t *hdr = hdr_copy;
         uint32_t body_len = 0;
-        size_t have = evbuffer_get_length(in);
-        if (have < SG_FRAME_HEADER)
+        /* The frame usually lies whole in the first chain: its header and
+         * body are read there with no copy (else session_frame_body). */
+        struct evbuffer_iovec first;
+        size_t have;
+        if (evbuffer_peek(in, -1, NULL, &first, 1) < 1)
             return;
-        evbuffer_copyout(in, hdr, SG_FRAME_HEADER);
+        if (first.iov_len >= SG_FRAME_HEADER) {
+            hdr = first.iov_base;
+            have = first.iov_len; /* at least; the whole length when needed */
+        } else {
+            have = evbuffer_get_length(in);
+            if (have < SG_FRAME_HEADER)
+                return;
+            evbuffer_copyout(in, hdr_copy, SG_FRAME_HEADER);
+        }
         int st = sg_frame_check(hdr, SG_FRAME_HEADER, cfg->max_frame_bytes, &body_len);
         if (st == SG_FRAME_TOO_LARGE) {
             SG_STAT_INC(&s->core->stats, bad_frames);
@@ -836,6 +848,8 @@ static void session_process_frames(struct sg_session *s)
                             "frame larger than max_frame_bytes");
             return;
         }
+        if (have < SG_FRAME_HEADER + (size_t)body_len && hdr != hdr_copy)
+            have = evbuffer_get_length(in); /* more than the first chain */
         if (have < SG_FRAME_HEADER + (size_t)body_len) {
             session_rcvlowat(s, SG_FRAME_HEADER + (size_t)body_len - have);
             return;
@@ -843,7 +857,10 @@ static void session_process_frames(struct sg_session *s)
         session_rcvlowat(s, 0);
         struct sg_request *r = NULL;
         int by_ref = body_len >= SG_FRAME_BY_REF ? session_take_by_ref(s, in, body_len, &r) : 0;
-        const uint8_t *body = by_ref != 0 ? NULL : session_frame_body(in, body_len);
+        const uint8_t *body = by_ref != 0 ? NULL
+                              : first.iov_len >= SG_FRAME_HEADER + (size_t)body_len
+                                  ? (const uint8_t *)first.iov_base + SG_FRAME_HEADER
+                                  : session_frame_body(in, body_len);
         if (by_ref < 0 || (by_ref == 0 && body == NULL)) {
             sg_log_error("session %s: out of memory for a %u-byte frame; closed", s->peer,
                          body_len);
