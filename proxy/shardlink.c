@@ -294,21 +294,55 @@ static int link_take_simple(struct sg_shardlink *l, struct evbuffer *in, uint64_
     }
     int64_t v = h.n;
     char *data = NULL;
-    if (h.type == REDIS_REPLY_STRING && at != hdr && h.hlen + (size_t)v + 2 <= first.iov_len &&
-        (uint64_t)v <= l->max_bulk) {
-        const char *p = at + h.hlen;
-        if (p[v] != '\r' || p[v + 1] != '\n') {
-            SG_STAT_INC(&l->core->stats, link_protocol_errors);
-            link_reset(l, "protocol error from Redis: bulk string not ended by CRLF");
-            return -1;
+    if (at != hdr) {
+        /* In the chain: this reply and every one after it that lies whole
+         * there, while the head takes simple replies, with one drain for
+         * them all (a callback that resets the link frees the input: it is
+         * not touched then). A bulk cut by the chain's end, or over the
+         * limit, goes the way below when it comes first. */
+        size_t off = 0;
+        int taken = 0;
+        for (;;) {
+            size_t left = first.iov_len - off, step = h.hlen;
+            if (h.type == REDIS_REPLY_STRING) {
+                if (h.hlen + (size_t)v + 2 > left || (uint64_t)v > l->max_bulk)
+                    break;
+                const char *p = at + h.hlen;
+                if (p[v] != '\r' || p[v + 1] != '\n') {
+                    evbuffer_drain(in, off);
+                    SG_STAT_INC(&l->core->stats, link_protocol_errors);
+                    link_reset(l, "protocol error from Redis: bulk string not ended by CRLF");
+                    return -1;
+                }
+                data = sg_malloc(v > 0 ? (size_t)v : 1);
+                memcpy(data, p, (size_t)v);
+                step += (size_t)v + 2;
+            } else if (h.type == REDIS_REPLY_STATUS) {
+                memcpy(hdr, at, h.hlen); /* the text as a C string, in our copy */
+                hdr[h.hlen - 2] = '\0';
+                data = hdr + 1;
+            } else { /* an integer or a nil */
+                data = NULL;
+            }
+            off += step;
+            taken++;
+            op = link_pop(l, now_us);
+            uint64_t gen = l->generation;
+            op->cbs->simple(op, h.type, data, v);
+            if (l->generation != gen)
+                return -1;
+            op = TAILQ_FIRST(&l->fifo);
+            if (op == NULL || op->cbs == NULL || op->cbs->simple == NULL || op->asking_pending)
+                break;
+            at = (const char *)first.iov_base + off;
+            if (sg_resp_simple_header(at, first.iov_len - off, &h) != SG_RESP_SIMPLE_OK)
+                break;
+            v = h.n;
         }
-        data = sg_malloc(v > 0 ? (size_t)v : 1);
-        memcpy(data, p, (size_t)v);
-        evbuffer_drain(in, h.hlen + (size_t)v + 2);
-        op = link_pop(l, now_us);
-        uint64_t gen = l->generation;
-        op->cbs->simple(op, h.type, data, v);
-        return l->generation != gen ? -1 : 1;
+        if (taken > 0) {
+            evbuffer_drain(in, off);
+            return 1;
+        }
     }
     if (h.type == REDIS_REPLY_STATUS) {
         if (at != hdr) /* the status text is written into a copy below */

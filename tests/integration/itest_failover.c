@@ -279,6 +279,118 @@ static int recv_batch_answer(struct rt_conn *rc, const int *idx, int n, uint64_t
 }
 
 /*
+ * Replies of every kind the link takes in place, back to back in one read:
+ * with the master of slot {rt} stopped, one record of 40 requests on that
+ * slot (SET: a status; GET of a set key: a bulk; DELETE: an integer; GET of
+ * a missing key: a nil) reaches the proxy and is sent on; once the master
+ * runs again it answers all 40 in one go. Every answer must be the one its
+ * request is owed (the link walks the replies in its input and drains
+ * them once).
+ */
+#define RT_N 10
+static size_t rt_frame_op(uint64_t id, int op, const char *key, const char *val, uint8_t *out,
+                          size_t cap)
+{
+    ProtobufCBinaryData k = {strlen(key), (uint8_t *)key};
+    ProtobufCBinaryData v = {val ? strlen(val) : 0, (uint8_t *)val};
+    Slotgate__V1__Request r = SLOTGATE__V1__REQUEST__INIT;
+    r.id = id;
+    r.op = op;
+    r.n_keys = 1;
+    r.keys = &k;
+    if (val != NULL) {
+        r.n_values = 1;
+        r.values = &v;
+    }
+    Slotgate__V1__ClientMessage m = SLOTGATE__V1__CLIENT_MESSAGE__INIT;
+    m.msg_case = SLOTGATE__V1__CLIENT_MESSAGE__MSG_REQUEST;
+    m.request = &r;
+    return rt_frame(&m, out, cap);
+}
+
+static void test_replies_read_together(void **state)
+{
+    char k[64], v[64];
+    for (int i = 0; i < RT_N; i++) {
+        snprintf(k, sizeof(k), "{rt}:s%d", i);
+        snprintf(v, sizeof(v), "rt-old-%d", i);
+        assert_int_equal(hc_set(C, "", k, strlen(k), v, strlen(v), 0, SG_COND_NONE), SG_OK);
+        snprintf(k, sizeof(k), "{rt}:m%d", i);
+        hc_del(C, "", k, strlen(k));
+    }
+    int master = h_key_owner(&H, "{rt}:s0", 7);
+    assert_true(master >= 0);
+    struct rt_conn rc;
+    assert_int_equal(rt_connect(&rc, H.proxies[0].port, H.ca_file), 0);
+    assert_int_equal(rt_handshake(&rc), 0);
+    static uint8_t buf[4 * RT_N * 96];
+    size_t len = 0;
+    for (int i = 0; i < RT_N; i++) {
+        uint64_t id = 5000 + 4 * (uint64_t)i;
+        snprintf(k, sizeof(k), "{rt}:n%d", i);
+        snprintf(v, sizeof(v), "rt-new-%d", i);
+        len += rt_frame_op(id, SLOTGATE__V1__OP__OP_SET, k, v, buf + len, sizeof(buf) - len);
+        snprintf(k, sizeof(k), "{rt}:s%d", i);
+        len += rt_frame_op(id + 1, SLOTGATE__V1__OP__OP_GET, k, NULL, buf + len, sizeof(buf) - len);
+        len +=
+            rt_frame_op(id + 2, SLOTGATE__V1__OP__OP_DELETE, k, NULL, buf + len, sizeof(buf) - len);
+        snprintf(k, sizeof(k), "{rt}:m%d", i);
+        len += rt_frame_op(id + 3, SLOTGATE__V1__OP__OP_GET, k, NULL, buf + len, sizeof(buf) - len);
+        assert_true(len < sizeof(buf));
+    }
+    int64_t sent0 = h_stat(C, "backend_commands");
+    assert_int_equal(h_node_signal(&H, master, SIGSTOP), 0);
+    assert_int_equal(rt_write(&rc, buf, len), 0);
+    int64_t sent = sent0, until = h_now_ms() + 1000;
+    while ((sent = h_stat(C, "backend_commands")) < sent0 + 4 * RT_N && h_now_ms() < until)
+        h_poll_pause();
+    assert_int_equal(h_node_signal(&H, master, SIGCONT), 0);
+    h_log("%lld of %d commands sent before the master ran again", (long long)(sent - sent0),
+          4 * RT_N);
+
+    int seen[4 * RT_N] = {0};
+    for (int n = 0; n < 4 * RT_N; n++) {
+        Slotgate__V1__ServerMessage *m = rt_read(&rc);
+        assert_non_null(m);
+        assert_int_equal(m->msg_case, SLOTGATE__V1__SERVER_MESSAGE__MSG_RESPONSE);
+        const Slotgate__V1__Response *r = m->response;
+        int j = (int)(r->id - 5000);
+        assert_true(j >= 0 && j < 4 * RT_N);
+        assert_int_equal(seen[j]++, 0);
+        int i = j / 4;
+        switch (j % 4) {
+        case 0: /* SET */
+            assert_int_equal(r->code, SLOTGATE__V1__CODE__CODE_OK);
+            break;
+        case 1: /* GET of a set key, before its DELETE */
+            assert_int_equal(r->code, SLOTGATE__V1__CODE__CODE_OK);
+            snprintf(v, sizeof(v), "rt-old-%d", i);
+            assert_int_equal(r->value.len, strlen(v));
+            assert_memory_equal(r->value.data, v, strlen(v));
+            break;
+        case 2: /* DELETE */
+            assert_int_equal(r->code, SLOTGATE__V1__CODE__CODE_OK);
+            assert_int_equal(r->count, 1);
+            break;
+        default: /* GET of a missing key */
+            assert_int_equal(r->code, SLOTGATE__V1__CODE__CODE_NOT_FOUND);
+        }
+        slotgate__v1__server_message__free_unpacked(m, NULL);
+    }
+    rt_close(&rc);
+    for (int i = 0; i < RT_N; i++) { /* the SETs landed */
+        void *got = NULL;
+        size_t glen = 0;
+        snprintf(k, sizeof(k), "{rt}:n%d", i);
+        snprintf(v, sizeof(v), "rt-new-%d", i);
+        assert_int_equal(hc_get(C, "", k, strlen(k), &got, &glen), SG_OK);
+        assert_int_equal(glen, strlen(v));
+        assert_memory_equal(got, v, glen);
+        free(got);
+    }
+}
+
+/*
  * A second proxy, gathering for up to 1 s. One master is stopped while
  * the batch is read, so its keys' answers come after the others' have
  * reached the proxy (its backend_replies count them); the client's
@@ -619,9 +731,8 @@ static void test_kill_master_inflight(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gather_one_write),
-        cmocka_unit_test(test_gather_bounded),
-        cmocka_unit_test(test_hung_master),
+        cmocka_unit_test(test_replies_read_together), cmocka_unit_test(test_gather_one_write),
+        cmocka_unit_test(test_gather_bounded),        cmocka_unit_test(test_hung_master),
         cmocka_unit_test(test_kill_master_inflight),
     };
     int failed = cmocka_run_group_tests_name("itest_failover", tests, group_setup, group_teardown);
