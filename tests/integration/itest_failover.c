@@ -278,6 +278,8 @@ static int recv_batch_answer(struct rt_conn *rc, const int *idx, int n, uint64_t
     return j;
 }
 
+#define RT_N 10
+
 /*
  * Replies of every kind the link takes in place, back to back in one read:
  * with the master of slot {rt} stopped, one record of 40 requests on that
@@ -287,27 +289,6 @@ static int recv_batch_answer(struct rt_conn *rc, const int *idx, int n, uint64_t
  * request is owed (the link walks the replies in its input and drains
  * them once).
  */
-#define RT_N 10
-static size_t rt_frame_op(uint64_t id, int op, const char *key, const char *val, uint8_t *out,
-                          size_t cap)
-{
-    ProtobufCBinaryData k = {strlen(key), (uint8_t *)key};
-    ProtobufCBinaryData v = {val ? strlen(val) : 0, (uint8_t *)val};
-    Slotgate__V1__Request r = SLOTGATE__V1__REQUEST__INIT;
-    r.id = id;
-    r.op = op;
-    r.n_keys = 1;
-    r.keys = &k;
-    if (val != NULL) {
-        r.n_values = 1;
-        r.values = &v;
-    }
-    Slotgate__V1__ClientMessage m = SLOTGATE__V1__CLIENT_MESSAGE__INIT;
-    m.msg_case = SLOTGATE__V1__CLIENT_MESSAGE__MSG_REQUEST;
-    m.request = &r;
-    return rt_frame(&m, out, cap);
-}
-
 static void test_replies_read_together(void **state)
 {
     char k[64], v[64];
@@ -329,13 +310,15 @@ static void test_replies_read_together(void **state)
         uint64_t id = 5000 + 4 * (uint64_t)i;
         snprintf(k, sizeof(k), "{rt}:n%d", i);
         snprintf(v, sizeof(v), "rt-new-%d", i);
-        len += rt_frame_op(id, SLOTGATE__V1__OP__OP_SET, k, v, buf + len, sizeof(buf) - len);
+        len += rt_frame_req(id, SLOTGATE__V1__OP__OP_SET, k, v, 0, buf + len, sizeof(buf) - len);
         snprintf(k, sizeof(k), "{rt}:s%d", i);
-        len += rt_frame_op(id + 1, SLOTGATE__V1__OP__OP_GET, k, NULL, buf + len, sizeof(buf) - len);
-        len +=
-            rt_frame_op(id + 2, SLOTGATE__V1__OP__OP_DELETE, k, NULL, buf + len, sizeof(buf) - len);
+        len += rt_frame_req(id + 1, SLOTGATE__V1__OP__OP_GET, k, NULL, 0, buf + len,
+                            sizeof(buf) - len);
+        len += rt_frame_req(id + 2, SLOTGATE__V1__OP__OP_DELETE, k, NULL, 0, buf + len,
+                            sizeof(buf) - len);
         snprintf(k, sizeof(k), "{rt}:m%d", i);
-        len += rt_frame_op(id + 3, SLOTGATE__V1__OP__OP_GET, k, NULL, buf + len, sizeof(buf) - len);
+        len += rt_frame_req(id + 3, SLOTGATE__V1__OP__OP_GET, k, NULL, 0, buf + len,
+                            sizeof(buf) - len);
         assert_true(len < sizeof(buf));
     }
     int64_t sent0 = h_stat(C, "backend_commands");

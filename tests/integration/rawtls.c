@@ -121,19 +121,30 @@ int rt_send_hello(struct rt_conn *c)
     return rt_send(c, &m);
 }
 
-size_t rt_frame_get(uint64_t id, const char *key, uint32_t deadline_ms, uint8_t *out, size_t cap)
+size_t rt_frame_req(uint64_t id, int op, const char *key, const char *value, uint32_t deadline_ms,
+                    uint8_t *out, size_t cap)
 {
     ProtobufCBinaryData k = {strlen(key), (uint8_t *)key};
+    ProtobufCBinaryData v = {value != NULL ? strlen(value) : 0, (uint8_t *)value};
     Slotgate__V1__Request r = SLOTGATE__V1__REQUEST__INIT;
     r.id = id;
-    r.op = SLOTGATE__V1__OP__OP_GET;
+    r.op = op;
     r.deadline_ms = deadline_ms;
     r.n_keys = 1;
     r.keys = &k;
+    if (value != NULL) {
+        r.n_values = 1;
+        r.values = &v;
+    }
     Slotgate__V1__ClientMessage m = SLOTGATE__V1__CLIENT_MESSAGE__INIT;
     m.msg_case = SLOTGATE__V1__CLIENT_MESSAGE__MSG_REQUEST;
     m.request = &r;
     return rt_frame(&m, out, cap);
+}
+
+size_t rt_frame_get(uint64_t id, const char *key, uint32_t deadline_ms, uint8_t *out, size_t cap)
+{
+    return rt_frame_req(id, SLOTGATE__V1__OP__OP_GET, key, NULL, deadline_ms, out, cap);
 }
 
 int rt_send_get(struct rt_conn *c, uint64_t id, const char *key)

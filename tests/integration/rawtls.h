@@ -39,8 +39,12 @@ int rt_write(struct rt_conn *c, const void *buf, size_t len);
  * rt_write reach the server in one TLS record: a pipelined batch.
  */
 size_t rt_frame(const Slotgate__V1__ClientMessage *m, uint8_t *out, size_t cap);
-/* The same for GET key in the default keyspace under request id, with
+/* The same for a one-key request op (SLOTGATE__V1__OP__OP_*) on key in
+ * the default keyspace under request id, with value (NULL: none) and
  * deadline_ms (0: the server's default). */
+size_t rt_frame_req(uint64_t id, int op, const char *key, const char *value, uint32_t deadline_ms,
+                    uint8_t *out, size_t cap);
+/* rt_frame_req for a GET. */
 size_t rt_frame_get(uint64_t id, const char *key, uint32_t deadline_ms, uint8_t *out, size_t cap);
 /* Frame and write one ClientMessage; 0 or -1. */
 int rt_send(struct rt_conn *c, const Slotgate__V1__ClientMessage *m);
