@@ -1189,46 +1189,90 @@ static int tcp_connect_local(int port, int timeout_ms)
     return fd;
 }
 
-/* GET path: as much of the answer as fits in buf (NUL-terminated); its
- * status, or -1. */
-static int http_fetch(int port, const char *path, char *buf, size_t cap, int timeout_ms)
+/* GET path: the whole body (malloc'd, NUL-terminated) with *status set,
+ * or NULL. */
+static char *http_fetch(int port, const char *path, int timeout_ms, int *status)
 {
     int fd = tcp_connect_local(port, timeout_ms);
     if (fd < 0)
-        return -1;
+        return NULL;
     char req[256];
     int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
     if (write(fd, req, (size_t)n) != n) {
         close(fd);
-        return -1;
+        return NULL;
     }
-    size_t have = 0;
+    size_t have = 0, cap = 1 << 16;
+    char *buf = malloc(cap);
     ssize_t r;
-    while (have < cap - 1 && (r = read(fd, buf + have, cap - 1 - have)) > 0)
+    while (buf != NULL) {
+        if (have + 4096 > cap) {
+            char *grown = realloc(buf, cap *= 2);
+            if (grown == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+        }
+        if ((r = read(fd, buf + have, cap - 1 - have)) <= 0)
+            break;
         have += (size_t)r;
+    }
     close(fd);
+    if (buf == NULL)
+        return NULL;
     buf[have] = '\0';
-    int status = -1;
-    if (sscanf(buf, "HTTP/%*d.%*d %d", &status) != 1)
-        return -1;
-    return status;
+    char *body = strstr(buf, "\r\n\r\n");
+    if (sscanf(buf, "HTTP/%*d.%*d %d", status) != 1 || body == NULL) {
+        free(buf);
+        return NULL;
+    }
+    memmove(buf, body + 4, strlen(body + 4) + 1);
+    return buf;
+}
+
+char *h_http_fetch(int port, const char *path, int *status)
+{
+    return http_fetch(port, path, 5000, status);
 }
 
 int h_http_status(int port, const char *path)
 {
-    char resp[256];
-    return http_fetch(port, path, resp, sizeof(resp), 1000);
+    int status = -1;
+    free(http_fetch(port, path, 1000, &status));
+    return status;
 }
 
 int h_http_get(int port, const char *path, char *buf, size_t cap)
 {
-    if (http_fetch(port, path, buf, cap, 5000) != 200)
+    int status = -1;
+    char *body = http_fetch(port, path, 5000, &status);
+    if (body == NULL || status != 200) {
+        free(body);
         return -1;
-    char *body = strstr(buf, "\r\n\r\n");
-    if (body == NULL)
-        return -1;
-    memmove(buf, body + 4, strlen(body + 4) + 1);
+    }
+    snprintf(buf, cap, "%s", body);
+    free(body);
     return 0;
+}
+
+long long h_metric(int port, const char *metric)
+{
+    int status = -1;
+    char *body = http_fetch(port, "/metrics", 5000, &status);
+    long long v = -1;
+    size_t ml = strlen(metric);
+    for (char *line = body; status == 200 && line != NULL && *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        if (strncmp(line, metric, ml) == 0 && line[ml] == ' ') {
+            v = strtoll(line + ml + 1, NULL, 10);
+            break;
+        }
+        line = nl != NULL ? nl + 1 : NULL;
+    }
+    free(body);
+    return v;
 }
 
 #define H_RELAY_MAX 64

@@ -201,12 +201,17 @@ int h_sync_replicas(const struct h_env *e);
 
 /* ---- HTTP and a PROXY-protocol relay ---------------------------------------- */
 
-/* GET path from 127.0.0.1:port (1 s timeout); the HTTP status, or -1. */
+/* GET path from 127.0.0.1:port (5 s timeout): the whole body (the caller
+ * frees it) with *status set to the HTTP status, or NULL. */
+char *h_http_fetch(int port, const char *path, int *status);
+/* The same with a 1 s timeout, for the status alone; -1 when none came. */
 int h_http_status(int port, const char *path);
-/* GET path from 127.0.0.1:port (5 s timeout): 0 with the body of a 200
- * answer in buf (NUL-terminated, cut at cap - 1 bytes with the headers),
- * or -1. */
+/* h_http_fetch into buf: 0 with the body of a 200 answer (NUL-terminated,
+ * cut at cap - 1 bytes), or -1. */
 int h_http_get(int port, const char *path, char *buf, size_t cap);
+/* The value of the first /metrics sample line that starts with metric
+ * (name and labels as written, then a space), or -1. */
+long long h_metric(int port, const char *metric);
 
 /*
  * A TCP relay on a free loopback port that, for each connection it

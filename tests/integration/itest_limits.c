@@ -84,7 +84,7 @@ static int proxy_pid(void)
 
 static long long metric(const char *name)
 {
-    return rt_metric(env.proxies[0].admin_port, name);
+    return h_metric(env.proxies[0].admin_port, name);
 }
 
 /* Read GET replies of the big value on a well-behaved raw client. */

@@ -7,8 +7,6 @@
  * its name (in /metrics and in the STATS op); every metric the Grafana
  * dashboard queries exists in a live scrape.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -68,43 +66,7 @@ static int group_teardown(void **state)
 /* GET path from the admin port; the body (caller frees) or NULL. */
 static char *http_get(const char *path, int *status)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)admin_port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        return NULL;
-    }
-    char req[256];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return NULL;
-    }
-    size_t len = 0, cap = 1 << 16;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (len + 4096 > cap)
-            buf = realloc(buf, cap *= 2);
-        ssize_t r = read(fd, buf + len, cap - len - 1);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
-    close(fd);
-    buf[len] = '\0';
-    *status = 0;
-    sscanf(buf, "HTTP/1.%*d %d", status);
-    char *body = strstr(buf, "\r\n\r\n");
-    if (body == NULL) {
-        free(buf);
-        return NULL;
-    }
-    char *out = strdup(body + 4);
-    free(buf);
-    return out;
+    return h_http_fetch(admin_port, path, status);
 }
 
 static char *scrape(void)

@@ -216,37 +216,3 @@ long rt_rss_kib(int pid)
     fclose(f);
     return kib;
 }
-
-long long rt_metric(int port, const char *metric)
-{
-    int fd = rt_tcp_connect(port);
-    if (fd < 0)
-        return -1;
-    char req[128];
-    int n = snprintf(req, sizeof(req), "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    size_t cap = 1 << 20, have = 0;
-    char *body = malloc(cap + 1);
-    ssize_t r;
-    while (body != NULL && have < cap && (r = read(fd, body + have, cap - have)) > 0)
-        have += (size_t)r;
-    close(fd);
-    if (body == NULL)
-        return -1;
-    body[have] = '\0';
-    long long v = -1;
-    size_t ml = strlen(metric);
-    for (char *line = body; line != NULL && *line != '\0';) {
-        char *nl = strchr(line, '\n');
-        if (strncmp(line, metric, ml) == 0 && line[ml] == ' ') {
-            v = strtoll(line + ml + 1, NULL, 10);
-            break;
-        }
-        line = nl != NULL ? nl + 1 : NULL;
-    }
-    free(body);
-    return v;
-}

@@ -61,11 +61,5 @@ int rt_handshake(struct rt_conn *c);
 
 /* VmRSS of pid in KiB, or -1. */
 long rt_rss_kib(int pid);
-/*
- * GET path from the HTTP listener on 127.0.0.1:port and return the value
- * of the first sample line starting with metric (name and labels as
- * written, then a space), or -1.
- */
-long long rt_metric(int port, const char *metric);
 
 #endif
