@@ -40,7 +40,7 @@
 static void subop_format(struct sg_linkop *lop, struct evbuffer *out);
 static void subop_reply(struct sg_linkop *lop, redisReply *reply);
 static void subop_failure(struct sg_linkop *lop, int may_have_run);
-static void subop_simple(struct sg_linkop *lop, int type, char *data, int64_t n);
+static void subop_simple(struct sg_linkop *lop, int type, char *data, int64_t n, int borrowed);
 static const struct sg_linkop_cbs subop_cbs = {subop_format, subop_reply, subop_failure, NULL};
 /* Ops whose replies are simple (bulk, nil, status, integer; or an error):
  * the link hands them over in place, without a hiredis reply object. */
@@ -402,15 +402,25 @@ static void subop_reply(struct sg_linkop *lop, redisReply *reply)
  * stack reply stands for it and nothing of it is freed), with data (owned
  * when a bulk) backing the value instead of a reply object.
  */
-static void subop_simple(struct sg_linkop *lop, int type, char *data, int64_t n)
+static void subop_simple(struct sg_linkop *lop, int type, char *data, int64_t n, int borrowed)
 {
     struct sg_subop *op = SUBOP_OF(lop, lop);
-    struct sg_core *w = op->req->core;
-    char *owned = type == REDIS_REPLY_STRING ? data : NULL;
+    struct sg_request *r = op->req;
+    struct sg_core *w = r->core;
+    char *owned = type == REDIS_REPLY_STRING && !borrowed ? data : NULL;
     if (subop_drop_late(op)) {
         free(owned);
         SG_STAT_INC(&w->stats, orphaned_replies);
         return;
+    }
+    /* A lent value may be used in place only by the last sub-op of a
+     * single-key GET, which is answered (its frame encoded) before this
+     * returns; anything that keeps the outcome gets a copy. */
+    if (type == REDIS_REPLY_STRING && borrowed &&
+        !(r->rq->op == SLOTGATE__V1__OP__OP_GET && r->n_subops == 1 && r->pending == 1)) {
+        owned = sg_malloc(n > 0 ? (size_t)n : 1);
+        memcpy(owned, data, (size_t)n);
+        data = owned;
     }
     redisReply stand_in = {.type = type};
     if (type == REDIS_REPLY_INTEGER) {

@@ -268,6 +268,9 @@ static int reader_idle(const redisReader *r)
  * boundary (hiredis idle), so the header scan's state is there too; a
  * bulk's length is checked against the same limit.
  */
+/* Bulk values shorter than this are lent to the simple callback in place. */
+#define SG_LINK_LEND_MAX 4096
+
 static int link_take_simple(struct sg_shardlink *l, struct evbuffer *in, uint64_t now_us, int *wait)
 {
     struct sg_linkop *op = TAILQ_FIRST(&l->fifo);
@@ -301,7 +304,7 @@ static int link_take_simple(struct sg_shardlink *l, struct evbuffer *in, uint64_
          * not touched then). A bulk cut by the chain's end, or over the
          * limit, goes the way below when it comes first. */
         size_t off = 0;
-        int taken = 0;
+        int taken = 0, borrowed;
         for (;;) {
             size_t left = first.iov_len - off, step = h.hlen;
             if (h.type == REDIS_REPLY_STRING) {
@@ -314,21 +317,31 @@ static int link_take_simple(struct sg_shardlink *l, struct evbuffer *in, uint64_
                     link_reset(l, "protocol error from Redis: bulk string not ended by CRLF");
                     return -1;
                 }
-                data = sg_malloc(v > 0 ? (size_t)v : 1);
-                memcpy(data, p, (size_t)v);
+                /* Short values are lent where they lie (the input is
+                 * drained after the walk); longer ones are copied out,
+                 * for a session to send by reference. */
+                borrowed = v < SG_LINK_LEND_MAX;
+                if (borrowed) {
+                    data = (char *)p;
+                } else {
+                    data = sg_malloc((size_t)v);
+                    memcpy(data, p, (size_t)v);
+                }
                 step += (size_t)v + 2;
             } else if (h.type == REDIS_REPLY_STATUS) {
+                borrowed = 0;
                 memcpy(hdr, at, h.hlen); /* the text as a C string, in our copy */
                 hdr[h.hlen - 2] = '\0';
                 data = hdr + 1;
             } else { /* an integer or a nil */
+                borrowed = 0;
                 data = NULL;
             }
             off += step;
             taken++;
             op = link_pop(l, now_us);
             uint64_t gen = l->generation;
-            op->cbs->simple(op, h.type, data, v);
+            op->cbs->simple(op, h.type, data, v, borrowed);
             if (l->generation != gen)
                 return -1;
             op = TAILQ_FIRST(&l->fifo);
@@ -374,7 +387,7 @@ static int link_take_simple(struct sg_shardlink *l, struct evbuffer *in, uint64_
     }
     op = link_pop(l, now_us);
     uint64_t gen = l->generation;
-    op->cbs->simple(op, h.type, data, v);
+    op->cbs->simple(op, h.type, data, v, 0);
     return l->generation != gen ? -1 : 1;
 }
 

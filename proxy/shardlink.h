@@ -46,12 +46,14 @@ struct sg_linkop_cbs {
     /*
      * Optional: a simple reply read in place from the link's input instead
      * of through a hiredis reply object (errors and arrays still come to
-     * reply). type is hiredis's: REDIS_REPLY_STRING (n bytes at data,
-     * malloc'd, ownership passes), REDIS_REPLY_NIL (data NULL),
-     * REDIS_REPLY_STATUS (n bytes at data, NUL-terminated, valid during the
-     * call only) or REDIS_REPLY_INTEGER (n is the value, data NULL).
+     * reply). type is hiredis's: REDIS_REPLY_STRING (n bytes at data:
+     * malloc'd with ownership passing, or, when borrowed, lying in the
+     * link's input and valid during the call only), REDIS_REPLY_NIL (data
+     * NULL), REDIS_REPLY_STATUS (n bytes at data, NUL-terminated, valid
+     * during the call only) or REDIS_REPLY_INTEGER (n is the value, data
+     * NULL).
      */
-    void (*simple)(struct sg_linkop *op, int type, char *data, int64_t n);
+    void (*simple)(struct sg_linkop *op, int type, char *data, int64_t n, int borrowed);
 };
 
 struct sg_linkop {
