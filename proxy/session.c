@@ -726,18 +726,19 @@ static _Thread_local uint8_t frame_scratch[SG_FRAME_SCRATCH];
 
 /*
  * The body of the whole frame at the front of in (its header not yet
- * drained), contiguous, valid until in changes: in place when it already
- * is (the usual case: one read holds many frames), else copied into the
+ * drained; first: in's first chain, as peeked), contiguous, valid until in
+ * changes: in place when it already is (the usual case: one read holds
+ * many frames), else copied into the
  * thread's scratch buffer, else (larger) pulled up. evbuffer_pullup
  * allocates a chain of the next power of two above the frame and moves the
  * bytes into it: for a 64 KiB value, a 128 KiB mmap and munmap per request.
  */
-static const uint8_t *session_frame_body(struct evbuffer *in, uint32_t body_len)
+static const uint8_t *session_frame_body(struct evbuffer *in, const struct evbuffer_iovec *first,
+                                         uint32_t body_len)
 {
     size_t need = SG_FRAME_HEADER + (size_t)body_len;
-    struct evbuffer_iovec v;
-    if (evbuffer_peek(in, -1, NULL, &v, 1) >= 1 && v.iov_len >= need)
-        return (const uint8_t *)v.iov_base + SG_FRAME_HEADER;
+    if (first->iov_len >= need)
+        return (const uint8_t *)first->iov_base + SG_FRAME_HEADER;
     struct evbuffer_ptr at;
     if (body_len <= sizeof(frame_scratch) &&
         evbuffer_ptr_set(in, &at, SG_FRAME_HEADER, EVBUFFER_PTR_SET) == 0 &&
@@ -825,8 +826,8 @@ static void session_process_frames(struct sg_session *s)
         uint8_t hdr_copy[SG_FRAME_HEADER];
         const uint8_t *hdr = hdr_copy;
         uint32_t body_len = 0;
-        /* The frame usually lies whole in the first chain: its header and
-         * body are read there with no copy (else session_frame_body). */
+        /* The frame usually lies whole in the first chain: its header is
+         * read there with no copy, and its body (session_frame_body). */
         struct evbuffer_iovec first;
         size_t have;
         if (evbuffer_peek(in, -1, NULL, &first, 1) < 1)
@@ -857,10 +858,7 @@ static void session_process_frames(struct sg_session *s)
         session_rcvlowat(s, 0);
         struct sg_request *r = NULL;
         int by_ref = body_len >= SG_FRAME_BY_REF ? session_take_by_ref(s, in, body_len, &r) : 0;
-        const uint8_t *body = by_ref != 0 ? NULL
-                              : first.iov_len >= SG_FRAME_HEADER + (size_t)body_len
-                                  ? (const uint8_t *)first.iov_base + SG_FRAME_HEADER
-                                  : session_frame_body(in, body_len);
+        const uint8_t *body = by_ref != 0 ? NULL : session_frame_body(in, &first, body_len);
         if (by_ref < 0 || (by_ref == 0 && body == NULL)) {
             sg_log_error("session %s: out of memory for a %u-byte frame; closed", s->peer,
                          body_len);
@@ -896,11 +894,9 @@ static void session_process(struct sg_session *s)
     /* The read's requests arrived together: one clock reading serves
      * their start times (and their sub-ops' departures). */
     struct sg_stats *st = &s->core->stats;
-    uint64_t outer = st->clock_us;
-    if (outer == 0)
-        st->clock_us = sg_stats_now_us();
+    uint64_t outer = sg_stats_clock_hold(st);
     session_process_frames(s);
-    st->clock_us = outer;
+    sg_stats_clock_drop(st, outer);
     s->processing = 0;
     if (s->holding && s->state == SG_SESS_READY)
         session_hold_decide(s);
