@@ -137,7 +137,7 @@ void sg_resp_arg_buffer(struct evbuffer *out, struct evbuffer *value)
         resp_failed = 1;
 }
 
-/* Room for a whole short two-word command (three header lines, two CRLFs). */
+/* What sg_resp_cmdv formats in one append. */
 #define SG_RESP_CMD_BUF 512
 
 int sg_resp_cmdv(struct evbuffer *out, int argc, const struct iovec *argv)

@@ -258,19 +258,20 @@ static int reader_idle(const redisReader *r)
     return r->pos >= r->len && (r->ridx == -1 || (r->ridx == 0 && r->rstack[0].type < 0));
 }
 
-/*
- * The in-place path: when the FIFO head takes simple replies (cbs->simple)
- * and the reply at the head of the input is a bulk string, nil, status or
- * integer, hand it over without building a hiredis reply. Returns 1 when
- * a reply was taken, 0 when the path does not apply (an error, an array,
- * an odd header: the caller feeds hiredis) or, with *wait set, when more
- * bytes are needed; -1 when the link was reset. Only called at a reply
- * boundary (hiredis idle), so the header scan's state is there too; a
- * bulk's length is checked against the same limit.
- */
 /* Bulk values shorter than this are lent to the simple callback in place. */
 #define SG_LINK_LEND_MAX 4096
 
+/*
+ * The in-place path: when the FIFO head takes simple replies (cbs->simple)
+ * and the reply at the head of the input is a bulk string, nil, status or
+ * integer, hand it over without building a hiredis reply, and the replies
+ * after it lying whole in the same chain too. Returns 1 when replies were
+ * taken, 0 when the path does not apply (an error, an array, an odd
+ * header: the caller feeds hiredis) or, with *wait set, when more bytes
+ * are needed; -1 when the link was reset. Only called at a reply boundary
+ * (hiredis idle), so the header scan's state is there too; a bulk's length
+ * is checked against the same limit.
+ */
 static int link_take_simple(struct sg_shardlink *l, struct evbuffer *in, uint64_t now_us, int *wait)
 {
     struct sg_linkop *op = TAILQ_FIRST(&l->fifo);
@@ -357,10 +358,8 @@ static int link_take_simple(struct sg_shardlink *l, struct evbuffer *in, uint64_
             return 1;
         }
     }
-    if (h.type == REDIS_REPLY_STATUS) {
-        if (at != hdr) /* the status text is written into a copy below */
-            memcpy(hdr, at, h.hlen);
-        hdr[h.hlen - 2] = '\0'; /* the CR, in our copy: the text is a C string */
+    if (h.type == REDIS_REPLY_STATUS) { /* in hdr: one in the chain was taken above */
+        hdr[h.hlen - 2] = '\0';         /* the CR, in our copy: the text is a C string */
         data = hdr + 1;
     } else if (h.type != REDIS_REPLY_INTEGER) { /* a bulk or nil: its bytes follow */
         if (v >= 0 && (uint64_t)v > l->max_bulk) {
@@ -509,7 +508,7 @@ static void on_read(void *arg)
     struct sg_shardlink *l = arg;
     struct evbuffer *in = sg_conn_input(l->conn);
     struct sg_stats *st = &l->core->stats;
-    uint64_t now_us = st->clock_us = sg_stats_now_us(); /* one read per batch */
+    uint64_t outer = sg_stats_clock_hold(st), now_us = st->clock_us; /* one read per batch */
     struct evbuffer_iovec vec;
     for (;;) {
         if (reader_idle(l->reader)) {
@@ -550,7 +549,7 @@ static void on_read(void *arg)
             break;
     }
     link_publish_pending(l); /* the gauge, once per read (a reset publishes its own 0) */
-    st->clock_us = 0;
+    sg_stats_clock_drop(st, outer);
 }
 
 static void on_drained(void *arg)
