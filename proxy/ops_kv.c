@@ -51,35 +51,29 @@ void sg_ops_format_set(struct sg_subop *op, struct evbuffer *out)
         ttl = rq->ttls_ms[ki];
     int cond = rq->condition == SLOTGATE__V1__CONDITION__COND_NX ||
                rq->condition == SLOTGATE__V1__CONDITION__COND_XX;
-    const char *nx_xx = rq->condition == SLOTGATE__V1__CONDITION__COND_NX ? "NX" : "XX";
-    if (!r->value_by_ref) { /* short: the whole command in one append */
-        char digits[SG_RESP_U64_MAX];
-        struct iovec v[6] = {{"SET", 3},
-                             {r->keys[ki].data, r->keys[ki].len},
-                             {r->values[ki].data, r->values[ki].len}};
-        int n = 3;
-        if (ttl) {
-            v[n++] = (struct iovec){"PX", 2};
-            v[n++] = (struct iovec){digits, sg_resp_u64(digits, ttl)};
-        }
-        if (cond)
-            v[n++] = (struct iovec){(void *)nx_xx, 2};
-        if (sg_resp_cmdv(out, n, v) == 0)
-            return;
-    }
-    sg_resp_begin(out, 3 + (ttl ? 2 : 0) + cond);
-    sg_resp_arg(out, "SET", 3);
-    sg_ops_arg_bin(out, &r->keys[ki]);
-    if (r->value_by_ref)
-        sg_resp_arg_buffer(out, r->value_buf); /* a SET's one value, held by reference */
-    else
-        sg_ops_arg_value(out, &r->values[ki]);
+    /* SET key value [PX ttl] [NX|XX]: in one append when it is short; else
+     * piece by piece, the value by reference (argument 2). */
+    char digits[SG_RESP_U64_MAX];
+    struct iovec v[6] = {
+        {"SET", 3}, {r->keys[ki].data, r->keys[ki].len}, {r->values[ki].data, r->values[ki].len}};
+    int n = 3;
     if (ttl) {
-        sg_resp_arg(out, "PX", 2);
-        sg_resp_arg_u64(out, ttl);
+        v[n++] = (struct iovec){"PX", 2};
+        v[n++] = (struct iovec){digits, sg_resp_u64(digits, ttl)};
     }
     if (cond)
-        sg_resp_arg(out, nx_xx, 2);
+        v[n++] = (struct iovec){rq->condition == SLOTGATE__V1__CONDITION__COND_NX ? "NX" : "XX", 2};
+    if (!r->value_by_ref && sg_resp_cmdv(out, n, v) == 0)
+        return;
+    sg_resp_begin(out, n);
+    for (int i = 0; i < n; i++) {
+        if (i != 2)
+            sg_resp_arg(out, v[i].iov_base, v[i].iov_len);
+        else if (r->value_by_ref)
+            sg_resp_arg_buffer(out, r->value_buf); /* a SET's one value, held by reference */
+        else
+            sg_ops_arg_value(out, &r->values[ki]);
+    }
 }
 
 void sg_ops_format_unlink(struct sg_subop *op, struct evbuffer *out)
