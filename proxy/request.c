@@ -789,8 +789,7 @@ static void request_start(struct sg_request *r)
     r->rq = r->msg->request;
     SG_STAT_INC(&w->stats, requests);
     SG_STAT_INC(&w->stats, inflight);
-    r->start_us = sg_stats_clock(&w->stats); /* the owner's reading, if it has one */
-    w->stats.clock_us = r->start_us;         /* its sub-ops leave now too */
+    r->start_us = w->stats.clock_us; /* held by sg_request_start: its sub-ops leave now too */
 
     if (r->rq->op == SLOTGATE__V1__OP__OP_PING) {
         request_answer_now(r, SLOTGATE__V1__CODE__CODE_OK, "PONG");
@@ -849,9 +848,9 @@ static void request_start(struct sg_request *r)
 void sg_request_start(struct sg_request *r, const struct sg_request_sink *sink, void *owner)
 {
     struct sg_core *w = r->core;
-    uint64_t outer = w->stats.clock_us;
+    uint64_t outer = sg_stats_clock_hold(&w->stats);
     r->sink = sink;
     r->owner = owner;
     request_start(r);
-    w->stats.clock_us = outer;
+    sg_stats_clock_drop(&w->stats, outer);
 }

@@ -108,6 +108,21 @@ static inline uint64_t sg_stats_clock(const struct sg_stats *st)
     return st->clock_us ? st->clock_us : sg_stats_now_us();
 }
 
+/* Share one clock reading (the one already shared, if any) from here to
+ * sg_stats_clock_drop, which is given what this returns. */
+static inline uint64_t sg_stats_clock_hold(struct sg_stats *st)
+{
+    uint64_t outer = st->clock_us;
+    if (outer == 0)
+        st->clock_us = sg_stats_now_us();
+    return outer;
+}
+
+static inline void sg_stats_clock_drop(struct sg_stats *st, uint64_t outer)
+{
+    st->clock_us = outer;
+}
+
 /* A request of op (proto number) answered with code after us microseconds. */
 static inline void sg_stats_request_done(struct sg_stats *st, int op, int code, uint64_t us)
 {
