@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages slotgate needs, only those that are missing.
 # Idempotent: a second run installs nothing and takes a second.
+#   scripts/deps.sh [PACKAGE...]   also those packages (a benchmark's extras)
 set -euo pipefail
 
 PKGS=(build-essential cmake ninja-build pkg-config
@@ -17,6 +18,7 @@ PKGS=(build-essential cmake ninja-build pkg-config
 # The clients' toolchains: Node.js (TypeScript client) and Go come with the
 # machine image; take Debian's only where they are missing.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
+PKGS+=("$@")
 command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ] || PKGS+=(golang-go)
 
 missing=()
