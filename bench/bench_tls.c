@@ -74,10 +74,24 @@ SSL *sg_bench_tls_new_ssl(SSL_CTX *ctx, const char *host)
     return ssl;
 }
 
+/* Per read and write system call on a plaintext connection. */
+#define SG_BENCH_MAX_SINGLE_IO (256 * 1024)
+
 struct bufferevent *sg_bench_bev_new(struct event_base *base, SSL_CTX *ctx, const char *host)
 {
-    if (ctx == NULL)
-        return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (ctx == NULL) {
+        /* libevent reads and writes at most 16 KiB per system call by
+         * default, so a 64 KiB frame went out in four writes and reached
+         * the proxy as four reads. The clients (and redis-benchmark's
+         * hiredis) hand the kernel a whole frame at once: do the same. */
+        struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (bev != NULL && (bufferevent_set_max_single_write(bev, SG_BENCH_MAX_SINGLE_IO) != 0 ||
+                            bufferevent_set_max_single_read(bev, SG_BENCH_MAX_SINGLE_IO) != 0)) {
+            bufferevent_free(bev);
+            return NULL;
+        }
+        return bev;
+    }
     SSL *ssl = sg_bench_tls_new_ssl(ctx, host);
     if (ssl == NULL)
         return NULL;
