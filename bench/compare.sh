@@ -256,7 +256,6 @@ col() {
     esac
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 
 # ---------------------------------------------------------------------------
 bench_binaries slotgate slotgate-cli slotgate-bench
@@ -311,7 +310,7 @@ MD=$WORK/table.md
                 echo "| ${WL_DESC[$w]} | direct | $(bench_fmt "$rps" 0) | | $(bench_fmt "$p50" 3) | $(bench_fmt "$p99" 3) | | | $(bench_fmt "$red" 2) | |"
             else
                 cpu=$(col "$w" "$side" cpu_proxy)
-                echo "| | ${SIDE_DESC[$side]} | $(bench_fmt "$rps" 0) | $(ratio "$rps" "$d_rps") | $(bench_fmt "$p50" 3) | $(bench_fmt "$p99" 3) | $(bench_fmt "$cpu" 2) | $(ratio "$cpu" "$d_red") | $(bench_fmt "$red" 2) | $(ratio "$red" "$d_red") |"
+                echo "| | ${SIDE_DESC[$side]} | $(bench_fmt "$rps" 0) | $(bench_ratio "$rps" "$d_rps") | $(bench_fmt "$p50" 3) | $(bench_fmt "$p99" 3) | $(bench_fmt "$cpu" 2) | $(bench_ratio "$cpu" "$d_red") | $(bench_fmt "$red" 2) | $(bench_ratio "$red" "$d_red") |"
             fi
         done
     done
@@ -325,7 +324,7 @@ MG=$WORK/mget.md
         if [ $c = c1 ]; then mw=mget100_c1 gw=get_c1; else mw=mget100 gw=get_p1; fi
         row="| -${c/c/c } ($(bench_fmt "$(col $gw direct 6)" 3) ms direct GET p50)"
         for side in "${SIDES[@]}"; do
-            row="$row | $(ratio "$(col $mw "$side" 6)" "$(col $gw "$side" 6)")"
+            row="$row | $(bench_ratio "$(col $mw "$side" 6)" "$(col $gw "$side" 6)")"
         done
         echo "$row |"
     done
@@ -340,8 +339,8 @@ check() {
         ok = (op == "le") ? (v <= l) : (v >= l); print ok ? "met" : "MISSED" }')
     echo "| $label | $side | $v | $([ "$op" = le ] && echo "≤" || echo "≥") $lim | $verdict |" >>"$TARGETS"
 }
-cpu_ratio() { ratio "$(col "$1" "$2" cpu_proxy)" "$(col "$1" direct cpu_redis)"; }
-rps_ratio() { ratio "$(col "$1" "$2" 5)" "$(col "$1" direct 5)"; }
+cpu_ratio() { bench_ratio "$(col "$1" "$2" cpu_proxy)" "$(col "$1" direct cpu_redis)"; }
+rps_ratio() { bench_ratio "$(col "$1" "$2" 5)" "$(col "$1" direct 5)"; }
 {
     echo "| issue-11 target | side | measured | limit | verdict |"
     echo "|---|---|---:|---:|---|"
@@ -367,12 +366,12 @@ for w in get_64k set_64k; do
 done
 for side in tls plain; do
     sd=TLS; [ $side = plain ] && sd=plaintext
-    check "100-key MGET p50 ÷ GET p50, -c 1" $sd "$(ratio "$(col mget100_c1 $side 6)" "$(col get_c1 $side 6)")" le 2.0
-    check "100-key MGET p50 ÷ GET p50, -c 50" $sd "$(ratio "$(col mget100 $side 6)" "$(col get_p1 $side 6)")" le 2.0
+    check "100-key MGET p50 ÷ GET p50, -c 1" $sd "$(bench_ratio "$(col mget100_c1 $side 6)" "$(col get_c1 $side 6)")" le 2.0
+    check "100-key MGET p50 ÷ GET p50, -c 50" $sd "$(bench_ratio "$(col mget100 $side 6)" "$(col get_p1 $side 6)")" le 2.0
 done
 for side in tls plain; do
     sd=TLS; [ $side = plain ] && sd=plaintext
-    check "no regression: Redis CPU per GET via slotgate ÷ direct, -P 1" $sd "$(ratio "$(col get_p1 $side cpu_redis)" "$(col get_p1 direct cpu_redis)")" le 0.7
+    check "no regression: Redis CPU per GET via slotgate ÷ direct, -P 1" $sd "$(bench_ratio "$(col get_p1 $side cpu_redis)" "$(col get_p1 direct cpu_redis)")" le 0.7
 done
 
 OTHER=$(awk '{print $13 / $11}' "$RESULTS" | sort -g | awk '{a[NR] = $1} END {
@@ -382,12 +381,11 @@ NOTES="Medians of $ROUNDS round(s), sides in rotating order; -c 50 except the -c
 echo
 echo "slotgate vs direct Redis Cluster - $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs"
 echo
-show() { sed -e 's/^| //' -e 's/ |$//' -e '/^|---/d' "$1" | column -t -s '|'; }
-show "$MD"
+bench_show "$MD"
 echo
-show "$MG"
+bench_show "$MG"
 echo
-show "$TARGETS"
+bench_show "$TARGETS"
 echo
 bench_print_notes
 echo "Raw results: $RESULTS (round workload side n rps p50 p99 proxy_ns redis_ns errors wall_ns generator_ns other_ns)"

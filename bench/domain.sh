@@ -151,7 +151,6 @@ cmdstat() {
     done | awk '{c += $1; u += $2} END {print c + 0, u + 0}'
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.3f", a / b }'; }
 # verdict VALUE OP LIMIT (OP: le, lt)
 verdict() {
     awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
@@ -373,9 +372,9 @@ inv() { awk -v m="$1" -v f="$2" '$2 == m && $f != "-" {print $f}' "$INV_RES" | b
 
 raw=$ROOM_BYTES
 mem_room=$(st room 5); mem_raw=$(st roomraw 5)
-storage_ratio=$(ratio "$mem_room" "$raw")
-cpu_ratio=$(ratio "$(cpu room us_pair)" "$(cpu roomraw us_pair)")
-p99_ratio=$(ratio "$(inv inval 5)" "$(inv base 5)")
+storage_ratio=$(bench_ratio "$mem_room" "$raw" 3)
+cpu_ratio=$(bench_ratio "$(cpu room us_pair)" "$(cpu roomraw us_pair)" 3)
+p99_ratio=$(bench_ratio "$(inv inval 5)" "$(inv base 5)" 3)
 {
     echo "### Targets"
     echo
@@ -390,9 +389,9 @@ p99_ratio=$(ratio "$(inv inval 5)" "$(inv base 5)")
     echo "| seed | raw bytes | room STRLEN | room MEMORY USAGE | roomraw STRLEN | roomraw MEMORY USAGE | room STRLEN / raw | room MEMORY USAGE / raw | room PTTL ms |"
     echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for s in 1 2 3 4 5; do
-        echo "| $s | $raw | $(stseed $s room 4) | $(stseed $s room 5) | $(stseed $s roomraw 4) | $(stseed $s roomraw 5) | $(ratio "$(stseed $s room 4)" "$raw") | $(ratio "$(stseed $s room 5)" "$raw") | $(stseed $s room 6) |"
+        echo "| $s | $raw | $(stseed $s room 4) | $(stseed $s room 5) | $(stseed $s roomraw 4) | $(stseed $s roomraw 5) | $(bench_ratio "$(stseed $s room 4)" "$raw" 3) | $(bench_ratio "$(stseed $s room 5)" "$raw" 3) | $(stseed $s room 6) |"
     done
-    echo "| median | $raw | $(st room 4) | $mem_room | $(st roomraw 4) | $mem_raw | $(ratio "$(st room 4)" "$raw") | $storage_ratio | |"
+    echo "| median | $raw | $(st room 4) | $mem_room | $(st roomraw 4) | $mem_raw | $(bench_ratio "$(st room 4)" "$raw" 3) | $storage_ratio | |"
     echo
     echo "### b. SET then GET of the room state (seed 1), -c $CPU_CONNS -r $CPU_KEYS, $CPU_N of each per run (medians of $ROUNDS)"
     echo
@@ -401,7 +400,7 @@ p99_ratio=$(ratio "$(inv inval 5)" "$(inv base 5)")
     for ks in room roomraw; do
         echo "| $ks | $(bench_fmt "$(cpu $ks 4)" 0) | $(bench_fmt "$(cpu $ks 5)" 0) | $(bench_fmt "$(cpu $ks pair_rps)" 0) | $(bench_fmt "$(cpu $ks 6)" 2) | $(bench_fmt "$(cpu $ks 7)" 2) | $(bench_fmt "$(cpu $ks us_pair)" 1) | $(bench_fmt "$(cpu $ks redis_us_pair)" 1) |"
     done
-    echo "| room / roomraw | $(ratio "$(cpu room 4)" "$(cpu roomraw 4)") | $(ratio "$(cpu room 5)" "$(cpu roomraw 5)") | $(ratio "$(cpu room pair_rps)" "$(cpu roomraw pair_rps)") | | | $cpu_ratio | $(ratio "$(cpu room redis_us_pair)" "$(cpu roomraw redis_us_pair)") |"
+    echo "| room / roomraw | $(bench_ratio "$(cpu room 4)" "$(cpu roomraw 4)" 3) | $(bench_ratio "$(cpu room 5)" "$(cpu roomraw 5)" 3) | $(bench_ratio "$(cpu room pair_rps)" "$(cpu roomraw pair_rps)" 3) | | | $cpu_ratio | $(bench_ratio "$(cpu room redis_us_pair)" "$(cpu roomraw redis_us_pair)" 3) |"
     echo
     echo "### c. GET load (-c $LOAD_CONNS -P 1, $LOAD_N GETs of 100 B over $GET_KEYS keys) without and with INVALIDATE 'u123:*' ($INV_KEYS keys; medians of $ROUNDS)"
     echo

@@ -193,7 +193,7 @@ NOTES="GET 100 B, $CONNS connections, 100,000 keys; medians of $ROUNDS round(s),
 echo
 echo "Added latency at a fixed rate - $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs"
 echo
-sed -e 's/^| //' -e 's/ |$//' -e '/^|---/d' "$MD" | column -t -s '|'
+bench_show "$MD"
 echo
 bench_print_notes
 echo "Raw results: $RESULTS (kind round side n rps p50 p99 p999 lag_ms proxy_ns redis_ns errors wall_ns generator_ns other_ns)"

@@ -107,6 +107,16 @@ bench_median() {
 # bench_fmt VALUE DECIMALS: VALUE rounded, or "-" when it is "-" or empty.
 bench_fmt() { awk -v a="$1" -v d="$2" 'BEGIN { if (a == "-" || a == "") print "-"; else printf "%.*f", d, a }'; }
 
+# bench_ratio A B [DECIMALS]: A ÷ B, 2 decimals unless told, or "-" when
+# either is missing ("-" or empty) or B is 0.
+bench_ratio() {
+    awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN {
+        if (a == "-" || a == "" || b == "-" || b == "" || b + 0 == 0) print "-"; else printf "%.*f", d, a / b }'
+}
+
+# bench_show FILE: a markdown table as aligned columns, for the terminal.
+bench_show() { sed -e 's/^| //' -e 's/ |$//' -e '/^|---/d' "$1" | column -t -s '|'; }
+
 # bench_cleanup: EXIT trap. Stops slotgate (SIGTERM, bounded wait, SIGKILL)
 # and the cluster. Only kills the processes this script started.
 bench_cleanup() {

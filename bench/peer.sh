@@ -162,7 +162,6 @@ col() {
     case $3 in rps) f='$5' ;; cpu_proxy) f='$6 / 1000 / $4' ;; cpu_redis) f='$7 / 1000 / $4' ;; esac
     awk -v w="$1" -v s="$2" "\$2 == w && \$3 == s {print $f}" "$RESULTS" | bench_median
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 
 # ---------------------------------------------------------------------------
 bench_binaries slotgate slotgate-cli slotgate-bench
@@ -243,7 +242,7 @@ MD=$WORK/table.md
             else
                 b=${BASE_OF[$side]}
                 cpu=$(col "$w" "$side" cpu_proxy)
-                echo "| $first | ${SIDE_DESC[$side]} | $(bench_fmt "$rps" 0) | $(ratio "$rps" "$(col "$w" "$b" rps)") | $(bench_fmt "$cpu" 2) | $(ratio "$cpu" "$(col "$w" "$b" cpu_redis)") | $(bench_fmt "$red" 2) |"
+                echo "| $first | ${SIDE_DESC[$side]} | $(bench_fmt "$rps" 0) | $(bench_ratio "$rps" "$(col "$w" "$b" rps)") | $(bench_fmt "$cpu" 2) | $(bench_ratio "$cpu" "$(col "$w" "$b" cpu_redis)") | $(bench_fmt "$red" 2) |"
             fi
             first=
         done
@@ -256,7 +255,7 @@ HEAD=$WORK/head.md
     echo "|---|---:|---:|"
     for w in "${WORKLOADS[@]}"; do
         t=$(col "$w" twem cpu_proxy)
-        echo "| ${WL_DESC[$w]} | $(ratio "$(col "$w" plain cpu_proxy)" "$t") | $(ratio "$(col "$w" tls cpu_proxy)" "$t") |"
+        echo "| ${WL_DESC[$w]} | $(bench_ratio "$(col "$w" plain cpu_proxy)" "$t") | $(bench_ratio "$(col "$w" tls cpu_proxy)" "$t") |"
     done
 } >"$HEAD"
 
@@ -265,10 +264,9 @@ NOTES="Medians of $ROUNDS round(s), five sides in rotating order, -c 50. slotgat
 echo
 echo "slotgate and twemproxy, each against direct Redis - $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
-show() { sed -e 's/^| //' -e 's/ |$//' -e '/^|---/d' "$1" | column -t -s '|'; }
-show "$MD"
+bench_show "$MD"
 echo
-show "$HEAD"
+bench_show "$HEAD"
 echo
 bench_print_notes
 echo "Raw results: $RESULTS (round workload side n rps proxy_ns redis_ns)"

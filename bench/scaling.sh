@@ -155,7 +155,7 @@ MD=$WORK/table.md
         for workers in 1 2; do
             rps=$(col "$workers" "$w" 5)
             sc=
-            [ "$workers" = 1 ] || sc=$(awk -v a="$rps" -v b="$r1" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }')
+            [ "$workers" = 1 ] || sc=$(bench_ratio "$rps" "$r1")
             echo "| ${WL_DESC[$w]} | $workers | $(bench_fmt "$rps" 0) | $(awk -v a="$rps" -v k="$workers" 'BEGIN { if (a == "-") print "-"; else printf "%.0f", a / k }') | $sc | $(bench_fmt "$(col "$workers" "$w" 6)" 3) | $(bench_fmt "$(col "$workers" "$w" 7)" 3) | $(bench_fmt "$(col "$workers" "$w" cpu_proxy)" 2) | $(bench_fmt "$(col "$workers" "$w" busy_proxy)" 2) | $(bench_fmt "$(col "$workers" "$w" busy_redis)" 2) | $(bench_fmt "$(col "$workers" "$w" busy_gen)" 2) | $(bench_fmt "$(col "$workers" "$w" other_load)" 2) | $(bench_fmt "$(col "$workers" "$w" other_sg)" 2) |"
         done
     done
@@ -165,7 +165,7 @@ NOTES="TLS, one load-generator thread; redis-server (all threads) and slotgate-b
 echo
 echo "slotgate worker scaling - $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs"
 echo
-sed -e 's/^| //' -e 's/ |$//' -e '/^|---/d' "$MD" | column -t -s '|'
+bench_show "$MD"
 echo
 bench_print_notes
 echo "Raw results: $RESULTS (round workers workload n rps p50 p99 wall_s proxy_ns redis_ns errors generator_ns cpu${LOAD_CPU}_busy_ns cpu${SG_CPU}_busy_ns)"
