@@ -81,8 +81,8 @@ struct bufferevent *sg_bench_bev_new(struct event_base *base, SSL_CTX *ctx, cons
 {
     if (ctx == NULL) {
         /* libevent reads and writes at most 16 KiB per system call by
-         * default, so a 64 KiB frame went out in four writes and reached
-         * the proxy as four reads. The clients (and redis-benchmark's
+         * default, so a 64 KiB frame went out in four writes (the proxy
+         * took two reads per SET). The clients (and redis-benchmark's
          * hiredis) hand the kernel a whole frame at once: do the same. */
         struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
         if (bev != NULL && (bufferevent_set_max_single_write(bev, SG_BENCH_MAX_SINGLE_IO) != 0 ||

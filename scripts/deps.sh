@@ -18,8 +18,8 @@ PKGS=(build-essential cmake ninja-build pkg-config
 # The clients' toolchains: Node.js (TypeScript client) and Go come with the
 # machine image; take Debian's only where they are missing.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
-PKGS+=("$@")
 command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ] || PKGS+=(golang-go)
+PKGS+=("$@")
 
 missing=()
 for p in "${PKGS[@]}"; do
