@@ -63,15 +63,13 @@ done
 
 # run ROUND LABEL SIDE WORKLOAD: one measured run, a line of $RESULTS.
 run() {
-    local round=$1 label=$2 side=$3 wl=$4 n=${N[$4]} pid=$SG_PID port=$SG_PORT flags rc=0
-    flags=$(bench_tls_flags)
-    [ "$side" = plain ] && pid=$SG_PLAIN_PID port=$SG_PLAIN_PORT flags=
+    local round=$1 label=$2 side=$3 wl=$4 n=${N[$4]} pid=$SG_PID rc=0
+    [ "$side" = plain ] && pid=$SG_PLAIN_PID
     [ "$QUICK" = 1 ] && n=$((n / 10))
     local out=$WORK/logs/r$round-$label-$side-$wl.out c0 c1
     c0=$(bench_cpu_ns "$pid")
     # shellcheck disable=SC2086
-    "$BIN/slotgate-bench" -h 127.0.0.1 -p "$port" $flags -c 50 -n "$n" ${ARGS[$wl]} --no-prefill \
-        >"$out" 2>&1 || rc=$?
+    bench_sg "$side" -c 50 -n "$n" ${ARGS[$wl]} --no-prefill >"$out" 2>&1 || rc=$?
     c1=$(bench_cpu_ns "$pid")
     [ "$rc" = 0 ] || { tail -5 "$out" >&2; bench_die "$wl ($label, $side) round $round failed"; }
     echo "$round $label $side $wl $n $((c1 - c0)) $(awk '/throughput:/ {print $2}' "$out")" >>"$RESULTS"
@@ -94,8 +92,7 @@ for r in $(seq "$ROUNDS"); do
         bench_start_slotgate 4096
         bench_start_slotgate 4096 plain
         BIN=$KEEP_BIN
-        "$BIN/slotgate-bench" -h 127.0.0.1 -p "$SG_PLAIN_PORT" -c 50 -n 20000 -d 100 -r 10000 -t set -q \
-            >/dev/null
+        bench_sg plain -c 50 -n 20000 -d 100 -r 10000 -t set -q >/dev/null
         for wl in $WORKLOADS; do
             run "$r" "$label" tls "$wl"
             run "$r" "$label" plain "$wl"

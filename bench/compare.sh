@@ -50,9 +50,6 @@ mkdir -p "$WORK/logs"
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
-VAL100=$(printf '%*s' 100 '' | tr ' ' x)
-VAL64K=$(printf '%*s' 65536 '' | tr ' ' x)
-
 # Workloads and requests per run (full run). redis-benchmark --cluster
 # rounds its elapsed time up to a 250 ms tick, so each run is sized to take
 # one to a few seconds on either side; CPU per request divides by each
@@ -77,52 +74,6 @@ declare -A SIDE_DESC=([direct]="direct" [tls]="slotgate TLS" [plain]="slotgate p
 # conns_for WORKLOAD: connections (-c) of the workload, on every side.
 conns_for() { case $1 in *_c1) echo 1 ;; *) echo "$CONNS" ;; esac; }
 
-# repeat N WORD...: the words, N times over.
-repeat() {
-    local n=$1 i
-    shift
-    for ((i = 0; i < n; i++)); do printf '%s\n' "$@"; done
-}
-
-# Fill ARGS with the arguments for workload $1 on side $2 (sg | direct).
-# The direct MGET/MSET/64 KiB runs use hash-tagged custom commands: with
-# --cluster, redis-benchmark replaces {tag} by a tag of the node each client
-# talks to, so every command's keys share one slot (no cross-slot fan-out).
-workload_args() {
-    local w=$1 side=$2
-    ARGS=()
-    if [ "$side" != direct ]; then
-        case $w in
-        get_c1) ARGS=(-t get -d 100 -r 100000 -P 1 --no-prefill) ;;
-        mget100_c1) ARGS=(-t mget --keys 100 -d 100 -r 100000 --no-prefill) ;;
-        get_p1) ARGS=(-t get -d 100 -r 100000 -P 1 --no-prefill) ;;
-        set_p1) ARGS=(-t set -d 100 -r 100000 -P 1) ;;
-        get_p16) ARGS=(-t get -d 100 -r 100000 -P 16 --no-prefill) ;;
-        set_p16) ARGS=(-t set -d 100 -r 100000 -P 16) ;;
-        mget10) ARGS=(-t mget --keys 10 -d 100 -r 100000 --no-prefill) ;;
-        mset10) ARGS=(-t mset --keys 10 -d 100 -r 100000) ;;
-        mget100) ARGS=(-t mget --keys 100 -d 100 -r 100000 --no-prefill) ;;
-        mset100) ARGS=(-t mset --keys 100 -d 100 -r 100000) ;;
-        get_64k) ARGS=(-k big -t get -d 65536 -r 1000 --no-prefill) ;;
-        set_64k) ARGS=(-k big -t set -d 65536 -r 1000) ;;
-        esac
-        return
-    fi
-    local -a kv10 kv100 k10 k100
-    case $w in
-    get_p1 | get_c1) ARGS=(-t get -d 100 -r 100000 -P 1) ;;
-    set_p1) ARGS=(-t set -d 100 -r 100000 -P 1) ;;
-    get_p16) ARGS=(-t get -d 100 -r 100000 -P 16) ;;
-    set_p16) ARGS=(-t set -d 100 -r 100000 -P 16) ;;
-    mget10) mapfile -t k10 < <(repeat 10 'key:{tag}:__rand_int__'); ARGS=(-r 100000 MGET "${k10[@]}") ;;
-    mget100 | mget100_c1) mapfile -t k100 < <(repeat 100 'key:{tag}:__rand_int__'); ARGS=(-r 100000 MGET "${k100[@]}") ;;
-    mset10) mapfile -t kv10 < <(repeat 10 'key:{tag}:__rand_int__' "$VAL100"); ARGS=(-r 100000 MSET "${kv10[@]}") ;;
-    mset100) mapfile -t kv100 < <(repeat 100 'key:{tag}:__rand_int__' "$VAL100"); ARGS=(-r 100000 MSET "${kv100[@]}") ;;
-    get_64k) ARGS=(-r 1000 GET 'big:{tag}:__rand_int__') ;;
-    set_64k) ARGS=(-r 1000 SET 'big:{tag}:__rand_int__' "$VAL64K") ;;
-    esac
-}
-
 requests_for() { # requests_for WORKLOAD SIDE
     local n
     if [ "$2" = direct ]; then n=${WL_N_DIRECT[$1]}; else n=${WL_N_SG[$1]}; fi
@@ -131,13 +82,7 @@ requests_for() { # requests_for WORKLOAD SIDE
 }
 
 run_sg() { # run_sg SIDE CONNS N ARGS... -> stdout: the CSV line
-    if [ "$1" = plain ]; then
-        "$BIN/slotgate-bench" -h 127.0.0.1 -p "$SG_PLAIN_PORT" -c "$2" -n "$3" --csv "${@:4}"
-    else
-        # shellcheck disable=SC2046
-        "$BIN/slotgate-bench" -h 127.0.0.1 -p "$SG_PORT" $(bench_tls_flags) -c "$2" -n "$3" \
-            --csv "${@:4}"
-    fi
+    bench_sg "$1" -c "$2" -n "$3" --csv "${@:4}"
 }
 
 run_direct() { # run_direct CONNS N ARGS...
@@ -162,7 +107,7 @@ measure() {
     local round=$1 w=$2 side=$3 n c out err rc=0 line rps p50 p99 errs
     n=$(requests_for "$w" "$side")
     c=$(conns_for "$w")
-    workload_args "$w" "$side"
+    bench_workload_args "$w" "$side"
     out=$WORK/logs/r$round-$w-$side.out
     err=$WORK/logs/r$round-$w-$side.err
     local sg0 rd0 sg1 rd1 t0 t1 all0 all1 m0 m1
@@ -273,10 +218,10 @@ run_sg tls "$CONNS" 1 -k big -t fill -r 1000 -d 65536 -P 4 >"$WORK/logs/fill-sg-
     bench_die "slotgate fill (64 KiB) failed: $(tail -3 "$WORK/logs/fill-sg-big.out")"
 run_direct "$CONNS" $((3 * fill_n)) -t set -d 100 -r 100000 -P 16 >"$WORK/logs/fill-direct.out" 2>&1 ||
     bench_die "direct fill failed: $(tail -3 "$WORK/logs/fill-direct.out")"
-workload_args mset100 direct
+bench_workload_args mset100 direct
 run_direct "$CONNS" $((fill_n / 10)) -P 4 "${ARGS[@]}" >"$WORK/logs/fill-direct-tagged.out" 2>&1 ||
     bench_die "direct fill (tagged) failed"
-workload_args set_64k direct
+bench_workload_args set_64k direct
 run_direct "$CONNS" $(( QUICK ? 3000 : 6000 )) "${ARGS[@]}" >"$WORK/logs/fill-direct-big.out" 2>&1 ||
     bench_die "direct fill (64 KiB) failed"
 

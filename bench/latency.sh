@@ -61,9 +61,7 @@ bench() {
     shift
     case $side in
     direct) "$BIN/slotgate-bench" --resp -h 127.0.0.1 -p "$BASE_PORT" "$@" ;;
-    plain) "$BIN/slotgate-bench" -h 127.0.0.1 -p "$SG_PLAIN_PORT" "$@" ;;
-    # shellcheck disable=SC2046
-    tls) "$BIN/slotgate-bench" -h 127.0.0.1 -p "$SG_PORT" $(bench_tls_flags) "$@" ;;
+    tls | plain) bench_sg "$side" "$@" ;;
     esac
 }
 

@@ -217,6 +217,77 @@ bench_tls_flags() {
     echo "--tls --cacert $WORK/tls/ca.pem --cert $WORK/tls/client.pem --key $WORK/tls/client-key.pem"
 }
 
+# bench_sg tls|plain ARGS...: $BIN/slotgate-bench against the TLS slotgate
+# (with the dev client certificates) or the plaintext one.
+bench_sg() {
+    local side=$1
+    shift
+    # shellcheck disable=SC2046
+    case $side in
+    plain) "$BIN/slotgate-bench" -h 127.0.0.1 -p "$SG_PLAIN_PORT" "$@" ;;
+    tls) "$BIN/slotgate-bench" -h 127.0.0.1 -p "$SG_PORT" $(bench_tls_flags) "$@" ;;
+    *) bench_die "bench_sg: no side $side" ;;
+    esac
+}
+
+# bench_workload_args WORKLOAD SIDE: set ARGS to the generator's arguments
+# for one of compare.sh's workloads (get_p16 set_p16 get_p1 set_p1 get_64k
+# set_64k get_c1 mget100_c1 mget10 mset10 mget100 mset100). SIDE: tls or
+# plain (slotgate-bench; 64 KiB values in the "big" keyspace), direct
+# (redis-benchmark --cluster: the MGET/MSET/64 KiB custom commands tag their
+# keys with {tag}, which it replaces by a tag of the node each client talks
+# to, so a command's keys share one slot) or standalone (redis-benchmark to
+# a server without cluster mode or to a proxy: the same commands, untagged).
+bench_workload_args() {
+    local w=$1 side=$2 tag=
+    case $side in
+    tls | plain)
+        case $w in
+        get_c1 | get_p1) ARGS=(-t get -d 100 -r 100000 -P 1 --no-prefill) ;;
+        mget100_c1 | mget100) ARGS=(-t mget --keys 100 -d 100 -r 100000 --no-prefill) ;;
+        set_p1) ARGS=(-t set -d 100 -r 100000 -P 1) ;;
+        get_p16) ARGS=(-t get -d 100 -r 100000 -P 16 --no-prefill) ;;
+        set_p16) ARGS=(-t set -d 100 -r 100000 -P 16) ;;
+        mget10) ARGS=(-t mget --keys 10 -d 100 -r 100000 --no-prefill) ;;
+        mset10) ARGS=(-t mset --keys 10 -d 100 -r 100000) ;;
+        mset100) ARGS=(-t mset --keys 100 -d 100 -r 100000) ;;
+        get_64k) ARGS=(-k big -t get -d 65536 -r 1000 --no-prefill) ;;
+        set_64k) ARGS=(-k big -t set -d 65536 -r 1000) ;;
+        *) bench_die "bench_workload_args: no workload $w" ;;
+        esac
+        return ;;
+    direct) tag='{tag}:' ;;
+    standalone) ;;
+    *) bench_die "bench_workload_args: no side $side" ;;
+    esac
+    local k="key:${tag}__rand_int__"
+    # The values, made once per script.
+    [ -n "${BENCH_VAL64K:-}" ] || {
+        BENCH_VAL100=$(printf '%*s' 100 '' | tr ' ' x)
+        BENCH_VAL64K=$(printf '%*s' 65536 '' | tr ' ' x)
+    }
+    case $w in
+    get_p1 | get_c1) ARGS=(-t get -d 100 -r 100000 -P 1) ;;
+    set_p1) ARGS=(-t set -d 100 -r 100000 -P 1) ;;
+    get_p16) ARGS=(-t get -d 100 -r 100000 -P 16) ;;
+    set_p16) ARGS=(-t set -d 100 -r 100000 -P 16) ;;
+    mget10) ARGS=(-r 100000 MGET) && bench_repeat 10 "$k" ;;
+    mget100 | mget100_c1) ARGS=(-r 100000 MGET) && bench_repeat 100 "$k" ;;
+    mset10) ARGS=(-r 100000 MSET) && bench_repeat 10 "$k" "$BENCH_VAL100" ;;
+    mset100) ARGS=(-r 100000 MSET) && bench_repeat 100 "$k" "$BENCH_VAL100" ;;
+    get_64k) ARGS=(-r 1000 GET "big:${tag}__rand_int__") ;;
+    set_64k) ARGS=(-r 1000 SET "big:${tag}__rand_int__" "$BENCH_VAL64K") ;;
+    *) bench_die "bench_workload_args: no workload $w" ;;
+    esac
+}
+
+# bench_repeat N WORD...: append the words to ARGS, N times over.
+bench_repeat() {
+    local n=$1 i
+    shift
+    for ((i = 0; i < n; i++)); do ARGS+=("$@"); done
+}
+
 # bench_start_slotgate NOFILE [plain]: start the proxy in the background
 # with a raised descriptor limit and wait (bounded) until it answers PING.
 # Sets SG_PID (SG_PLAIN_PID for the plaintext one).

@@ -57,7 +57,6 @@ bench_extra_cleanup() {
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
-VAL64K=$(printf '%*s' 65536 '' | tr ' ' x)
 WORKLOADS=(get_p16 set_p16 get_p1 set_p1 get_64k set_64k)
 declare -A WL_N=([get_p16]=1000000 [set_p16]=1000000 [get_p1]=150000 [set_p1]=150000
     [get_64k]=20000 [set_64k]=20000)
@@ -70,31 +69,12 @@ declare -A SIDE_DESC=([direct]="direct (cluster)" [tls]="slotgate TLS" [plain]="
 # Each proxy's direct side: the same Redis servers without the proxy.
 declare -A BASE_OF=([tls]=direct [plain]=direct [twem]=sdirect)
 
-# Fill ARGS with workload $1's arguments for side $2. slotgate's 64 KiB
-# keys are in its "big" keyspace; the direct cluster side tags its keys so
-# that each client's keys live on the node it talks to (compare.sh).
+# Fill ARGS with workload $1's arguments for side $2 (bench_workload_args:
+# the keys of the direct cluster side carry a tag, as in compare.sh).
 workload_args() {
-    local w=$1 side=$2 tag=
-    case $side in
-    tls | plain)
-        case $w in
-        get_p16) ARGS=(-t get -d 100 -r 100000 -P 16 --no-prefill) ;;
-        set_p16) ARGS=(-t set -d 100 -r 100000 -P 16) ;;
-        get_p1) ARGS=(-t get -d 100 -r 100000 -P 1 --no-prefill) ;;
-        set_p1) ARGS=(-t set -d 100 -r 100000 -P 1) ;;
-        get_64k) ARGS=(-k big -t get -d 65536 -r 1000 --no-prefill) ;;
-        set_64k) ARGS=(-k big -t set -d 65536 -r 1000) ;;
-        esac
-        return ;;
-    direct) tag='{tag}:' ;;
-    esac
-    case $w in
-    get_p16) ARGS=(-t get -d 100 -r 100000 -P 16) ;;
-    set_p16) ARGS=(-t set -d 100 -r 100000 -P 16) ;;
-    get_p1) ARGS=(-t get -d 100 -r 100000) ;;
-    set_p1) ARGS=(-t set -d 100 -r 100000) ;;
-    get_64k) ARGS=(-r 1000 GET "big:${tag}__rand_int__") ;;
-    set_64k) ARGS=(-r 1000 SET "big:${tag}__rand_int__" "$VAL64K") ;;
+    case $2 in
+    sdirect | twem) bench_workload_args "$1" standalone ;;
+    *) bench_workload_args "$1" "$2" ;;
     esac
 }
 
@@ -104,9 +84,7 @@ run() {
     shift 2
     case $side in
     direct) redis-benchmark --cluster -h 127.0.0.1 -p "$BASE_PORT" -c 50 -n "$n" -q "$@" ;;
-    plain) "$BIN/slotgate-bench" -h 127.0.0.1 -p "$SG_PLAIN_PORT" -c 50 -n "$n" -q "$@" ;;
-    # shellcheck disable=SC2046
-    tls) "$BIN/slotgate-bench" -h 127.0.0.1 -p "$SG_PORT" $(bench_tls_flags) -c 50 -n "$n" -q "$@" ;;
+    tls | plain) bench_sg "$side" -c 50 -n "$n" -q "$@" ;;
     twem) redis-benchmark -h 127.0.0.1 -p "$TWEM_PORT" -c 50 -n "$n" -q "$@" ;;
     sdirect)
         local i rc=0 pids=()

@@ -43,17 +43,6 @@ declare -A N=([get_p16]=400000 [get_p1]=100000 [get_64k]=10000 [set_64k]=10000)
 declare -A DESC=([get_p16]="GET 100 B, -P 16" [get_p1]="GET 100 B, -P 1"
     [get_64k]="GET 64 KiB, -P 1" [set_64k]="SET 64 KiB, -P 1")
 
-# bench SIDE ARGS...: slotgate-bench -c 50 against that side.
-bench() {
-    local side=$1
-    shift
-    case $side in
-    plain) "$BIN/slotgate-bench" -h 127.0.0.1 -p "$SG_PLAIN_PORT" -c 50 "$@" ;;
-    # shellcheck disable=SC2046
-    tls) "$BIN/slotgate-bench" -h 127.0.0.1 -p "$SG_PORT" $(bench_tls_flags) -c 50 "$@" ;;
-    esac
-}
-
 # io PID: syscr syscw voluntary involuntary (context switches, all threads).
 io() {
     local r w
@@ -74,7 +63,7 @@ run() {
     io0=$(io "$pid") sg0=$(bench_cpu_ns "$pid") rd0=$(bench_cpu_ns "${REDIS_PIDS[@]}")
     local TIMEFORMAT='%3U %3S'
     # shellcheck disable=SC2086
-    { time bench "$side" -n "$n" ${ARGS[$wl]} --no-prefill >"$out" 2>&1 || rc=$?; } 2>"$out.time"
+    { time bench_sg "$side" -c 50 -n "$n" ${ARGS[$wl]} --no-prefill >"$out" 2>&1 || rc=$?; } 2>"$out.time"
     io1=$(io "$pid") sg1=$(bench_cpu_ns "$pid") rd1=$(bench_cpu_ns "${REDIS_PIDS[@]}")
     [ "$rc" = 0 ] || { tail -5 "$out" >&2; bench_die "$wl ($side) round $round failed (exit $rc)"; }
     local rps gen d
@@ -96,8 +85,8 @@ bench_binaries slotgate slotgate-cli slotgate-bench
 bench_start_sides
 bench_log "filling keys (not measured)"
 for side in tls plain; do
-    bench "$side" -n 20000 -d 100 -r 10000 -t set -q >/dev/null
-    bench "$side" -n 2000 -k big -d 65536 -r 1000 -t set -q >/dev/null
+    bench_sg "$side" -c 50 -n 20000 -d 100 -r 10000 -t set -q >/dev/null
+    bench_sg "$side" -c 50 -n 2000 -k big -d 65536 -r 1000 -t set -q >/dev/null
 done
 for r in $(seq "$ROUNDS"); do
     bench_log "round $r of $ROUNDS"
